@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each sets itself up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+ENV := source tools/env.sh
+COLCON := colcon --log-base build/colcon-log build --symlink-install --base-paths . \
+	--build-base build --install-base install \
+	--cmake-args -DPython3_EXECUTABLE=$(CURDIR)/.venv/bin/python -DBUILD_TESTING=ON
+
+.PHONY: setup build test demo lint typecheck pytest colcon-test lock clean
+
+setup:
+	@bash tools/setup.sh
+
+build: setup
+	@$(ENV) && $(COLCON)
+
+lint: setup
+	@$(ENV) && ruff check . && ruff format --check src tests bench launch tools setup.py
+
+typecheck: setup
+	@$(ENV) && mypy
+
+pytest: build
+	@$(ENV) && pytest $(PYTEST_ARGS)
+
+## The test command: lint, types, then every test.
+test: build lint typecheck pytest
+
+## The main job.
+demo: build
+	@$(ENV) && xiaomanlv demo
+
+colcon-test: build
+	@$(ENV) && colcon --log-base build/colcon-log test --base-paths . --build-base build \
+		--install-base install --event-handlers console_direct- && \
+		colcon test-result --test-result-base build --verbose
+
+lock:
+	@bash tools/lock.sh
+
+clean:
+	rm -rf build install log .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""`ros2 launch xiaomanlv robot.launch.py`: the 'robot' profile of config/graph.yaml."""
+
+from xiaomanlv_nav.ros.launch import generate_for_profile
+
+
+def generate_launch_description():  # noqa: ANN201 - the launch API's entry point
+    return generate_for_profile("robot")

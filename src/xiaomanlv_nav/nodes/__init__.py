@@ -1,0 +1,1 @@
+"""Thin rclpy adapters: convert messages, make one core call, publish."""

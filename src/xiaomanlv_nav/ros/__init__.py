@@ -1,0 +1,1 @@
+"""rclpy-side helpers shared by the node adapters: parameters, conversions, entry points."""
