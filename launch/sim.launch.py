@@ -3,5 +3,5 @@
 from xiaomanlv_nav.ros.launch import generate_for_profile
 
 
-def generate_launch_description():  # noqa: ANN201 - the launch API's entry point
+def generate_launch_description():
     return generate_for_profile("sim")

@@ -9,6 +9,7 @@ The integration-test harness and the demo drive the same class.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -152,10 +153,8 @@ class Supervisor:
             deadline = time.monotonic() + self._grace
             for child in alive:
                 assert child.process is not None
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
         for child in self._children:
             if child.process is not None and child.process.returncode is not None:
                 child.exit_codes.append(child.process.returncode)

@@ -87,8 +87,7 @@ class NodeSpec:
             "executable": self.executable,
             "name": self.name,
             "namespace": self.namespace,
-            "parameters": [str(p) for p in self.parameters]
-            + [{"use_sim_time": self.use_sim_time}],
+            "parameters": [str(p) for p in self.parameters] + [{"use_sim_time": self.use_sim_time}],
             "remappings": list(self.remappings),
             "respawn": self.on_exit == "restart",
             "output": "screen",
@@ -158,9 +157,7 @@ def load_profile(
         if name not in nodes:
             raise GraphError(f"{where}.nodes: '{name}' is not declared under nodes")
         extra = _string_list(overrides.get(name, []), f"{where}.parameters.{name}")
-        specs.append(
-            _node_spec(graph_file, name, nodes[name], extra, use_sim_time, executables)
-        )
+        specs.append(_node_spec(graph_file, name, nodes[name], extra, use_sim_time, executables))
     for name in overrides:
         if name not in {s.name for s in specs}:
             raise GraphError(f"{where}.parameters: '{name}' is not a node of this profile")
@@ -186,7 +183,12 @@ def _node_spec(
         raise GraphError(f"{where}: node names are letters, digits and '_', got {name!r}")
     body = _mapping(raw, where)
     unknown = set(body) - {
-        "executable", "namespace", "parameters", "remappings", "on_exit", "max_restarts",
+        "executable",
+        "namespace",
+        "parameters",
+        "remappings",
+        "on_exit",
+        "max_restarts",
     }
     if unknown:
         raise GraphError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -196,9 +198,7 @@ def _node_spec(
     if executables is not None:
         exe = executables.get(executable)
         if exe is None or exe.kind != "node":
-            raise GraphError(
-                f"{where}.executable: '{executable}' is not a node in executables.txt"
-            )
+            raise GraphError(f"{where}.executable: '{executable}' is not a node in executables.txt")
     namespace = body.get("namespace", "")
     if not isinstance(namespace, str):
         raise GraphError(f"{where}.namespace: expected a string, got {namespace!r}")

@@ -55,7 +55,9 @@ class TopicWatch:
         try:
             min_rate = float(rate_text)
         except ValueError:
-            raise ConfigError(f"{source}: min_rate {rate_text!r} in {spec!r} is not a number")
+            raise ConfigError(
+                f"{source}: min_rate {rate_text!r} in {spec!r} is not a number"
+            ) from None
         if not 0.0 < min_rate <= 10_000.0:
             raise ConfigError(
                 f"{source}: min_rate {min_rate:g} in {spec!r} is out of range (0, 10000] Hz"
@@ -74,11 +76,17 @@ class HealthMonitorConfig:
         2.0, low=0.1, high=60.0, unit="s", description="window over which topic rates are measured"
     )  # [s]
     stale_factor: float = param(
-        3.0, low=1.0, high=100.0, unit="periods",
+        3.0,
+        low=1.0,
+        high=100.0,
+        unit="periods",
         description="a topic is STALE after this many periods of its min rate without a message",
     )  # [periods of 1/min_rate]
     diagnostics_timeout: float = param(
-        5.0, low=0.1, high=600.0, unit="s",
+        5.0,
+        low=0.1,
+        high=600.0,
+        unit="s",
         description="a component's /diagnostics status older than this is STALE",
     )  # [s]
     watched_topics: tuple[str, ...] = param(
@@ -209,7 +217,9 @@ class HealthMonitor:
         if arrivals and now < arrivals[-1]:
             arrivals.clear()
         if not arrivals:
-            return TopicReport(watch.topic, Level.STALE, 0.0, watch.min_rate, -1.0, "no message yet")
+            return TopicReport(
+                watch.topic, Level.STALE, 0.0, watch.min_rate, -1.0, "no message yet"
+            )
         self._trim(arrivals, now)
         age = now - arrivals[-1]
         span = arrivals[-1] - arrivals[0]

@@ -20,8 +20,8 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
-from rclpy.clock import Clock, ClockType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSPresetProfiles
 from xiaomanlv.action import WaitForHealthy
@@ -55,13 +55,18 @@ class HealthMonitorNode(Node):
         self.config = declare_config(self, HealthMonitorConfig)
         self.monitor = HealthMonitor(self.config)
         self.malformed = 0
-        self._lock = threading.Lock()  # the action runs on its own thread; the core is not shared-safe
+        self._lock = (
+            threading.Lock()
+        )  # the action runs on its own thread; the core is not shared-safe
         self.latest: HealthReport = self.monitor.evaluate(self._now())
         self._prefix = self.get_fully_qualified_name().lstrip("/")
         self._watch_group = MutuallyExclusiveCallbackGroup()
         self._subscriptions_for(self.config)
         self.create_subscription(
-            DiagnosticArray, "/diagnostics", self._on_diagnostics, 50,
+            DiagnosticArray,
+            "/diagnostics",
+            self._on_diagnostics,
+            50,
             callback_group=self._watch_group,
         )
         self.status_pub = self.create_publisher(HealthStatus, "/health/status", 10)
@@ -93,8 +98,12 @@ class HealthMonitorNode(Node):
         for watch in config.watches():
             cls = message_class(watch.msg_type)
             self.create_subscription(
-                cls, watch.topic, self._arrival(watch.topic), qos,
-                raw=True, callback_group=self._watch_group,
+                cls,
+                watch.topic,
+                self._arrival(watch.topic),
+                qos,
+                raw=True,
+                callback_group=self._watch_group,
             )
 
     def _arrival(self, topic: str) -> Any:

@@ -10,8 +10,8 @@ from xiaomanlv_nav.health.monitor import HealthReport
 
 
 def seconds_to_stamp(seconds: float) -> Time:
-    sec = int(seconds // 1)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    nanoseconds = round(seconds * 1e9)
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 def stamp_to_seconds(stamp: Time) -> float:

@@ -43,7 +43,9 @@ def run_demo(profile_name: str = "sim", out: TextIO | None = None) -> int:
             WaitForHealthy, "/health/wait_until_healthy", goal, timeout=15.0
         )
         topics = sorted(
-            name for name, _ in s.client.get_topic_names_and_types() if not name.startswith("/rosout")
+            name
+            for name, _ in s.client.get_topic_names_and_types()
+            if not name.startswith("/rosout")
         )
         print(f"  live topics: {', '.join(topics)}", file=out)
         print(
@@ -57,9 +59,10 @@ def run_demo(profile_name: str = "sim", out: TextIO | None = None) -> int:
                 f"{topic.rate:5.1f} Hz (min {topic.min_rate:g})  {topic.message}",
                 file=out,
             )
+        still = ", ".join(feedback[-1].unhealthy_topics) if feedback else "-"
         print(
             f"  wait_until_healthy: healthy={result.healthy} after {len(feedback)} feedback "
-            f"message(s); still unhealthy: {', '.join(feedback[-1].unhealthy_topics) if feedback else '-'}",
+            f"message(s); still unhealthy: {still}",
             file=out,
         )
         print(

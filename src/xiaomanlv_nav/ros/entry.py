@@ -26,7 +26,7 @@ def run_node(
     (action goals) must not block their timers and subscriptions.
     """
     # Jazzy's rclpy.init returns no context manager (that arrived in Kilted): shut down by hand.
-    rclpy.init(args=args)
+    rclpy.init(args=None if args is None else list(args))
     try:
         try:
             node = factory()

@@ -46,14 +46,15 @@ def descriptor_for(field: dataclasses.Field[Any]) -> ParameterDescriptor:
         desc.type = ParameterType.PARAMETER_STRING_ARRAY
     else:
         desc.type = _TYPES.get(type(default), ParameterType.PARAMETER_NOT_SET)
-    has_range = spec.low is not None and spec.high is not None
-    if has_range and isinstance(default, float):
+    if spec.low is None or spec.high is None:
+        return desc
+    if isinstance(default, float):
         desc.floating_point_range = [
             FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)
         ]
-    elif has_range and isinstance(default, int) and not isinstance(default, bool):
+    elif isinstance(default, int) and not isinstance(default, bool):
         desc.integer_range = [
-            IntegerRange(from_value=int(spec.low or 0), to_value=int(spec.high or 0), step=1)
+            IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)
         ]
     return desc
 

@@ -75,9 +75,7 @@ class GraphSession:
         env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
         env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         self.domain_id = domain_id
-        self.supervisor = Supervisor(
-            nodes, node_executable, env=env, output=output, grace=grace
-        )
+        self.supervisor = Supervisor(nodes, node_executable, env=env, output=output, grace=grace)
         self._client_name = client_name
         self._context: Context | None = None
         self._executor: SingleThreadedExecutor | None = None
@@ -144,7 +142,9 @@ class GraphSession:
             if not missing:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no publisher after {timeout:g} s on: {', '.join(sorted(missing))}")
+                raise TimeoutError(
+                    f"no publisher after {timeout:g} s on: {', '.join(sorted(missing))}"
+                )
             time.sleep(0.05)
 
     def wait_for_message(
@@ -191,7 +191,9 @@ class GraphSession:
                 self._check_alive()
                 raise TimeoutError(f"action server {name} not available within {timeout:g} s")
             handle = _wait_future(
-                client.send_goal_async(goal, feedback_callback=lambda f: feedback.append(f.feedback)),
+                client.send_goal_async(
+                    goal, feedback_callback=lambda f: feedback.append(f.feedback)
+                ),
                 timeout,
                 f"goal acceptance by {name}",
             )
