@@ -1,0 +1,224 @@
+"""health_monitor as a real process over Fast DDS: topic, service, action, parameters, faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import Imu
+from xiaomanlv.action import WaitForHealthy
+from xiaomanlv.msg import HealthStatus, TopicHealth
+from xiaomanlv.srv import GetHealth
+
+pytestmark = pytest.mark.integration
+
+WATCH = {"watched_topics": ["/test/imu sensor_msgs/msg/Imu 20.0"], "publish_rate": 10.0}
+STATUS_TOPICS = ["/health/status", "/diagnostics"]
+
+
+def level(value: bytes | int) -> int:
+    """Levels are ``byte`` fields and constants: rclpy gives them as one-byte ``bytes``."""
+    return value[0] if isinstance(value, bytes) else value
+
+
+@contextmanager
+def publishing_imu(session: Any, rate: float = 50.0) -> Iterator[None]:
+    """Publish Imu on /test/imu from the test's own process at ``rate`` Hz."""
+    pub = session.client.create_publisher(Imu, "/test/imu", 10)
+    timer = session.client.create_timer(1.0 / rate, lambda: pub.publish(Imu()))
+    try:
+        yield
+    finally:
+        session.client.destroy_timer(timer)
+        session.client.destroy_publisher(pub)
+
+
+def wait_for_status(session: Any, predicate: Any, timeout: float = 15.0) -> HealthStatus:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = session.wait_for_message(HealthStatus, "/health/status", timeout=5.0)
+        if predicate(last):
+            return last
+    raise AssertionError(f"no /health/status matched within {timeout} s; last: {last}")
+
+
+def test_status_turns_ok_when_the_watched_topic_flows(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    first = session.wait_for_message(HealthStatus, "/health/status")
+    assert [t.topic for t in first.topics] == ["/test/imu"]
+    assert level(first.topics[0].level) == level(TopicHealth.STALE)
+
+    with publishing_imu(session):
+        status = wait_for_status(
+            session, lambda s: level(s.topics[0].level) == level(TopicHealth.OK)
+        )
+    assert level(status.level) == level(HealthStatus.OK)
+    assert status.topics[0].rate > 20.0
+    assert status.topics[0].min_rate == pytest.approx(20.0)
+
+    stale = wait_for_status(session, lambda s: level(s.topics[0].level) == level(TopicHealth.STALE))
+    assert stale.topics[0].age > 0.0
+
+
+def test_get_health_service_answers_with_the_watched_topics(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    response = session.call(GetHealth, "/health/get", GetHealth.Request())
+    assert [t.topic for t in response.status.topics] == ["/test/imu"]
+    assert level(response.status.level) == level(HealthStatus.STALE)
+
+
+def test_wait_until_healthy_gives_feedback_then_a_result(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    result, feedback, status = session.send_goal(
+        WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=1.0)
+    )
+    assert status == 4  # action_msgs/GoalStatus.STATUS_SUCCEEDED: the wait ran to its end
+    assert not result.healthy
+    assert feedback, "the server must report progress while it waits"
+    assert feedback[-1].unhealthy_topics == ["/test/imu"]
+    assert 0.0 <= feedback[-1].elapsed <= 1.5
+
+    with publishing_imu(session):
+        result, _, _ = session.send_goal(
+            WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=20.0)
+        )
+    assert result.healthy
+    assert level(result.status.topics[0].level) == level(TopicHealth.OK)
+
+
+def test_wait_until_healthy_rejects_unknown_topics(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    goal = WaitForHealthy.Goal(topics=["/no/such/topic"], timeout=1.0)
+    result, _, status = session.send_goal(WaitForHealthy, "/health/wait_until_healthy", goal)
+    assert status == 6  # STATUS_ABORTED
+    assert not result.healthy
+
+
+def test_malformed_diagnostics_are_counted_not_fatal(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    pub = session.client.create_publisher(DiagnosticArray, "/diagnostics", 10)
+    good = DiagnosticStatus(level=DiagnosticStatus.WARN, name="driver: wheels", message="hot")
+    bad = DiagnosticStatus(level=bytes([7]), name="driver: broken", message="level 7")
+    deadline = time.monotonic() + 15.0
+    status = None
+    while time.monotonic() < deadline:
+        pub.publish(DiagnosticArray(status=[good, bad]))
+        status = session.wait_for_message(HealthStatus, "/health/status", timeout=5.0)
+        if status.malformed_messages >= 1 and status.components:
+            break
+    assert status is not None and status.malformed_messages >= 1
+    assert [c.name for c in status.components] == ["driver: wheels"]
+    assert level(status.components[0].level) == level(DiagnosticStatus.WARN)
+    assert session.supervisor.running() == ["health_monitor"]
+    own = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
+    summaries = [s for s in own.status if s.name.endswith("summary")]
+    if summaries:  # our publisher's arrays arrive too; the monitor's carry its summary
+        values = {kv.key: kv.value for kv in summaries[0].values}
+        assert int(values["malformed_messages"]) >= 1
+
+
+def _set(session: Any, name: str, value: float) -> Any:
+    request = SetParameters.Request(
+        parameters=[
+            Parameter(
+                name=name,
+                value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value),
+            )
+        ]
+    )
+    return session.call(SetParameters, "/health_monitor/set_parameters", request).results[0]
+
+
+def test_parameter_changes_are_validated_at_run_time(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    rejected = _set(session, "publish_rate", -5.0)
+    assert not rejected.successful
+    assert "publish_rate" in rejected.reason
+    rejected = _set(session, "stale_factor", 0.5)
+    assert not rejected.successful and "stale_factor" in rejected.reason
+    accepted = _set(session, "publish_rate", 20.0)
+    assert accepted.successful, accepted.reason
+    assert session.supervisor.running() == ["health_monitor"]
+
+
+def test_a_killed_node_is_restarted_as_declared(ros_graph: Any) -> None:
+    session = ros_graph(nodes=["health_monitor"], topics=STATUS_TOPICS)
+    pid = session.supervisor.pids()["health_monitor"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15.0
+    while session.supervisor.restarts()["health_monitor"] == 0 and time.monotonic() < deadline:
+        session.supervisor.poll()
+        time.sleep(0.05)
+    assert session.supervisor.restarts()["health_monitor"] == 1
+    assert session.supervisor.exit_codes()["health_monitor"] == [-signal.SIGKILL]
+    assert session.supervisor.pids()["health_monitor"] != pid
+    session.wait_for_message(HealthStatus, "/health/status", timeout=20.0)
+
+
+def test_bad_parameter_file_fails_at_start_up_naming_parameter_and_range(
+    tmp_path: Any, ros_domain: int
+) -> None:
+    from xiaomanlv_nav.paths import node_executable
+
+    params = tmp_path / "bad.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    publish_rate: 500.0\n")
+    proc = subprocess.run(
+        [str(node_executable("health_monitor")), "--ros-args", "--params-file", str(params)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ROS_DOMAIN_ID": str(ros_domain)},
+    )
+    assert proc.returncode == 2
+    assert "publish_rate" in proc.stderr
+    assert "500" in proc.stderr and "[0.1, 100] Hz" in proc.stderr
+
+
+def test_bringup_command_runs_the_profile_and_stops_on_sigint(ros_domain: int) -> None:
+    """`xiaomanlv bringup sim` as a user runs it: prefixed output, SIGINT, clean exit."""
+    from xiaomanlv_nav.ros.session import GraphSession
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}
+    proc = subprocess.Popen(
+        ["xiaomanlv", "bringup", "sim", "--grace", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        with GraphSession([], ros_domain) as observer:
+            observer.wait_for_topics(["/health/status"], timeout=30.0)
+            observer.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "[bringup] started health_monitor" in out
+    assert "[health_monitor] " in out
+    assert "still running" not in out, "every node must stop on the forwarded SIGINT"
