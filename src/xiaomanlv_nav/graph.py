@@ -24,8 +24,9 @@ The format (see ``docs/bringup.md``)::
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,16 @@ def load_profile(
         raise GraphError(f"{where}.use_sim_time: expected true or false, got {use_sim_time!r}")
     overrides = _mapping(body.get("parameters", {}), f"{where}.parameters")
     specs = []
-    for name in _string_list(body.get("nodes"), f"{where}.nodes"):
+    names = _string_list(body.get("nodes"), f"{where}.nodes")
+    for name in names:
         if name not in nodes:
             raise GraphError(f"{where}.nodes: '{name}' is not declared under nodes")
-        extra = _string_list(overrides.get(name, []), f"{where}.parameters.{name}")
-        specs.append(_node_spec(graph_file, name, nodes[name], extra, use_sim_time, executables))
+        if names.count(name) > 1:
+            raise GraphError(f"{where}.nodes: '{name}' is listed more than once")
+        spec = _node_spec(graph_file, name, nodes[name], use_sim_time, executables)
+        extra_where = f"{where}.parameters.{name}"
+        extra = _parameter_files(graph_file, overrides.get(name, []), extra_where)
+        specs.append(dataclasses.replace(spec, parameters=(*spec.parameters, *extra)))
     for name in overrides:
         if name not in {s.name for s in specs}:
             raise GraphError(f"{where}.parameters: '{name}' is not a node of this profile")
@@ -174,7 +180,6 @@ def _node_spec(
     graph_file: Path,
     name: str,
     raw: Any,
-    extra_parameters: Sequence[str],
     use_sim_time: bool,
     executables: Mapping[str, Executable] | None,
 ) -> NodeSpec:
@@ -202,13 +207,9 @@ def _node_spec(
     namespace = body.get("namespace", "")
     if not isinstance(namespace, str):
         raise GraphError(f"{where}.namespace: expected a string, got {namespace!r}")
-    files = list(_string_list(body.get("parameters", []), f"{where}.parameters"))
-    parameters = []
-    for rel in [*files, *extra_parameters]:
-        path = (graph_file.parent / rel).resolve()
-        if not path.is_file():
-            raise GraphError(f"{where}.parameters: file '{rel}' not found next to {graph_file}")
-        parameters.append(path)
+    if namespace and not namespace.startswith("/"):
+        namespace = "/" + namespace  # as launch_ros does: rcl wants it fully qualified
+    parameters = _parameter_files(graph_file, body.get("parameters", []), f"{where}.parameters")
     remap = _mapping(body.get("remappings", {}), f"{where}.remappings")
     remappings = tuple((str(k), str(v)) for k, v in remap.items())
     on_exit = body.get("on_exit", "shutdown")
@@ -221,12 +222,22 @@ def _node_spec(
         name=name,
         executable=executable,
         namespace=namespace,
-        parameters=tuple(parameters),
+        parameters=parameters,
         remappings=remappings,
         on_exit=on_exit,
         max_restarts=max_restarts,
         use_sim_time=use_sim_time,
     )
+
+
+def _parameter_files(graph_file: Path, value: Any, where: str) -> tuple[Path, ...]:
+    paths = []
+    for rel in _string_list(value, where):
+        path = (graph_file.parent / rel).resolve()
+        if not path.is_file():
+            raise GraphError(f"{where}: file '{rel}' not found next to {graph_file}")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -48,7 +48,8 @@ class TopicWatch:
         topic, msg_type, rate_text = parts
         if not topic.startswith("/"):
             raise ConfigError(f"{source}: topic {topic!r} in {spec!r} must be absolute")
-        if msg_type.count("/") != 2 or "/msg/" not in msg_type:
+        package, kind, name = [*msg_type.split("/"), "", "", ""][:3]
+        if msg_type.count("/") != 2 or kind != "msg" or not package or not name:
             raise ConfigError(
                 f"{source}: type {msg_type!r} in {spec!r} must look like package/msg/Type"
             )
@@ -208,8 +209,13 @@ class HealthMonitor:
         )
 
     def _trim(self, arrivals: deque[float], now: float) -> None:
+        """Keep the arrivals inside the window plus the last one before it.
+
+        The one before the window keeps the rate measurable for a topic whose period is
+        longer than the window (a 0.4 Hz stream in a 2 s window reads 0.4 Hz, not 0).
+        """
         horizon = now - self.config.rate_window
-        while len(arrivals) > 1 and arrivals[0] < horizon:
+        while len(arrivals) > 2 and arrivals[1] < horizon:
             arrivals.popleft()
 
     def _topic_report(self, watch: TopicWatch, now: float) -> TopicReport:
