@@ -6,6 +6,9 @@ that prefix, so ``find_package(std_msgs)`` in a package that generates interface
 "non-existent path /opt/python/cp311-cp311/include/python3.11". This rewrites those paths to
 the running interpreter's include directory, NumPy's include directory and the venv prefix.
 
+It also marks the venv as an ament prefix (empty ``local_setup.sh`` and ``.bash``: tools/env.sh
+sets AMENT_PREFIX_PATH and CMAKE_PREFIX_PATH), so colcon does not warn that the prefix lacks one.
+
 Idempotent: a second run finds nothing to rewrite. Run it after every ``pip install`` of ROS
 wheels (``tools/setup.sh`` does).
 """
@@ -57,9 +60,20 @@ def fix(prefix: Path) -> int:
     return changed
 
 
+def mark_prefix(prefix: Path) -> None:
+    """colcon's install/setup.bash sources these for every prefix it chains; they set nothing."""
+    for marker in (prefix / "local_setup.sh", prefix / "local_setup.bash"):
+        marker.write_text(
+            "# Written by tools/fix_ros_wheels.py: this venv is the ament prefix of the ROS 2\n"
+            "# wheels. tools/env.sh sets AMENT_PREFIX_PATH and CMAKE_PREFIX_PATH for it.\n",
+            encoding="utf-8",
+        )
+
+
 def main() -> None:
     prefix = Path(sys.prefix)
     changed = fix(prefix)
+    mark_prefix(prefix)
     print(f"fix_ros_wheels: rewrote {changed} file(s) under {prefix / 'share'}")
 
 

@@ -121,11 +121,12 @@ def test_evaluating_before_the_last_arrival_forgets_the_history() -> None:
     assert lidar.level == Level.STALE
 
 
-def test_single_message_is_ok_until_stale() -> None:
+def test_single_message_warns_until_a_rate_is_measured_then_goes_stale() -> None:
     monitor = _monitor()
     monitor.observe(LIDAR, 1.0)
     lidar = _topic(monitor.evaluate(1.1), LIDAR)
-    assert (lidar.level, lidar.rate) == (Level.OK, 0.0)
+    assert (lidar.level, lidar.rate) == (Level.WARN, 0.0)
+    assert "not measured" in lidar.message
     assert _topic(monitor.evaluate(1.4), LIDAR).level == Level.STALE
 
 

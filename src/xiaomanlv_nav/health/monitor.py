@@ -1,7 +1,8 @@
 """Heartbeat and diagnostics aggregation: the health picture the safety layer watches.
 
 For each watched topic the monitor keeps the arrival times of recent messages and reports
-OK (rate at or above its minimum), WARN (alive but slower), or STALE (silent for longer than
+OK (rate at or above its minimum), WARN (alive but slower, or too few messages to measure a
+rate), or STALE (silent for longer than
 ``stale_factor`` periods of its minimum rate, or never seen). For each component that
 publishes ``/diagnostics`` it keeps the newest status and reports STALE once that status is
 older than ``diagnostics_timeout``. The overall level is the worst of all of them. Levels
@@ -233,7 +234,9 @@ class HealthMonitor:
         stale_after = self.config.stale_factor / watch.min_rate
         if age > stale_after:
             level, text = Level.STALE, f"silent for {age:.2f} s (limit {stale_after:.2f} s)"
-        elif len(arrivals) >= 2 and rate < watch.min_rate:
+        elif len(arrivals) < 2:
+            level, text = Level.WARN, "one message so far: rate not measured yet"
+        elif rate < watch.min_rate:
             level, text = Level.WARN, f"{rate:.1f} Hz, below {watch.min_rate:g} Hz"
         else:
             level, text = Level.OK, f"{rate:.1f} Hz"

@@ -55,10 +55,8 @@ class HealthMonitorNode(Node):
         self.config = declare_config(self, HealthMonitorConfig)
         self.monitor = HealthMonitor(self.config)
         self.malformed = 0
-        self._lock = (
-            threading.Lock()
-        )  # the action runs on its own thread; the core is not shared-safe
-        self.latest: HealthReport = self.monitor.evaluate(self._now())
+        # The action's goals run on their own thread; the core is not thread-safe.
+        self._lock = threading.Lock()
         self._prefix = self.get_fully_qualified_name().lstrip("/")
         self._watch_group = MutuallyExclusiveCallbackGroup()
         self._subscriptions_for(self.config)
@@ -131,8 +129,7 @@ class HealthMonitorNode(Node):
 
     def _evaluate(self) -> HealthReport:
         with self._lock:
-            self.latest = self.monitor.evaluate(self._now())
-            return self.latest
+            return self.monitor.evaluate(self._now())
 
     def _publish(self) -> None:
         report = self._evaluate()

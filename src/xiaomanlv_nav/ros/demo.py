@@ -42,12 +42,15 @@ def run_demo(profile_name: str = "sim", out: TextIO | None = None) -> int:
         result, feedback, _ = s.send_goal(
             WaitForHealthy, "/health/wait_until_healthy", goal, timeout=15.0
         )
-        topics = sorted(
+        topics = [
             name
             for name, _ in s.client.get_topic_names_and_types()
-            if not name.startswith("/rosout")
-        )
-        print(f"  live topics: {', '.join(topics)}", file=out)
+            if not name.startswith(("/rosout", "/parameter_events"))
+        ]
+        published = [t for t in topics if s.client.count_publishers(t) > 0]
+        awaited = [t for t in topics if t not in published]
+        print(f"  published: {', '.join(published)}", file=out)
+        print(f"  subscribed, no publisher yet: {', '.join(awaited) or '-'}", file=out)
         print(
             f"  /health/status: level {Level(level_of(status.level)).name}, "
             f"{len(diagnostics.status)} statuses on /diagnostics",
