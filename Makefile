@@ -6,18 +6,21 @@ COLCON := colcon --log-base build/colcon-log build --symlink-install --base-path
 	--build-base build --install-base install \
 	--cmake-args -DPython3_EXECUTABLE=$(CURDIR)/.venv/bin/python -DBUILD_TESTING=ON
 
-.PHONY: setup build test demo lint typecheck pytest colcon-test lock clean
+.PHONY: setup venv build test demo lint typecheck pytest colcon-test lock clean
 
-setup:
+## Everything a newcomer needs, idempotent: the environment, then the colcon build.
+setup: build
+
+venv:
 	@bash tools/setup.sh
 
-build: setup
+build: venv
 	@$(ENV) && $(COLCON)
 
-lint: setup
+lint: venv
 	@$(ENV) && ruff check . && ruff format --check src tests bench launch tools setup.py
 
-typecheck: setup
+typecheck: venv
 	@$(ENV) && mypy
 
 pytest: build
