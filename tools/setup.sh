@@ -36,9 +36,17 @@ fi
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-  say "installing $(grep -vc '^#' requirements.txt) pinned Python packages (ROS 2 Jazzy wheels, colcon, numpy, open3d, ...)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 \
-    | grep -v "^WARNING: Location .* is ignored" || true
+  total=$(grep -vc '^#' requirements.txt)
+  say "installing $total pinned Python packages (ROS 2 Jazzy wheels, colcon, numpy, open3d, ...)"
+  # pip's own output is one line per package; show a count every 25 instead.
+  if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off \
+      -r requirements.txt 2>&1 \
+    | awk '
+        /^(Collecting|Processing) / { n++; if (n % 25 == 0) printf "[setup]   %d fetched\n", n; fflush() }
+        /^Installing collected packages/ { print "[setup]   installing..."; fflush() }
+        /^(ERROR|error)/ || /^ *× / { print; fflush() }'; then
+    say "pip install failed (see above)"; exit 1
+  fi
   .venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check; exit 1; }
   echo "$want" > "$stamp"
 fi
