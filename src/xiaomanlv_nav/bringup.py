@@ -10,7 +10,6 @@ The integration-test harness and the demo drive the same class.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -24,8 +23,6 @@ from types import FrameType
 from typing import TextIO
 
 from xiaomanlv_nav.graph import NodeSpec
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -19,15 +19,12 @@ from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus, TopicHealth
 from xiaomanlv.srv import GetHealth
 
+from xiaomanlv_nav.ros.conversions import level_of as level
+
 pytestmark = pytest.mark.integration
 
 WATCH = {"watched_topics": ["/test/imu sensor_msgs/msg/Imu 20.0"], "publish_rate": 10.0}
 STATUS_TOPICS = ["/health/status", "/diagnostics"]
-
-
-def level(value: bytes | int) -> int:
-    """Levels are ``byte`` fields and constants: rclpy gives them as one-byte ``bytes``."""
-    return value[0] if isinstance(value, bytes) else value
 
 
 @contextmanager

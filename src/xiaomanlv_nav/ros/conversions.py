@@ -1,4 +1,4 @@
-"""Message conversions shared by node adapters (stamps, health)."""
+"""Message conversions shared by node adapters."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from xiaomanlv.msg import HealthStatus, TopicHealth
 
 from xiaomanlv_nav.health.monitor import HealthReport
-
-
-def seconds_to_stamp(seconds: float) -> Time:
-    nanoseconds = round(seconds * 1e9)
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-
-
-def stamp_to_seconds(stamp: Time) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
 def health_to_msg(report: HealthReport, stamp: Time, malformed: int = 0) -> HealthStatus:
