@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -97,6 +98,31 @@ def test_wait_until_healthy_gives_feedback_then_a_result(ros_graph: Any) -> None
         )
     assert result.healthy
     assert level(result.status.topics[0].level) == level(TopicHealth.OK)
+
+
+def test_waiting_goals_never_stop_the_watchdog(ros_graph: Any) -> None:
+    """More goals wait at once than the machine has cores; status must keep flowing."""
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    waiting = (os.cpu_count() or 2) + 1
+    with ThreadPoolExecutor(max_workers=waiting) as pool:
+        goals = [
+            pool.submit(
+                session.send_goal,
+                WaitForHealthy,
+                "/health/wait_until_healthy",
+                WaitForHealthy.Goal(timeout=4.0),
+            )
+            for _ in range(waiting)
+        ]
+        time.sleep(1.0)  # let every goal be accepted and start waiting
+        # Each call subscribes afresh, so each message was published while the goals waited.
+        for _ in range(3):
+            session.wait_for_message(HealthStatus, "/health/status", timeout=2.0)
+        results = [g.result(timeout=30.0) for g in goals]
+    for result, feedback, status in results:
+        assert status == 4 and not result.healthy and feedback
 
 
 def test_wait_until_healthy_rejects_unknown_topics(ros_graph: Any) -> None:

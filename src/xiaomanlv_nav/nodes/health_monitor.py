@@ -7,23 +7,26 @@ Subscribes (raw, not deserialised) to each watched topic and to /diagnostics; pu
 xiaomanlv/HealthStatus on /health/status and its own statuses on /diagnostics at
 ``publish_rate``; serves /health/get (GetHealth) and /health/wait_until_healthy
 (WaitForHealthy). Core: :class:`xiaomanlv_nav.health.monitor.HealthMonitor`.
+
+A wait_until_healthy goal holds no thread: its execute callback awaits a future that the
+publish timer resolves (healthy, timed out or cancelled), and the timer sends its feedback. So
+any number of goals can wait while the node runs on one thread and keeps watching.
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSPresetProfiles
+from rclpy.task import Future
 from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus
 from xiaomanlv.srv import GetHealth
@@ -48,6 +51,17 @@ def message_class(type_name: str) -> Any:
         raise ConfigError(f"watched_topics: message type '{type_name}' is not installed") from None
 
 
+@dataclass
+class _Waiter:
+    """A wait_until_healthy goal the publish timer serves."""
+
+    goal: ServerGoalHandle
+    only: frozenset[str] | None  # None: every watched topic
+    start: float  # [s] steady
+    deadline: float  # [s] steady
+    done: Future  # resolved with the final HealthReport
+
+
 class HealthMonitorNode(Node):
     def __init__(self) -> None:
         super().__init__("health_monitor")
@@ -55,17 +69,14 @@ class HealthMonitorNode(Node):
         self.config = declare_config(self, HealthMonitorConfig)
         self.monitor = HealthMonitor(self.config)
         self.malformed = 0
-        # The action's goals run on their own thread; the core is not thread-safe.
-        self._lock = threading.Lock()
+        self._waiters: list[_Waiter] = []
         self._prefix = self.get_fully_qualified_name().lstrip("/")
-        self._watch_group = MutuallyExclusiveCallbackGroup()
         self._subscriptions_for(self.config)
         self.create_subscription(
             DiagnosticArray,
             "/diagnostics",
             self._on_diagnostics,
             50,
-            callback_group=self._watch_group,
         )
         self.status_pub = self.create_publisher(HealthStatus, "/health/status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -76,7 +87,6 @@ class HealthMonitorNode(Node):
             "/health/wait_until_healthy",
             execute_callback=self._on_wait,
             cancel_callback=lambda _goal: CancelResponse.ACCEPT,
-            callback_group=ReentrantCallbackGroup(),
         )
         self._timer = self.create_timer(
             1.0 / self.config.publish_rate, self._publish, clock=self._steady
@@ -101,13 +111,11 @@ class HealthMonitorNode(Node):
                 self._arrival(watch.topic),
                 qos,
                 raw=True,
-                callback_group=self._watch_group,
             )
 
     def _arrival(self, topic: str) -> Any:
         def callback(_raw: bytes) -> None:
-            with self._lock:
-                self.monitor.observe(topic, self._now())
+            self.monitor.observe(topic, self._now())
 
         return callback
 
@@ -117,10 +125,9 @@ class HealthMonitorNode(Node):
             if status.name.startswith(self._prefix):
                 continue  # our own statuses
             try:
-                with self._lock:
-                    self.monitor.observe_status(
-                        status.name, level_of(status.level), status.message, now
-                    )
+                self.monitor.observe_status(
+                    status.name, level_of(status.level), status.message, now
+                )
             except ValueError as err:
                 self.malformed += 1
                 self.get_logger().warn(
@@ -128,8 +135,7 @@ class HealthMonitorNode(Node):
                 )
 
     def _evaluate(self) -> HealthReport:
-        with self._lock:
-            return self.monitor.evaluate(self._now())
+        return self.monitor.evaluate(self._now())
 
     def _publish(self) -> None:
         report = self._evaluate()
@@ -138,12 +144,26 @@ class HealthMonitorNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = report_to_diagnostics(report, self._prefix, self.malformed)
         self.diag_pub.publish(array)
+        self._serve_waiters(report)
+
+    def _serve_waiters(self, report: HealthReport) -> None:
+        for waiter in list(self._waiters):
+            unhealthy = report.unhealthy_topics(waiter.only)
+            finished = not unhealthy or report.stamp >= waiter.deadline
+            if finished or waiter.goal.is_cancel_requested:
+                self._waiters.remove(waiter)
+                waiter.done.set_result(report)
+                continue
+            elapsed = float(report.stamp - waiter.start)
+            waiter.goal.publish_feedback(
+                WaitForHealthy.Feedback(unhealthy_topics=unhealthy, elapsed=elapsed)
+            )
 
     def _on_get(self, _request: GetHealth.Request, response: GetHealth.Response) -> Any:
         response.status = self._status(self._evaluate())
         return response
 
-    def _on_wait(self, goal: ServerGoalHandle) -> Any:
+    async def _on_wait(self, goal: ServerGoalHandle) -> Any:
         request = goal.request
         only = frozenset(request.topics) or None
         unknown = sorted((only or frozenset()) - {w.topic for w in self.monitor.watches})
@@ -154,22 +174,18 @@ class HealthMonitorNode(Node):
             goal.abort()
             result.status = self._status(self._evaluate())
             return result
-        # Wall time: the goal's timeout is the caller's patience, not simulated time.
-        start = time.monotonic()
-        while True:
-            report = self._evaluate()
-            unhealthy = report.unhealthy_topics(only)
-            elapsed = time.monotonic() - start
-            if goal.is_cancel_requested:
-                goal.canceled()
-                break
-            if not unhealthy or elapsed >= request.timeout:
-                goal.succeed()
-                break
-            goal.publish_feedback(
-                WaitForHealthy.Feedback(unhealthy_topics=unhealthy, elapsed=float(elapsed))
-            )
-            time.sleep(0.1)
+        # Steady time: the goal's timeout is the caller's patience, not simulated time.
+        report = self._evaluate()
+        if report.unhealthy_topics(only):
+            start = report.stamp
+            waiter = _Waiter(goal, only, start, start + request.timeout, Future())
+            self._waiters.append(waiter)
+            report = await waiter.done
+        unhealthy = report.unhealthy_topics(only)
+        if goal.is_cancel_requested:
+            goal.canceled()
+        else:
+            goal.succeed()
         result.healthy = not unhealthy
         result.status = self._status(report)
         return result
@@ -177,9 +193,8 @@ class HealthMonitorNode(Node):
     def _reconfigure(self, config: HealthMonitorConfig) -> None:
         if config.watched_topics != self.config.watched_topics:
             raise ConfigError("watched_topics cannot change at run time; restart the node")
-        with self._lock:
-            self.config = config
-            self.monitor.config = config
+        self.config = config
+        self.monitor.config = config
         self._timer.cancel()
         self.destroy_timer(self._timer)
         self._timer = self.create_timer(
@@ -188,7 +203,7 @@ class HealthMonitorNode(Node):
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    return run_node(HealthMonitorNode, args, multithreaded=True)
+    return run_node(HealthMonitorNode, args)
 
 
 if __name__ == "__main__":

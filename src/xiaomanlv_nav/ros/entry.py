@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from xiaomanlv_nav.config import ConfigError
@@ -14,16 +14,11 @@ from xiaomanlv_nav.config import ConfigError
 EXIT_CONFIG = 2  # a parameter or file was rejected at start-up
 
 
-def run_node(
-    factory: Callable[[], Node],
-    args: Sequence[str] | None = None,
-    *,
-    multithreaded: bool = False,
-) -> int:
+def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C or shutdown; 2 on a config error.
 
-    ``multithreaded`` spins on a MultiThreadedExecutor, for nodes whose long-running callbacks
-    (action goals) must not block their timers and subscriptions.
+    Nodes spin on one thread: a callback that has to wait (an action goal) awaits a future
+    instead of blocking, so cores need no locks.
     """
     # Jazzy's rclpy.init returns no context manager (that arrived in Kilted): shut down by hand.
     rclpy.init(args=None if args is None else list(args))
@@ -34,8 +29,7 @@ def run_node(
             print(f"[FATAL] configuration rejected: {err}", file=sys.stderr, flush=True)
             return EXIT_CONFIG
         try:
-            executor = MultiThreadedExecutor() if multithreaded else None
-            rclpy.spin(node, executor=executor)
+            rclpy.spin(node)
         finally:
             node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
