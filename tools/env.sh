@@ -13,3 +13,8 @@ if [[ -f "$_xml_root/install/setup.bash" ]]; then
   source "$_xml_root/install/setup.bash"
 fi
 unset _xml_root
+# The source tree comes first, so an edited or new module needs no rebuild (new interfaces,
+# executables and share/ files still do: `make build`).
+_xml_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../src" && pwd)
+case ":${PYTHONPATH:-}:" in *":$_xml_src:"*) ;; *) export PYTHONPATH="$_xml_src${PYTHONPATH:+:$PYTHONPATH}";; esac
+unset _xml_src

@@ -9,7 +9,7 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # Debian packages: compilers and make for the interface build, libusb for open3d,
 # chromium for the kiosk's browser tests.
-DEB_PACKAGES=(g++ make libusb-1.0-0)
+DEB_PACKAGES=(g++ make libusb-1.0-0 chromium chromium-driver)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
