@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 
 from xiaomanlv_locker.kiosk.client import (
     CodeResult,
@@ -156,10 +157,9 @@ def create_app(client: LockerClient, config: KioskConfig) -> Flask:
         config: kiosk id (sent with every code) and code length.
     """
     app = Flask(__name__)
-    app.config.update(
-        MAX_CONTENT_LENGTH=16 * 1024,  # [bytes] a code or a load request is tiny
-        JSON_SORT_KEYS=False,
-    )
+    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # [bytes] a code or a load request is tiny
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
     stats = KioskStats()
     app.extensions[STATS_KEY] = stats
 

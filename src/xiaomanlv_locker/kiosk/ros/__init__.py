@@ -1,0 +1,1 @@
+"""rclpy adapters of the kiosk: the locker's services and topics as a LockerClient."""
