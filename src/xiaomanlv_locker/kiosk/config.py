@@ -29,7 +29,11 @@ class KioskConfig:
         3.0, low=0.1, high=30.0, unit="s", description="how long to wait for a locker service"
     )
     code_length: int = param(
-        6, low=4, high=12, unit="digits", description="digits of a pickup code"
+        8,
+        low=6,
+        high=12,
+        unit="digits",
+        description="digits of a pickup code; must equal the locker's code_digits",
     )
     status_timeout: float = param(
         5.0,

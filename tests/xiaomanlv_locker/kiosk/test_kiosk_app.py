@@ -20,7 +20,7 @@ from xiaomanlv_locker.kiosk.client import (
 )
 from xiaomanlv_locker.kiosk.config import KioskConfig
 
-GOOD = "482913"
+GOOD = "48291375"
 CREDENTIAL = "s3cret-pass"
 LOAD = {
     "operator_id": "op-7",
@@ -90,7 +90,7 @@ def test_the_right_code_opens_its_door_and_names_it(web: FlaskClient, locker: Lo
 
 
 def test_a_wrong_code_says_so_with_the_lockers_reason(web: FlaskClient) -> None:
-    response = web.post("/api/code", json={"code": "000000"})
+    response = web.post("/api/code", json={"code": "00000000"})
     assert response.status_code == 200
     body = response.json
     assert body is not None
@@ -102,7 +102,7 @@ def test_a_wrong_code_says_so_with_the_lockers_reason(web: FlaskClient) -> None:
 
 def test_repeated_wrong_codes_lock_out_with_retry_after(web: FlaskClient) -> None:
     for _ in range(3):
-        assert web.post("/api/code", json={"code": "111111"}).status_code == 200
+        assert web.post("/api/code", json={"code": "11111111"}).status_code == 200
     response = web.post("/api/code", json={"code": GOOD})
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "30"
@@ -115,13 +115,13 @@ def test_repeated_wrong_codes_lock_out_with_retry_after(web: FlaskClient) -> Non
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
-        ("12a456", "digits only"),
-        ("12345", "has 6 digits; you entered 5"),
-        ("1234567", "has 6 digits; you entered 7"),
-        ("", "Enter the 6-digit code"),
-        (123456, "Enter the 6-digit code"),
-        ("１２３４５６", "digits only"),  # full-width digits are not ASCII digits
-        (None, "Enter the 6-digit code"),
+        ("12a45678", "digits only"),
+        ("1234567", "has 8 digits; you entered 7"),
+        ("123456789", "has 8 digits; you entered 9"),
+        ("", "Enter the 8-digit code"),
+        (12345678, "Enter the 8-digit code"),
+        ("１２３４５６７８", "digits only"),  # full-width digits are not ASCII digits
+        (None, "Enter the 8-digit code"),
     ],
 )
 def test_malformed_codes_are_refused_before_any_locker_call(
@@ -136,12 +136,12 @@ def test_malformed_codes_are_refused_before_any_locker_call(
 
 
 def test_code_length_comes_from_the_config(locker: Locker) -> None:
-    web = create_app(locker, KioskConfig(code_length=4)).test_client()
-    assert web.post("/api/code", json={"code": "1234"}).status_code == 200
+    web = create_app(locker, KioskConfig(code_length=6)).test_client()
+    assert web.post("/api/code", json={"code": "123456"}).status_code == 200
     refused = web.post("/api/code", json={"code": GOOD})
     assert refused.status_code == 400
-    assert refused.json is not None and "has 4 digits" in refused.json["message"]
-    assert b'maxlength="4"' in web.get("/").data
+    assert refused.json is not None and "has 6 digits" in refused.json["message"]
+    assert b'maxlength="6"' in web.get("/").data
 
 
 def test_an_unanswering_locker_reads_unavailable_please_wait(
@@ -167,7 +167,7 @@ def test_responses_never_echo_the_code(web: FlaskClient, locker: Locker) -> None
     )
     response = web.post("/api/code", json={"code": GOOD})
     assert GOOD.encode() not in response.data
-    assert response.json is not None and response.json["detail"] == "code ****** is not armed"
+    assert response.json is not None and response.json["detail"] == "code ******** is not armed"
 
 
 def test_non_json_and_cross_site_posts_are_refused(web: FlaskClient, locker: Locker) -> None:
@@ -266,7 +266,7 @@ def test_nothing_logged_holds_a_code_or_credential(
     web: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    web.post("/api/code", json={"code": "999999"})
+    web.post("/api/code", json={"code": "99999999"})
     web.post("/api/code", json={"code": GOOD})
     web.post("/api/code", json={"code": "12x"})
     web.post("/api/load", json=LOAD)
@@ -274,13 +274,13 @@ def test_nothing_logged_holds_a_code_or_credential(
     assert caplog.records, "the kiosk logs what it did"
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "door 17 opened" in text and "compartment 4" in text
-    for secret in ("999999", GOOD, "12x", CREDENTIAL):
+    for secret in ("99999999", GOOD, "12x", CREDENTIAL):
         assert secret not in text
 
 
 def test_stats_count_each_outcome(web: FlaskClient) -> None:
     web.post("/api/code", json={"code": "12"})
-    web.post("/api/code", json={"code": "000000"})
+    web.post("/api/code", json={"code": "00000000"})
     web.post("/api/code", json={"code": GOOD})
     web.post("/api/load", json=LOAD)
     counts = stats_of(web.application).snapshot()

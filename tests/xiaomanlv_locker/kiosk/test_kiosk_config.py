@@ -21,7 +21,7 @@ def test_defaults_serve_the_screen_only() -> None:
     [
         ({"port": 0}, r"'port' = 0 is out of range \[1, 65535\]"),
         ({"service_timeout": 0.0}, r"'service_timeout' = 0.0 is out of range \[0.1, 30\] s"),
-        ({"code_length": 3}, r"'code_length' = 3 is out of range \[4, 12\] digits"),
+        ({"code_length": 5}, r"'code_length' = 5 is out of range \[6, 12\] digits"),
         ({"kiosk_id": "gate 3"}, r"'kiosk_id' = 'gate 3' must be 1-64 letters"),
         ({"host": " "}, r"'host' = ' ' must name an address"),
     ],
