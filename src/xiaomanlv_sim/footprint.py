@@ -44,10 +44,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import shapely  # type: ignore[import-untyped]
+import shapely  # type: ignore[import-untyped,unused-ignore]
 from numpy.typing import NDArray
-from shapely.geometry import MultiPolygon, Point, Polygon  # type: ignore[import-untyped]
-from shapely.geometry.base import BaseGeometry  # type: ignore[import-untyped]
+from shapely.geometry import MultiPolygon, Point, Polygon  # type: ignore[import-untyped,unused-ignore]
+from shapely.geometry.base import BaseGeometry  # type: ignore[import-untyped,unused-ignore]
 
 from xiaomanlv_sim.scenario import ObstacleSpec
 from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Shape, Sphere, World
@@ -373,11 +373,16 @@ class Footprints:
         dist, _ = self.nearest(points)
         return np.asarray(dist >= clearance) & np.asarray(dist > 0)
 
-    def segment_free(self, a: Sequence[float], b: Sequence[float], clearance: float = 0.0) -> bool:
+    def segment_free(
+        self,
+        a: Sequence[float] | NDArray[np.float64],
+        b: Sequence[float] | NDArray[np.float64],
+        clearance: float = 0.0,
+    ) -> bool:
         """Exact: whether the segment a-b [m] keeps `clearance` [m] from every footprint."""
         if self._tree is None:
             return True
-        line = shapely.LineString([tuple(a), tuple(b)])
+        line = shapely.LineString([(float(a[0]), float(a[1])), (float(b[0]), float(b[1]))])
         hits = self._tree.query(line, predicate="dwithin", distance=clearance)
         return len(hits) == 0
 
