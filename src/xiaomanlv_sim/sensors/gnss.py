@@ -1,0 +1,293 @@
+"""GNSS receiver model: the antenna's world position as WGS84 latitude/longitude/altitude.
+
+Conversion: world (x, y, z) is rotated by the world's ``heading_deg`` (counter-clockwise, so
+``heading_deg = 0`` means x east, y north as in all shipped worlds) into ENU at the origin of
+``<spherical_coordinates>``, then ENU -> ECEF -> geodetic on the WGS84 ellipsoid (the same
+chain gz-math ``SphericalCoordinates`` uses; ECEF -> geodetic by Bowring's iteration,
+converging to < 1 mm in three steps). pyproj is not installed here, so this is written out;
+tests check it against pyproj's EPSG:4978/4979 values.
+
+Errors (all in metres in ENU before the conversion, as gz-sensors ``NavSatSensor`` adds its
+noise): white gaussian ``horizontal_stddev`` on east and north, ``vertical_stddev`` on up;
+multipath near tall buildings (``category == "building"`` at least ``multipath_height`` tall,
+antenna within ``multipath_distance`` of the footprint): a piecewise-constant offset, redrawn
+from N(0, multipath_jump_stddev^2) per axis after exponentially distributed holds (mean
+``multipath_hold`` s, so it is correlated over a few seconds) and scaled by ``1 - d/D`` with
+``d`` the distance to the wall; GnssJump faults add their offset. No fix (status -1, NaN
+position, covariance type unknown) while the scene's ``sky_blocked_fraction`` at the antenna
+exceeds ``outage_sky_fraction``. Reference: Groves, *Principles of GNSS, Inertial, and
+Multisensor Integrated Navigation Systems*, 2nd ed. (2013), 9.3.3 (multipath) and 2.4 (frames).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import shapely  # type: ignore[import-untyped]
+from numpy.typing import NDArray
+
+from xiaomanlv_sim.world import Box, Cylinder, SphericalCoordinates, World
+
+log = logging.getLogger(__name__)
+
+WGS84_A = 6378137.0  # [m] semi-major axis
+WGS84_F = 1.0 / 298.257223563
+WGS84_B = WGS84_A * (1.0 - WGS84_F)
+WGS84_E2 = WGS84_F * (2.0 - WGS84_F)  # first eccentricity squared
+WGS84_EP2 = (WGS84_A**2 - WGS84_B**2) / WGS84_B**2  # second eccentricity squared
+
+STATUS_NO_FIX = -1
+STATUS_FIX = 0
+
+
+def geodetic_to_ecef(lat_deg: float, lon_deg: float, alt: float) -> NDArray[np.float64]:
+    """[m] ECEF of a WGS84 latitude/longitude [deg] and ellipsoidal height [m]."""
+    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
+    n = WGS84_A / math.sqrt(1.0 - WGS84_E2 * math.sin(lat) ** 2)
+    return np.array(
+        [
+            (n + alt) * math.cos(lat) * math.cos(lon),
+            (n + alt) * math.cos(lat) * math.sin(lon),
+            (n * (1.0 - WGS84_E2) + alt) * math.sin(lat),
+        ]
+    )
+
+
+def ecef_to_geodetic(xyz: NDArray[np.float64]) -> tuple[float, float, float]:
+    """(latitude [deg], longitude [deg], height [m]) of an ECEF point; Bowring's iteration."""
+    x, y, z = (float(v) for v in xyz)
+    lon = math.atan2(y, x)
+    p = math.hypot(x, y)
+    beta = math.atan2(z * WGS84_A, p * WGS84_B)  # reduced latitude, first guess
+    lat = 0.0
+    for _ in range(4):
+        lat = math.atan2(
+            z + WGS84_EP2 * WGS84_B * math.sin(beta) ** 3,
+            p - WGS84_E2 * WGS84_A * math.cos(beta) ** 3,
+        )
+        beta = math.atan2((1.0 - WGS84_F) * math.sin(lat), math.cos(lat))
+    n = WGS84_A / math.sqrt(1.0 - WGS84_E2 * math.sin(lat) ** 2)
+    alt = p / math.cos(lat) - n if abs(math.cos(lat)) > 1e-9 else abs(z) - WGS84_B
+    return math.degrees(lat), math.degrees(lon), alt
+
+
+class LocalTangentPlane:
+    """World frame <-> WGS84 through the ENU tangent plane at the world's origin."""
+
+    def __init__(self, origin: SphericalCoordinates) -> None:
+        self.origin = origin
+        self._ecef0 = geodetic_to_ecef(origin.latitude_deg, origin.longitude_deg, origin.elevation)
+        lat, lon = math.radians(origin.latitude_deg), math.radians(origin.longitude_deg)
+        sl, cl = math.sin(lat), math.cos(lat)
+        so, co = math.sin(lon), math.cos(lon)
+        # Rows: east, north, up expressed in ECEF.
+        self._enu_from_ecef = np.array(
+            [[-so, co, 0.0], [-sl * co, -sl * so, cl], [cl * co, cl * so, sl]]
+        )
+        h = math.radians(origin.heading_deg)
+        self._ch, self._sh = math.cos(h), math.sin(h)
+
+    def world_to_enu(self, xyz: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y, z = (float(v) for v in xyz)
+        return np.array([x * self._ch - y * self._sh, x * self._sh + y * self._ch, z])
+
+    def enu_to_geodetic(self, enu: NDArray[np.float64]) -> tuple[float, float, float]:
+        """(lat [deg], lon [deg], alt [m]) of an ENU offset [m] from the origin."""
+        return ecef_to_geodetic(self._ecef0 + self._enu_from_ecef.T @ np.asarray(enu, float))
+
+    def geodetic_to_enu(self, lat_deg: float, lon_deg: float, alt: float) -> NDArray[np.float64]:
+        """[m] ENU offset of a WGS84 point from the origin."""
+        out: NDArray[np.float64] = self._enu_from_ecef @ (
+            geodetic_to_ecef(lat_deg, lon_deg, alt) - self._ecef0
+        )
+        return out
+
+    def world_to_geodetic(self, xyz: NDArray[np.float64]) -> tuple[float, float, float]:
+        return self.enu_to_geodetic(self.world_to_enu(xyz))
+
+
+class GnssParams(Protocol):
+    """The fields of ``xiaomanlv_sim.robot.GnssSpec`` the model reads."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def rate(self) -> float: ...  # [Hz]
+    @property
+    def pose(self) -> NDArray[np.float64]: ...  # 4x4 base_link <- antenna
+    @property
+    def horizontal_stddev(self) -> float: ...  # [m]
+    @property
+    def vertical_stddev(self) -> float: ...  # [m]
+    @property
+    def velocity_stddev(self) -> float: ...  # [m/s]
+    @property
+    def multipath_height(self) -> float: ...  # [m]
+    @property
+    def multipath_distance(self) -> float: ...  # [m]
+    @property
+    def multipath_jump_stddev(self) -> float: ...  # [m]
+    @property
+    def outage_sky_fraction(self) -> float: ...  # 0..1
+
+
+class Sky(Protocol):
+    """What the model needs of ``xiaomanlv_sim.scene.Scene``."""
+
+    def sky_blocked_fraction(
+        self, xyz: NDArray[np.float64], min_elevation: float = 0.26
+    ) -> float: ...
+
+
+@dataclass(frozen=True)
+class GnssReading:
+    stamp: float  # [s] sim time
+    frame_id: str
+    latitude: float  # [deg] WGS84; NaN without a fix
+    longitude: float  # [deg]
+    altitude: float  # [m] above the WGS84 ellipsoid
+    status: int  # -1 no fix, 0 fix (sensor_msgs/NavSatStatus)
+    position_covariance: NDArray[np.float64]  # (9,) ENU row-major [m^2]; zeros without a fix
+    velocity_enu: NDArray[np.float64]  # (3,) [m/s] east, north, up (NaN without a fix)
+
+
+def tall_building_footprints(world: World, min_height: float) -> shapely.Geometry | None:
+    """Union of the 2D footprints of building shapes whose top is at least ``min_height`` [m]
+    above z = 0; None when there are none. Boxes and cylinders count; other geometry of a
+    building is ignored (logged once)."""
+    polygons = []
+    skipped = 0
+    for shape in world.shapes:
+        if shape.category != "building":
+            continue
+        pose = np.asarray(shape.pose, float)
+        rot, t = pose[:3, :3], pose[:3, 3]
+        geom = shape.geometry
+        if isinstance(geom, Box):
+            half = np.asarray(geom.size, float) / 2.0
+            top = t[2] + float(np.abs(rot[2]) @ half)
+            if top < min_height:
+                continue
+            signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+            corners = (signs * half) @ rot.T + t
+            polygons.append(shapely.MultiPoint(corners[:, :2]).convex_hull)
+        elif isinstance(geom, Cylinder):
+            top = (
+                t[2]
+                + abs(float(rot[2, 2])) * geom.length / 2.0
+                + geom.radius * math.hypot(float(rot[2, 0]), float(rot[2, 1]))
+            )
+            if top < min_height:
+                continue
+            polygons.append(shapely.Point(t[0], t[1]).buffer(geom.radius))
+        else:
+            skipped += 1
+    if skipped:
+        log.info("multipath: %d building shapes that are not boxes or cylinders ignored", skipped)
+    if not polygons:
+        return None
+    union = shapely.union_all(polygons)
+    shapely.prepare(union)
+    return union
+
+
+class Gnss:
+    """A GNSS receiver on the robot (see module docstring).
+
+    Args:
+        spec: rate, antenna pose and error parameters (a ``GnssSpec``).
+        world: for the georeference and the tall buildings (multipath).
+        rng: random generator.
+        multipath_hold: [s] mean time a multipath offset holds before it is redrawn.
+    Raises:
+        ValueError: the world has no <spherical_coordinates>.
+    """
+
+    def __init__(
+        self,
+        spec: GnssParams,
+        world: World,
+        rng: np.random.Generator,
+        *,
+        multipath_hold: float = 3.0,
+    ) -> None:
+        if world.spherical_coordinates is None:
+            raise ValueError(
+                f"world '{world.name}' ({world.source}) has no <spherical_coordinates>: "
+                "GNSS cannot georeference it"
+            )
+        self.spec = spec
+        self.rng = rng
+        self.frame_id = spec.name
+        self.plane = LocalTangentPlane(world.spherical_coordinates)
+        self.lever = np.asarray(spec.pose, float)[:3, 3].copy()
+        self.tall = tall_building_footprints(world, spec.multipath_height)
+        self.multipath_hold = multipath_hold
+        self._mp_raw = np.zeros(2)
+        self._mp_until = -math.inf
+        self.multipath_offset = np.zeros(2)  # [m] east, north of the last reading
+        h, v = spec.horizontal_stddev, spec.vertical_stddev
+        self._cov = np.diag([h * h, h * h, v * v]).ravel()
+
+    def antenna_position(self, world_from_base: NDArray[np.float64]) -> NDArray[np.float64]:
+        """[m] antenna position in the world frame."""
+        out: NDArray[np.float64] = world_from_base[:3, :3] @ self.lever + world_from_base[:3, 3]
+        return out
+
+    def wall_distance(self, xy: NDArray[np.float64]) -> float:
+        """[m] distance from ``xy`` to the nearest tall building footprint (inf: none)."""
+        if self.tall is None:
+            return math.inf
+        return float(shapely.distance(self.tall, shapely.Point(float(xy[0]), float(xy[1]))))
+
+    def _multipath(self, xy: NDArray[np.float64], stamp: float) -> NDArray[np.float64]:
+        d = self.wall_distance(xy)
+        reach = self.spec.multipath_distance
+        if d >= reach or self.spec.multipath_jump_stddev <= 0.0:
+            self._mp_until = -math.inf  # leaving the zone ends the reflection
+            return np.zeros(2)
+        if stamp >= self._mp_until:
+            self._mp_raw = self.rng.normal(0.0, self.spec.multipath_jump_stddev, size=2)
+            self._mp_until = stamp + float(self.rng.exponential(self.multipath_hold))
+        out: NDArray[np.float64] = (1.0 - d / reach) * self._mp_raw
+        return out
+
+    def read(
+        self,
+        world_from_base: NDArray[np.float64],
+        velocity_world: NDArray[np.float64],
+        stamp: float,
+        sky: Sky,
+        jump: tuple[float, float] = (0.0, 0.0),
+    ) -> GnssReading:
+        """One fix at sim time ``stamp`` [s].
+
+        Args:
+            world_from_base: 4x4 true pose of base_link.
+            velocity_world: [m/s] true velocity of base_link in the world frame.
+            sky: the scene, for the share of sky the buildings block.
+            jump: [m] east, north offset of an active GnssJump fault.
+        """
+        pos = self.antenna_position(world_from_base)
+        blocked = sky.sky_blocked_fraction(pos)
+        if blocked > self.spec.outage_sky_fraction:
+            nan = math.nan
+            return GnssReading(
+                stamp, self.frame_id, nan, nan, nan, STATUS_NO_FIX, np.zeros(9),
+                np.full(3, nan),
+            )  # fmt: skip
+        enu = self.plane.world_to_enu(pos)
+        noise = self.rng.standard_normal(6)
+        h, v = self.spec.horizontal_stddev, self.spec.vertical_stddev
+        self.multipath_offset = self._multipath(pos[:2], stamp)
+        enu[0] += h * noise[0] + self.multipath_offset[0] + jump[0]
+        enu[1] += h * noise[1] + self.multipath_offset[1] + jump[1]
+        enu[2] += v * noise[2]
+        lat, lon, alt = self.plane.enu_to_geodetic(enu)
+        vel = self.plane.world_to_enu(np.asarray(velocity_world, float))
+        vel = vel + self.spec.velocity_stddev * noise[3:]
+        return GnssReading(stamp, self.frame_id, lat, lon, alt, STATUS_FIX, self._cov, vel)

@@ -1,0 +1,227 @@
+"""Differential-drive dynamics: DiffDrive's limits, ground contact, kerbs, tip-over, slip."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from xiaomanlv_sim.dynamics import DiffDriveDynamics, rpy_matrix
+
+
+@dataclass(frozen=True)
+class Drive:
+    wheel_separation: float = 0.6
+    wheel_radius: float = 0.15
+    max_velocity: float = 1.5
+    min_velocity: float = -0.5
+    max_angular_velocity: float = 1.0
+    max_linear_acceleration: float = 1.0
+    min_linear_acceleration: float = -2.0
+    max_angular_acceleration: float = 2.0
+    slip_stddev: float = 0.0
+
+
+@dataclass(frozen=True)
+class Body:
+    length: float = 1.2
+    box_pose: NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
+    max_roll: float = 0.35
+    max_pitch: float = 0.35
+    max_step: float = 0.12
+
+
+class Terrain:
+    """Ground height from a function of (x, y): a hand-built stand-in for Scene.ground_height."""
+
+    def __init__(self, height: Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray]):
+        self.height = height
+
+    def ground_height(self, xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(self.height(xy[:, 0], xy[:, 1]), float)
+
+
+FLAT = Terrain(lambda x, y: np.zeros_like(x))
+
+
+def make(terrain: Terrain = FLAT, drive: Drive | None = None, start=(0.0, 0.0, 0.0), seed=0):
+    return DiffDriveDynamics(
+        drive or Drive(), Body(), terrain, np.random.default_rng(seed), rate=200.0, start=start
+    )
+
+
+def run(dyn: DiffDriveDynamics, seconds: float, **kw) -> list:
+    events = []
+    for _ in range(round(seconds / dyn.dt)):
+        events += dyn.step(**kw)
+    return events
+
+
+def test_linear_acceleration_and_velocity_limits_are_respected() -> None:
+    dyn = make()
+    dyn.set_command(5.0, 0.0)
+    speeds = []
+    for _ in range(600):
+        dyn.step()
+        speeds.append(dyn.v_cmd)
+    steps = np.diff([0.0, *speeds]) / dyn.dt
+    assert steps.max() <= 1.0 + 1e-9  # max_linear_acceleration
+    assert speeds[99] == pytest.approx(0.5)  # after 0.5 s at 1 m/s^2
+    assert max(speeds) == pytest.approx(1.5)  # max_velocity
+    dyn.set_command(0.0, 0.0)
+    braking = []
+    for _ in range(200):
+        dyn.step()
+        braking.append(dyn.v_cmd)
+    assert np.diff([1.5, *braking]).min() / dyn.dt >= -2.0 - 1e-9  # min_linear_acceleration
+    assert braking[-1] == 0.0
+    dyn.set_command(-3.0, 0.0)
+    run(dyn, 3.0)
+    assert dyn.v_cmd == pytest.approx(-0.5)  # min_velocity
+
+
+def test_angular_limits_are_respected() -> None:
+    dyn = make()
+    dyn.set_command(0.0, 3.0)
+    rates = []
+    for _ in range(400):
+        dyn.step()
+        rates.append(dyn.w_cmd)
+    assert np.diff([0.0, *rates]).max() / dyn.dt <= 2.0 + 1e-9
+    assert max(rates) == pytest.approx(1.0)
+
+
+def test_pose_follows_commands_on_flat_ground() -> None:
+    dyn = make()
+    dyn.set_command(1.0, 0.0)
+    run(dyn, 3.0)
+    # 0.5 m while accelerating for 1 s, then 2 s at 1 m/s.
+    assert dyn.state.x == pytest.approx(2.5, abs=0.01)
+    assert dyn.state.y == pytest.approx(0.0, abs=1e-9)
+    dyn.set_command(1.0, 0.5)
+    run(dyn, 2 * math.pi / 0.5)  # a full circle of radius 2 m
+    assert dyn.state.x == pytest.approx(2.5, abs=0.05)
+    assert dyn.state.z == 0.0 and dyn.state.roll == 0.0 and dyn.state.pitch == 0.0
+    assert not dyn.state.tipped
+
+
+def test_ramp_pitches_the_robot_nose_up_and_lifts_it() -> None:
+    slope = math.radians(6.0)
+    ramp = Terrain(lambda x, y: np.clip(x - 2.0, 0.0, None) * math.tan(slope))
+    dyn = make(ramp)
+    dyn.set_command(0.8, 0.0)
+    events = run(dyn, 6.0)
+    assert events == []
+    # REP 103: nose up is negative pitch.
+    assert dyn.state.pitch == pytest.approx(-slope, abs=0.005)
+    assert dyn.state.z == pytest.approx((dyn.state.x - 2.0) * math.tan(slope), abs=0.02)
+    assert dyn.state.roll == pytest.approx(0.0, abs=1e-9)
+
+
+def test_kerb_under_one_wheel_rolls_the_robot() -> None:
+    kerb = Terrain(lambda x, y: np.where((y > 0.2) & (x > 1.0), 0.1, 0.0))
+    dyn = make(kerb)
+    dyn.set_command(0.4, 0.0)
+    run(dyn, 6.0)
+    # left wheel (y = +0.3) on the 0.1 m kerb, right wheel on the road: left side up.
+    assert dyn.state.roll == pytest.approx(math.atan2(0.1, 0.6), abs=0.005)
+    assert dyn.state.z == pytest.approx(0.05, abs=0.005)
+    assert not dyn.state.tipped
+
+
+def test_step_higher_than_max_step_blocks_the_robot() -> None:
+    wall = Terrain(lambda x, y: np.where(x > 2.0, 0.2, 0.0))
+    dyn = make(wall)
+    dyn.set_command(1.0, 0.0)
+    events = run(dyn, 5.0)
+    assert [e.kind for e in events] == ["blocked"]
+    assert "front caster" in events[0].detail
+    front = dyn.contact_points(dyn.state.x, dyn.state.y, dyn.state.yaw)[2, 0]
+    assert front <= 2.0 + 1e-9  # never climbed
+    assert dyn.state.blocked and not dyn.state.tipped
+    dyn.set_command(-0.3, 0.0)  # backing away is allowed
+    run(dyn, 1.0)
+    assert not dyn.state.blocked
+
+
+def test_kerb_within_max_step_is_climbed() -> None:
+    kerb = Terrain(lambda x, y: np.where(x > 2.0, 0.1, 0.0))
+    dyn = make(kerb)
+    dyn.set_command(0.5, 0.0)
+    events = run(dyn, 10.0)
+    assert events == []
+    assert dyn.state.x > 3.0
+    assert dyn.state.z == pytest.approx(0.1, abs=0.002)
+
+
+def test_steep_ramp_tips_the_robot_over_and_it_stops() -> None:
+    slope = math.radians(25.0)
+    ramp = Terrain(lambda x, y: np.clip(x - 1.0, 0.0, None) * math.tan(slope))
+    dyn = make(ramp)
+    dyn.set_command(0.5, 0.0)
+    events = run(dyn, 8.0)
+    assert [e.kind for e in events] == ["tipped"]
+    assert "pitch" in events[0].detail
+    x = dyn.state.x
+    run(dyn, 1.0)
+    assert dyn.state.tipped and dyn.state.x == x and dyn.v_cmd == 0.0
+
+
+def test_driving_off_a_high_kerb_at_speed_tips_but_slowly_does_not() -> None:
+    ledge = Terrain(lambda x, y: np.where(x < 2.0, 0.15, 0.0))
+    fast = make(ledge)
+    fast.set_command(1.2, 0.0)
+    events = run(fast, 4.0)
+    assert [e.kind for e in events] == ["tipped"]
+    assert "dropped 0.150 m" in events[0].detail
+    slow = make(ledge)
+    slow.set_command(0.3, 0.0)
+    assert run(slow, 10.0) == []
+    assert slow.state.x > 2.6 and not slow.state.tipped  # rear caster is off the ledge
+
+
+def test_normal_driving_never_tips() -> None:
+    bumpy = Terrain(lambda x, y: 0.02 * np.sin(x) * np.cos(0.7 * y))
+    dyn = make(bumpy, drive=Drive(slip_stddev=0.02))
+    for k in range(20):
+        dyn.set_command(1.5, 1.0 if k % 2 else -1.0)
+        assert run(dyn, 1.0) == []
+    assert not dyn.state.tipped
+
+
+def test_slip_patch_under_one_wheel_turns_the_robot_but_not_the_encoders() -> None:
+    dyn = make()
+    dyn.set_command(1.0, 0.0)
+
+    def left_on_ice(wheels: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.where(wheels[:, 1] > 0.0, 0.5, 0.0)  # left wheel at +y
+
+    run(dyn, 3.0, slip_of=left_on_ice)
+    assert dyn.state.left_travel == pytest.approx(dyn.state.right_travel)  # encoders
+    assert dyn.state.yaw > 0.5  # the right wheel pushes harder: it turns left
+
+
+def test_white_slip_makes_ground_travel_differ_from_encoders() -> None:
+    dyn = make(drive=Drive(slip_stddev=0.05), seed=3)
+    dyn.set_command(1.0, 0.0)
+    run(dyn, 10.0)
+    assert dyn.state.left_travel == pytest.approx(dyn.state.right_travel)
+    assert abs(dyn.state.y) > 1e-3  # heading wandered
+
+
+def test_rotation_matrix_matches_scipy() -> None:
+    from scipy.spatial.transform import Rotation
+
+    expected = Rotation.from_euler("ZYX", [0.7, -0.2, 0.1]).as_matrix()
+    np.testing.assert_allclose(rpy_matrix(0.1, -0.2, 0.7), expected, atol=1e-12)
+
+
+def test_start_on_a_kerb_takes_its_height() -> None:
+    kerb = Terrain(lambda x, y: np.full_like(x, 0.1))
+    dyn = make(kerb, start=(5.0, 3.0, 1.0))
+    assert dyn.state.z == pytest.approx(0.1)
+    assert (dyn.state.x, dyn.state.y, dyn.state.yaw) == (5.0, 3.0, 1.0)

@@ -1,0 +1,174 @@
+"""GNSS: WGS84 conversion against pyproj's values, noise, multipath, outage, jump fault."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from xiaomanlv_sim.sensors.gnss import (
+    STATUS_FIX,
+    STATUS_NO_FIX,
+    Gnss,
+    LocalTangentPlane,
+    ecef_to_geodetic,
+    geodetic_to_ecef,
+)
+from xiaomanlv_sim.world import Box, Shape, SphericalCoordinates, World
+
+ORIGIN = SphericalCoordinates(31.0252, 121.4365, 10.0, 0.0)
+
+
+@dataclass(frozen=True)
+class GnssSpecLike:
+    name: str = "gnss"
+    rate: float = 5.0
+    pose: NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
+    horizontal_stddev: float = 0.0
+    vertical_stddev: float = 0.0
+    velocity_stddev: float = 0.0
+    multipath_height: float = 12.0
+    multipath_distance: float = 25.0
+    multipath_jump_stddev: float = 3.0
+    outage_sky_fraction: float = 0.5
+
+
+class OpenSky:
+    def __init__(self, blocked: float = 0.1) -> None:
+        self.blocked = blocked
+
+    def sky_blocked_fraction(self, xyz: NDArray[np.float64], min_elevation: float = 0.26) -> float:
+        return self.blocked
+
+
+def world(*shapes: Shape) -> World:
+    return World("test", Path("test.sdf"), tuple(shapes), ORIGIN)
+
+
+def building(x: float, y: float, height: float, name: str = "tower") -> Shape:
+    pose = np.eye(4)
+    pose[:3, 3] = (x, y, height / 2)
+    return Shape(f"{name}::walls", Box((20.0, 20.0, height)), pose, name, "building")
+
+
+def pose_at(x: float, y: float) -> NDArray[np.float64]:
+    p = np.eye(4)
+    p[:2, 3] = (x, y)
+    return p
+
+
+# Reference values from pyproj 3 (EPSG:4979 <-> EPSG:4978, WGS84).
+def test_geodetic_to_ecef_matches_pyproj() -> None:
+    np.testing.assert_allclose(
+        geodetic_to_ecef(31.0252, 121.4365, 10.0),
+        [-2853188.6118102972, 4667584.382313429, 3268293.2076795977],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(geodetic_to_ecef(0.0, 0.0, 0.0), [6378137.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("enu", "expected"),
+    [
+        ((100.0, 200.0, 5.0), (31.0270039074, 121.4375473665, 15.003932)),
+        ((-1500.0, 800.0, -3.0), (31.0324146963, 121.4207885953, 7.226601)),
+    ],
+)
+def test_enu_to_geodetic_matches_pyproj(enu, expected) -> None:
+    lat, lon, alt = LocalTangentPlane(ORIGIN).enu_to_geodetic(np.array(enu))
+    assert lat == pytest.approx(expected[0], abs=1e-9)  # ~0.1 mm
+    assert lon == pytest.approx(expected[1], abs=1e-9)
+    assert alt == pytest.approx(expected[2], abs=1e-5)
+
+
+def test_round_trip_and_heading() -> None:
+    plane = LocalTangentPlane(SphericalCoordinates(-33.9, 18.4, 50.0, 90.0))
+    enu = plane.world_to_enu(np.array([10.0, 0.0, 1.0]))  # heading 90: world x points north
+    np.testing.assert_allclose(enu, [0.0, 10.0, 1.0], atol=1e-12)
+    lat, lon, alt = plane.enu_to_geodetic(np.array([123.0, -456.0, 7.0]))
+    np.testing.assert_allclose(
+        plane.geodetic_to_enu(lat, lon, alt), [123.0, -456.0, 7.0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        ecef_to_geodetic(geodetic_to_ecef(89.9, 10.0, 3.0)), (89.9, 10.0, 3.0)
+    )
+
+
+def test_noise_has_the_declared_stddev_in_metres() -> None:
+    spec = GnssSpecLike(horizontal_stddev=0.5, vertical_stddev=1.0)
+    gnss = Gnss(spec, world(), np.random.default_rng(0))
+    plane = LocalTangentPlane(ORIGIN)
+    fixes = [gnss.read(pose_at(50.0, 20.0), np.zeros(3), k * 0.2, OpenSky()) for k in range(3000)]
+    enu = np.array([plane.geodetic_to_enu(f.latitude, f.longitude, f.altitude) for f in fixes])
+    np.testing.assert_allclose(enu.mean(axis=0), [50.0, 20.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(enu.std(axis=0), [0.5, 0.5, 1.0], rtol=0.05)
+    assert fixes[0].status == STATUS_FIX
+    np.testing.assert_allclose(fixes[0].position_covariance[[0, 4, 8]], [0.25, 0.25, 1.0])
+
+
+def test_no_fix_where_too_much_sky_is_blocked() -> None:
+    gnss = Gnss(GnssSpecLike(), world(), np.random.default_rng(0))
+    fix = gnss.read(pose_at(0.0, 0.0), np.zeros(3), 1.0, OpenSky(blocked=0.7))
+    assert fix.status == STATUS_NO_FIX
+    assert math.isnan(fix.latitude) and math.isnan(fix.longitude)
+    ok = gnss.read(pose_at(0.0, 0.0), np.zeros(3), 1.2, OpenSky(blocked=0.4))
+    assert ok.status == STATUS_FIX
+
+
+def test_multipath_near_a_tall_building_jumps_and_holds_for_seconds() -> None:
+    tall = world(building(0.0, 0.0, 30.0))
+    gnss = Gnss(GnssSpecLike(), tall, np.random.default_rng(5))
+    assert gnss.wall_distance(np.array([15.0, 0.0])) == pytest.approx(5.0)
+    offsets = []
+    for k in range(300):  # 60 s at 5 Hz, 5 m from the wall
+        gnss.read(pose_at(15.0, 0.0), np.zeros(3), k * 0.2, OpenSky())
+        offsets.append(gnss.multipath_offset.copy())
+    offsets = np.array(offsets)
+    changes = np.count_nonzero(np.any(np.diff(offsets, axis=0) != 0.0, axis=1))
+    assert 5 <= changes <= 60  # redrawn every few seconds, not every fix
+    scale = 3.0 * (1 - 5.0 / 25.0)
+    assert np.abs(offsets).max() > 0.5 * scale
+    far = Gnss(GnssSpecLike(), tall, np.random.default_rng(5))
+    far.read(pose_at(60.0, 0.0), np.zeros(3), 0.0, OpenSky())
+    assert np.all(far.multipath_offset == 0.0)
+
+
+def test_low_buildings_cause_no_multipath() -> None:
+    low = world(building(0.0, 0.0, 6.0))
+    gnss = Gnss(GnssSpecLike(), low, np.random.default_rng(5))
+    assert gnss.tall is None
+    gnss.read(pose_at(12.0, 0.0), np.zeros(3), 0.0, OpenSky())
+    assert np.all(gnss.multipath_offset == 0.0)
+
+
+def test_jump_fault_moves_the_fix_by_its_offset() -> None:
+    gnss = Gnss(GnssSpecLike(), world(), np.random.default_rng(0))
+    plane = LocalTangentPlane(ORIGIN)
+    fix = gnss.read(pose_at(5.0, 5.0), np.zeros(3), 0.0, OpenSky(), jump=(10.0, -4.0))
+    np.testing.assert_allclose(
+        plane.geodetic_to_enu(fix.latitude, fix.longitude, fix.altitude),
+        [15.0, 1.0, 0.0],
+        atol=1e-6,
+    )
+
+
+def test_antenna_lever_arm_and_velocity() -> None:
+    spec = GnssSpecLike(
+        pose=np.array([[1, 0, 0, 0.2], [0, 1, 0, 0], [0, 0, 1, 1.5], [0, 0, 0, 1.0]])
+    )
+    gnss = Gnss(spec, world(), np.random.default_rng(0))
+    base = pose_at(1.0, 2.0)
+    base[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]  # facing north
+    np.testing.assert_allclose(gnss.antenna_position(base), [1.0, 2.2, 1.5])
+    fix = gnss.read(base, np.array([0.0, 1.0, 0.0]), 0.0, OpenSky())
+    np.testing.assert_allclose(fix.velocity_enu, [0.0, 1.0, 0.0])
+
+
+def test_world_without_georeference_is_rejected() -> None:
+    bare = World("bare", Path("bare.sdf"), (), None)
+    with pytest.raises(ValueError, match=r"bare.*spherical_coordinates"):
+        Gnss(GnssSpecLike(), bare, np.random.default_rng(0))

@@ -1,0 +1,106 @@
+"""Wheel odometry: equals the truth without slip, drifts with it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from xiaomanlv_sim.dynamics import DiffDriveDynamics
+from xiaomanlv_sim.sensors.odometry import WheelOdometry
+
+
+@dataclass(frozen=True)
+class Drive:
+    wheel_separation: float = 0.6
+    wheel_radius: float = 0.15
+    max_velocity: float = 1.5
+    min_velocity: float = -0.5
+    max_angular_velocity: float = 1.0
+    max_linear_acceleration: float = 1.0
+    min_linear_acceleration: float = -2.0
+    max_angular_acceleration: float = 2.0
+    slip_stddev: float = 0.0
+
+
+@dataclass(frozen=True)
+class Body:
+    length: float = 1.2
+    box_pose: NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
+    max_roll: float = 0.35
+    max_pitch: float = 0.35
+    max_step: float = 0.12
+
+
+class Flat:
+    def ground_height(self, xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.zeros(len(xy))
+
+
+START = (3.0, -2.0, 0.8)
+
+
+def drive_and_odom(slip_stddev: float, slip_of=None, seed: int = 0):
+    drive = Drive(slip_stddev=slip_stddev)
+    dyn = DiffDriveDynamics(drive, Body(), Flat(), np.random.default_rng(seed), start=START)
+    odom = WheelOdometry(0.6, slip_stddev, 0.0, np.random.default_rng(seed))
+    odom.update(0.0, 0.0, 0.0)
+    for v, w in [(1.0, 0.0), (1.2, 0.4), (0.8, -0.6), (-0.3, 0.2)] * 3:
+        dyn.set_command(v, w)
+        for _ in range(400):
+            dyn.step(slip_of=slip_of)
+            odom.update(dyn.state.left_travel, dyn.state.right_travel, dyn.time)
+    return dyn, odom
+
+
+def truth_in_odom(dyn: DiffDriveDynamics) -> tuple[float, float, float]:
+    """The true pose expressed in the odom frame (the start pose)."""
+    x0, y0, yaw0 = START
+    dx, dy = dyn.state.x - x0, dyn.state.y - y0
+    c, s = math.cos(yaw0), math.sin(yaw0)
+    yaw = (dyn.state.yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi
+    return c * dx + s * dy, -s * dx + c * dy, yaw
+
+
+def test_without_slip_odometry_equals_the_truth() -> None:
+    dyn, odom = drive_and_odom(0.0)
+    reading = odom.read(dyn.time)
+    np.testing.assert_allclose(reading.pose, truth_in_odom(dyn), atol=1e-9)
+    assert reading.frame_id == "odom" and reading.child_frame_id == "base_link"
+    assert reading.twist[0] == pytest.approx(dyn.v_cmd, abs=1e-9)
+    assert reading.twist[1] == pytest.approx(dyn.w_cmd, abs=1e-9)
+    np.testing.assert_allclose(reading.pose_covariance, 0.0)
+
+
+def test_white_slip_makes_odometry_drift() -> None:
+    dyn, odom = drive_and_odom(0.05, seed=4)
+    reading = odom.read(dyn.time)
+    error = np.hypot(*(reading.pose[:2] - truth_in_odom(dyn)[:2]))
+    assert error > 0.005
+    assert reading.pose_covariance[0] > error**2  # the bound covers the drift
+
+
+def test_slip_patch_makes_odometry_overestimate_the_distance() -> None:
+    dyn, odom = drive_and_odom(0.0, slip_of=lambda wheels: np.full(2, 0.3))
+    reading = odom.read(dyn.time)
+    true_x, true_y, _ = truth_in_odom(dyn)
+    assert np.hypot(*reading.pose[:2]) > 1.2 * np.hypot(true_x, true_y)
+
+
+def test_twist_noise_has_the_declared_stddev() -> None:
+    odom = WheelOdometry(0.6, 0.0, 0.02, np.random.default_rng(2))
+    for k in range(20):
+        odom.update(0.01 * k, 0.01 * k, 0.005 * k)  # 2 m/s straight
+    v = np.array([odom.read(1.0).twist for _ in range(5000)])
+    assert v[:, 0].mean() == pytest.approx(2.0, abs=0.002)
+    assert v[:, 0].std() == pytest.approx(0.02, rel=0.05)
+    assert v[:, 1].std() == pytest.approx(0.02 / 0.3, rel=0.05)
+    assert odom.read(1.0).twist_covariance[0] == pytest.approx(0.02**2)
+
+
+def test_bad_wheel_separation_is_rejected() -> None:
+    with pytest.raises(ValueError, match="wheel_separation -1"):
+        WheelOdometry(-1.0, 0.0, 0.0, np.random.default_rng(0))
