@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -225,12 +226,24 @@ def create_app(client: LockerClient, config: KioskConfig) -> Flask:
                 compartment=door,
                 message=f"Door {door} is open - take your parcel and close the door.",
             ), 200
+        if math.isinf(result.retry_after):
+            stats.add("lockouts")
+            log.info("code refused: locked out until an operator clears the lock")
+            return jsonify(
+                ok=False,
+                error="locked_out",
+                permanent=True,
+                retry_after=None,
+                message="Too many wrong codes here. Please contact the operator.",
+                detail=locker_says,
+            ), 429
         if result.retry_after > 0.0:
             stats.add("lockouts")
             log.info("code refused: locked out for %.1f s", result.retry_after)
             response = jsonify(
                 ok=False,
                 error="locked_out",
+                permanent=False,
                 retry_after=result.retry_after,
                 message="Too many wrong codes. Please wait before trying again.",
                 detail=locker_says,

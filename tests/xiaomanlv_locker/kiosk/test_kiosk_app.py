@@ -112,6 +112,17 @@ def test_repeated_wrong_codes_lock_out_with_retry_after(web: FlaskClient) -> Non
     assert "Too many wrong codes" in body["message"]
 
 
+def test_a_lockout_only_an_operator_clears_is_valid_json(web: FlaskClient, locker: Locker) -> None:
+    locker.wrong, locker.lockout = locker.max_wrong, float("inf")
+    response = web.post("/api/code", json={"code": GOOD})
+    assert response.status_code == 429
+    assert "Retry-After" not in response.headers
+    assert b"Infinity" not in response.data
+    assert response.json is not None
+    assert response.json["permanent"] is True and response.json["retry_after"] is None
+    assert "contact the operator" in response.json["message"]
+
+
 @pytest.mark.parametrize(
     ("code", "expected"),
     [

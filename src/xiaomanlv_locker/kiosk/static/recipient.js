@@ -13,6 +13,7 @@
   const countdown = document.getElementById("countdown");
   const controls = [input, ...document.querySelectorAll(".key"), document.getElementById("open")];
   const IDLE_RESET = 120000; // [ms] an answer stays this long, then the keypad is blank again
+  const PERMANENT_PAUSE = 60000; // [ms] keypad off after a lockout only an operator clears
 
   let busy = false;
   let reachable = true;
@@ -75,6 +76,10 @@
     if (status === 200 && data.ok) {
       openDoor = data.compartment;
       show("success", data.message);
+    } else if (status === 429 && data.permanent) {
+      show("locked", data.message, data.detail);
+      lockedUntil = performance.now() + PERMANENT_PAUSE;
+      setTimeout(refreshControls, PERMANENT_PAUSE + 50);
     } else if (status === 429) {
       show("locked", data.message, data.detail);
       startCountdown(Number(data.retry_after) || 1);
