@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -309,3 +312,57 @@ def test_kiosk_without_a_locker_says_unavailable_in_chromium(
     values = {kv.key: kv.value for kv in status.values}
     assert values["kiosk_id"] == "e2e-kiosk"
     assert values["locker_services_ready"] == "False"
+
+
+def test_kiosk_process_stops_on_sigint_and_names_bad_parameters(
+    ros_domain: int, tmp_path: Path
+) -> None:
+    """The executable as `ros2 run` starts it: bad port -> 2, port taken -> 1, SIGINT -> 0."""
+    from xiaomanlv_nav.paths import node_executable
+
+    exe = str(node_executable("kiosk"))
+    env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}
+    bad = subprocess.run(
+        [exe, "--ros-args", "-p", "port:=70000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert "'port' = 70000 is out of range [1, 65535]" in bad.stderr
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        clash = subprocess.run(
+            [exe, "--ros-args", "-p", f"port:={busy}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert clash.returncode == 1, clash.stderr
+    assert f"cannot serve the kiosk on 127.0.0.1:{busy}" in clash.stderr
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--ros-args", "-p", f"port:={port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/status", lambda s: s["kiosk_id"] == "kiosk-1")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "kiosk stopped" in out
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2.0)

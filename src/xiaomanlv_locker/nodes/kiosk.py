@@ -114,10 +114,11 @@ def serve(node: KioskNode, stop: threading.Event) -> int:
         server: BaseWSGIServer = make_server(
             node.config.host, node.config.port, node.app, threaded=True
         )
-    except OSError as err:
+    except (OSError, SystemExit) as err:  # Werkzeug exits(1) itself when the port is taken
         print(
             f"[FATAL] cannot serve the kiosk on {node.config.host}:{node.config.port} "
-            f"(parameters 'host', 'port'): {err}",
+            f"(parameters 'host', 'port'): "
+            f"{'address in use' if isinstance(err, SystemExit) else err}",
             file=sys.stderr,
             flush=True,
         )
