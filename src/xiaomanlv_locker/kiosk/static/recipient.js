@@ -24,10 +24,13 @@
 
   const lockedOut = () => performance.now() < lockedUntil;
 
+  let wasDisabled = false;
+
   function refreshControls() {
     const disabled = busy || !reachable || lockedOut();
     for (const el of controls) el.disabled = disabled;
-    if (!disabled && document.activeElement !== input) input.focus();
+    if (wasDisabled && !disabled) input.focus(); // ready again: typing goes to the field
+    wasDisabled = disabled;
   }
 
   function show(kind, text, more = "") {
