@@ -248,7 +248,10 @@ class Locker:
             with self._tx() as tx:
                 c = tx.compartment(number)
                 opened_at = None if self._readings[number].door_closed else tx.stamp
-                tx.update_compartment(number, intent="", retries=0, door_open_since=opened_at)
+                fault = "" if c.fault == "jammed" else c.fault
+                tx.update_compartment(
+                    number, intent="", retries=0, door_open_since=opened_at, fault=fault
+                )
                 tx.audit("opened", number, c.parcel_id, self._stop_of(tx, c), f"by {c.opened_by}")
             return True
         with self._tx() as tx:
