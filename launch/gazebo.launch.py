@@ -1,0 +1,106 @@
+"""`ros2 launch xiaomanlv gazebo.launch.py [world:=university] [gui:=false] [x:=.. y:=.. yaw:=..]`.
+
+The stack against Gazebo Harmonic instead of the headless simulator, on a machine with Gazebo
+Harmonic and ros_gz (ros-jazzy-ros-gz) installed:
+
+1. ``gz sim -r [-s] worlds/<world>.sdf`` (``gui:=false``, the default, runs the server only);
+   GZ_SIM_RESOURCE_PATH gets models/ so ``model://`` URIs resolve.
+2. ``ros_gz_sim create`` spawns models/xiaomanlv/model.sdf as ``xiaomanlv`` at the station's
+   charging pose from worlds/<world>.site.yaml (or at x, y, yaw when given).
+3. ``ros_gz_bridge parameter_bridge`` with config/gz_bridge.yaml: /clock, /lidar/points,
+   /imu/data, /wheel/odom, /gnss/fix, /joint_states, /ultrasonic/<where>/scan out, /cmd_vel in.
+4. The 'sim' profile of config/graph.yaml (use_sim_time), as launch/sim.launch.py starts it.
+
+The ultrasonic rangers are gpu_lidars in Gazebo (it has no range sensor); they arrive as
+LaserScan on /ultrasonic/<where>/scan and must be reduced to sensor_msgs/Range on
+/ultrasonic/<where> by the converter described in docs/robot.md.
+"""
+
+import math
+import os
+
+from launch import LaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument,
+    ExecuteProcess,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+)
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from xiaomanlv_nav.ros.launch import generate_for_profile
+from xiaomanlv_sim.assets import models_dir, robot_model_file, site_file, world_file
+from xiaomanlv_sim.site import load_site
+
+
+def _spawn_pose(context, site):
+    """(x, y, yaw) from the launch arguments, else the station's charging pose."""
+    values = {name: LaunchConfiguration(name).perform(context) for name in ("x", "y", "yaw")}
+    if all(values.values()):
+        return tuple(float(values[name]) for name in ("x", "y", "yaw"))
+    if any(values.values()):
+        raise ValueError("gazebo.launch.py: give all of x, y and yaw, or none of them")
+    pose = site.station.charging
+    return pose.x, pose.y, pose.yaw
+
+
+def _launch_setup(context, *args, **kwargs):
+    world = world_file(LaunchConfiguration("world").perform(context))
+    site = load_site(site_file(world))
+    gui = LaunchConfiguration("gui").perform(context).lower() in ("1", "true", "yes")
+    x, y, yaw = _spawn_pose(context, site)
+    models = str(models_dir())
+    resource_path = os.pathsep.join(
+        p for p in (models, os.environ.get("GZ_SIM_RESOURCE_PATH", "")) if p
+    )
+    bridge_config = models_dir().parent / "config" / "gz_bridge.yaml"
+    gz_flags = ["-r", "-v", "3"] if gui else ["-r", "-s", "-v", "3"]
+    gz_sim = ExecuteProcess(cmd=["gz", "sim", *gz_flags, str(world)], output="screen")
+    spawn_options = {
+        "-world": site.name,
+        "-file": str(robot_model_file()),
+        "-name": "xiaomanlv",
+        "-x": f"{x:.3f}",
+        "-y": f"{y:.3f}",
+        "-z": "0.02",
+        "-Y": f"{math.remainder(yaw, 2 * math.pi):.6f}",
+    }
+    spawn = Node(
+        package="ros_gz_sim",
+        executable="create",
+        name="spawn_xiaomanlv",
+        output="screen",
+        arguments=[item for option in spawn_options.items() for item in option],
+    )
+    bridge = Node(
+        package="ros_gz_bridge",
+        executable="parameter_bridge",
+        name="gz_bridge",
+        output="screen",
+        parameters=[{"config_file": str(bridge_config)}],
+    )
+    return [
+        SetEnvironmentVariable("GZ_SIM_RESOURCE_PATH", resource_path),
+        gz_sim,
+        spawn,
+        bridge,
+        generate_for_profile("sim"),
+    ]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "world", default_value="university", description="shipped world name or SDF path"
+            ),
+            DeclareLaunchArgument(
+                "gui", default_value="false", description="true: also open the Gazebo GUI"
+            ),
+            DeclareLaunchArgument("x", default_value="", description="[m] spawn x (world)"),
+            DeclareLaunchArgument("y", default_value="", description="[m] spawn y (world)"),
+            DeclareLaunchArgument("yaw", default_value="", description="[rad] spawn heading"),
+            OpaqueFunction(function=_launch_setup),
+        ]
+    )
