@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 import pytest
+from locker_rig import OPERATOR, Rig
 
-from conftest import OPERATOR, Rig
 from xiaomanlv_locker.machine import State
 from xiaomanlv_locker.notify import read_notifications
 
@@ -259,11 +259,11 @@ def test_load_is_idempotent_and_refuses_conflicts(rig: Rig) -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda L: L.load_parcel("", "r", "A", "small", *OPERATOR), "field 'parcel_id' is empty"),
-        (lambda L: L.load_parcel("p", "r", "A", "huge", *OPERATOR), "field 'size' = 'huge'"),
-        (lambda L: L.submit_code("", "12345678"), "field 'kiosk_id' is empty"),
-        (lambda L: L.operator_open(99, *OPERATOR, "x"), "field 'compartment' = 99"),
-        (lambda L: L.arm_stop("A\x07", True), "control characters"),
+        (lambda lk: lk.load_parcel("", "r", "A", "small", *OPERATOR), "field 'parcel_id' is empty"),
+        (lambda lk: lk.load_parcel("p", "r", "A", "huge", *OPERATOR), "field 'size' = 'huge'"),
+        (lambda lk: lk.submit_code("", "12345678"), "field 'kiosk_id' is empty"),
+        (lambda lk: lk.operator_open(99, *OPERATOR, "x"), "field 'compartment' = 99"),
+        (lambda lk: lk.arm_stop("A\x07", True), "control characters"),
     ],
 )
 def test_malformed_requests_are_counted(rig: Rig, call: Any, match: str) -> None:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from xiaomanlv_nav.config import ConfigError
-
 from xiaomanlv_locker.config import LockerConfig
 from xiaomanlv_locker.hardware import (
     Reading,
@@ -17,6 +15,7 @@ from xiaomanlv_locker.hardware import (
     faults_from_scenario,
     make_driver,
 )
+from xiaomanlv_nav.config import ConfigError
 
 
 class Tick:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from xiaomanlv_nav.config import ConfigError
-
 from xiaomanlv_locker.config import LockerConfig
 from xiaomanlv_locker.notify import (
     JsonLinesSender,
@@ -17,6 +15,7 @@ from xiaomanlv_locker.notify import (
     make_sender,
     read_notifications,
 )
+from xiaomanlv_nav.config import ConfigError
 
 
 def note(gen: int, code: str) -> Notification:
@@ -42,5 +41,5 @@ def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
 
 def test_registry_names_unknown_sender(tmp_path: Path) -> None:
     assert isinstance(make_sender(LockerConfig(data_dir=str(tmp_path))), JsonLinesSender)
-    with pytest.raises(ConfigError, match="'notifier' = 'sms'.*known: jsonl"):
+    with pytest.raises(ConfigError, match=r"'notifier' = 'sms'.*known: jsonl"):
         make_sender(LockerConfig(data_dir=str(tmp_path), notifier="sms"))
