@@ -186,3 +186,6 @@ class UltrasonicWeather:
     rain_false_echo: float = 0.1  # chance per reading of a false echo at intensity 1
     rain_false_echo_max: float = 0.6  # [m] false echoes are uniform in [range_min, this]
     rain_noise: float = 0.01  # [m] extra range stddev at intensity 1
+
+
+DEFAULT_ULTRASONIC_WEATHER = UltrasonicWeather()

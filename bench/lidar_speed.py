@@ -1,0 +1,139 @@
+"""Lidar speed: one 16 x 1800 scan (28,800 rays) with 100 pedestrians, on one core.
+
+Loads worlds/university.sdf (or --world), builds the Scene, places pedestrians on open ground,
+and times `Lidar.scan` at random robot poses on open ground (a new crowd layout every scan, as
+in the simulator). Also times the other per-step sensing calls the simulator makes: the 8
+ultrasonic rangers, `ground_height` for the 4 wheel contacts, `set_agents` and
+`sky_blocked_fraction`. Open3D is asked for one thread (`nthreads=1`).
+
+    source tools/env.sh && python bench/lidar_speed.py [--quick] [--world NAME]
+
+The last line is one JSON object (medians and p90 in milliseconds). Target (issue 3 and
+docs/simulator.md speed budget): lidar_ms_median <= 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import open3d as o3d
+
+from xiaomanlv_sim import assets
+from xiaomanlv_sim.robot import LidarSpec
+from xiaomanlv_sim.scene import Scene
+from xiaomanlv_sim.sdf import load_robot, load_world
+from xiaomanlv_sim.sensors.lidar import Lidar
+from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall time [ms] of each of `repeats` calls of `fn` (importable by other benches)."""
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def open_ground(scene: Scene, n: int, rng: np.random.Generator, margin: float = 5.0) -> np.ndarray:
+    """`n` random x-y points [m] with nothing but walkable ground below 3 m above them."""
+    xmin, ymin, xmax, ymax = scene.bounds
+    found: list[np.ndarray] = []
+    while sum(len(f) for f in found) < n:
+        xy = rng.uniform([xmin + margin, ymin + margin], [xmax - margin, ymax - margin], (4 * n, 2))
+        ground = scene.ground_height(xy)
+        origins = np.column_stack([xy, ground + 3.0])
+        down = np.tile([0.0, 0.0, -1.0], (len(xy), 1))
+        dist = scene.cast(origins, down)
+        found.append(xy[np.abs(dist - 3.0) < 0.02])
+    return np.concatenate(found)[:n]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer scans (under 30 s)")
+    parser.add_argument("--world", default="university")
+    parser.add_argument("--pedestrians", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    scans = 50 if args.quick else 200
+    rng = np.random.default_rng(args.seed)
+
+    t0 = time.perf_counter()
+    world = load_world(assets.world_file(args.world))
+    t1 = time.perf_counter()
+    scene = Scene.from_world(world, nthreads=1)
+    t2 = time.perf_counter()
+    print(f"{world.name}: {len(world.shapes)} shapes, load {t1 - t0:.2f} s, scene {t2 - t1:.2f} s")
+
+    robot = load_robot(assets.robot_model_file())
+    lidar_spec: LidarSpec = robot.lidar
+    lidar = Lidar(lidar_spec, np.random.default_rng(1))
+    sonars = [Ultrasonic(s, np.random.default_rng(2 + i)) for i, s in enumerate(robot.ultrasonic)]
+
+    poses = open_ground(scene, scans, rng)
+    layouts = [open_ground(scene, args.pedestrians, rng) for _ in range(8)]
+    radii = np.full(args.pedestrians, 0.3)
+    heights = rng.uniform(1.5, 1.9, args.pedestrians)
+
+    def base_pose(i: int) -> np.ndarray:
+        x, y = poses[i]
+        yaw = rng.uniform(-np.pi, np.pi)
+        pose = np.eye(4)
+        pose[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+        pose[:3, 3] = (x, y, scene.ground_height(poses[i : i + 1])[0])
+        return pose
+
+    bases = [base_pose(i) for i in range(scans)]
+    lidar_ms, sonar_ms, points = [], [], []
+    set_ms = timed(lambda: scene.set_agents(layouts[0], radii, heights), 50)
+    for i in range(scans):
+        scene.set_agents(layouts[i % len(layouts)], radii, heights)
+        pose = bases[i] @ lidar_spec.pose
+        t = time.perf_counter()
+        scan = lidar.scan(scene, pose, 0.0)
+        lidar_ms.append((time.perf_counter() - t) * 1e3)
+        points.append(len(scan.points))
+        t = time.perf_counter()
+        for sonar in sonars:
+            sonar.read(scene, bases[i] @ sonar.spec.pose, 0.0)
+        sonar_ms.append((time.perf_counter() - t) * 1e3)
+        if (i + 1) % 50 == 0:
+            print(f"  {i + 1}/{scans} scans, median {np.median(lidar_ms):.2f} ms", flush=True)
+
+    wheels = poses[:4] + 0.3
+    ground_us = [1e3 * v for v in timed(lambda: scene.ground_height(wheels), 2000)]
+    sky_ms = timed(lambda: scene.sky_blocked_fraction(np.array([*poses[0], 1.6])), 200)
+    rays = np.zeros((lidar.fan.rows * lidar.fan.cols, 6), dtype=np.float32)
+    rays[:, 2] = 1.0
+    rays[:, 3:] = lidar.fan.directions
+    tensor = o3d.core.Tensor.from_numpy(rays)
+    floor_ms = timed(lambda: scene._scene.cast_rays(tensor, nthreads=1), 50)
+
+    result = {
+        "world": world.name,
+        "lidar_ms_median": round(float(np.median(lidar_ms)), 3),
+        "lidar_ms_p90": round(float(np.percentile(lidar_ms, 90)), 3),
+        "scene_build_s": round(t2 - t1, 3),
+        "rays": int(rays.shape[0]),
+        "pedestrians": args.pedestrians,
+        "scans": scans,
+        "points_median": int(np.median(points)),
+        "open3d_cast_ms_median": round(float(np.median(floor_ms)), 3),
+        "ultrasonic_x8_ms_median": round(float(np.median(sonar_ms)), 3),
+        "ground_height_4pts_us_median": round(float(np.median(ground_us)), 2),
+        "set_agents_ms_median": round(float(np.median(set_ms)), 3),
+        "sky_blocked_ms_median": round(float(np.median(sky_ms)), 3),
+        "threads": 1,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
