@@ -1,0 +1,338 @@
+"""Top-down picture of a world: footprints by category, walkways, stops, agents, a trajectory.
+
+`render_top_down` draws with OpenCV in the world frame seen from above (x east to the right,
+y north up), at `resolution` metres per pixel. Every shape is projected whole (a tree shows its
+canopy, a kerb its outline), filled in its category colour (`CATEGORY_COLOURS`), in an order
+that keeps what matters on top: fields, walkways, ramps and kerbs, trees, then buildings, walls,
+cars and street furniture. Site data (walkways, entrances, stops with their names, the
+station) come from the site sidecar; run-time obstacles, agents and a trajectory are optional
+overlays. A legend, a scale bar and a north arrow make it readable at a glance.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from xiaomanlv_sim.agents import AgentArrays
+from xiaomanlv_sim.footprint import obstacle_polygon, shape_footprint
+from xiaomanlv_sim.scenario import ObstacleSpec
+from xiaomanlv_sim.site import Site
+from xiaomanlv_sim.world import Plane, World
+
+_log = logging.getLogger(__name__)
+
+RGB = tuple[int, int, int]
+
+BACKGROUND: RGB = (236, 233, 222)  # paved/open ground
+CATEGORY_COLOURS: dict[str, RGB] = {
+    "field": (150, 200, 130),
+    "ground": BACKGROUND,
+    "ramp": (225, 200, 140),
+    "kerb": (170, 170, 170),
+    "tree": (60, 140, 60),
+    "building": (178, 90, 70),
+    "wall": (80, 80, 80),
+    "fence": (120, 100, 80),
+    "gate": (150, 60, 150),
+    "car": (70, 120, 190),
+    "bench": (140, 90, 40),
+    "bollard": (40, 40, 40),
+    "lamp_post": (230, 180, 0),
+    "": (120, 120, 120),  # no category
+}
+WALKWAY: RGB = (250, 248, 240)
+WALKWAY_EDGE: RGB = (200, 195, 180)
+OBSTACLE: RGB = (255, 110, 0)
+PEDESTRIAN: RGB = (220, 0, 140)
+CYCLIST: RGB = (0, 170, 210)
+TRAJECTORY: RGB = (20, 40, 200)
+STOP: RGB = (220, 30, 30)
+STATION: RGB = (30, 60, 220)
+ENTRANCE: RGB = (255, 150, 0)
+TEXT: RGB = (20, 20, 20)
+
+# draw order: later categories cover earlier ones
+_ORDER = ["field", "ground", "ramp", "kerb", "tree", "", "building", "wall", "fence", "gate"]
+_ORDER += ["car", "bench", "bollard", "lamp_post"]
+
+
+class RenderError(ValueError):
+    """Nothing to draw, or a bad resolution or trajectory."""
+
+
+def _bgr(c: RGB) -> tuple[int, int, int]:
+    return (c[2], c[1], c[0])
+
+
+class _Canvas:
+    def __init__(self, bounds: tuple[float, float, float, float], resolution: float) -> None:
+        self.x0, self.y0, x1, y1 = bounds
+        self.res = resolution
+        self.width = max(1, math.ceil((x1 - self.x0) / resolution))
+        self.height = max(1, math.ceil((y1 - self.y0) / resolution))
+        self.y1 = self.y0 + self.height * resolution
+        self.img = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        self.img[:] = _bgr(BACKGROUND)
+
+    def px(self, xy: NDArray[np.float64]) -> NDArray[np.int32]:
+        """World [m] (N,2) to integer pixel (col, row); row 0 is the north edge."""
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        cols = (xy[:, 0] - self.x0) / self.res
+        rows = (self.y1 - xy[:, 1]) / self.res
+        return np.round(np.stack([cols, rows], axis=1)).astype(np.int32)
+
+    def polygon(self, coords: NDArray[np.float64], colour: RGB, outline: RGB | None = None) -> None:
+        pts = self.px(coords)
+        cv2.fillPoly(self.img, [pts], _bgr(colour), lineType=cv2.LINE_AA)
+        if outline is not None:
+            cv2.polylines(self.img, [pts], True, _bgr(outline), 1, lineType=cv2.LINE_AA)
+
+    def text(self, xy: tuple[int, int], s: str, scale: float = 0.45, colour: RGB = TEXT) -> None:
+        x, y = xy
+        cv2.putText(
+            self.img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 3, cv2.LINE_AA
+        )
+        cv2.putText(
+            self.img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, _bgr(colour), 1, cv2.LINE_AA
+        )
+
+
+def _world_polygons(world: World) -> list[tuple[str, NDArray[np.float64]]]:
+    """(category, exterior coords) of every shape projected whole onto the ground."""
+    out = []
+    for shape in world.shapes:
+        if isinstance(shape.geometry, Plane) and shape.category in ("ground", ""):
+            continue  # the ground plane is the background
+        poly = shape_footprint(shape, -1e6, 1e6)
+        if poly is not None:
+            out.append((shape.category, np.asarray(poly.exterior.coords)))
+    return out
+
+
+def _bounds(
+    polys: Sequence[tuple[str, NDArray[np.float64]]],
+    site: Site | None,
+    extra: Iterable[NDArray[np.float64]],
+) -> tuple[float, float, float, float]:
+    pts = [c for _, c in polys]
+    if site is not None:
+        pts += [np.array(list(site.walkways.nodes.values()), dtype=float).reshape(-1, 2)]
+        pts += [np.array([[s.pose.x, s.pose.y] for s in site.stops], dtype=float).reshape(-1, 2)]
+        pts += [np.array([[site.station.loading.x, site.station.loading.y]])]
+    pts += [np.asarray(e, dtype=float).reshape(-1, 2) for e in extra]
+    pts = [p for p in pts if len(p)]
+    if not pts:
+        raise RenderError("nothing to draw: the world has no shapes and there is no site")
+    allp = np.vstack(pts)
+    margin = 12.0
+    lo, hi = allp.min(axis=0) - margin, allp.max(axis=0) + margin
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def render_top_down(
+    world: World,
+    site: Site | None = None,
+    *,
+    agents: AgentArrays | None = None,
+    trajectory: NDArray[np.float64] | None = None,
+    obstacles: Sequence[ObstacleSpec] = (),
+    resolution: float = 0.25,
+    path: Path,
+    title: str | None = None,
+) -> Path:
+    """Draw `world` from above and write a PNG to `path`; returns `path`.
+
+    Args:
+        world: the static world (world frame, metres).
+        site: its sidecar: walkways, entrances, stops (labelled) and the station.
+        agents: the crowd (`Crowd.state`): pedestrians as magenta discs, cyclists cyan.
+        trajectory: (N,2) [m] a path to draw as a polyline (start green, end red).
+        obstacles: run-time obstacles (drawn orange, whether or not they are present yet).
+        resolution: [m/px].
+        path: the PNG file to write (folders are created).
+        title: text in the top-left corner (default: the world name).
+
+    Raises:
+        RenderError: resolution <= 0, a trajectory that is not (N,2), or nothing to draw.
+    """
+    if not resolution > 0:
+        raise RenderError(f"resolution must be > 0 m/px, got {resolution}")
+    traj = None
+    if trajectory is not None:
+        traj = np.asarray(trajectory, dtype=float)
+        if traj.ndim != 2 or traj.shape[1] < 2 or not np.all(np.isfinite(traj[:, :2])):
+            raise RenderError(f"trajectory must be a finite (N,2) array, got shape {traj.shape}")
+        traj = traj[:, :2]
+    polys = _world_polygons(world)
+    extra: list[NDArray[np.float64]] = [] if traj is None else [traj]
+    canvas = _Canvas(_bounds(polys, site, extra), resolution)
+    cv = canvas
+    by_cat: dict[str, list[NDArray[np.float64]]] = {}
+    for cat, coords in polys:
+        by_cat.setdefault(cat if cat in CATEGORY_COLOURS else "", []).append(coords)
+    present = [c for c in _ORDER if c in by_cat]
+    for cat in ("field", "ground"):
+        for coords in by_cat.get(cat, []):
+            cv.polygon(coords, CATEGORY_COLOURS[cat])
+    if site is not None:
+        _draw_walkways(cv, site)
+    for cat in _ORDER:
+        if cat in ("field", "ground"):
+            continue
+        colour = CATEGORY_COLOURS[cat]
+        for coords in by_cat.get(cat, []):
+            outline = (90, 90, 90) if cat == "kerb" else None
+            cv.polygon(coords, colour, outline)
+    for ob in obstacles:
+        cv.polygon(np.asarray(obstacle_polygon(ob).exterior.coords), OBSTACLE, (0, 0, 0))
+    if site is not None:
+        _draw_site(cv, site)
+    if agents is not None:
+        _draw_agents(cv, agents)
+    if traj is not None and len(traj):
+        pts = cv.px(traj)
+        cv2.polylines(cv.img, [pts], False, _bgr(TRAJECTORY), 2, lineType=cv2.LINE_AA)
+        cv2.circle(cv.img, tuple(int(v) for v in pts[0]), 5, _bgr((0, 170, 0)), -1, cv2.LINE_AA)
+        cv2.circle(cv.img, tuple(int(v) for v in pts[-1]), 5, _bgr((200, 0, 0)), -1, cv2.LINE_AA)
+    _draw_legend(
+        cv, present, site is not None, agents is not None, traj is not None, bool(obstacles)
+    )
+    _draw_scale_and_north(cv)
+    cv.text((10, cv.height - 10), title or world.name, 0.6)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv.img):
+        raise RenderError(f"could not write {path}")
+    _log.info("wrote %s (%dx%d px, %.2f m/px)", path, cv.width, cv.height, resolution)
+    return path
+
+
+def _draw_walkways(cv: _Canvas, site: Site) -> None:
+    nodes = site.walkways.nodes
+    for a, b, width in site.walkways.edges:
+        pts = cv.px(np.array([nodes[a], nodes[b]], dtype=float))
+        thick = max(1, round(width / cv.res))
+        p0, p1 = (int(pts[0, 0]), int(pts[0, 1])), (int(pts[1, 0]), int(pts[1, 1]))
+        cv2.line(cv.img, p0, p1, _bgr(WALKWAY_EDGE), thick + 2, cv2.LINE_AA)
+    for a, b, width in site.walkways.edges:
+        pts = cv.px(np.array([nodes[a], nodes[b]], dtype=float))
+        thick = max(1, round(width / cv.res))
+        p0, p1 = (int(pts[0, 0]), int(pts[0, 1])), (int(pts[1, 0]), int(pts[1, 1]))
+        cv2.line(cv.img, p0, p1, _bgr(WALKWAY), thick, cv2.LINE_AA)
+
+
+def _draw_site(cv: _Canvas, site: Site) -> None:
+    for xy in site.entrances.values():
+        p = cv.px(np.array(xy, dtype=float))[0]
+        cv2.circle(cv.img, (int(p[0]), int(p[1])), 4, _bgr(ENTRANCE), -1, cv2.LINE_AA)
+    for stop in site.stops:
+        p = cv.px(np.array([stop.pose.x, stop.pose.y]))[0]
+        c = (int(p[0]), int(p[1]))
+        tip = (int(c[0] + 9 * math.cos(stop.pose.yaw)), int(c[1] - 9 * math.sin(stop.pose.yaw)))
+        cv2.circle(cv.img, c, 5, _bgr(STOP), -1, cv2.LINE_AA)
+        cv2.line(cv.img, c, tip, _bgr(STOP), 2, cv2.LINE_AA)
+        cv.text((c[0] + 7, c[1] - 7), stop.name, 0.4, STOP)
+    st = site.station
+    for pose, tag in ((st.loading, "L"), (st.charging, "C")):
+        p = cv.px(np.array([pose.x, pose.y]))[0]
+        c = (int(p[0]), int(p[1]))
+        cv2.rectangle(cv.img, (c[0] - 7, c[1] - 7), (c[0] + 7, c[1] + 7), _bgr(STATION), -1)
+        cv2.putText(
+            cv.img, tag, (c[0] - 5, c[1] + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1
+        )
+    p = cv.px(np.array([st.loading.x, st.loading.y]))[0]
+    cv.text((int(p[0]) + 10, int(p[1]) + 20), st.name, 0.45, STATION)
+
+
+def _draw_agents(cv: _Canvas, agents: AgentArrays) -> None:
+    positions = np.asarray(agents.positions, dtype=float).reshape(-1, 2)
+    radii = np.asarray(agents.radii, dtype=float)
+    kinds = np.asarray(agents.kinds, dtype=int)
+    pts = cv.px(positions)
+    for (x, y), r, k in zip(pts, radii, kinds, strict=True):
+        colour = CYCLIST if k == 1 else PEDESTRIAN
+        rad = max(2, round(r / cv.res))
+        cv2.circle(cv.img, (int(x), int(y)), rad, _bgr(colour), -1, cv2.LINE_AA)
+
+
+def _draw_legend(
+    cv: _Canvas, present: Sequence[str], site: bool, agents: bool, trajectory: bool, obstacles: bool
+) -> None:
+    entries: list[tuple[str, RGB]] = [
+        (c or "other", CATEGORY_COLOURS[c]) for c in present if c != "ground"
+    ]
+    if site:
+        entries += [
+            ("walkway", WALKWAY),
+            ("stop", STOP),
+            ("station", STATION),
+            ("entrance", ENTRANCE),
+        ]
+    if obstacles:
+        entries.append(("new obstacle", OBSTACLE))
+    if agents:
+        entries += [("pedestrian", PEDESTRIAN), ("cyclist", CYCLIST)]
+    if trajectory:
+        entries.append(("trajectory", TRAJECTORY))
+    row_h, x0, y0 = 18, 10, 10
+    box_w = 150
+    overlay = cv.img[y0 : y0 + row_h * len(entries) + 10, x0 : x0 + box_w]
+    overlay[:] = (overlay * 0.25 + 255 * 0.75).astype(np.uint8)
+    for k, (label, colour) in enumerate(entries):
+        y = y0 + 8 + k * row_h
+        cv2.rectangle(cv.img, (x0 + 6, y), (x0 + 20, y + 12), _bgr(colour), -1)
+        cv2.rectangle(cv.img, (x0 + 6, y), (x0 + 20, y + 12), (60, 60, 60), 1)
+        cv2.putText(
+            cv.img,
+            label,
+            (x0 + 28, y + 11),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.42,
+            _bgr(TEXT),
+            1,
+            cv2.LINE_AA,
+        )
+
+
+def _nice_length(target: float) -> float:
+    """The largest 1-2-5 x 10^k not above `target` [m]."""
+    if target <= 0:
+        return 1.0
+    exp = math.floor(math.log10(target))
+    for m in (5, 2, 1):
+        if m * 10**exp <= target:
+            return float(m * 10**exp)
+    return float(10**exp)
+
+
+def _draw_scale_and_north(cv: _Canvas) -> None:
+    length = _nice_length(0.2 * cv.width * cv.res)
+    px = round(length / cv.res)
+    x0, y0 = cv.width - px - 20, cv.height - 20
+    cv2.rectangle(cv.img, (x0 - 6, y0 - 26), (x0 + px + 6, y0 + 8), (255, 255, 255), -1)
+    cv2.line(cv.img, (x0, y0), (x0 + px, y0), (0, 0, 0), 3)
+    for x in (x0, x0 + px):
+        cv2.line(cv.img, (x, y0 - 6), (x, y0 + 4), (0, 0, 0), 2)
+    label = f"{length:g} m"
+    cv2.putText(
+        cv.img,
+        label,
+        (x0 + px // 2 - 18, y0 - 10),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
+    nx0, ny0 = cv.width - 30, 20
+    cv2.arrowedLine(cv.img, (nx0, ny0 + 40), (nx0, ny0), (0, 0, 0), 3, cv2.LINE_AA, tipLength=0.35)
+    cv2.putText(
+        cv.img, "N", (nx0 - 7, ny0 + 60), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA
+    )
