@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import shapely  # type: ignore[import-untyped,unused-ignore]
 import yaml
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
 from shapely.geometry import LineString, Point, Polygon  # type: ignore[import-untyped,unused-ignore]
 
 from xiaomanlv_sim.assets import site_file, world_file
