@@ -270,6 +270,11 @@ class DiffDriveDynamics:
             ]
         )
         self._contact_names = ("left wheel", "right wheel", "front caster", "rear caster")
+        # DiffDriveSpec gives min_angular_* as 0 when the file has none: then symmetric.
+        min_w = float(getattr(drive, "min_angular_velocity", 0.0))
+        min_dw = float(getattr(drive, "min_angular_acceleration", 0.0))
+        self._min_w = min_w if min_w < 0.0 else -drive.max_angular_velocity
+        self._min_dw = min_dw if min_dw < 0.0 else -drive.max_angular_acceleration
         self.cmd = (0.0, 0.0)  # target (v [m/s], w [rad/s])
         self.v_cmd = 0.0  # [m/s] limited command
         self.w_cmd = 0.0  # [rad/s] limited command
@@ -336,8 +341,8 @@ class DiffDriveDynamics:
             d.min_linear_acceleration, d.max_linear_acceleration,
         )  # fmt: skip
         self.w_cmd = speed_limit(
-            self.cmd[1], w_prev, dt, -d.max_angular_velocity, d.max_angular_velocity,
-            -d.max_angular_acceleration, d.max_angular_acceleration,
+            self.cmd[1], w_prev, dt, self._min_w, d.max_angular_velocity,
+            self._min_dw, d.max_angular_acceleration,
         )  # fmt: skip
         half = d.wheel_separation / 2.0
         enc_l = (self.v_cmd - self.w_cmd * half) * dt

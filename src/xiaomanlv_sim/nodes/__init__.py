@@ -1,0 +1,1 @@
+"""Thin rclpy adapters of the simulator: the sim node."""

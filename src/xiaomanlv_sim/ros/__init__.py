@@ -1,0 +1,1 @@
+"""rclpy-side helpers of the simulator: message conversions."""

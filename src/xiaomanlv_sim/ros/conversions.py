@@ -1,0 +1,285 @@
+"""Simulator readings <-> ROS messages, for the sim node (and tests with hand-built readings).
+
+PointCloud2 layout (what Velodyne/Ouster drivers and ros_gz's gpu_lidar bridge give):
+fields x, y, z, intensity (FLOAT32 at offsets 0, 4, 8, 12) and ring (UINT16 at 16), point
+step 20 (2 bytes padding), little-endian, one row (height 1), dense (no-return rays were
+dropped by the lidar model), built from a numpy structured array in one copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, PoseStamped, Quaternion, Twist
+from nav_msgs.msg import Odometry
+from numpy.typing import NDArray
+from rosgraph_msgs.msg import Clock
+from scipy.spatial.transform import Rotation  # type: ignore[import-untyped]
+from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, PointCloud2, PointField, Range
+from std_msgs.msg import ColorRGBA, String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from xiaomanlv_sim.agents import AgentArrays
+from xiaomanlv_sim.sensors.gnss import STATUS_FIX, GnssReading
+from xiaomanlv_sim.sensors.imu import ImuReading
+from xiaomanlv_sim.sensors.lidar import LidarScan
+from xiaomanlv_sim.sensors.odometry import OdomReading
+from xiaomanlv_sim.sensors.ultrasonic import RangeReading
+from xiaomanlv_sim.simulator import Event, GroundTruth
+
+CLOUD_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "z", "intensity", "ring"],
+        "formats": ["<f4", "<f4", "<f4", "<f4", "<u2"],
+        "offsets": [0, 4, 8, 12, 16],
+        "itemsize": 20,
+    }
+)
+UNKNOWN_VARIANCE = 1e6  # [unit^2] for states a planar sensor does not measure (z, roll, pitch)
+
+
+def stamp_of(t: float) -> Time:
+    """builtin_interfaces/Time of sim time ``t`` [s] (nanoseconds rounded)."""
+    ns = round(t * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def seconds_of(stamp: Time) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def clock_msg(t: float) -> Clock:
+    return Clock(clock=stamp_of(t))
+
+
+def lidar_to_msg(scan: LidarScan, frame_id: str | None = None) -> PointCloud2:
+    """PointCloud2 of a scan, in the sensor frame (``frame_id`` overrides the scan's)."""
+    n = len(scan.points)
+    cloud = np.empty(n, dtype=CLOUD_DTYPE)
+    pts = np.asarray(scan.points, dtype=np.float32).reshape(n, 3)
+    cloud["x"], cloud["y"], cloud["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
+    cloud["intensity"] = scan.intensities
+    cloud["ring"] = scan.rings
+    msg = PointCloud2()
+    msg.header.stamp = stamp_of(scan.stamp)
+    msg.header.frame_id = frame_id or scan.frame_id
+    msg.height = 1
+    msg.width = n
+    msg.fields = [
+        PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
+        PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
+        PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
+        PointField(name="intensity", offset=12, datatype=PointField.FLOAT32, count=1),
+        PointField(name="ring", offset=16, datatype=PointField.UINT16, count=1),
+    ]
+    msg.is_bigendian = False
+    msg.point_step = CLOUD_DTYPE.itemsize
+    msg.row_step = CLOUD_DTYPE.itemsize * n
+    msg.is_dense = True
+    msg.data = cloud.tobytes()
+    return msg
+
+
+def cloud_arrays(
+    msg: PointCloud2,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint16]]:
+    """(points (N,3), intensities (N,), rings (N,)) of a cloud in this module's layout.
+
+    Raises:
+        ValueError: the cloud's fields are not x, y, z, intensity, ring at this layout.
+    """
+    layout = [(f.name, f.offset, f.datatype) for f in msg.fields]
+    expected = [
+        ("x", 0, PointField.FLOAT32),
+        ("y", 4, PointField.FLOAT32),
+        ("z", 8, PointField.FLOAT32),
+        ("intensity", 12, PointField.FLOAT32),
+        ("ring", 16, PointField.UINT16),
+    ]
+    if layout != expected or msg.point_step != CLOUD_DTYPE.itemsize or msg.is_bigendian:
+        raise ValueError(f"PointCloud2 layout {layout} (step {msg.point_step}) is not x,y,z,i,ring")
+    cloud = np.frombuffer(bytes(msg.data), dtype=CLOUD_DTYPE)
+    points = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+    return points, cloud["intensity"].copy(), cloud["ring"].copy()
+
+
+def _quat(xyzw: NDArray[np.float64]) -> Quaternion:
+    return Quaternion(x=float(xyzw[0]), y=float(xyzw[1]), z=float(xyzw[2]), w=float(xyzw[3]))
+
+
+def imu_to_msg(reading: ImuReading, frame_id: str | None = None) -> Imu:
+    msg = Imu()
+    msg.header.stamp = stamp_of(reading.stamp)
+    msg.header.frame_id = frame_id or reading.frame_id
+    msg.orientation = _quat(reading.orientation)
+    w, a = reading.angular_velocity, reading.linear_acceleration
+    msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = (float(v) for v in w)
+    msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = (
+        float(v) for v in a
+    )
+    msg.orientation_covariance = np.asarray(reading.orientation_covariance, float)
+    msg.angular_velocity_covariance = np.asarray(reading.angular_velocity_covariance, float)
+    msg.linear_acceleration_covariance = np.asarray(reading.linear_acceleration_covariance, float)
+    return msg
+
+
+def _yaw_quat(yaw: float) -> Quaternion:
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
+
+
+def odom_to_msg(
+    reading: OdomReading, frame_id: str | None = None, child_frame_id: str | None = None
+) -> Odometry:
+    """nav_msgs/Odometry in ``odom`` -> ``base_link``; planar: z, roll, pitch variances large."""
+    msg = Odometry()
+    msg.header.stamp = stamp_of(reading.stamp)
+    msg.header.frame_id = frame_id or reading.frame_id
+    msg.child_frame_id = child_frame_id or reading.child_frame_id
+    x, y, yaw = (float(v) for v in reading.pose)
+    msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+    msg.pose.pose.orientation = _yaw_quat(yaw)
+    pose_cov = np.zeros((6, 6))
+    pose_cov[np.diag_indices(6)] = [
+        reading.pose_covariance[0], reading.pose_covariance[1], UNKNOWN_VARIANCE,
+        UNKNOWN_VARIANCE, UNKNOWN_VARIANCE, reading.pose_covariance[2],
+    ]  # fmt: skip
+    msg.pose.covariance = pose_cov.ravel()
+    msg.twist.twist.linear.x = float(reading.twist[0])
+    msg.twist.twist.angular.z = float(reading.twist[1])
+    twist_cov = np.zeros((6, 6))
+    twist_cov[np.diag_indices(6)] = [
+        reading.twist_covariance[0], UNKNOWN_VARIANCE, UNKNOWN_VARIANCE,
+        UNKNOWN_VARIANCE, UNKNOWN_VARIANCE, reading.twist_covariance[1],
+    ]  # fmt: skip
+    msg.twist.covariance = twist_cov.ravel()
+    return msg
+
+
+def gnss_to_msg(reading: GnssReading, frame_id: str | None = None) -> NavSatFix:
+    """NavSatFix: status FIX with a diagonal known covariance, or NO_FIX (NaN position)."""
+    msg = NavSatFix()
+    msg.header.stamp = stamp_of(reading.stamp)
+    msg.header.frame_id = frame_id or reading.frame_id
+    msg.status.status = int(reading.status)
+    msg.status.service = NavSatStatus.SERVICE_GPS
+    msg.latitude, msg.longitude, msg.altitude = (
+        float(reading.latitude),
+        float(reading.longitude),
+        float(reading.altitude),
+    )
+    msg.position_covariance = np.asarray(reading.position_covariance, float)
+    msg.position_covariance_type = (
+        NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+        if reading.status >= STATUS_FIX
+        else NavSatFix.COVARIANCE_TYPE_UNKNOWN
+    )
+    return msg
+
+
+def range_to_msg(reading: RangeReading, frame_id: str | None = None) -> Range:
+    """sensor_msgs/Range (ULTRASOUND); +inf means nothing in range (REP 117)."""
+    msg = Range()
+    msg.header.stamp = stamp_of(reading.stamp)
+    msg.header.frame_id = frame_id or reading.frame_id
+    msg.radiation_type = Range.ULTRASOUND
+    msg.field_of_view = float(reading.field_of_view)
+    msg.min_range = float(reading.min_range)
+    msg.max_range = float(reading.max_range)
+    msg.range = float(reading.range)
+    return msg
+
+
+def _pose_of(matrix: NDArray[np.float64]) -> Pose:
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in matrix[:3, 3])
+    pose.orientation = _quat(Rotation.from_matrix(matrix[:3, :3]).as_quat())
+    return pose
+
+
+def truth_pose_to_msg(truth: GroundTruth, frame_id: str = "world") -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = stamp_of(truth.time)
+    msg.header.frame_id = frame_id
+    msg.pose = _pose_of(truth.pose)
+    return msg
+
+
+def truth_odometry_to_msg(
+    truth: GroundTruth, frame_id: str = "world", child_frame_id: str = "base_link"
+) -> Odometry:
+    """The true pose and twist (forward speed, yaw rate in base_link) as nav_msgs/Odometry."""
+    msg = Odometry()
+    msg.header.stamp = stamp_of(truth.time)
+    msg.header.frame_id = frame_id
+    msg.child_frame_id = child_frame_id
+    msg.pose.pose = _pose_of(truth.pose)
+    msg.twist.twist.linear.x = float(truth.twist[0])
+    msg.twist.twist.angular.z = float(truth.twist[1])
+    return msg
+
+
+_KIND_COLOURS = {
+    0: ColorRGBA(r=0.2, g=0.4, b=1.0, a=0.8),  # pedestrian
+    1: ColorRGBA(r=1.0, g=0.5, b=0.0, a=0.8),  # cyclist
+}
+
+
+def agents_to_markers(
+    agents: AgentArrays, t: float, frame_id: str = "world", lifetime: float = 0.5
+) -> MarkerArray:
+    """One CYLINDER marker per agent (id = agent id, namespace by kind), standing on z = 0;
+    markers expire after ``lifetime`` [s] so agents that left vanish."""
+    out = MarkerArray()
+    stamp = stamp_of(t)
+    life = stamp_of(lifetime)
+    for i in range(len(agents.ids)):
+        m = Marker()
+        m.header.stamp = stamp
+        m.header.frame_id = frame_id
+        kind = int(agents.kinds[i])
+        m.ns = "cyclists" if kind == 1 else "pedestrians"
+        m.id = int(agents.ids[i])
+        m.type = Marker.CYLINDER
+        m.action = Marker.ADD
+        h = float(agents.heights[i])
+        m.pose.position.x = float(agents.positions[i, 0])
+        m.pose.position.y = float(agents.positions[i, 1])
+        m.pose.position.z = h / 2.0
+        vx, vy = (float(v) for v in agents.velocities[i])
+        m.pose.orientation = _yaw_quat(math.atan2(vy, vx) if vx or vy else 0.0)
+        d = 2.0 * float(agents.radii[i])
+        m.scale.x, m.scale.y, m.scale.z = d, d, h
+        m.color = _KIND_COLOURS.get(kind, _KIND_COLOURS[0])
+        m.lifetime.sec, m.lifetime.nanosec = life.sec, life.nanosec
+        out.markers.append(m)
+    return out
+
+
+def event_to_msg(event: Event) -> String:
+    """std_msgs/String holding ``{"time": s, "kind": ..., "detail": ...}`` as JSON."""
+    return String(data=json.dumps({"time": event.time, "kind": event.kind, "detail": event.detail}))
+
+
+def event_from_msg(msg: String) -> Event:
+    """Inverse of :func:`event_to_msg`; ValueError for text that is not such an event."""
+    try:
+        data: Any = json.loads(msg.data)
+        return Event(float(data["time"]), str(data["kind"]), str(data["detail"]))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"not a simulator event: {msg.data!r} ({err})") from None
+
+
+def twist_to_command(msg: Twist) -> tuple[float, float]:
+    """(v [m/s], w [rad/s]) of a cmd_vel Twist: linear.x and angular.z.
+
+    Raises:
+        ValueError: a non-finite linear.x or angular.z (the message names it).
+    """
+    v, w = float(msg.linear.x), float(msg.angular.z)
+    if not math.isfinite(v) or not math.isfinite(w):
+        raise ValueError(f"cmd_vel linear.x={v} angular.z={w} is not finite")
+    return v, w

@@ -1,0 +1,531 @@
+"""The headless simulator: a fixed-step lockstep loop over world, robot, crowd and sensors.
+
+One call of :meth:`Simulator.step` advances one physics tick (``physics_rate``, 200 Hz by
+default): faults and obstacles are brought up to date, the drive and ground contact integrate
+(:mod:`xiaomanlv_sim.dynamics`), the crowd moves every ``physics_rate / crowd_rate`` ticks and
+is pushed into the scene for the ranging sensors, the encoders feed the odometry, and each
+sensor whose period ends on this tick produces a reading. A sensor of rate ``r`` emits on tick
+``n`` when ``floor(n r / physics_rate)`` grows, so its stamps are exact multiples of its period
+when the rates divide (all of the robot's do) and the schedule never drifts. Readings of one
+tick come in a fixed order (odometry, IMU, GNSS, ultrasonic, lidar).
+
+Determinism: every random part draws from its own generator spawned from one
+``numpy.random.SeedSequence(seed)``, in a fixed order, and time is ``tick / physics_rate``
+(never an accumulated float): the same seed and the same command sequence give identical
+readings, bit for bit.
+
+Nothing here imports rclpy: ``xiaomanlv_sim.nodes.sim`` is the ROS adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xiaomanlv_nav.config import param, validate_fields
+from xiaomanlv_sim import assets
+from xiaomanlv_sim.agents import AgentArrays, Crowd
+from xiaomanlv_sim.dynamics import BodyState, DiffDriveDynamics
+from xiaomanlv_sim.faults import Faults
+from xiaomanlv_sim.footprint import Footprints
+from xiaomanlv_sim.robot import RobotSpec
+from xiaomanlv_sim.scenario import CrowdSpec, Scenario, ScenarioError, load_scenario
+from xiaomanlv_sim.scene import Scene
+from xiaomanlv_sim.sdf import load_robot, load_world
+from xiaomanlv_sim.sensors.gnss import Gnss, GnssReading
+from xiaomanlv_sim.sensors.imu import Imu, ImuReading
+from xiaomanlv_sim.sensors.lidar import Lidar, LidarScan
+from xiaomanlv_sim.sensors.odometry import OdomReading, WheelOdometry
+from xiaomanlv_sim.sensors.ultrasonic import RangeReading, Ultrasonic
+from xiaomanlv_sim.site import Pose2D, Site, SiteError, load_site
+from xiaomanlv_sim.weather import WeatherState, weather_at
+from xiaomanlv_sim.world import World
+
+log = logging.getLogger(__name__)
+
+SensorReading = LidarScan | RangeReading | ImuReading | OdomReading | GnssReading
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Loop settings of the simulator; the sensors' rates and noise come from the robot SDF."""
+
+    physics_rate: float = param(
+        200.0, low=20.0, high=2000.0, unit="Hz", description="physics (drive, contact) rate"
+    )  # [Hz]
+    crowd_rate: float = param(
+        20.0, low=1.0, high=200.0, unit="Hz", description="crowd update rate"
+    )  # [Hz]
+    suspension_frequency: float = param(
+        4.0, low=0.5, high=50.0, unit="Hz", description="body following the ground"
+    )  # [Hz]
+    drop_tip_speed: float = param(
+        0.5, low=0.0, high=10.0, unit="m/s", description="speed at which a kerb drop tips"
+    )  # [m/s]
+    lidar: bool = True  # run the 3D lidar
+    ultrasonic: bool = True  # run the ultrasonic rangers
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """Parameters of the ``sim`` node (the ROS adapter of :class:`Simulator`)."""
+
+    world: str = param("university", description="world name (worlds/<name>.sdf) or SDF path")
+    scenario: str = param("", description="scenario YAML file; empty: the world alone")
+    seed: int = param(
+        -1, low=-1, high=2**31 - 1, description="random seed; -1: the scenario's (0 without)"
+    )
+    real_time_factor: float = param(
+        1.0, low=0.0, high=1000.0, description="sim seconds per wall second; 0: flat out"
+    )
+    pedestrians: int = param(0, low=0, high=2000, description="crowd without a scenario")
+    cyclists: int = param(0, low=0, high=500, description="cyclists without a scenario")
+    publish_ground_truth: bool = param(True, description="publish /sim/ground_truth/*")
+    cmd_timeout: float = param(
+        0.5, low=0.01, high=60.0, unit="s", description="sim time after which cmd_vel is zero"
+    )  # [s]
+    clock_rate: float = param(
+        100.0, low=1.0, high=1000.0, unit="Hz", description="/clock messages per sim second"
+    )  # [Hz]
+    ground_truth_rate: float = param(
+        50.0, low=1.0, high=200.0, unit="Hz", description="ground-truth pose per sim second"
+    )  # [Hz]
+    agents_rate: float = param(
+        10.0, low=0.5, high=50.0, unit="Hz", description="ground-truth agents per sim second"
+    )  # [Hz]
+    diagnostics_rate: float = param(
+        1.0, low=0.1, high=10.0, unit="Hz", description="/diagnostics per wall second"
+    )  # [Hz]
+    physics_rate: float = param(200.0, low=20.0, high=2000.0, unit="Hz", description="physics")
+    lidar: bool = param(True, description="run the 3D lidar")
+    ultrasonic: bool = param(True, description="run the ultrasonic rangers")
+    world_frame: str = param("world", description="frame of the ground truth")
+    odom_frame: str = param("odom", description="frame_id of /wheel/odom")
+    base_frame: str = param("base_link", description="child_frame_id of /wheel/odom")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    def simulator_config(self) -> SimulatorConfig:
+        return SimulatorConfig(
+            physics_rate=self.physics_rate, lidar=self.lidar, ultrasonic=self.ultrasonic
+        )
+
+
+def simulator_for(config: SimNodeConfig) -> Simulator:
+    """The simulator a node config describes: a scenario file, or a world with a crowd.
+
+    Raises:
+        ScenarioError, SiteError, SdfError, AssetNotFoundError: naming the file and field.
+    """
+    sim_config = config.simulator_config()
+    if config.scenario:
+        scenario = load_scenario(Path(config.scenario))
+        seed = None if config.seed < 0 else config.seed
+        world_path = assets.world_file(scenario.world)
+        world = load_world(world_path)
+        site = load_site(assets.site_file(world_path))
+        robot = load_robot(assets.robot_model_file())
+        return Simulator(world, robot, site, scenario, seed=seed, config=sim_config)
+    return Simulator.from_world_name(
+        config.world,
+        seed=max(config.seed, 0),
+        pedestrians=config.pedestrians,
+        cyclists=config.cyclists,
+        config=sim_config,
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A ground-truth event: tipped, blocked, collision, fault_start/end, obstacle_*."""
+
+    time: float  # [s] sim time
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    time: float  # [s]
+    pose: NDArray[np.float64]  # 4x4 world <- base_link
+    twist: NDArray[np.float64]  # (2,) forward speed [m/s], yaw rate [rad/s] over ground
+    velocity: NDArray[np.float64]  # (3,) [m/s] base_link velocity in the world frame
+    agents: AgentArrays
+    tipped: bool
+    events: tuple[Event, ...] = field(default=())  # every event so far, in time order
+
+
+@dataclass
+class _Schedule:
+    rate: float  # [Hz]
+    count: int = 0  # readings due so far
+
+    def due(self, tick: int, physics_rate: float) -> bool:
+        n = math.floor(tick * self.rate / physics_rate + 1e-9)
+        if n > self.count:
+            self.count = n
+            return True
+        return False
+
+
+def _empty_agents() -> AgentArrays:
+    return AgentArrays(
+        positions=np.zeros((0, 2)),
+        velocities=np.zeros((0, 2)),
+        radii=np.zeros(0),
+        heights=np.zeros(0),
+        kinds=np.zeros(0, dtype=np.int8),
+        ids=np.zeros(0, dtype=np.int32),
+    )
+
+
+def start_pose(scenario: Scenario | None, site: Site | None) -> Pose2D:
+    """Where a scenario starts: its pose, the station's loading pose or a named stop.
+
+    Raises:
+        ScenarioError: the start names a stop the site does not have, or needs a site.
+    """
+    start = scenario.start if scenario is not None else "station"
+    if isinstance(start, Pose2D):
+        return start
+    where = f"scenario '{scenario.name}' start" if scenario is not None else "start"
+    if site is None:
+        if scenario is None:
+            return Pose2D(0.0, 0.0, 0.0)
+        raise ScenarioError(f"{where}: '{start}' needs the world's site sidecar")
+    if start == "station":
+        return site.station.loading
+    for stop in site.stops:
+        if stop.name == start:
+            return stop.pose
+    known = ", ".join(s.name for s in site.stops)
+    raise ScenarioError(f"{where}: no stop '{start}' in site {site.name} (stops: {known})")
+
+
+class Simulator:
+    """The lockstep simulator (see module docstring).
+
+    Args:
+        world: static geometry (``sdf.load_world``).
+        robot: the robot model (``sdf.load_robot``).
+        site: the world's sidecar (start poses, walkways for the crowd); optional.
+        scenario: crowd, obstacles, weather, faults, start; optional.
+        seed: seeds every random part; defaults to the scenario's seed when a scenario is given
+            and ``seed`` is None.
+        start: overrides the scenario's start pose.
+        config: loop settings.
+        scene: a prebuilt Scene of ``world`` (building one takes a while; reuse it).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        robot: RobotSpec,
+        site: Site | None = None,
+        scenario: Scenario | None = None,
+        *,
+        seed: int | None = None,
+        start: Pose2D | None = None,
+        config: SimulatorConfig | None = None,
+        scene: Scene | None = None,
+        crowd: CrowdSpec | None = None,
+    ) -> None:
+        self.world = world
+        self.robot = robot
+        self.site = site
+        self.scenario = scenario
+        self.config = config or SimulatorConfig()
+        self.seed = seed if seed is not None else (scenario.seed if scenario else 0)
+        cfg = self.config
+        self.physics_rate = cfg.physics_rate
+        self.tick = 0
+        self.time = 0.0
+        self.scene = scene if scene is not None else Scene.from_world(world)
+        # A reused scene starts without the agents and obstacles of an earlier run.
+        self.scene.set_agents(np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+        for i in range(len(scenario.obstacles) if scenario else 0):
+            self.scene.remove_obstacle(f"obstacle[{i}]")
+        self.start = start or start_pose(scenario, site)
+        streams = np.random.SeedSequence(self.seed).spawn(8 + len(robot.ultrasonic))
+        rngs = [np.random.default_rng(s) for s in streams]
+        self.dynamics = DiffDriveDynamics(
+            robot.drive,
+            robot.body,
+            self.scene,
+            rngs[0],
+            rate=cfg.physics_rate,
+            start=(self.start.x, self.start.y, self.start.yaw),
+            suspension_frequency=cfg.suspension_frequency,
+            drop_tip_speed=cfg.drop_tip_speed,
+        )
+        d = robot.drive
+        self.odometry = WheelOdometry(d.wheel_separation, d.slip_stddev, d.twist_stddev, rngs[1])
+        self.odometry.update(0.0, 0.0, 0.0)
+        self.imu = Imu(robot.imu, rngs[2], start_yaw=self.start.yaw)
+        self.gnss: Gnss | None = None
+        if world.spherical_coordinates is not None:
+            self.gnss = Gnss(robot.gnss, world, rngs[3])
+        else:
+            log.warning("world %s has no <spherical_coordinates>: no GNSS fixes", world.name)
+        self.lidar = Lidar(robot.lidar, rngs[4])
+        self.rangers = [Ultrasonic(spec, rngs[8 + i]) for i, spec in enumerate(robot.ultrasonic)]
+        self.faults = Faults(scenario.faults if scenario else ())
+        self._transitions = self.faults.transitions()
+        self._obstacle_specs = scenario.obstacles if scenario else ()
+        self._present: set[int] = set()
+        self._weather = scenario.weather if scenario else ()
+        spec = crowd if crowd is not None else (scenario.crowd if scenario else CrowdSpec())
+        self.footprints: Footprints | None = None
+        self.crowd: Crowd | None = None
+        if spec.pedestrians + spec.cyclists > 0:
+            if site is None:
+                raise SiteError(f"a crowd on world {world.name} needs its site sidecar")
+            self.footprints = Footprints.from_world(world)
+            self._sync_obstacles()
+            self.crowd = Crowd(spec, site, self.footprints, rngs[5])
+        else:
+            self._sync_obstacles()
+        self._agents = self.crowd.state if self.crowd else _empty_agents()
+        if self.crowd is not None:
+            self.scene.set_agents(self._agents.positions, self._agents.radii, self._agents.heights)
+        body = robot.body
+        self.robot_radius = 0.5 * math.hypot(body.length, body.width)
+        self._crowd_every = max(1, round(cfg.physics_rate / cfg.crowd_rate))
+        self._odom = _Schedule(d.odom_rate)
+        self._imu = _Schedule(robot.imu.rate)
+        self._gnss = _Schedule(robot.gnss.rate)
+        self._lidar = _Schedule(robot.lidar.rate)
+        self._rangers = [_Schedule(s.rate) for s in robot.ultrasonic]
+        self.events: list[Event] = []
+        self._new_events: list[Event] = []
+        self._contacts: set[int] = set()
+        self._static_contact = False
+
+    # ---- construction helpers ---------------------------------------------------------------
+    @classmethod
+    def from_scenario(
+        cls, scenario: Scenario, *, config: SimulatorConfig | None = None
+    ) -> Simulator:
+        """World, site and robot of a scenario, seeded with the scenario's seed."""
+        world_path = assets.world_file(scenario.world)
+        world = load_world(world_path)
+        site = load_site(assets.site_file(world_path))
+        robot = load_robot(assets.robot_model_file())
+        return cls(world, robot, site, scenario, config=config)
+
+    @classmethod
+    def from_scenario_file(cls, path: Path, *, config: SimulatorConfig | None = None) -> Simulator:
+        return cls.from_scenario(load_scenario(path), config=config)
+
+    @classmethod
+    def from_world_name(
+        cls,
+        name: str,
+        *,
+        seed: int = 0,
+        pedestrians: int = 0,
+        cyclists: int = 0,
+        config: SimulatorConfig | None = None,
+    ) -> Simulator:
+        """A shipped world (or an SDF path) with its sidecar when it has one, starting at the
+        station, with ``pedestrians`` and ``cyclists`` about."""
+        world_path = assets.world_file(name)
+        world = load_world(world_path)
+        try:
+            site: Site | None = load_site(assets.site_file(world_path))
+        except assets.AssetNotFoundError:
+            site = None
+        robot = load_robot(assets.robot_model_file())
+        crowd = CrowdSpec(pedestrians=pedestrians, cyclists=cyclists)
+        return cls(world, robot, site, None, seed=seed, config=config, crowd=crowd)
+
+    # ---- lockstep API -----------------------------------------------------------------------
+    def set_cmd_vel(self, linear: float, angular: float) -> None:
+        """Target body speeds [m/s], [rad/s] (limited as Gazebo's DiffDrive limits them).
+
+        Raises:
+            ValueError: a non-finite value.
+        """
+        if not (math.isfinite(linear) and math.isfinite(angular)):
+            raise ValueError(f"cmd_vel ({linear}, {angular}) is not finite")
+        self.dynamics.set_command(linear, angular)
+
+    @property
+    def state(self) -> BodyState:
+        return self.dynamics.state
+
+    def step(self) -> list[SensorReading]:
+        """Advance one physics tick; the readings due at the new time, in a fixed order."""
+        self.tick += 1
+        t = self.tick / self.physics_rate
+        self.time = t
+        self._fault_events(t)
+        slip = self._slip if self.faults.has_slip_patches() else None
+        for ev in self.dynamics.step(slip_of=slip):
+            self._emit(Event(t, ev.kind, ev.detail))
+        st = self.dynamics.state
+        self.odometry.update(st.left_travel, st.right_travel, t)
+        if self.tick % self._crowd_every == 0:
+            self._step_world(t)
+        out: list[SensorReading] = []
+        rate = self.physics_rate
+        faults = self.faults
+        if self._odom.due(self.tick, rate):
+            reading = self.odometry.read(t)
+            if not faults.dropped("odom", t):
+                out.append(reading)
+        if self._imu.due(self.tick, rate):
+            bias = faults.imu_bias(t)
+            imu = self.imu.read(st, t, *(bias if bias is not None else (None, None)))
+            if not faults.dropped("imu", t):
+                out.append(imu)
+        pose: NDArray[np.float64] | None = None
+        if self.gnss is not None and self._gnss.due(self.tick, rate):
+            pose = st.world_from_base()
+            fix = self.gnss.read(pose, st.velocity_world(), t, self.scene, faults.gnss_offset(t))
+            if not faults.dropped("gnss", t):
+                out.append(fix)
+        weather: WeatherState | None = None
+        if self.config.ultrasonic:
+            for ranger, schedule in zip(self.rangers, self._rangers, strict=True):
+                if schedule.due(self.tick, rate) and not faults.dropped("ultrasonic", t):
+                    pose = pose if pose is not None else st.world_from_base()
+                    weather = weather or weather_at(self._weather, t)
+                    sensor = pose @ ranger.spec.pose
+                    out.append(ranger.read(self.scene, sensor, t, weather))
+        if (
+            self.config.lidar
+            and self._lidar.due(self.tick, rate)
+            and not faults.dropped("lidar", t)
+        ):
+            pose = pose if pose is not None else st.world_from_base()
+            weather = weather or weather_at(self._weather, t)
+            out.append(self.lidar.scan(self.scene, pose @ self.robot.lidar.pose, t, weather))
+        return out
+
+    def run(self, duration: float) -> Iterator[SensorReading]:
+        """Step for ``duration`` [s] of sim time (rounded to ticks), yielding every reading."""
+        ticks = round(duration * self.physics_rate)
+        for _ in range(ticks):
+            yield from self.step()
+
+    @property
+    def ground_truth(self) -> GroundTruth:
+        st = self.dynamics.state
+        return GroundTruth(
+            time=self.time,
+            pose=st.world_from_base(),
+            twist=np.array([st.speed, st.yaw_rate]),
+            velocity=st.velocity_world(),
+            agents=self._agents,
+            tipped=st.tipped,
+            events=tuple(self.events),
+        )
+
+    def pop_events(self) -> list[Event]:
+        """Events raised since the last call (for a publisher)."""
+        out, self._new_events = self._new_events, []
+        return out
+
+    def door_jammed(self, compartment: int) -> bool:
+        """Locker hardware truth: is compartment ``compartment`` jammed now (DoorJam faults)?"""
+        return self.faults.door_jammed(compartment, self.time)
+
+    # ---- internals --------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        self.events.append(event)
+        self._new_events.append(event)
+
+    def _slip(self, wheels: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self.faults.wheel_slip(wheels, self.time)
+
+    def _fault_events(self, t: float) -> None:
+        while self._transitions and self._transitions[0].time <= t:
+            tr = self._transitions.pop(0)
+            self._emit(Event(t, tr.kind, tr.detail))
+
+    def _sync_obstacles(self) -> None:
+        t = self.time
+        for i, spec in enumerate(self._obstacle_specs):
+            present = spec.appear_at <= t and (spec.disappear_at is None or t < spec.disappear_at)
+            key = f"obstacle[{i}]"
+            if present and i not in self._present:
+                self._present.add(i)
+                self.scene.add_obstacle(key, spec.pose, spec.size)
+                if self.footprints is not None:
+                    self.footprints.add_obstacle(key, spec)
+                self._emit(Event(t, "obstacle_appeared", f"{key} {spec.kind}"))
+            elif not present and i in self._present:
+                self._present.discard(i)
+                self.scene.remove_obstacle(key)
+                if self.footprints is not None:
+                    self.footprints.remove_obstacle(key)
+                self._emit(Event(t, "obstacle_removed", f"{key} {spec.kind}"))
+
+    def _step_world(self, t: float) -> None:
+        """Obstacles, crowd and contacts, at the crowd rate."""
+        if self._obstacle_specs:
+            self._sync_obstacles()
+        st = self.dynamics.state
+        if self.crowd is not None:
+            vel = st.velocity_world()[:2]
+            self.crowd.step(
+                self._crowd_every / self.physics_rate,
+                np.array([st.x, st.y]),
+                vel,
+                self.robot_radius,
+            )
+            self._agents = self.crowd.state
+            a = self._agents
+            self.scene.set_agents(a.positions, a.radii, a.heights)
+            self._agent_contacts(st, t)
+        if self.footprints is not None:
+            self._static_contacts(st, t)
+
+    def _robot_box_local(self, xy: NDArray[np.float64], st: BodyState) -> NDArray[np.float64]:
+        """Points ``xy`` (N,2) relative to the body box centre, in base_link axes."""
+        c, s = math.cos(st.yaw), math.sin(st.yaw)
+        box = self.robot.body.box_pose
+        d = xy - np.array([st.x, st.y])
+        local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+        out: NDArray[np.float64] = local - box[:2, 3]
+        return out
+
+    def _agent_contacts(self, st: BodyState, t: float) -> None:
+        a = self._agents
+        if not len(a.ids):
+            return
+        body = self.robot.body
+        local = self._robot_box_local(a.positions, st)
+        half = np.array([body.length / 2, body.width / 2])
+        gap = np.linalg.norm(np.maximum(np.abs(local) - half, 0.0), axis=1) - a.radii
+        touching = {int(i) for i in a.ids[gap < 0.0]}
+        for agent in sorted(touching - self._contacts):
+            kind = "cyclist" if a.kinds[a.ids == agent][0] == 1 else "pedestrian"
+            self._emit(Event(t, "collision", f"{kind} {agent}"))
+        self._contacts = touching
+
+    def _static_contacts(self, st: BodyState, t: float) -> None:
+        assert self.footprints is not None
+        body = self.robot.body
+        hl, hw = body.length / 2, body.width / 2
+        outline = np.array(
+            [[sx * hl, sy * hw] for sx, sy in ((1, 1), (1, 0), (1, -1), (0, -1),
+                                                  (-1, -1), (-1, 0), (-1, 1), (0, 1))]
+        ) + body.box_pose[:2, 3]  # fmt: skip
+        c, s = math.cos(st.yaw), math.sin(st.yaw)
+        world = outline @ np.array([[c, s], [-s, c]]) + np.array([st.x, st.y])
+        inside = bool(np.any(self.footprints.distance(world) <= 0.0))
+        if inside and not self._static_contact:
+            self._emit(Event(t, "collision", "static obstacle"))
+        self._static_contact = inside
