@@ -1,0 +1,216 @@
+"""Scene ray casting: static shapes, agents, obstacles, ground height, sky, culling."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import pytest
+from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
+
+from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene
+from xiaomanlv_sim.site import Pose2D
+from xiaomanlv_sim.world import Box, Cylinder, Geometry, Mesh, Plane, Shape, Sphere, World
+
+
+def pose(
+    x: float = 0, y: float = 0, z: float = 0, rpy: tuple[float, ...] = (0, 0, 0)
+) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_euler("xyz", rpy).as_matrix()
+    out[:3, 3] = (x, y, z)
+    return out
+
+
+def shape(name: str, geometry: Geometry, at: np.ndarray, category: str = "") -> Shape:
+    return Shape(name=name, geometry=geometry, pose=at, model=name, category=category)
+
+
+def scene_of(*shapes: Shape) -> Scene:
+    return Scene.from_world(World("t", Path("t.sdf"), tuple(shapes), None))
+
+
+GROUND = shape("ground", Plane((0.0, 0.0, 1.0), (200.0, 200.0)), pose(), "ground")
+
+
+def cast1(scene: Scene, origin: tuple[float, ...], direction: tuple[float, ...]) -> float:
+    d = np.asarray(direction, dtype=np.float64)
+    return float(scene.cast(np.array([origin]), np.array([d / np.linalg.norm(d)]))[0])
+
+
+def test_box_hit_at_known_distance() -> None:
+    scene = scene_of(shape("b", Box((1.0, 2.0, 3.0)), pose(5, 0, 1.5), "building"))
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(4.5, abs=1e-4)
+    assert cast1(scene, (0, 0, 1), (-1, 0, 0)) == math.inf
+    # From above onto the top face.
+    assert cast1(scene, (5, 0.5, 10), (0, 0, -1)) == pytest.approx(7.0, abs=1e-4)
+
+
+def test_yawed_box_face() -> None:
+    scene = scene_of(shape("b", Box((2.0, 2.0, 2.0)), pose(10, 0, 1, (0, 0, math.pi / 4))))
+    # Towards the centre the ray meets a vertical edge, half a diagonal before the centre.
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(10 - math.sqrt(2), abs=1e-4)
+    # Along a face normal (45 deg) through the centre: one half-size before the centre.
+    d = (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0)
+    assert cast1(scene, (10 - 5 * d[0], -5 * d[1], 1), d) == pytest.approx(4.0, abs=1e-4)
+
+
+def test_cylinder_hit_at_facet_vertex_and_within_tessellation_elsewhere() -> None:
+    scene = scene_of(shape("c", Cylinder(0.5, 2.0), pose(5, 0, 1), "lamp_post"))
+    # A tessellation vertex lies exactly at the cylinder's -x side.
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(4.5, abs=1e-4)
+    # Other directions: within the facet sagitta r(1 - cos(pi/24)).
+    sag = 0.5 * (1 - math.cos(math.pi / 24))
+    hit = cast1(scene, (5, -3, 1), (0, 1, 0))
+    assert 2.5 - 1e-4 <= hit <= 2.5 + sag + 1e-4
+    assert cast1(scene, (0, 0, 2.5), (1, 0, 0)) == math.inf  # above its top
+
+
+def test_sphere_pole_hit() -> None:
+    scene = scene_of(shape("s", Sphere(1.0), pose(0, 0, 5), "tree"))
+    assert cast1(scene, (0, 0, 10), (0, 0, -1)) == pytest.approx(4.0, abs=1e-4)
+    assert cast1(scene, (0, 0, 0), (0, 0, 1)) == pytest.approx(4.0, abs=1e-4)
+
+
+def test_plane_is_finite() -> None:
+    scene = scene_of(shape("p", Plane((0.0, 0.0, 1.0), (10.0, 10.0)), pose(0, 0, 0.2)))
+    assert cast1(scene, (1, 1, 2), (0, 0, -1)) == pytest.approx(1.8, abs=1e-4)
+    assert cast1(scene, (20, 0, 2), (0, 0, -1)) == math.inf
+
+
+def test_tilted_plane() -> None:
+    # A wall-like plane: normal +x in the shape frame, at x = 3.
+    scene = scene_of(shape("p", Plane((1.0, 0.0, 0.0), (4.0, 4.0)), pose(3, 0, 1)))
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(3.0, abs=1e-4)
+    assert cast1(scene, (0, 0, 1), (1, 3, 0)) == math.inf  # passes beside its 4 m width
+
+
+def test_mesh_file_with_scale(tmp_path: Path) -> None:
+    cube = o3d.geometry.TriangleMesh.create_box(1, 1, 1)  # corner at the origin
+    cube.compute_triangle_normals()
+    o3d.io.write_triangle_mesh(str(tmp_path / "cube.stl"), cube)
+    scene = scene_of(shape("m", Mesh(tmp_path / "cube.stl", (2.0, 2.0, 2.0)), pose(5, -1, 0)))
+    # Scaled cube spans x 5..7, y -1..1, z 0..2.
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(5.0, abs=1e-4)
+    assert cast1(scene, (6, 0, 10), (0, 0, -1)) == pytest.approx(8.0, abs=1e-4)
+
+
+def test_hit_category_and_normal() -> None:
+    scene = scene_of(shape("b", Box((1.0, 1.0, 1.0)), pose(3, 0, 0.5), "car"), GROUND)
+    hits = scene.cast_hits(np.array([[0, 0, 0.5], [0, 0, 0.5]]), np.array([[1, 0, 0], [0, 0, -1]]))
+    assert [CATEGORIES[c] for c in hits.category] == ["car", "ground"]
+    assert abs(hits.normal[0, 0]) == pytest.approx(1.0)
+    assert abs(hits.normal[1, 2]) == pytest.approx(1.0)
+
+
+def test_agents_hit_at_right_distance_and_miss_when_moved() -> None:
+    scene = scene_of(GROUND)
+    scene.set_agents(np.array([[5.0, 0.0]]), np.array([0.3]), np.array([1.7]))
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(4.7, abs=1e-5)
+    assert cast1(scene, (0, 0, 2), (1, 0, 0)) == math.inf  # over its head
+    assert cast1(scene, (5, 0, 5), (0, 0, -1)) == pytest.approx(3.3, abs=1e-5)  # onto its head
+    # A ray grazing at 0.2 m off-centre: sqrt(0.3^2 - 0.2^2) short of the centre.
+    assert cast1(scene, (0, 0.2, 1), (1, 0, 0)) == pytest.approx(5 - math.sqrt(0.05), abs=1e-5)
+    scene.set_agents(np.array([[5.0, 2.0]]), np.array([0.3]), np.array([1.7]))
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == math.inf
+    scene.set_agents(np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+    assert cast1(scene, (5, 2, 5), (0, 0, -1)) == pytest.approx(5.0, abs=1e-4)
+
+
+def test_agent_behind_wall_is_hidden_and_in_front_is_seen() -> None:
+    scene = scene_of(shape("w", Box((0.2, 10.0, 3.0)), pose(6, 0, 1.5), "wall"))
+    scene.set_agents(np.array([[8.0, 0.0]]), np.array([0.3]), np.array([1.8]))
+    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(5.9, abs=1e-4)
+    scene.set_agents(np.array([[4.0, 0.0]]), np.array([0.3]), np.array([1.8]))
+    hits = scene.cast_hits(np.array([[0, 0, 1]]), np.array([[1, 0, 0]]))
+    assert hits.distance[0] == pytest.approx(3.7, abs=1e-5)
+    assert CATEGORIES[hits.category[0]] == "agent"
+    np.testing.assert_allclose(hits.normal[0], [-1, 0, 0], atol=1e-6)
+
+
+def test_agents_stand_on_kerb() -> None:
+    kerb = shape("k", Box((4.0, 4.0, 0.15)), pose(5, 0, 0.075), "kerb")
+    scene = scene_of(GROUND, kerb)
+    scene.set_agents(np.array([[5.0, 0.0]]), np.array([0.3]), np.array([1.0]))
+    # Top of the agent is 0.15 + 1.0.
+    assert cast1(scene, (5, 0, 5), (0, 0, -1)) == pytest.approx(5 - 1.15, abs=1e-4)
+
+
+def test_obstacles_added_and_removed() -> None:
+    scene = scene_of(GROUND)
+    scene.add_obstacle("trolley", Pose2D(5.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    hits = scene.cast_hits(np.array([[0, 0, 0.5]]), np.array([[1, 0, 0]]))
+    assert hits.distance[0] == pytest.approx(4.5, abs=1e-5)
+    assert CATEGORIES[hits.category[0]] == "obstacle"
+    assert cast1(scene, (0, 0, 1.2), (1, 0, 0)) == math.inf  # above it
+    scene.add_obstacle("trolley", Pose2D(5.0, 0.0, math.pi / 4), (1.0, 1.0, 1.0))  # replaced
+    assert cast1(scene, (0, 0, 0.5), (1, 0, 0)) == pytest.approx(5 - math.sqrt(0.5), abs=1e-5)
+    scene.remove_obstacle("trolley")
+    assert cast1(scene, (0, 0, 0.5), (1, 0, 0)) == math.inf
+    scene.remove_obstacle("never-added")
+    with pytest.raises(ValueError, match="size must be positive"):
+        scene.add_obstacle("bad", Pose2D(0, 0), (1.0, 0.0, 1.0))
+
+
+def test_cast_fan_culling_matches_brute_force() -> None:
+    """The column/row culling of agents and obstacles is exact: same result as testing all."""
+    rng = np.random.default_rng(3)
+    scene = scene_of(GROUND, shape("w", Box((1.0, 30.0, 4.0)), pose(-12, 0, 2), "wall"))
+    xy = rng.uniform(-15, 15, (60, 2))
+    scene.set_agents(xy, rng.uniform(0.2, 0.6, 60), rng.uniform(0.5, 2.0, 60))
+    scene.add_obstacle("a", Pose2D(3.0, -2.0, 0.4), (2.0, 0.5, 1.0))
+    scene.add_obstacle("b", Pose2D(-4.0, 6.0, 1.2), (0.6, 0.6, 2.5))
+    fan = RayFan.grid(
+        np.linspace(-math.pi, math.pi, 720, endpoint=False), np.linspace(-0.5, 0.5, 12)
+    )
+    for roll, pitch, yaw, z in [(0, 0, 0.3, 1.0), (0.3, -0.25, 2.0, 0.6), (-0.35, 0.3, -1, 2.5)]:
+        sensor = pose(0.5, -0.7, z, (roll, pitch, yaw))
+        fast = scene.cast_fan(fan, sensor)
+        dirs = fan.directions @ sensor[:3, :3].T
+        brute = scene.cast_hits(np.broadcast_to(sensor[:3, 3], dirs.shape), dirs)
+        np.testing.assert_allclose(fast.distance, brute.distance, rtol=1e-5)
+        np.testing.assert_array_equal(fast.category, brute.category)
+        assert (fast.category == CATEGORIES.index("agent")).sum() > 100
+
+
+def test_ground_height_on_kerb_and_ramp() -> None:
+    kerb = shape("k", Box((4.0, 1.0, 0.15)), pose(0, 5, 0.075, (0, 0, 0.3)), "kerb")
+    # A 4 m ramp rising along +x at 1:8, 0.2 m thick, centred at x=10.
+    slope = math.atan(1 / 8)
+    ramp = shape("r", Box((4.0, 2.0, 0.2)), pose(10, 0, 0.25, (0, -slope, 0)), "ramp")
+    building = shape("b", Box((5.0, 5.0, 10.0)), pose(-10, -10, 5), "building")
+    scene = scene_of(GROUND, kerb, ramp, building)
+    h = scene.ground_height(np.array([[0.0, 5.0], [0.0, 5.6], [30.0, 30.0], [-10.0, -10.0]]))
+    np.testing.assert_allclose(h, [0.15, 0.0, 0.0, 0.0], atol=1e-4)
+    xs = np.array([9.0, 10.0, 11.0])
+    top = 0.25 + (xs - 10.0) * math.tan(slope) + 0.1 / math.cos(slope)
+    got = scene.ground_height(np.column_stack([xs, np.zeros(3)]))
+    np.testing.assert_allclose(got, top, atol=0.01)
+    # Off the grid altogether.
+    assert scene.ground_height(np.array([[1e4, 1e4]]))[0] == 0.0
+
+
+def test_ground_height_follows_kerb_edge_within_a_cell() -> None:
+    kerb = shape("k", Box((10.0, 10.0, 0.12)), pose(0.013, 0, 0.06), "kerb")
+    scene = scene_of(GROUND, kerb)
+    # The edge at x = 5.013: cells are 0.05 m, so 0.06 m either side is unambiguous.
+    h = scene.ground_height(np.array([[4.95, 0.0], [5.08, 0.0]]))
+    np.testing.assert_allclose(h, [0.12, 0.0], atol=1e-5)
+
+
+def test_sky_blocked_fraction() -> None:
+    wall = shape("w", Box((1.0, 400.0, 20.0)), pose(1.0, 0, 10), "building")
+    roof = shape("r", Box((20.0, 20.0, 0.5)), pose(-30, 0, 3), "building")
+    scene = scene_of(GROUND, wall, roof)
+    # From 81 m away the wall top is below the 0.26 rad cut-off.
+    assert scene.sky_blocked_fraction(np.array([-80.0, 0.0, 1.0])) == 0.0
+    assert scene.sky_blocked_fraction(np.array([-30.0, 0.0, 1.0])) == 1.0
+    # Next to a tall, long wall about half the sky (the +x half) is hidden.
+    assert scene.sky_blocked_fraction(np.array([0.0, 0.0, 1.0])) == pytest.approx(0.5, abs=0.05)
+
+
+def test_bounds_leave_out_planes() -> None:
+    scene = scene_of(GROUND, shape("b", Box((2.0, 4.0, 1.0)), pose(10, 20, 0.5)))
+    assert scene.bounds == pytest.approx((9.0, 18.0, 11.0, 22.0))
