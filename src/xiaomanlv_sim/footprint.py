@@ -275,7 +275,11 @@ class Footprints:
 
     # -- run-time obstacles -------------------------------------------------------------------
     def add_obstacle(self, key: str, obstacle: ObstacleSpec | Polygon) -> None:
-        """Add (or replace) a run-time obstacle under `key`; it blocks from now on."""
+        """Add (or replace) a run-time obstacle under `key`; it blocks from now on.
+
+        Exact queries see it anywhere; the distance field only within `bounds` (the world's
+        footprints plus a margin), where agents walk.
+        """
         poly = obstacle if isinstance(obstacle, Polygon) else obstacle_polygon(obstacle)
         kind = "obstacle" if isinstance(obstacle, Polygon) else obstacle.kind
         old = self._dynamic.pop(key, None)
