@@ -714,7 +714,7 @@ def _lidar_spec(reader: _RobotReader, sensor: ET.Element, pose: Matrix, path: st
         range_resolution=reader.num(body, "range/resolution", bpath, 0.0),
         noise_stddev=reader.num(noise, "stddev", npath, 0.0) if noise is not None else 0.0,
         noise_mean=reader.num(noise, "mean", npath, 0.0) if noise is not None else 0.0,
-        frame_id=name,
+        frame_id=(sensor.findtext("gz_frame_id") or name).strip(),
     )
 
 
