@@ -15,7 +15,9 @@ with the anisotropy w(phi) = lambda + (1 - lambda) (1 + cos phi) / 2 of Helbing 
 position to where it will be in `robot_horizon` seconds, so people step out of its path, not
 only away from it. Forces are per unit mass (m/s^2). Near a wall the desired direction slides
 along it (its component into the wall is removed), which avoids the classic local minimum of
-agents pressing into a corner between them and their waypoint.
+agents pressing into a corner between them and their waypoint; within `robot_steer_distance`
+of the robot it likewise turns tangential (head-on: to the walker's right), which breaks the
+model's symmetric dead-lock of a walker stopped face to face with a standing robot.
 
 Instead of HFV2000's body and friction forces, a position-based projection (Müller et al. 2007,
 "Position based dynamics") follows each integration step: overlapping agent pairs are pushed
@@ -95,6 +97,7 @@ class CrowdConfig:
     wall_strength: float = 6.0  # [m/s^2] A_w
     wall_range: float = 0.2  # [m] B_w
     wall_slide_distance: float = 0.6  # [m] closer than this the desired direction slides
+    robot_steer_distance: float = 3.0  # [m] closer than this people steer round the robot
     robot_strength: float = 8.0  # [m/s^2] A_r
     robot_range: float = 0.5  # [m] B_r
     robot_horizon: float = 1.0  # [s] the robot capsule reaches this far along its velocity
@@ -220,7 +223,18 @@ class Crowd:
         self._advance_waypoints(dt)
         target = self._wp[np.arange(self._k), self._wp_idx]
 
-        # driving force with wall sliding
+        # the robot, as a capsule from where it is to where it will be in robot_horizon
+        a = np.asarray(robot_xy, dtype=float)[:2]
+        seg = np.asarray(robot_velocity, dtype=float)[:2] * cfg.robot_horizon
+        seg_len2 = float(seg @ seg)
+        rel = pos - a
+        t = np.clip(rel @ seg / seg_len2, 0.0, 1.0) if seg_len2 > 1e-12 else np.zeros(self._k)
+        diff_r = rel - t[:, None] * seg
+        dist_r = np.maximum(np.hypot(diff_r[:, 0], diff_r[:, 1]), 1e-6)
+        n_r = diff_r / dist_r[:, None]
+        gap = dist_r - self.radius - robot_radius
+
+        # driving force, its direction slid along walls and steered round the robot
         to_target = target - pos
         dist_t = np.hypot(to_target[:, 0], to_target[:, 1])
         e = to_target / np.maximum(dist_t, 1e-9)[:, None]
@@ -228,15 +242,8 @@ class Crowd:
         g_norm = np.hypot(g_wall[:, 0], g_wall[:, 1])
         n_wall = g_wall / np.maximum(g_norm, 1e-9)[:, None]
         clearance = d_wall - self.radius
-        into = np.einsum("ij,ij->i", e, n_wall)
-        slide = (into < 0) & (clearance < cfg.wall_slide_distance)
-        if np.any(slide):
-            w = np.clip(1.0 - clearance[slide] / cfg.wall_slide_distance, 0.0, 1.0)
-            es = e[slide] - (w * into[slide])[:, None] * n_wall[slide]
-            ns = np.hypot(es[:, 0], es[:, 1])
-            right = np.stack([n_wall[slide, 1], -n_wall[slide, 0]], axis=1)
-            es = np.where((ns < 0.2)[:, None], right, es / np.maximum(ns, 1e-9)[:, None])
-            e[slide] = es
+        _steer(e, n_r, gap, cfg.robot_steer_distance)
+        _steer(e, n_wall, clearance, cfg.wall_slide_distance)
         speed_wanted = self.v0 * np.clip(dist_t / 0.5, 0.0, 1.0)  # slow down on the last 0.5 m
         speed_wanted[self.mode == _DWELLING] = 0.0
         speed_wanted[self._standing] = 0.0
@@ -274,16 +281,7 @@ class Crowd:
             :, None
         ] * n_wall[near]
 
-        # the robot, as a capsule along its velocity
-        a = np.asarray(robot_xy, dtype=float)[:2]
-        seg = np.asarray(robot_velocity, dtype=float)[:2] * cfg.robot_horizon
-        seg_len2 = float(seg @ seg)
-        rel = pos - a
-        t = np.clip(rel @ seg / seg_len2, 0.0, 1.0) if seg_len2 > 1e-12 else np.zeros(self._k)
-        diff_r = rel - t[:, None] * seg
-        dist_r = np.maximum(np.hypot(diff_r[:, 0], diff_r[:, 1]), 1e-6)
-        n_r = diff_r / dist_r[:, None]
-        gap = dist_r - self.radius - robot_radius
+        # the robot's repulsion
         close = gap < 4.0
         if np.any(close):
             lam = cfg.anisotropy
@@ -752,3 +750,24 @@ class Crowd:
                 gn = np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-9)
                 step = (r[inside] - dg + fp.cell)[:, None] * g / gn[:, None]
                 self.pos[cand[inside]] = p[inside] + step
+
+
+def _steer(
+    e: NDArray[np.float64], n: NDArray[np.float64], clearance: NDArray[np.float64], reach: float
+) -> None:
+    """Turn desired directions `e` (in place) that point into an obstacle with outward normal `n`.
+
+    Within `reach` [m] of clearance the direction is blended toward the obstacle's tangent on
+    the side it already leans to (head-on: the agent's right), fully tangential at contact. This
+    removes the symmetric dead-lock of the social force model, where driving and repulsive
+    forces cancel in front of an obstacle.
+    """
+    into = np.einsum("ij,ij->i", e, n)
+    sel = (into < 0) & (clearance < reach)
+    if not np.any(sel):
+        return
+    w = np.clip(1.0 - clearance[sel] / reach, 0.0, 1.0) * (-into[sel])
+    tangent = np.stack([-n[sel, 1], n[sel, 0]], axis=1)  # on the right of a head-on approach
+    tangent *= np.where(np.einsum("ij,ij->i", tangent, e[sel]) < -1e-9, -1.0, 1.0)[:, None]
+    es = (1.0 - w)[:, None] * e[sel] + w[:, None] * tangent
+    e[sel] = es / np.maximum(np.hypot(es[:, 0], es[:, 1]), 1e-9)[:, None]
