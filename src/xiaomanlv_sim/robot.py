@@ -92,7 +92,7 @@ class DiffDriveSpec:
 
 @dataclass(frozen=True)
 class BodySpec:
-    mass: float  # [kg] with a full load of parcels
+    mass: float  # [kg] all links: base_link (with a full load of parcels), wheels, casters
     length: float  # [m] collision box of base_link, x
     width: float  # [m] y
     height: float  # [m] z

@@ -204,32 +204,30 @@ def _flat_top(shape: Shape) -> bool:
 
 @dataclass(frozen=True)
 class HeightGrid:
-    """Two-level grid of walkable tops; see the module docstring."""
+    """Two-level grid of walkable tops; see the module docstring.
 
-    origin: tuple[float, float]  # [m] world x, y of the grid corner
+    Every coarse tile points at a 16 x 16 tile of `fine`: its own cells where the surface varies
+    within it, or a shared constant tile where it is flat. A ring of tiles holding `default`
+    surrounds the grid, so points outside clip onto it.
+    """
+
+    origin: F64  # (2,) [m] world x, y of the padded grid's corner
     cell: float  # [m] fine cell edge
-    coarse: F32  # (ny, nx) tile heights where the tile is flat
-    index: NDArray[np.int32]  # (ny, nx) index into `fine`, -1 for flat tiles
-    fine: F32  # (T, TILE_CELLS, TILE_CELLS)
-    default: float  # [m] outside the grid
+    index: NDArray[np.int32]  # (ny, nx) tile -> index into `fine`
+    fine: F32  # (T, TILE_CELLS, TILE_CELLS) [m]
+    limit: NDArray[np.intp]  # (2,) cells per axis (x, y) minus one
 
     def lookup(self, xy: NDArray[np.floating]) -> F64:
-        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        inv = 1.0 / self.cell
-        gx = np.floor((pts[:, 0] - self.origin[0]) * inv).astype(np.intp)
-        gy = np.floor((pts[:, 1] - self.origin[1]) * inv).astype(np.intp)
-        ny, nx = self.index.shape
-        inside = (gx >= 0) & (gy >= 0) & (gx < nx * TILE_CELLS) & (gy < ny * TILE_CELLS)
-        np.clip(gx, 0, nx * TILE_CELLS - 1, out=gx)
-        np.clip(gy, 0, ny * TILE_CELLS - 1, out=gy)
-        tx, ty = gx >> TILE_SHIFT, gy >> TILE_SHIFT
-        tile = self.index[ty, tx]
-        h = np.where(
-            tile >= 0,
-            self.fine[np.maximum(tile, 0), gy & (TILE_CELLS - 1), gx & (TILE_CELLS - 1)],
-            self.coarse[ty, tx],
-        )
-        return np.where(inside, h, self.default).astype(np.float64)
+        g = np.floor((np.asarray(xy, dtype=np.float64).reshape(-1, 2) - self.origin) / self.cell)
+        c = g.astype(np.intp)
+        np.clip(c, 0, self.limit, out=c)
+        cx, cy = c[:, 0], c[:, 1]
+        h = self.fine[
+            self.index[cy >> TILE_SHIFT, cx >> TILE_SHIFT],
+            cy & (TILE_CELLS - 1),
+            cx & (TILE_CELLS - 1),
+        ]
+        return h.astype(np.float64)
 
 
 def _footprint(shape: Shape) -> F64:
@@ -255,9 +253,13 @@ def _footprint(shape: Shape) -> F64:
 def _build_height_grid(shapes: list[Shape], cell: float, nthreads: int) -> HeightGrid:
     walk = [s for s in shapes if _is_walkable(s)]
     if not walk:
-        z = np.zeros((1, 1), dtype=np.float32)
-        return HeightGrid((0.0, 0.0), cell, z, np.full((1, 1), -1, np.int32),
-                          np.zeros((1, TILE_CELLS, TILE_CELLS), np.float32), 0.0)  # fmt: skip
+        return HeightGrid(
+            origin=np.zeros(2),
+            cell=cell,
+            index=np.zeros((1, 1), dtype=np.int32),
+            fine=np.zeros((1, TILE_CELLS, TILE_CELLS), dtype=np.float32),
+            limit=np.array([TILE_CELLS - 1, TILE_CELLS - 1], dtype=np.intp),
+        )
     scene, _, verts = _build_raycaster(walk)
     tile = cell * TILE_CELLS
     lo = verts[:, :2].min(axis=0)
@@ -305,21 +307,31 @@ def _build_height_grid(shapes: list[Shape], cell: float, nthreads: int) -> Heigh
     cy = lo[1] + (np.arange(ny) + 0.5) * tile
     gx, gy = np.meshgrid(cx, cy)
     coarse = cast_down(np.stack([gx.ravel(), gy.ravel()], axis=1)).reshape(ny, nx)
-    index = np.full((ny, nx), -1, dtype=np.int32)
     tiles_y, tiles_x = np.nonzero(complex_tiles)
-    index[tiles_y, tiles_x] = np.arange(len(tiles_y), dtype=np.int32)
     offs = (np.arange(TILE_CELLS) + 0.5) * cell
     ox, oy = np.meshgrid(offs, offs)  # [cy, cx]
     xs = lo[0] + tiles_x[:, None, None] * tile + ox[None]
     ys = lo[1] + tiles_y[:, None, None] * tile + oy[None]
-    if len(tiles_y):
-        fine = cast_down(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(
-            -1, TILE_CELLS, TILE_CELLS
-        )
-    else:
-        fine = np.zeros((1, TILE_CELLS, TILE_CELLS), dtype=np.float32)
+    own = cast_down(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(-1, TILE_CELLS, TILE_CELLS)
+    # Flat tiles share one constant tile per distinct height; the outer ring holds 0 m.
+    levels, which = np.unique(
+        np.append(coarse[~complex_tiles], np.float32(0.0)), return_inverse=True
+    )
+    constant = np.broadcast_to(levels[:, None, None], (len(levels), TILE_CELLS, TILE_CELLS))
+    fine = np.ascontiguousarray(np.concatenate([own, constant]), dtype=np.float32)
+    inner = np.empty((ny, nx), dtype=np.int32)
+    inner[~complex_tiles] = len(own) + which[:-1]
+    inner[tiles_y, tiles_x] = np.arange(len(tiles_y), dtype=np.int32)
+    index = np.full((ny + 2, nx + 2), len(own) + which[-1], dtype=np.int32)
+    index[1:-1, 1:-1] = inner
     _log.debug("height grid %dx%d tiles, %d fine", nx, ny, len(tiles_y))
-    return HeightGrid((float(lo[0]), float(lo[1])), cell, coarse, index, fine, 0.0)
+    return HeightGrid(
+        origin=np.array([lo[0] - tile, lo[1] - tile]),
+        cell=cell,
+        index=index,
+        fine=fine,
+        limit=np.array([(nx + 2) * TILE_CELLS - 1, (ny + 2) * TILE_CELLS - 1], dtype=np.intp),
+    )
 
 
 # --------------------------------------------------------------------------- dynamic objects
@@ -526,13 +538,16 @@ class Scene:
         t, normal, cat = self._cast_static(rays)
         c, _, _, _, n_agents = self._dynamic()
         if len(c):
-            n = len(d)
-            ray_idx = np.repeat(np.arange(n), len(c))
-            obj_idx = np.tile(np.arange(len(c)), n)
-            self._intersect_dynamic(
-                o[ray_idx].astype(np.float64), d[ray_idx].astype(np.float64), ray_idx, obj_idx,
-                n_agents, t, normal, cat,
-            )  # fmt: skip
+            # Every ray against every object, in chunks that keep the pair arrays small.
+            chunk = max(1, 200_000 // len(c))
+            for lo in range(0, len(d), chunk):
+                rays_here = np.arange(lo, min(lo + chunk, len(d)))
+                ray_idx = np.repeat(rays_here, len(c))
+                obj_idx = np.tile(np.arange(len(c)), len(rays_here))
+                self._intersect_dynamic(
+                    o[ray_idx].astype(np.float64), d[ray_idx].astype(np.float64), ray_idx,
+                    obj_idx, n_agents, t, normal, cat,
+                )  # fmt: skip
         return Hits(t, normal, cat)
 
     def cast_fan(
