@@ -6,7 +6,8 @@ canopy, a kerb its outline), filled in its category colour (`CATEGORY_COLOURS`),
 that keeps what matters on top: fields, walkways, ramps and kerbs, trees, then buildings, walls,
 cars and street furniture. Site data (walkways, entrances, stops with their names, the
 station) come from the site sidecar; run-time obstacles, agents and a trajectory are optional
-overlays. A legend, a scale bar and a north arrow make it readable at a glance.
+overlays. A panel east of the map holds the title, a north arrow, the legend and a scale bar,
+so nothing covers the map.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ STOP: RGB = (220, 30, 30)
 STATION: RGB = (30, 60, 220)
 ENTRANCE: RGB = (255, 150, 0)
 TEXT: RGB = (20, 20, 20)
+PANEL_WIDTH = 190  # [px] the legend panel east of the map
 
 # draw order: later categories cover earlier ones
 _ORDER = ["field", "ground", "ramp", "kerb", "tree", "", "building", "wall", "fence", "gate"]
@@ -191,7 +193,9 @@ def render_top_down(
             outline = (90, 90, 90) if cat == "kerb" else None
             cv.polygon(coords, colour, outline)
     for ob in obstacles:
-        cv.polygon(np.asarray(obstacle_polygon(ob).exterior.coords), OBSTACLE, (0, 0, 0))
+        cv.polygon(np.asarray(obstacle_polygon(ob).exterior.coords), OBSTACLE, (160, 60, 0))
+        c = cv.px(np.array([ob.pose.x, ob.pose.y]))[0]  # a ring so a trolley shows at any scale
+        cv2.circle(cv.img, (int(c[0]), int(c[1])), 9, _bgr(OBSTACLE), 2, cv2.LINE_AA)
     if site is not None:
         _draw_site(cv, site)
     if agents is not None:
@@ -201,16 +205,15 @@ def render_top_down(
         cv2.polylines(cv.img, [pts], False, _bgr(TRAJECTORY), 2, lineType=cv2.LINE_AA)
         cv2.circle(cv.img, tuple(int(v) for v in pts[0]), 5, _bgr((0, 170, 0)), -1, cv2.LINE_AA)
         cv2.circle(cv.img, tuple(int(v) for v in pts[-1]), 5, _bgr((200, 0, 0)), -1, cv2.LINE_AA)
-    _draw_legend(
-        cv, present, site is not None, agents is not None, traj is not None, bool(obstacles)
+    entries = _legend_entries(
+        present, site is not None, agents is not None, traj is not None, bool(obstacles)
     )
-    _draw_scale_and_north(cv)
-    cv.text((10, cv.height - 10), title or world.name, 0.6)
+    image = _with_panel(cv, entries, title or world.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv.img):
+    if not cv2.imwrite(str(path), image):
         raise RenderError(f"could not write {path}")
-    _log.info("wrote %s (%dx%d px, %.2f m/px)", path, cv.width, cv.height, resolution)
+    _log.info("wrote %s (%dx%d px, %.2f m/px)", path, image.shape[1], image.shape[0], resolution)
     return path
 
 
@@ -262,43 +265,52 @@ def _draw_agents(cv: _Canvas, agents: AgentArrays) -> None:
         cv2.circle(cv.img, (int(x), int(y)), rad, _bgr(colour), -1, cv2.LINE_AA)
 
 
-def _draw_legend(
-    cv: _Canvas, present: Sequence[str], site: bool, agents: bool, trajectory: bool, obstacles: bool
-) -> None:
-    entries: list[tuple[str, RGB]] = [
-        (c or "other", CATEGORY_COLOURS[c]) for c in present if c != "ground"
-    ]
+def _legend_entries(
+    present: Sequence[str], site: bool, agents: bool, trajectory: bool, obstacles: bool
+) -> list[tuple[str, RGB]]:
+    entries = [(c or "other", CATEGORY_COLOURS[c]) for c in present if c != "ground"]
     if site:
-        entries += [
-            ("walkway", WALKWAY),
-            ("stop", STOP),
-            ("station", STATION),
-            ("entrance", ENTRANCE),
-        ]
+        entries += [("walkway", WALKWAY), ("stop", STOP), ("station", STATION)]
+        entries.append(("entrance", ENTRANCE))
     if obstacles:
         entries.append(("new obstacle", OBSTACLE))
     if agents:
         entries += [("pedestrian", PEDESTRIAN), ("cyclist", CYCLIST)]
     if trajectory:
         entries.append(("trajectory", TRAJECTORY))
-    row_h, x0, y0 = 18, 10, 10
-    box_w = 150
-    overlay = cv.img[y0 : y0 + row_h * len(entries) + 10, x0 : x0 + box_w]
-    overlay[:] = (overlay * 0.25 + 255 * 0.75).astype(np.uint8)
+    return entries
+
+
+def _with_panel(cv: _Canvas, entries: Sequence[tuple[str, RGB]], title: str) -> NDArray[np.uint8]:
+    """The map with a side panel on its east side: title, north arrow, legend, scale bar."""
+    row_h = 20
+    needed = 110 + row_h * len(entries) + 90
+    height = max(cv.height, needed)
+    panel = np.full((height, PANEL_WIDTH, 3), 255, dtype=np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(panel, title[:22], (10, 26), font, 0.6, _bgr(TEXT), 2, cv2.LINE_AA)
+    # north arrow: world +y is up in the picture
+    cv2.arrowedLine(panel, (30, 90), (30, 45), (0, 0, 0), 3, cv2.LINE_AA, tipLength=0.35)
+    cv2.putText(panel, "N", (45, 75), font, 0.7, (0, 0, 0), 2, cv2.LINE_AA)
     for k, (label, colour) in enumerate(entries):
-        y = y0 + 8 + k * row_h
-        cv2.rectangle(cv.img, (x0 + 6, y), (x0 + 20, y + 12), _bgr(colour), -1)
-        cv2.rectangle(cv.img, (x0 + 6, y), (x0 + 20, y + 12), (60, 60, 60), 1)
-        cv2.putText(
-            cv.img,
-            label,
-            (x0 + 28, y + 11),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.42,
-            _bgr(TEXT),
-            1,
-            cv2.LINE_AA,
-        )
+        y = 110 + k * row_h
+        cv2.rectangle(panel, (10, y), (26, y + 14), _bgr(colour), -1)
+        cv2.rectangle(panel, (10, y), (26, y + 14), (60, 60, 60), 1)
+        cv2.putText(panel, label, (34, y + 12), font, 0.45, _bgr(TEXT), 1, cv2.LINE_AA)
+    length = _nice_length((PANEL_WIDTH - 40) * cv.res)
+    px = round(length / cv.res)
+    y0 = 110 + row_h * len(entries) + 45
+    cv2.line(panel, (10, y0), (10 + px, y0), (0, 0, 0), 3)
+    for x in (10, 10 + px):
+        cv2.line(panel, (x, y0 - 6), (x, y0 + 4), (0, 0, 0), 2)
+    cv2.putText(panel, f"{length:g} m", (10, y0 - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(panel, f"{cv.res:g} m/px", (10, y0 + 24), font, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
+    image = np.empty((height, cv.width + PANEL_WIDTH, 3), dtype=np.uint8)
+    image[:] = _bgr(BACKGROUND)
+    image[: cv.height, : cv.width] = cv.img
+    image[:, cv.width :] = panel
+    image[:, cv.width] = (120, 120, 120)
+    return image
 
 
 def _nice_length(target: float) -> float:
@@ -310,29 +322,3 @@ def _nice_length(target: float) -> float:
         if m * 10**exp <= target:
             return float(m * 10**exp)
     return float(10**exp)
-
-
-def _draw_scale_and_north(cv: _Canvas) -> None:
-    length = _nice_length(0.2 * cv.width * cv.res)
-    px = round(length / cv.res)
-    x0, y0 = cv.width - px - 20, cv.height - 20
-    cv2.rectangle(cv.img, (x0 - 6, y0 - 26), (x0 + px + 6, y0 + 8), (255, 255, 255), -1)
-    cv2.line(cv.img, (x0, y0), (x0 + px, y0), (0, 0, 0), 3)
-    for x in (x0, x0 + px):
-        cv2.line(cv.img, (x, y0 - 6), (x, y0 + 4), (0, 0, 0), 2)
-    label = f"{length:g} m"
-    cv2.putText(
-        cv.img,
-        label,
-        (x0 + px // 2 - 18, y0 - 10),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.5,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
-    nx0, ny0 = cv.width - 30, 20
-    cv2.arrowedLine(cv.img, (nx0, ny0 + 40), (nx0, ny0), (0, 0, 0), 3, cv2.LINE_AA, tipLength=0.35)
-    cv2.putText(
-        cv.img, "N", (nx0 - 7, ny0 + 60), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA
-    )
