@@ -24,7 +24,9 @@ as the IMU sees them follow the ground speed through a first-order lag of ``velo
 
 Steps and kerbs: a contact point whose ground rises by more than ``max_step`` between two ticks
 is blocked: the robot does not climb it, the move of that tick is undone and the wheels stall
-(speed 0; event ``blocked`` once per contact). Rule for tipping over (event ``tipped``, after
+(speed 0; event ``blocked`` once per contact). The ground is looked up again only once a
+contact may have moved ``ground_resolution`` (1 cm), so a step is found within 1 cm of its
+edge. Rule for tipping over (event ``tipped``, after
 which the robot stops and ignores commands):
   1. ``|roll| > max_roll`` or ``|pitch| > max_pitch`` of the body, or
   2. a contact point drops by more than ``max_step`` in one tick while ``|v| >= drop_tip_speed``
@@ -234,6 +236,8 @@ class DiffDriveDynamics:
         suspension_frequency: [Hz] natural frequency of z/roll/pitch following the ground.
         velocity_lag: [s] time constant of the body speed following the wheels' ground speed.
         drop_tip_speed: [m/s] speed at or above which a drop deeper than max_step tips.
+        ground_resolution: [m] the ground under the contacts is looked up again once one of
+            them may have moved this far (the height grid's cells are 0.05 m).
     """
 
     def __init__(
@@ -248,6 +252,7 @@ class DiffDriveDynamics:
         suspension_frequency: float = 4.0,
         velocity_lag: float = 0.05,
         drop_tip_speed: float = 0.5,
+        ground_resolution: float = 0.01,
     ) -> None:
         if rate <= 0.0:
             raise ValueError(f"physics rate {rate} Hz must be > 0")
@@ -283,6 +288,9 @@ class DiffDriveDynamics:
         self._noise_i = 0
         x, y, yaw = start
         self.state = BodyState(x=x, y=y, yaw=yaw)
+        self.ground_resolution = ground_resolution
+        self._reach = float(np.max(np.hypot(*self._contacts_body.T)))
+        self._qx, self._qy, self._qyaw = x, y, yaw  # pose of the last ground query
         self._heights = self._ground_under(x, y, yaw)
         z, roll, pitch = self._targets(self._heights)
         self.state.z, self.state.roll, self.state.pitch = z, roll, pitch
@@ -358,7 +366,13 @@ class DiffDriveDynamics:
         ds = 0.5 * (g_l + g_r) * math.cos(st.pitch)
         dth = (g_r - g_l) / d.wheel_separation
         x, y, yaw = integrate_arc(st.x, st.y, st.yaw, ds, dth)
-        heights = self._ground_under(x, y, yaw)
+        # Ask the ground only once a contact point may have moved by ground_resolution: at
+        # rest, or creeping, the heights cannot have changed (and the query is the cost).
+        moved = math.hypot(x - self._qx, y - self._qy) + abs(yaw - self._qyaw) * self._reach
+        if moved >= self.ground_resolution:
+            heights = self._ground_under(x, y, yaw)
+        else:
+            heights = self._heights
         change = heights - self._heights
         v_abs = abs(self.v_cmd)
         rises = [i for i in range(4) if change[i] > self.body.max_step]
@@ -383,7 +397,9 @@ class DiffDriveDynamics:
         st.left_travel += enc_l
         st.right_travel += enc_r
         st.x, st.y, st.yaw = x, y, _wrap(yaw)
-        self._heights = heights
+        if heights is not self._heights:
+            self._heights = heights
+            self._qx, self._qy, self._qyaw = x, y, st.yaw
         self._relax(heights, ds / dt, dth / dt)
         step = self.body.max_step
         if worst > 2.0 * step or (worst > step and v_abs >= self.drop_tip_speed):

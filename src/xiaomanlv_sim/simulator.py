@@ -165,13 +165,21 @@ class GroundTruth:
     events: tuple[Event, ...] = field(default=())  # every event so far, in time order
 
 
-@dataclass
 class _Schedule:
-    rate: float  # [Hz]
-    count: int = 0  # readings due so far
+    """When a sensor of ``rate`` [Hz] is due on the physics ticks: every ``every`` ticks when
+    the rates divide, else whenever ``floor(tick * rate / physics_rate)`` grows."""
 
-    def due(self, tick: int, physics_rate: float) -> bool:
-        n = math.floor(tick * self.rate / physics_rate + 1e-9)
+    def __init__(self, rate: float, physics_rate: float) -> None:
+        self.rate = rate
+        self.physics_rate = physics_rate
+        ratio = physics_rate / rate
+        self.every = round(ratio) if abs(ratio - round(ratio)) < 1e-9 else 0
+        self.count = 0  # readings due so far (general case)
+
+    def due(self, tick: int) -> bool:
+        if self.every:
+            return tick % self.every == 0
+        n = math.floor(tick * self.rate / self.physics_rate + 1e-9)
         if n > self.count:
             self.count = n
             return True
@@ -301,11 +309,12 @@ class Simulator:
         body = robot.body
         self.robot_radius = 0.5 * math.hypot(body.length, body.width)
         self._crowd_every = max(1, round(cfg.physics_rate / cfg.crowd_rate))
-        self._odom = _Schedule(d.odom_rate)
-        self._imu = _Schedule(robot.imu.rate)
-        self._gnss = _Schedule(robot.gnss.rate)
-        self._lidar = _Schedule(robot.lidar.rate)
-        self._rangers = [_Schedule(s.rate) for s in robot.ultrasonic]
+        pr = cfg.physics_rate
+        self._odom = _Schedule(d.odom_rate, pr)
+        self._imu = _Schedule(robot.imu.rate, pr)
+        self._gnss = _Schedule(robot.gnss.rate, pr)
+        self._lidar = _Schedule(robot.lidar.rate, pr)
+        self._rangers = [_Schedule(s.rate, pr) for s in robot.ultrasonic]
         self.events: list[Event] = []
         self._new_events: list[Event] = []
         self._contacts: set[int] = set()
@@ -378,19 +387,18 @@ class Simulator:
         if self.tick % self._crowd_every == 0:
             self._step_world(t)
         out: list[SensorReading] = []
-        rate = self.physics_rate
         faults = self.faults
-        if self._odom.due(self.tick, rate):
+        if self._odom.due(self.tick):
             reading = self.odometry.read(t)
             if not faults.dropped("odom", t):
                 out.append(reading)
-        if self._imu.due(self.tick, rate):
+        if self._imu.due(self.tick):
             bias = faults.imu_bias(t)
             imu = self.imu.read(st, t, *(bias if bias is not None else (None, None)))
             if not faults.dropped("imu", t):
                 out.append(imu)
         pose: NDArray[np.float64] | None = None
-        if self.gnss is not None and self._gnss.due(self.tick, rate):
+        if self.gnss is not None and self._gnss.due(self.tick):
             pose = st.world_from_base()
             fix = self.gnss.read(pose, st.velocity_world(), t, self.scene, faults.gnss_offset(t))
             if not faults.dropped("gnss", t):
@@ -398,16 +406,12 @@ class Simulator:
         weather: WeatherState | None = None
         if self.config.ultrasonic:
             for ranger, schedule in zip(self.rangers, self._rangers, strict=True):
-                if schedule.due(self.tick, rate) and not faults.dropped("ultrasonic", t):
+                if schedule.due(self.tick) and not faults.dropped("ultrasonic", t):
                     pose = pose if pose is not None else st.world_from_base()
                     weather = weather or weather_at(self._weather, t)
                     sensor = pose @ ranger.spec.pose
                     out.append(ranger.read(self.scene, sensor, t, weather))
-        if (
-            self.config.lidar
-            and self._lidar.due(self.tick, rate)
-            and not faults.dropped("lidar", t)
-        ):
+        if self.config.lidar and self._lidar.due(self.tick) and not faults.dropped("lidar", t):
             pose = pose if pose is not None else st.world_from_base()
             weather = weather or weather_at(self._weather, t)
             out.append(self.lidar.scan(self.scene, pose @ self.robot.lidar.pose, t, weather))
