@@ -172,3 +172,15 @@ def test_world_without_georeference_is_rejected() -> None:
     bare = World("bare", Path("bare.sdf"), (), None)
     with pytest.raises(ValueError, match=r"bare.*spherical_coordinates"):
         Gnss(GnssSpecLike(), bare, np.random.default_rng(0))
+
+
+def test_no_fix_in_a_street_canyon_of_the_real_scene() -> None:
+    from xiaomanlv_sim.scene import Scene
+
+    canyon = world(building(-12.0, 0.0, 40.0, "west"), building(12.0, 0.0, 40.0, "east"))
+    scene = Scene.from_world(canyon)
+    gnss = Gnss(GnssSpecLike(), canyon, np.random.default_rng(0))
+    between = gnss.read(pose_at(0.0, 0.0), np.zeros(3), 0.0, scene)  # 4 m wide street
+    assert between.status == STATUS_NO_FIX
+    open_sky = gnss.read(pose_at(0.0, 80.0), np.zeros(3), 0.2, scene)
+    assert open_sky.status == STATUS_FIX
