@@ -109,7 +109,8 @@ def time_pysocialforce(crowd: Crowd, footprints: Footprints, steps: int) -> list
     for fp in footprints.all:
         xy = np.asarray(fp.polygon.exterior.coords)
         for (x0, y0), (x1, y1) in itertools.pairwise(xy):
-            lines.append((x0, x1, y0, y1))
+            if np.hypot(x1 - x0, y1 - y0) >= 0.2:  # PySocialForce fails on empty samplings
+                lines.append((x0, x1, y0, y1))
     state = np.hstack([crowd.pos, crowd.vel, crowd.goals])
     groups = [list(map(int, np.flatnonzero(crowd.group == g))) for g in np.unique(crowd.group)]
     logging.getLogger("numba").setLevel(logging.WARNING)
