@@ -1,4 +1,4 @@
-"""The ``xiaomanlv`` command: bring-up, the demo, and (as they land) sim and map tools."""
+"""The ``xiaomanlv`` command: bring-up, the demo, the simulator tools (and map tools later)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main demo and print a summary")
     demo.add_argument("--profile", default="sim")
     demo.set_defaults(func=_demo)
+
+    from xiaomanlv_sim.cli import add_sim_commands  # `xiaomanlv sim ...`: render, scenarios
+
+    add_sim_commands(sub)
     return parser
 
 
