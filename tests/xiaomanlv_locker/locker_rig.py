@@ -35,13 +35,16 @@ class FakeClock:
 class Rig:
     """A locker with its fake clock, sim driver and notification file."""
 
-    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, driver_cls: type[SimDriver] = SimDriver, **overrides: Any
+    ) -> None:
         self.tmp_path = tmp_path
+        self.driver_cls = driver_cls
         self.clock = FakeClock()
         values: dict[str, Any] = {"data_dir": str(tmp_path), "sim_auto_actor": False}
         values.update(overrides)
         self.config = LockerConfig(**values)
-        self.driver = SimDriver(
+        self.driver = self.driver_cls(
             len(self.config.compartment_sizes()),
             state_path=self.config.path("sim_state"),
             clock=self.clock.monotonic,
@@ -61,7 +64,7 @@ class Rig:
     def restart(self) -> Locker:
         """A new locker (and driver object) on the same files, as after a crash."""
         self.locker.store.close()
-        self.driver = SimDriver(
+        self.driver = self.driver_cls(
             len(self.config.compartment_sizes()),
             faults=self.driver.faults,
             state_path=self.config.path("sim_state"),
