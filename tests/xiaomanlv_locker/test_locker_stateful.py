@@ -268,11 +268,11 @@ class LockerMachine(RuleBasedStateMachine):
     def every_state_change_is_audited(self) -> None:
         store = self.rig.locker.store
         replay = {n: "empty" for n in range(1, COMPARTMENTS + 1)}
-        for event in store.events_since(0):
-            if event.kind == "state":
-                before, after = event.detail.split(" (")[0].split(" -> ")
-                assert replay[event.compartment] == before
-                replay[event.compartment] = after
+        for row in store.events_since(0):
+            if row.kind == "state":
+                before, after = row.detail.split(" (")[0].split(" -> ")
+                assert replay[row.compartment] == before
+                replay[row.compartment] = after
         stored = {c.number: c.state.value for c in store.read().compartments()}
         assert replay == stored
         assert store.verify_audit() is None
