@@ -1,0 +1,251 @@
+"""locker: the 50-compartment parcel locker as a ROS node (thin adapter over the core).
+
+Serves /locker/load_parcel (LoadParcel), /locker/submit_code (SubmitCode),
+/locker/operator_open (OperatorOpen), /locker/arm_stop (ArmStop); publishes
+/locker/compartment_NN/status (CompartmentStatus, on change and at ``status_rate``),
+/locker/events (LockerEvent, reliable + transient local: late joiners get the recent history)
+and /diagnostics; subscribes to /wheel/odom (moving or stale = no door opens). With the ``sim``
+driver it also takes people's actions on /locker/sim/command (std_msgs/String, JSON:
+``{"action": "take"|"place"|"close"|"open"|"fault", "compartment": N, ...}``).
+Core: :class:`xiaomanlv_locker.locker.Locker`. Timers run on the steady clock: the locker's
+safety must not stall with simulated time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSPresetProfiles,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from std_msgs.msg import String
+from xiaomanlv.msg import CompartmentStatus, LockerEvent
+from xiaomanlv.srv import ArmStop, LoadParcel, OperatorOpen, SubmitCode
+
+from xiaomanlv_locker.codes import SecretFileError
+from xiaomanlv_locker.config import LockerConfig
+from xiaomanlv_locker.hardware import SimDriver
+from xiaomanlv_locker.locker import CompartmentView, Locker
+from xiaomanlv_locker.ros.conversions import (
+    event_to_msg,
+    locker_diagnostics,
+    status_to_msg,
+    wall_to_time,
+)
+from xiaomanlv_locker.store import StoreError
+from xiaomanlv_nav.config import ConfigError
+from xiaomanlv_nav.ros.entry import run_node
+from xiaomanlv_nav.ros.params import declare_config
+
+EVENT_HISTORY = 200  # events a late subscriber receives
+LATCHED = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+EVENTS = QoSProfile(
+    depth=EVENT_HISTORY,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+class LockerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("locker")
+        self.config = declare_config(self, LockerConfig)
+        try:
+            self.locker = Locker.open(self.config)
+        except (SecretFileError, StoreError) as err:
+            raise ConfigError(str(err)) from None
+        self.malformed = 0  # messages the node could not use (odometry, sim commands)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._published: dict[int, CompartmentView] = {}
+        self._name = self.get_fully_qualified_name().lstrip("/")
+        count = len(self.locker.sizes)
+        self.status_pubs = {
+            n: self.create_publisher(
+                CompartmentStatus, f"/locker/compartment_{n:02d}/status", LATCHED
+            )
+            for n in range(1, count + 1)
+        }
+        self.event_pub = self.create_publisher(LockerEvent, "/locker/events", EVENTS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(LoadParcel, "/locker/load_parcel", self._on_load)
+        self.create_service(SubmitCode, "/locker/submit_code", self._on_submit)
+        self.create_service(OperatorOpen, "/locker/operator_open", self._on_operator_open)
+        self.create_service(ArmStop, "/locker/arm_stop", self._on_arm)
+        self.create_subscription(
+            Odometry, "/wheel/odom", self._on_odom, QoSPresetProfiles.SENSOR_DATA.value
+        )
+        if isinstance(self.locker.driver, SimDriver):
+            self.create_subscription(String, "/locker/sim/command", self._on_sim_command, 50)
+        self.create_timer(1.0 / self.config.tick_rate, self._on_tick, clock=self._steady)
+        self.create_timer(1.0 / self.config.status_rate, self._on_status, clock=self._steady)
+        history = self.locker.store.events_since(0)[-EVENT_HISTORY:]
+        self.locker.drain_events()
+        for event in history:
+            self.event_pub.publish(event_to_msg(event))
+        self._flush(force=True)
+        self.get_logger().info(
+            f"{count} compartments, db {self.config.path('db')}, driver {self.config.driver}, "
+            f"brute-force bound {self.config.bruteforce_probability():.1e}"
+        )
+
+    # -- publishing
+    def _flush(self, force: bool = False) -> None:
+        """Publish new audit events, and the status of every compartment that changed."""
+        for event in self.locker.drain_events():
+            self.event_pub.publish(event_to_msg(event))
+        stamp = self.get_clock().now().to_msg()
+        for view in self.locker.statuses():
+            if force or self._published.get(view.number) != view:
+                self._published[view.number] = view
+                self.status_pubs[view.number].publish(status_to_msg(view, stamp))
+
+    def _on_tick(self) -> None:
+        try:
+            self.locker.tick()
+        except Exception as err:  # a driver or disk error must not kill the locker
+            self.get_logger().error(f"tick failed: {err}", throttle_duration_sec=5.0)
+        self._flush()
+
+    def _on_status(self) -> None:
+        self._flush(force=True)
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        malformed = self.malformed + self.locker.malformed
+        array.status = [
+            locker_diagnostics(
+                f"{self._name}: summary",
+                self.locker.counts(),
+                self.locker.armed_stop(),
+                self.locker.is_moving(),
+                malformed,
+            )
+        ]
+        self.diag_pub.publish(array)
+
+    # -- inputs
+    def _on_odom(self, msg: Odometry) -> None:
+        v = msg.twist.twist.linear
+        speed = math.hypot(v.x, v.y)
+        before = self.locker.malformed
+        self.locker.observe_odom(speed, msg.twist.twist.angular.z)
+        if self.locker.malformed != before:  # non-finite twist: counted by the core
+            self.get_logger().warn(
+                "ignored /wheel/odom with a non-finite twist", throttle_duration_sec=5.0
+            )
+
+    def _on_sim_command(self, msg: String) -> None:
+        driver = self.locker.driver
+        assert isinstance(driver, SimDriver)
+        try:
+            command = json.loads(msg.data)
+            action = command["action"]
+            number = int(command.get("compartment", 0))
+            if action == "take":
+                driver.take_parcel(number)
+            elif action == "place":
+                driver.place_parcel(number, str(command.get("tag", f"sim-{number}")))
+            elif action == "close":
+                driver.close_door(number)
+            elif action == "open":
+                driver.open_door(number)
+            elif action == "fault":
+                duration = command.get("duration")
+                driver.inject(
+                    str(command["kind"]), number, None if duration is None else float(duration)
+                )
+            else:
+                raise ValueError(f"unknown action {action!r}")
+        except (ValueError, KeyError, TypeError, ConfigError) as err:
+            self.malformed += 1
+            self.get_logger().warn(f"ignored /locker/sim/command {msg.data!r}: {err}")
+            return
+        self._on_tick()
+
+    # -- services (the core validates fields and counts malformed requests)
+    def _on_load(self, request: Any, response: Any) -> Any:
+        try:
+            result = self.locker.load_parcel(
+                request.parcel_id,
+                request.recipient,
+                request.stop,
+                request.size,
+                request.operator_id,
+                request.operator_credential,
+            )
+        except Exception as err:
+            return self._failed(response, "load_parcel", err)
+        response.success, response.message = result.success, result.message
+        response.compartment = result.compartment
+        response.expires = wall_to_time(result.expires)
+        self._flush()
+        return response
+
+    def _on_submit(self, request: Any, response: Any) -> Any:
+        try:
+            result = self.locker.submit_code(request.kiosk_id, request.code)
+        except Exception as err:
+            return self._failed(response, "submit_code", err)
+        response.success, response.message = result.success, result.message
+        response.compartment = result.compartment
+        response.retry_after = float(result.retry_after)
+        self._flush()
+        return response
+
+    def _on_operator_open(self, request: Any, response: Any) -> Any:
+        try:
+            result = self.locker.operator_open(
+                int(request.compartment),
+                request.operator_id,
+                request.operator_credential,
+                request.reason,
+            )
+        except Exception as err:
+            return self._failed(response, "operator_open", err)
+        response.success, response.message = result.success, result.message
+        self._flush()
+        return response
+
+    def _on_arm(self, request: Any, response: Any) -> Any:
+        try:
+            result = self.locker.arm_stop(request.stop, bool(request.arm))
+        except Exception as err:
+            return self._failed(response, "arm_stop", err)
+        response.success, response.message = result.success, result.message
+        response.compartments = list(result.compartments)
+        self._flush()
+        return response
+
+    def _failed(self, response: Any, what: str, err: Exception) -> Any:
+        self.get_logger().error(f"{what} failed: {err}")
+        response.success = False
+        response.message = f"internal error in {what}; see the locker log"
+        return response
+
+    def destroy_node(self) -> None:
+        self.locker.close()
+        super().destroy_node()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    return run_node(LockerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
