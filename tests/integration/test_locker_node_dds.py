@@ -1,0 +1,293 @@
+"""The locker node as a real process over Fast DDS, with the simulated driver.
+
+Load a parcel, arm the stop, type the code from the notification file (the recipient's
+"phone"), the door opens, the simulated recipient takes the parcel and closes it: delivered.
+Wrong codes, lockout, no opening while moving, SIGKILL in the middle of a delivery and a
+restart that reconciles, and malformed inputs counted in /diagnostics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from xiaomanlv.msg import CompartmentStatus, LockerEvent
+from xiaomanlv.srv import ArmStop, LoadParcel, SubmitCode
+
+from xiaomanlv_locker.config import LockerConfig
+from xiaomanlv_locker.notify import latest_codes
+from xiaomanlv_locker.operators import add_operator
+from xiaomanlv_locker.store import Store
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = ("op1", "station-secret-1")
+LATCHED = QoSProfile(
+    depth=200, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+@pytest.fixture
+def locker_node(
+    ros_domain: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """Factory: start the locker node with ``params`` on a fresh data dir; returns the session.
+
+    Uses the ``locker`` entry of config/graph.yaml when the graph declares it (as the
+    ``ros_graph`` fixture does), else the same NodeSpec built here; restarts once if killed.
+    """
+    import io
+
+    from xiaomanlv_nav.graph import NodeSpec
+    from xiaomanlv_nav.ros.session import GraphSession
+
+    sessions: list[GraphSession] = []
+    logs = io.StringIO()
+
+    def start(**params: Any) -> Any:
+        data = tmp_path / "locker"
+        values = {"data_dir": str(data), "sim_actor_delay": 0.3, "status_rate": 5.0, **params}
+        add_operator(LockerConfig(data_dir=str(data)), *OPERATOR, n=2**12)
+        path = tmp_path / "locker.params.yaml"
+        path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
+        base = Path(__file__).resolve().parents[2] / "config" / "locker.yaml"
+        spec = NodeSpec(
+            name="locker",
+            executable="locker",
+            namespace="",
+            parameters=(base, path),
+            remappings=(),
+            on_exit="restart",
+            max_restarts=3,
+            use_sim_time=False,
+        )
+        session = GraphSession([spec], ros_domain, output=logs, grace=3.0)
+        session.__enter__()
+        sessions.append(session)
+        session.data_dir = data
+        session.wait_for_topics(["/locker/events", "/locker/compartment_01/status"], timeout=30)
+        return session
+
+    try:
+        yield start
+    finally:
+        for s in sessions:
+            s.close()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print("---- node output ----\n" + logs.getvalue())
+
+
+@contextmanager
+def odometry(session: Any, speed: Callable[[], float | None]) -> Iterator[None]:
+    """Publish /wheel/odom at 20 Hz with ``speed()`` m/s (None: publish nothing)."""
+    pub = session.client.create_publisher(Odometry, "/wheel/odom", 10)
+
+    def tick() -> None:
+        value = speed()
+        if value is not None:
+            msg = Odometry()
+            msg.twist.twist.linear.x = value
+            pub.publish(msg)
+
+    timer = session.client.create_timer(0.05, tick)
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        session.client.destroy_timer(timer)
+        session.client.destroy_publisher(pub)
+
+
+class Watch:
+    """Collects every message on a topic (from the client's spin thread)."""
+
+    def __init__(self, session: Any, msg_type: Any, topic: str, qos: Any = LATCHED) -> None:
+        self.items: list[Any] = []
+        self._lock = threading.Lock()
+        self._sub = session.client.create_subscription(msg_type, topic, self._on, qos)
+
+    def _on(self, msg: Any) -> None:
+        with self._lock:
+            self.items.append(msg)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.items.clear()
+
+    def wait(self, predicate: Callable[[Any], bool], timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for item in self.items:
+                    if predicate(item):
+                        return item
+            time.sleep(0.05)
+        raise AssertionError(f"no message matched in {timeout} s; last: {self.items[-3:]}")
+
+
+def load(session: Any, parcel: str, stop: str = "A") -> Any:
+    request = LoadParcel.Request(
+        parcel_id=parcel,
+        recipient=f"{parcel}@example.org",
+        stop=stop,
+        size="small",
+        operator_id=OPERATOR[0],
+        operator_credential=OPERATOR[1],
+    )
+    return session.call(LoadParcel, "/locker/load_parcel", request)
+
+
+def arm(session: Any, stop: str = "A", on: bool = True) -> Any:
+    return session.call(ArmStop, "/locker/arm_stop", ArmStop.Request(stop=stop, arm=on))
+
+
+def submit(session: Any, code: str, kiosk: str = "kiosk-1") -> Any:
+    return session.call(
+        SubmitCode, "/locker/submit_code", SubmitCode.Request(kiosk_id=kiosk, code=code)
+    )
+
+
+def code_of(session: Any, parcel: str) -> str:
+    return latest_codes(session.data_dir / "notifications.jsonl")[parcel]
+
+
+def wrong(code: str) -> str:
+    return "0" * len(code) if code != "0" * len(code) else "1" * len(code)
+
+
+def test_delivery_over_dds_and_malformed_inputs_counted(locker_node: Any) -> None:
+    session = locker_node()
+    status = Watch(session, CompartmentStatus, "/locker/compartment_01/status")
+    events = Watch(session, LockerEvent, "/locker/events")
+    with odometry(session, lambda: 0.0):
+        loaded = load(session, "parcel-1")
+        assert loaded.success, loaded.message
+        assert loaded.compartment == 1 and loaded.expires.sec > time.time()
+        status.wait(lambda s: s.state == "loaded" and s.locked and s.parcel_present)
+        armed = session.call(ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True))
+        assert armed.success and list(armed.compartments) == [1]
+        code = code_of(session, "parcel-1")
+        assert len(code) == 8
+        refused = submit(session, wrong(code))
+        assert not refused.success and refused.compartment == 0
+        opened = submit(session, code)
+        assert opened.success and opened.compartment == 1, opened.message
+        status.wait(lambda s: s.state == "open")
+        done = status.wait(lambda s: s.state == "delivered", timeout=20.0)
+        assert done.door_closed and not done.parcel_present and done.parcel_id == ""
+        assert not submit(session, code).success  # single use
+        kinds = [e.kind for e in events.wait(lambda e: e.kind == "delivered") and events.items]
+        assert {"loaded", "armed", "code_rejected", "code_accepted", "opened"} <= set(kinds)
+        assert all(code not in e.detail for e in events.items)
+        seqs = [e.seq for e in events.items]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+        # malformed: an empty kiosk id, a broken sim command, a NaN odometry twist
+        assert "kiosk_id" in submit(session, "12345678", kiosk="").message
+        bad = session.client.create_publisher(String, "/locker/sim/command", 10)
+        nan_pub = session.client.create_publisher(Odometry, "/wheel/odom", 10)
+        time.sleep(0.5)
+        bad.publish(String(data="{not json"))
+        nan = Odometry()
+        nan.twist.twist.linear.x = float("nan")
+        nan_pub.publish(nan)
+        deadline = time.monotonic() + 15.0
+        malformed = 0
+        while time.monotonic() < deadline and malformed < 3:
+            array = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
+            for s in array.status:
+                if s.name.startswith("locker"):
+                    malformed = int({kv.key: kv.value for kv in s.values}["malformed_messages"])
+        assert malformed >= 3
+    assert session.supervisor.running() == ["locker"]
+
+
+def test_wrong_codes_lock_out_and_nothing_opens_while_moving(locker_node: Any) -> None:
+    session = locker_node(kiosk_free_attempts=2, backoff_base=30.0)
+    speed: list[float | None] = [0.0]
+    with odometry(session, lambda: speed[0]):
+        assert load(session, "parcel-2").success
+        status = Watch(session, CompartmentStatus, "/locker/compartment_01/status")
+        status.wait(lambda s: s.state == "loaded" and s.locked)
+        assert session.call(
+            ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True)
+        ).success
+        code = code_of(session, "parcel-2")
+        status.wait(lambda s: s.state == "available")
+        status.clear()
+        speed[0] = 1.0  # driving off: the stop disarms and no code opens a door
+        status.wait(lambda s: s.state == "loaded")
+        moving = submit(session, code)
+        assert (not moving.success and "parked" in moving.message) or "moving" in moving.message
+        rearm = session.call(ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True))
+        assert not rearm.success
+        speed[0] = None  # odometry lost: unknown counts as moving
+        time.sleep(1.0)
+        assert not session.call(
+            ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True)
+        ).success
+        speed[0] = 0.0
+        time.sleep(0.5)
+        assert session.call(
+            ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True)
+        ).success
+        assert submit(session, wrong(code), "k9").retry_after == 0.0
+        locked_out = submit(session, wrong(code), "k9")
+        assert not locked_out.success and locked_out.retry_after == pytest.approx(30.0, abs=1.0)
+        assert not submit(session, code, "k9").success  # the right code waits too
+        assert submit(session, code, "k10").success  # another kiosk is not locked out
+        status.wait(lambda s: s.state == "delivered", timeout=20.0)
+
+
+def test_sigkill_mid_delivery_then_restart_reconciles(locker_node: Any) -> None:
+    session = locker_node(sim_actor_delay=600.0)  # the recipient dawdles: the door stays open
+    status = Watch(session, CompartmentStatus, "/locker/compartment_01/status")
+    sim = session.client.create_publisher(String, "/locker/sim/command", 10)
+    with odometry(session, lambda: 0.0):
+        assert load(session, "parcel-3").success
+        time.sleep(0.3)
+        for action in ("place", "close"):  # the operator loads by hand
+            sim.publish(
+                String(data=json.dumps({"action": action, "compartment": 1, "tag": "parcel-3"}))
+            )
+        status.wait(lambda s: s.state == "loaded" and s.locked)
+        assert session.call(
+            ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True)
+        ).success
+        assert submit(session, code_of(session, "parcel-3")).success
+        status.wait(lambda s: s.state == "open" and not s.door_closed)
+        pid = session.supervisor.pids()["locker"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20.0
+        while session.supervisor.restarts()["locker"] == 0 and time.monotonic() < deadline:
+            session.supervisor.poll()
+            time.sleep(0.05)
+        assert session.supervisor.pids()["locker"] != pid
+        restarted = Watch(session, CompartmentStatus, "/locker/compartment_01/status")
+        restarted.wait(lambda s: s.state == "open", timeout=30.0)  # state survived the kill
+        time.sleep(0.5)
+        for action in ("take", "close"):
+            sim.publish(String(data=json.dumps({"action": action, "compartment": 1})))
+        restarted.wait(lambda s: s.state == "delivered" and s.locked, timeout=20.0)
+    secret = (session.data_dir / "device.key").read_bytes()
+    store = Store(session.data_dir / "locker.db", secret)
+    try:
+        parcels = store.read().parcels()
+        assert [(p.parcel_id, p.status) for p in parcels] == [("parcel-3", "delivered")]
+        assert store.verify_audit() is None
+    finally:
+        store.close()
