@@ -4,7 +4,8 @@ An operator loads a parcel on /operator, the test reads the pickup code where th
 would (the locker's JSON-lines notification file) and arms the stop over /locker/arm_stop
 while publishing a standing-still /wheel/odom; then on / a wrong code shows the message,
 repeated wrong codes show the lockout countdown, and the right code opens the right door of
-the simulated hardware. Screenshots of every step go to build/test-artifacts/kiosk/<test>/.
+the simulated hardware (of two parcels for that stop, only its own). Screenshots of every
+step go to build/test-artifacts/kiosk/<test>/.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from xiaomanlv.msg import CompartmentStatus
 from xiaomanlv.srv import ArmStop
+
+from xiaomanlv_locker.config import LockerConfig
+from xiaomanlv_locker.operators import add_operator
 
 pytestmark = pytest.mark.integration
 
@@ -184,9 +188,13 @@ def start_graph(ros_graph: Any, tmp_path: Path, port: int, *, locker: bool = Tru
         "kiosk": {"port": port, "kiosk_id": "e2e-kiosk", "service_timeout": 5.0},
     }
     if locker:
+        add_operator(
+            LockerConfig(data_dir=str(data_dir)),
+            OPERATOR["operator_id"],
+            OPERATOR["operator_credential"],
+        )
         parameters["locker"] = {
             "data_dir": str(data_dir),
-            "operators": [f"{OPERATOR['operator_id']} {OPERATOR['operator_credential']}"],
             "sim_actor_delay": 3.0,  # [s] long enough to see the open door on the page
             "kiosk_free_attempts": 3,
             "backoff_base": LOCKOUT,
@@ -209,44 +217,60 @@ def test_load_wrong_code_lockout_and_right_code_in_chromium(
     session = start_graph(ros_graph, tmp_path, port)
     wait_http(f"{base}/api/status", lambda s: bool(s["reachable"]))
 
-    # Operator: a wrong credential is refused, naming the field; then the parcel loads.
-    browser.get(f"{base}/operator")
-    fields = {**OPERATOR, "parcel_id": "P-E2E-1", "recipient": "alice@campus.test", "stop": STOP}
-    for name, value in {**fields, "operator_credential": "not-the-pass"}.items():
-        browser.find_element(By.ID, name).send_keys(value)
-    browser.find_element(By.CSS_SELECTOR, '#size option[value="small"]').click()
-    browser.find_element(By.ID, "load").click()
-    WebDriverWait(browser, 15).until(
-        lambda d: d.find_element(By.ID, "result").get_attribute("class") == "result error"
-    )
-    assert browser.find_element(By.ID, "operator_credential").get_attribute("aria-invalid")
-    shots(browser, "01-operator-wrong-credential")
-    credential = browser.find_element(By.ID, "operator_credential")
-    credential.clear()
-    credential.send_keys(OPERATOR["operator_credential"])
-    browser.find_element(By.ID, "load").click()
-    loaded = wait_text(browser, "message", "Compartment ")
-    door = int(loaded.split()[-1])
-    assert 1 <= door <= 50
-    assert "P-E2E-1" in text_of(browser, "detail")
-    shots(browser, "02-operator-loaded")
-
-    # The recipient's message, and the robot parked at the stop.
-    note = notified_code(tmp_path / "locker" / "notifications.jsonl", "P-E2E-1")
-    assert note["recipient"] == "alice@campus.test" and note["stop"] == STOP
-    code = str(note["code"])
-    compartment_status(session, door, lambda s: s.state == "loaded" and s.door_closed)
+    # The locker opens doors only while the robot stands still: odometry says so throughout.
     with standing_still(session):
+        # Operator: a wrong credential is refused, naming the field; then the parcel loads.
+        browser.get(f"{base}/operator")
+        fields = {
+            **OPERATOR,
+            "parcel_id": "P-E2E-1",
+            "recipient": "alice@campus.test",
+            "stop": STOP,
+        }
+        for name, value in {**fields, "operator_credential": "not-the-pass"}.items():
+            browser.find_element(By.ID, name).send_keys(value)
+        browser.find_element(By.CSS_SELECTOR, '#size option[value="small"]').click()
+        browser.find_element(By.ID, "load").click()
+        WebDriverWait(browser, 15).until(
+            lambda d: d.find_element(By.ID, "result").get_attribute("class") == "result error"
+        )
+        assert "operator_credential" in text_of(browser, "message")
+        assert browser.find_element(By.ID, "operator_credential").get_attribute("aria-invalid")
+        shots(browser, "01-operator-wrong-credential")
+        credential = browser.find_element(By.ID, "operator_credential")
+        credential.clear()
+        credential.send_keys(OPERATOR["operator_credential"])
+        browser.find_element(By.ID, "load").click()
+        loaded = wait_text(browser, "message", "Compartment ")
+        other = int(loaded.split()[-1])
+        assert "P-E2E-1" in text_of(browser, "detail")
+        shots(browser, "02-operator-loaded-first")
+        # A second parcel for the same stop: the code must open its door, not the other one.
+        for name, value in {"parcel_id": "P-E2E-2", "recipient": "bob@campus.test"}.items():
+            browser.find_element(By.ID, name).send_keys(value)
+        browser.find_element(By.CSS_SELECTOR, '#size option[value="large"]').click()
+        browser.find_element(By.ID, "load").click()
+        wait_text(browser, "detail", "P-E2E-2")
+        door = int(text_of(browser, "message").split()[-1])
+        assert door != other and 1 <= door <= 50
+        shots(browser, "03-operator-loaded-second")
+
+        # Bob's message, and the robot parked at the stop.
+        note = notified_code(tmp_path / "locker" / "notifications.jsonl", "P-E2E-2")
+        assert note["recipient"] == "bob@campus.test" and note["stop"] == STOP
+        code = str(note["code"])
+        for number in (other, door):
+            compartment_status(session, number, lambda s: s.state == "loaded" and s.door_closed)
         armed = session.call(ArmStop, "/locker/arm_stop", ArmStop.Request(stop=STOP, arm=True))
         assert armed.success, armed.message
-        assert door in list(armed.compartments)
+        assert sorted(armed.compartments) == sorted([other, door])
 
         # A wrong code: the message, and the door stays shut.
         browser.get(f"{base}/")
         type_on_keypad(browser, wrong_code_for(code))
         assert "did not open a door" in wait_text(browser, "message", "did not open a door")
         assert code not in browser.page_source
-        shots(browser, "03-wrong-code")
+        shots(browser, "04-wrong-code")
 
         # Repeated wrong codes: the lockout with its countdown, the keypad off.
         for _ in range(3):
@@ -261,7 +285,7 @@ def test_load_wrong_code_lockout_and_right_code_in_chromium(
         assert not browser.find_element(By.CSS_SELECTOR, 'button[data-digit="1"]').is_enabled()
         seconds = int(countdown.split()[-2])
         assert 1 <= seconds <= 3600
-        shots(browser, "04-lockout-countdown")
+        shots(browser, "05-lockout-countdown")
         wait_text(browser, "message", "You can try again now", timeout=LOCKOUT * 8 + 10)
         assert browser.find_element(By.ID, "open").is_enabled()
 
@@ -270,13 +294,17 @@ def test_load_wrong_code_lockout_and_right_code_in_chromium(
         opened = wait_text(browser, "message", "is open")
         assert opened == f"Door {door} is open - take your parcel and close the door."
         status = compartment_status(session, door, lambda s: s.state == "open")
-        assert status.parcel_id == "P-E2E-1"
-        shots(browser, "05-door-open")
+        assert status.parcel_id == "P-E2E-2"
+        shots(browser, "06-door-open")
+        untouched = session.wait_for_message(
+            CompartmentStatus, f"/locker/compartment_{other:02d}/status", timeout=5.0
+        )
+        assert untouched.state == "available" and untouched.door_closed and untouched.locked
 
         # The simulated recipient takes the parcel and closes the door.
         compartment_status(session, door, lambda s: s.state == "delivered" and s.door_closed)
         wait_text(browser, "message", f"Door {door} is closed. Thank you!")
-        shots(browser, "06-door-closed")
+        shots(browser, "07-door-closed")
 
 
 def kiosk_diagnostics(session: Any, timeout: float = 15.0) -> DiagnosticStatus:
