@@ -9,11 +9,12 @@ Harmonic and ros_gz (ros-jazzy-ros-gz) installed:
    charging pose from worlds/<world>.site.yaml (or at x, y, yaw when given).
 3. ``ros_gz_bridge parameter_bridge`` with config/gz_bridge.yaml: /clock, /lidar/points,
    /imu/data, /wheel/odom, /gnss/fix, /joint_states, /ultrasonic/<where>/scan out, /cmd_vel in.
-4. The 'sim' profile of config/graph.yaml (use_sim_time), as launch/sim.launch.py starts it.
-
-The ultrasonic rangers are gpu_lidars in Gazebo (it has no range sensor); they arrive as
-LaserScan on /ultrasonic/<where>/scan and must be reduced to sensor_msgs/Range on
-/ultrasonic/<where> by the converter described in docs/robot.md.
+4. ``tf2_ros static_transform_publisher`` for base_link -> each sensor frame, from the sensor
+   poses in models/xiaomanlv/model.sdf (there is no URDF; the SDF is the one source).
+5. The 'gazebo' profile of config/graph.yaml (use_sim_time): the stack without the headless
+   simulator, plus ``ultrasonic_range``. The ultrasonic rangers are gpu_lidars in Gazebo (it has
+   no range sensor); they arrive as LaserScan on /ultrasonic/<where>/scan and that node reduces
+   them to sensor_msgs/Range on /ultrasonic/<where>, as the headless simulator publishes them.
 """
 
 import math
@@ -31,6 +32,7 @@ from launch_ros.actions import Node
 
 from xiaomanlv_nav.ros.launch import generate_for_profile
 from xiaomanlv_sim.assets import models_dir, robot_model_file, site_file, world_file
+from xiaomanlv_sim.sdf import load_robot
 from xiaomanlv_sim.site import load_site
 
 
@@ -43,6 +45,48 @@ def _spawn_pose(context, site):
         raise ValueError("gazebo.launch.py: give all of x, y and yaw, or none of them")
     pose = site.station.charging
     return pose.x, pose.y, pose.yaw
+
+
+def _sensor_frames():
+    """static_transform_publisher nodes: base_link -> every sensor of the robot model."""
+    from scipy.spatial.transform import Rotation
+
+    robot = load_robot(robot_model_file())
+    sensors = [robot.lidar, robot.imu, robot.gnss, *robot.ultrasonic]
+    nodes = []
+    for sensor in sensors:
+        frame = getattr(sensor, "frame_id", "") or sensor.name
+        x, y, z = (f"{v:.4f}" for v in sensor.pose[:3, 3])
+        qx, qy, qz, qw = (f"{v:.6f}" for v in Rotation.from_matrix(sensor.pose[:3, :3]).as_quat())
+        nodes.append(
+            Node(
+                package="tf2_ros",
+                executable="static_transform_publisher",
+                name=f"tf_{frame}",
+                arguments=[
+                    "--x",
+                    x,
+                    "--y",
+                    y,
+                    "--z",
+                    z,
+                    "--qx",
+                    qx,
+                    "--qy",
+                    qy,
+                    "--qz",
+                    qz,
+                    "--qw",
+                    qw,
+                    "--frame-id",
+                    "base_link",
+                    "--child-frame-id",
+                    frame,
+                ],
+                parameters=[{"use_sim_time": True}],
+            )
+        )
+    return nodes
 
 
 def _launch_setup(context, *args, **kwargs):
@@ -85,7 +129,8 @@ def _launch_setup(context, *args, **kwargs):
         gz_sim,
         spawn,
         bridge,
-        generate_for_profile("sim"),
+        *_sensor_frames(),
+        generate_for_profile("gazebo"),
     ]
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,31 +24,13 @@ PARAMETERS = {"world": "university", "real_time_factor": 1.0, "seed": 3, "pedest
 
 
 @pytest.fixture
-def sim_session(ros_graph: Any, ros_domain: int, tmp_path: Any) -> Iterator[Callable[..., Any]]:
-    """``start(**parameters)``: the sim node as the graph declares it (``ros_graph``), or, while
-    config/graph.yaml does not declare it yet, the same executable with the same arguments."""
-    from xiaomanlv_nav.graph import GraphError, NodeSpec
-    from xiaomanlv_nav.ros.session import GraphSession
-
-    stack = contextlib.ExitStack()
+def sim_session(ros_graph: Any) -> Callable[..., Any]:
+    """``start(**parameters)``: the sim node as config/graph.yaml declares it."""
 
     def start(**parameters: Any) -> Any:
-        try:
-            return ros_graph(nodes=["sim"], parameters={"sim": parameters}, topics=["/clock"])
-        except GraphError:
-            import yaml
+        return ros_graph(nodes=["sim"], parameters={"sim": parameters}, topics=["/clock"])
 
-            path = tmp_path / "sim.params.yaml"
-            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": parameters}}))
-            spec = NodeSpec("sim", "sim", "", (path,), (), "shutdown", 0, True)
-            session = stack.enter_context(GraphSession([spec], ros_domain, grace=3.0))
-            session.wait_for_topics(["/clock"], timeout=60.0)
-            return session
-
-    try:
-        yield start
-    finally:
-        stack.close()
+    return start
 
 
 def count_messages(session: Any, topics: dict[str, Any], seconds: float) -> dict[str, float]:
