@@ -58,6 +58,7 @@ STOP: RGB = (220, 30, 30)
 STATION: RGB = (30, 60, 220)
 ENTRANCE: RGB = (255, 150, 0)
 TEXT: RGB = (20, 20, 20)
+POINTS: RGB = (0, 190, 90)
 PANEL_WIDTH = 190  # [px] the legend panel east of the map
 
 # draw order: later categories cover earlier ones
@@ -148,6 +149,8 @@ def render_top_down(
     resolution: float = 0.25,
     path: Path,
     title: str | None = None,
+    window: tuple[float, float, float, float] | None = None,
+    points: NDArray[np.float64] | None = None,
 ) -> Path:
     """Draw `world` from above and write a PNG to `path`; returns `path`.
 
@@ -160,9 +163,12 @@ def render_top_down(
         resolution: [m/px].
         path: the PNG file to write (folders are created).
         title: text in the top-left corner (default: the world name).
+        window: (xmin, ymin, xmax, ymax) [m] draw only this part of the world (default: all).
+        points: (N,2) [m] sensor returns in the world frame (a lidar scan), drawn as dots.
 
     Raises:
-        RenderError: resolution <= 0, a trajectory that is not (N,2), or nothing to draw.
+        RenderError: resolution <= 0, a trajectory or points that are not (N,2), an empty
+            window, or nothing to draw.
     """
     if not resolution > 0:
         raise RenderError(f"resolution must be > 0 m/px, got {resolution}")
@@ -172,9 +178,22 @@ def render_top_down(
         if traj.ndim != 2 or traj.shape[1] < 2 or not np.all(np.isfinite(traj[:, :2])):
             raise RenderError(f"trajectory must be a finite (N,2) array, got shape {traj.shape}")
         traj = traj[:, :2]
+    dots = None
+    if points is not None:
+        dots = np.asarray(points, dtype=float)
+        if dots.ndim != 2 or dots.shape[1] < 2 or not np.all(np.isfinite(dots[:, :2])):
+            raise RenderError(f"points must be a finite (N,2) array, got shape {dots.shape}")
+        dots = dots[:, :2]
     polys = _world_polygons(world)
     extra: list[NDArray[np.float64]] = [] if traj is None else [traj]
-    canvas = _Canvas(_bounds(polys, site, extra), resolution)
+    if window is not None:
+        if not (window[2] > window[0] and window[3] > window[1]):
+            raise RenderError(f"window must be (xmin, ymin, xmax, ymax) with max > min: {window}")
+        x0, y0, x1, y1 = (float(v) for v in window)
+        bounds = (x0, y0, x1, y1)
+    else:
+        bounds = _bounds(polys, site, extra)
+    canvas = _Canvas(bounds, resolution)
     cv = canvas
     by_cat: dict[str, list[NDArray[np.float64]]] = {}
     for cat, coords in polys:
@@ -200,6 +219,9 @@ def render_top_down(
         _draw_site(cv, site)
     if agents is not None:
         _draw_agents(cv, agents)
+    if dots is not None and len(dots):
+        for col, row in cv.px(dots):
+            cv2.circle(cv.img, (int(col), int(row)), 1, _bgr(POINTS), -1)
     if traj is not None and len(traj):
         pts = cv.px(traj)
         cv2.polylines(cv.img, [pts], False, _bgr(TRAJECTORY), 2, lineType=cv2.LINE_AA)
@@ -208,6 +230,8 @@ def render_top_down(
     entries = _legend_entries(
         present, site is not None, agents is not None, traj is not None, bool(obstacles)
     )
+    if dots is not None:
+        entries.append(("lidar return", POINTS))
     image = _with_panel(cv, entries, title or world.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from xiaomanlv_sim.render import (
     OBSTACLE,
     PANEL_WIDTH,
     PEDESTRIAN,
+    POINTS,
     TRAJECTORY,
     RenderError,
     render_top_down,
@@ -105,6 +106,21 @@ def test_bad_arguments(world: World, tmp_path: Path) -> None:
     empty = World("empty", Path("e.sdf"), (), None)
     with pytest.raises(RenderError, match="nothing to draw"):
         render_top_down(empty, path=tmp_path / "x.png")
+
+
+def test_a_window_crops_the_map_and_points_are_drawn(world: World, tmp_path: Path) -> None:
+    scan = np.array([[30.0, 5.0], [31.0, 5.0]])
+    out = render_top_down(
+        world, resolution=RES, window=(0.0, 0.0, 40.0, 30.0), points=scan, path=tmp_path / "w.png"
+    )
+    img = cv2.imread(str(out))
+    assert img.shape[1] == round(40.0 / RES) + PANEL_WIDTH
+    assert rgb_at(img, 30.0, 5.0, 0.0, 30.0) == POINTS
+    assert rgb_at(img, 12.0, 22.0, 0.0, 30.0) == CATEGORY_COLOURS["building"]
+    with pytest.raises(RenderError, match="window"):
+        render_top_down(world, window=(5.0, 0.0, 5.0, 1.0), path=tmp_path / "x.png")
+    with pytest.raises(RenderError, match="points"):
+        render_top_down(world, points=np.zeros((3, 3, 1)), path=tmp_path / "x.png")
 
 
 def test_shipped_world_with_site_is_readable(tmp_path: Path) -> None:
