@@ -182,10 +182,12 @@ def compartment_status(session: Any, number: int, predicate: Callable[[Any], boo
     raise AssertionError(f"no status on {topic} matched; last: {last}")
 
 
-def start_graph(ros_graph: Any, tmp_path: Path, port: int, *, locker: bool = True) -> Any:
+def start_graph(
+    ros_graph: Any, tmp_path: Path, port: int, *, locker: bool = True, timeout: float = 5.0
+) -> Any:
     data_dir = tmp_path / "locker"
     parameters: dict[str, dict[str, Any]] = {
-        "kiosk": {"port": port, "kiosk_id": "e2e-kiosk", "service_timeout": 5.0},
+        "kiosk": {"port": port, "kiosk_id": "e2e-kiosk", "service_timeout": timeout},
     }
     if locker:
         add_operator(
@@ -340,6 +342,40 @@ def test_kiosk_without_a_locker_says_unavailable_in_chromium(
     values = {kv.key: kv.value for kv in status.values}
     assert values["kiosk_id"] == "e2e-kiosk"
     assert values["locker_services_ready"] == "False"
+
+
+def test_a_locker_that_stops_answering_reads_unavailable_in_chromium(
+    ros_graph: Any,
+    tmp_path: Path,
+    browser: WebDriver,
+    shots: Callable[[WebDriver, str], Path],
+) -> None:
+    """The locker process frozen (SIGSTOP): its service is still on the graph but silent."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    session = start_graph(ros_graph, tmp_path, port, timeout=1.0)
+    wait_http(f"{base}/api/status", lambda s: bool(s["reachable"]))
+    browser.get(f"{base}/")
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "open").is_enabled())
+    locker_pid = session.supervisor.pids()["locker"]
+    os.kill(locker_pid, signal.SIGSTOP)
+    try:
+        type_on_keypad(browser, "12345678")
+        assert wait_text(browser, "message", "Locker unavailable") == (
+            "Locker unavailable, please wait."
+        )
+        shots(browser, "01-locker-not-answering")
+        status = kiosk_diagnostics(session)
+        assert status.level == DiagnosticStatus.ERROR
+        assert "did not answer within 1 s" in status.message
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["locker_unanswered"] == "1" and values["unavailable"] == "1"
+    finally:
+        os.kill(locker_pid, signal.SIGCONT)
+    # Back again: the next call is answered (no stop is armed, so the locker refuses the code).
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "open").is_enabled())
+    type_on_keypad(browser, "12345678")
+    wait_text(browser, "detail", "not parked at a stop")
 
 
 def test_kiosk_process_stops_on_sigint_and_names_bad_parameters(
