@@ -291,6 +291,8 @@ class Simulator:
         self._transitions = self.faults.transitions()
         self._obstacle_specs = scenario.obstacles if scenario else ()
         self._present: set[int] = set()
+        self.events: list[Event] = []  # before the first _sync_obstacles, which may emit
+        self._new_events: list[Event] = []
         self._weather = scenario.weather if scenario else ()
         spec = crowd if crowd is not None else (scenario.crowd if scenario else CrowdSpec())
         self.footprints: Footprints | None = None
@@ -315,8 +317,6 @@ class Simulator:
         self._gnss = _Schedule(robot.gnss.rate, pr)
         self._lidar = _Schedule(robot.lidar.rate, pr)
         self._rangers = [_Schedule(s.rate, pr) for s in robot.ultrasonic]
-        self.events: list[Event] = []
-        self._new_events: list[Event] = []
         self._contacts: set[int] = set()
         self._static_contact = False
 

@@ -195,6 +195,12 @@ def test_obstacles_appear_and_disappear_on_time(small_world, robot) -> None:
     assert kinds == ["obstacle_appeared", "obstacle_removed"]
 
 
+def test_obstacle_present_from_the_start_is_an_event_at_time_zero(small_world, robot) -> None:
+    obstacle = ObstacleSpec("barrier", Pose2D(3.0, 0.0, 0.0), (0.5, 2.0, 1.0), 0.0, 1.0)
+    sim = Simulator(small_world, robot, scenario=scenario(obstacles=(obstacle,)))
+    assert [(e.time, e.kind) for e in sim.pop_events()] == [(0.0, "obstacle_appeared")]
+
+
 def test_start_pose_from_station_or_stop_or_pose() -> None:
     world_path = assets.world_file("university")
     site = load_site(assets.site_file(world_path))
