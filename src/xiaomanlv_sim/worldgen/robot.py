@@ -315,7 +315,9 @@ def robot_sdf(p: RobotParams | None = None) -> str:
         _lidar_block(
             sensor,
             (5, -p.ultrasonic_half_fov, p.ultrasonic_half_fov),
-            (3, -p.ultrasonic_vertical_half_fov, p.ultrasonic_vertical_half_fov),
+            # The cone's lower edge is level: flat ground 3 m ahead is no echo (real rangers
+            # are mounted and gated the same way), kerbs and anything taller than 0.4 m are.
+            (3, 0.0, 2 * p.ultrasonic_vertical_half_fov),
             (p.ultrasonic_range_min, p.ultrasonic_range_max, 0.01),
             p.ultrasonic_noise_stddev,
         )
