@@ -34,6 +34,8 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    # The kiosk's web pages are data files next to its modules.
+    package_data={"xiaomanlv_locker.kiosk": ["templates/*.html", "static/*"]},
     install_requires=["numpy>=2", "scipy>=1.11", "pyyaml>=6"],
     entry_points={"console_scripts": console_scripts()},
 )
