@@ -1,18 +1,31 @@
 """``xiaomanlv demo``: bring up the sim profile over real DDS and report what it sees.
 
-Grows with the stack. Today the graph is the health monitor alone and the simulator is not
-built yet (issue 3), so the demo shows the bring-up, the interfaces working over DDS (topic,
-service, action with feedback) and the monitor correctly calling every sensor stream STALE.
+Grows with the stack. Today the graph is the headless simulator (the /clock source, every
+sensor of models/xiaomanlv/model.sdf, a crowd) and the health monitor. The demo drives the
+robot from the station with timed /cmd_vel commands (no planner yet), listens to every sensor
+topic as a stack node would, asks the monitor for its picture through its service and its
+action, and draws what the robot saw: a top-down PNG with the last lidar scan, the crowd and
+the driven path.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import sys
+import threading
 import time
-from typing import TextIO
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
-from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry
+from numpy.typing import NDArray
+from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
+from visualization_msgs.msg import MarkerArray
 from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus
 from xiaomanlv.srv import GetHealth
@@ -23,37 +36,201 @@ from xiaomanlv_nav.paths import executables_file, graph_file
 from xiaomanlv_nav.ros.conversions import level_of
 from xiaomanlv_nav.ros.session import GraphSession, reserved_domain_id
 
+SENSORS = {
+    "/lidar/points": PointCloud2,
+    "/imu/data": Imu,
+    "/wheel/odom": Odometry,
+    "/gnss/fix": NavSatFix,
+}
+# Timed commands [(wall seconds, linear m/s, angular rad/s)]: from the station's loading pose
+# (facing the station building), turn round, then drive up the walkway.
+DRIVE = [(3.9, 0.0, 0.8), (1.0, 0.0, 0.0), (6.0, 1.2, 0.0), (1.5, 0.0, 0.0)]
+WINDOW = 30.0  # [m] half-width of the picture around the robot
 
-def run_demo(profile_name: str = "sim", out: TextIO | None = None) -> int:
+
+@dataclass
+class _Recorder:
+    """Everything the demo hears, filled by subscription callbacks on the client's thread."""
+
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last: dict[str, Any] = field(default_factory=dict)
+    path: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, z, yaw
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def callback(self, topic: str) -> Any:
+        def on_message(msg: Any) -> None:
+            with self.lock:
+                self.counts[topic] += 1
+                self.last[topic] = msg
+                if isinstance(msg, PoseStamped):
+                    p, q = msg.pose.position, msg.pose.orientation
+                    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+                    self.path.append((p.x, p.y, p.z, yaw))
+
+        return on_message
+
+
+def _drive(session: GraphSession, recorder: _Recorder, out: TextIO) -> float:
+    """Send the timed commands at 10 Hz; returns the wall time spent [s]."""
+    pub = session.client.create_publisher(Twist, "/cmd_vel", 10)
+    start = time.monotonic()
+    try:
+        for duration, linear, angular in DRIVE:
+            until = time.monotonic() + duration
+            while time.monotonic() < until:
+                cmd = Twist()
+                cmd.linear.x, cmd.angular.z = linear, angular
+                pub.publish(cmd)
+                time.sleep(0.1)
+    finally:
+        session.client.destroy_publisher(pub)
+    return time.monotonic() - start
+
+
+def _scan_in_world(
+    cloud: PointCloud2, pose: tuple[float, float, float, float]
+) -> NDArray[np.float64]:
+    """The lidar scan's points in the world frame, from the robot's (ground-truth) pose."""
+    from xiaomanlv_sim.assets import robot_model_file
+    from xiaomanlv_sim.ros.conversions import cloud_arrays
+    from xiaomanlv_sim.sdf import load_robot
+
+    points, _, _ = cloud_arrays(cloud)
+    base_from_lidar = load_robot(robot_model_file()).lidar.pose
+    x, y, z, yaw = pose
+    world_from_base = np.eye(4)
+    c, s = math.cos(yaw), math.sin(yaw)
+    world_from_base[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
+    world_from_base[:3, 3] = (x, y, z)
+    transform = world_from_base @ base_from_lidar
+    return np.asarray(points, dtype=np.float64) @ transform[:3, :3].T + transform[:3, 3]
+
+
+def _picture(recorder: _Recorder, output: Path) -> Path | None:
+    from xiaomanlv_sim.agents import AgentArrays
+    from xiaomanlv_sim.assets import site_file, world_file
+    from xiaomanlv_sim.render import render_top_down
+    from xiaomanlv_sim.sdf import load_world
+    from xiaomanlv_sim.site import load_site
+
+    if not recorder.path:
+        return None
+    world_path = world_file("university")
+    world, site = load_world(world_path), load_site(site_file(world_path))
+    here = recorder.path[-1]
+    cloud = recorder.last.get("/lidar/points")
+    points = _scan_in_world(cloud, here) if cloud is not None else None
+    markers = recorder.last.get("/sim/ground_truth/agents")
+    agents = None
+    if markers is not None and markers.markers:
+        m = markers.markers
+        agents = AgentArrays(
+            positions=np.array([[k.pose.position.x, k.pose.position.y] for k in m]),
+            velocities=np.zeros((len(m), 2)),
+            radii=np.array([k.scale.x / 2 for k in m]),
+            heights=np.array([k.scale.z for k in m]),
+            kinds=np.array([1 if k.ns == "cyclists" else 0 for k in m], dtype=np.int8),
+            ids=np.array([k.id for k in m], dtype=np.int32),
+        )
+    window = (here[0] - WINDOW, here[1] - WINDOW, here[0] + WINDOW, here[1] + WINDOW)
+    return render_top_down(
+        world,
+        site,
+        agents=agents,
+        trajectory=np.array([p[:2] for p in recorder.path]),
+        points=points,
+        resolution=0.05,
+        window=window,
+        path=output / "sim.png",
+        title="demo: robot view",
+    )
+
+
+def _sensor_lines(recorder: _Recorder, seconds: float, ultrasonic: list[str]) -> list[str]:
+    last, counts = recorder.last, recorder.counts
+    lines = []
+    cloud = last.get("/lidar/points")
+    if cloud is not None:
+        from xiaomanlv_sim.ros.conversions import cloud_arrays
+
+        points, _, rings = cloud_arrays(cloud)
+        nearest = float(np.min(np.linalg.norm(points, axis=1))) if len(points) else math.inf
+        what = f"{len(points)} returns in {len(set(rings.tolist()))} rings, nearest {nearest:.1f} m"
+    else:
+        what = "no scan"
+    imu, odom, fix = last.get("/imu/data"), last.get("/wheel/odom"), last.get("/gnss/fix")
+    gyro = f"gyro z {imu.angular_velocity.z:+.2f} rad/s, " if imu else ""
+    accel = f"accel z {imu.linear_acceleration.z:.2f} m/s^2" if imu else "no reading"
+    odo = (
+        f"x {odom.pose.pose.position.x:.1f} y {odom.pose.pose.position.y:.1f} m, "
+        f"v {odom.twist.twist.linear.x:.2f} m/s"
+        if odom
+        else "no reading"
+    )
+    gnss = (
+        f"{fix.latitude:.6f} N {fix.longitude:.6f} E, status {fix.status.status}"
+        if fix
+        else "no fix"
+    )
+    details = {"/lidar/points": what, "/imu/data": gyro + accel, "/wheel/odom": odo}
+    details["/gnss/fix"] = gnss
+    for topic in SENSORS:
+        rate = counts[topic] / seconds
+        lines.append(f"    {topic:<16} {rate:6.1f} Hz  {details[topic]}")
+    ranges = []
+    for name in ultrasonic:
+        msg = last.get(f"/ultrasonic/{name}")
+        ranges.append(f"{name} {msg.range:.2f}" if msg else f"{name} -")
+    rate = min((counts[f"/ultrasonic/{n}"] for n in ultrasonic), default=0) / seconds
+    lines.append(f"    /ultrasonic/*    {rate:6.1f} Hz  each (slowest); ranges [m]:")
+    lines.append("      " + ", ".join(ranges[:4]))
+    lines.append("      " + ", ".join(ranges[4:]))
+    return lines
+
+
+def run_demo(
+    profile_name: str = "sim", out: TextIO | None = None, output: Path = Path("build/demo")
+) -> int:
+    from xiaomanlv_sim.assets import robot_model_file
+    from xiaomanlv_sim.sdf import load_robot
+
     out = out or sys.stdout
     started = time.monotonic()
     profile = load_profile(
         graph_file(), profile_name, executables=read_executables(executables_file())
     )
+    ultrasonic = [
+        s.name.removeprefix("ultrasonic_") for s in load_robot(robot_model_file()).ultrasonic
+    ]
+    topics = {**SENSORS, **{f"/ultrasonic/{n}": Range for n in ultrasonic}}
+    topics["/sim/ground_truth/pose"] = PoseStamped
+    topics["/sim/ground_truth/agents"] = MarkerArray
     logs = io.StringIO()
+    recorder = _Recorder()
+    picture = None
     print(f"xiaomanlv demo: profile '{profile.name}' - {profile.description}", file=out)
     with reserved_domain_id() as domain, GraphSession(profile.nodes, domain, output=logs) as s:
         print(f"  ROS_DOMAIN_ID {domain}, nodes: {', '.join(s.supervisor.pids())}", file=out)
-        s.wait_for_topics(["/health/status", "/diagnostics"], timeout=30.0)
-        status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
-        diagnostics = s.wait_for_message(DiagnosticArray, "/diagnostics", timeout=10.0)
+        s.wait_for_topics(["/clock", "/health/status", *topics], timeout=60.0)
+        for topic, cls in topics.items():
+            s.client.create_subscription(cls, topic, recorder.callback(topic), 10)
+        print(f"  driving from the station for {sum(d for d, *_ in DRIVE):.0f} s ...", file=out)
+        seconds = _drive(s, recorder, out)
+        with recorder.lock:
+            lines = _sensor_lines(recorder, seconds, ultrasonic)
+            path = list(recorder.path)
+        print(f"  sensors, as a stack node hears them over DDS for {seconds:.1f} s:", file=out)
+        print("\n".join(lines), file=out)
+        if len(path) > 1:
+            xy = np.array([p[:2] for p in path])
+            driven = float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)))
+            print(
+                f"  ground truth: drove {driven:.1f} m to ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f})",
+                file=out,
+            )
         got = s.call(GetHealth, "/health/get", GetHealth.Request(), timeout=10.0)
-        goal = WaitForHealthy.Goal(topics=[], timeout=1.5)
-        result, feedback, _ = s.send_goal(
-            WaitForHealthy, "/health/wait_until_healthy", goal, timeout=15.0
-        )
-        topics = [
-            name
-            for name, _ in s.client.get_topic_names_and_types()
-            if not name.startswith(("/rosout", "/parameter_events"))
-        ]
-        published = [t for t in topics if s.client.count_publishers(t) > 0]
-        awaited = [t for t in topics if t not in published]
-        print(f"  published: {', '.join(published)}", file=out)
-        print(f"  subscribed, no publisher yet: {', '.join(awaited) or '-'}", file=out)
         print(
-            f"  /health/status: level {Level(level_of(status.level)).name}, "
-            f"{len(diagnostics.status)} statuses on /diagnostics",
+            f"  health monitor (/health/get): {Level(level_of(got.status.level)).name}",
             file=out,
         )
         for topic in got.status.topics:
@@ -62,17 +239,21 @@ def run_demo(profile_name: str = "sim", out: TextIO | None = None) -> int:
                 f"{topic.rate:5.1f} Hz (min {topic.min_rate:g})  {topic.message}",
                 file=out,
             )
-        still = ", ".join(feedback[-1].unhealthy_topics) if feedback else "-"
+        result, feedback, _ = s.send_goal(
+            WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=5.0), 15.0
+        )
         print(
             f"  wait_until_healthy: healthy={result.healthy} after {len(feedback)} feedback "
-            f"message(s); still unhealthy: {still}",
+            "message(s)",
             file=out,
         )
-        print(
-            "  simulator: not part of the stack yet (issue 3), so no sensor publishes and the "
-            "monitor rightly reports every sensor stream STALE",
-            file=out,
-        )
+        status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
+        print(f"  /health/status: {Level(level_of(status.level)).name}", file=out)
+        with recorder.lock:
+            picture = _picture(recorder, output)
+        if picture is not None:
+            print(f"  picture: {picture} ({2 * WINDOW:.0f} m around the robot: lidar returns, "
+                  "crowd, driven path)", file=out)  # fmt: skip
     unclean = {n: c for n, c in s.supervisor.exit_codes().items() if any(c)}
     failure = s.supervisor.failure or (f"non-zero exit codes {unclean}" if unclean else None)
     print(f"  shutdown: {failure or 'clean, every node exited 0 on SIGINT'}", file=out)
