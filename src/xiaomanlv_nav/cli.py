@@ -37,7 +37,7 @@ def _graph(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from xiaomanlv_nav.ros.demo import run_demo  # rclpy only when the demo runs
 
-    return run_demo(args.profile)
+    return run_demo(args.profile, output=Path(args.output))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main demo and print a summary")
     demo.add_argument("--profile", default="sim")
+    demo.add_argument("--output", default="build/demo", help="folder for the demo's pictures")
     demo.set_defaults(func=_demo)
 
     from xiaomanlv_sim.cli import add_sim_commands  # `xiaomanlv sim ...`: render, scenarios

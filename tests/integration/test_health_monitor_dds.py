@@ -245,13 +245,3 @@ def test_bringup_command_runs_the_profile_and_stops_on_sigint(ros_domain: int) -
     assert "[bringup] started health_monitor" in out
     assert "[health_monitor] " in out
     assert "still running" not in out, "every node must stop on the forwarded SIGINT"
-
-
-def test_demo_command_brings_the_graph_up_and_exits_zero() -> None:
-    """The README's main command, minus set-up: the same code path `make demo` runs."""
-    proc = subprocess.run(["xiaomanlv", "demo"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "nodes: health_monitor" in proc.stdout
-    assert "subscribed, no publisher yet: /clock, /gnss/fix, /imu/data" in proc.stdout
-    assert "wait_until_healthy: healthy=False" in proc.stdout
-    assert "shutdown: clean" in proc.stdout

@@ -1,0 +1,37 @@
+"""The README's main command, minus set-up: the same code path `make demo` runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_drives_the_simulated_robot_and_shows_its_sensors(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["xiaomanlv", "demo", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "nodes: sim, health_monitor, locker, kiosk" in out
+    rates = {m[0]: float(m[1]) for m in re.findall(r"^\s+(/\S+)\s+([\d.]+) Hz", out, re.M)}
+    assert rates["/lidar/points"] == pytest.approx(10.0, rel=0.2)
+    assert rates["/imu/data"] == pytest.approx(100.0, rel=0.2)
+    assert rates["/wheel/odom"] == pytest.approx(50.0, rel=0.2)
+    assert rates["/gnss/fix"] == pytest.approx(5.0, rel=0.3)
+    assert rates["/ultrasonic/*"] == pytest.approx(20.0, rel=0.2)
+    driven = float(re.search(r"drove ([\d.]+) m", out).group(1))  # type: ignore[union-attr]
+    assert driven > 3.0, "the timed commands must move the robot"
+    assert "health monitor (/health/get): OK" in out
+    assert "wait_until_healthy: healthy=True" in out
+    assert "shutdown: clean" in out
+    picture = cv2.imread(str(tmp_path / "sim.png"))
+    assert picture is not None and picture.shape[0] > 500
