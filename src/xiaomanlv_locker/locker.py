@@ -139,6 +139,7 @@ class Locker:
         self._yaw_rate = 0.0  # [rad/s]
         self._readings: dict[int, Reading] = {}
         self._moving_alarmed: set[int] = set()
+        self._changed = True
         store.init_layout(self.sizes, self.clock.time())
 
     @classmethod
@@ -663,13 +664,24 @@ class Locker:
             with self._tx() as tx:
                 self._disarm(tx, stop, "disarmed_moving")
         moving = self.is_moving()
-        for c in self.store.read().compartments():
+        reader = self.store.read()
+        loading = {p.compartment for p in reader.parcels(status="loaded") if p.loading}
+        for c in reader.compartments():
             reading = self.driver.read(c.number)
-            self._readings[c.number] = reading
-            self._step(c, reading, moving)
-        self._notify_pending()
+            if self._readings.get(c.number) != reading:
+                self._readings[c.number] = reading
+                self._changed = True
+            self._step(c, reading, moving, c.number in loading)
+        if any(not p.notified for p in reader.parcels(status="loaded")):
+            self._notify_pending()
 
-    def _step(self, c: Compartment, r: Reading, moving: bool) -> None:
+    def changed(self) -> bool:
+        """True once after anything a status shows may have changed (events or sensors)."""
+        out = self._changed or bool(self._events)
+        self._changed = False
+        return out
+
+    def _step(self, c: Compartment, r: Reading, moving: bool, loading: bool) -> None:
         now = self.clock.time()
         if moving and not (r.door_closed and r.locked) and c.number not in self._moving_alarmed:
             self._moving_alarmed.add(c.number)
@@ -691,7 +703,7 @@ class Locker:
             self._latch(c, r)
         elif not r.door_closed:
             self._set_fault(c, "forced_open", "alarm", "door open while locked: forced")
-        else:
+        elif not loading:
             self._check_sensors(c, r)
 
     def _door_session(self, c: Compartment, r: Reading, now: float) -> None:
@@ -791,10 +803,10 @@ class Locker:
         )
 
     def _check_sensors(self, c: Compartment, r: Reading) -> None:
-        """Closed and locked, nobody inside: the presence sensor must agree with the state."""
-        parcel = self.store.read().parcel(c.parcel_id) if c.parcel_id else None
-        if parcel is not None and parcel.loading and c.state in HOLDS_PARCEL:
-            return  # the load was never confirmed: nothing to expect yet
+        """Closed and locked, nobody inside: the presence sensor must agree with the state.
+
+        Not called for a compartment whose load was never confirmed (nothing to expect yet).
+        """
         expected = c.state in HOLDS_PARCEL
         if r.parcel_present != expected:
             self._set_fault(
@@ -817,23 +829,22 @@ class Locker:
 
     # ------------------------------------------------------------------ views
     def statuses(self) -> list[CompartmentView]:
-        reader = self.store.read()
+        """Every compartment with its last sensor reading (one query)."""
         out = []
-        for c in reader.compartments():
-            r = self._readings.get(c.number) or self.driver.read(c.number)
-            parcel = reader.parcel(c.parcel_id) if c.parcel_id else None
-            holding = parcel is not None and c.state not in FREE
+        for number, size, state, parcel_id, fault, stop in self.store.status_rows():
+            r = self._readings.get(number) or self.driver.read(number)
+            holding = bool(stop) and State(state) not in FREE
             out.append(
                 CompartmentView(
-                    c.number,
-                    c.size,
-                    c.state.value,
-                    c.parcel_id if holding else "",
-                    parcel.stop if parcel and holding else "",
+                    number,
+                    size,
+                    state,
+                    parcel_id if holding else "",
+                    stop if holding else "",
                     r.door_closed,
                     r.locked,
                     r.parcel_present,
-                    c.fault,
+                    fault,
                 )
             )
         return out

@@ -345,6 +345,15 @@ class Store:
         """A reader for autocommit reads outside a transaction (no writes through it)."""
         return Transaction(self._conn, self._secret, 0.0)
 
+    def status_rows(self) -> list[tuple[int, str, str, str, str, str]]:
+        """(number, size, state, parcel_id, fault, stop of its parcel or '') per compartment."""
+        rows = self._conn.execute(
+            "SELECT c.number, c.size, c.state, c.parcel_id, c.fault, COALESCE(p.stop, '') "
+            "FROM compartments c LEFT JOIN parcels p ON p.parcel_id = c.parcel_id "
+            "ORDER BY c.number"
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows]
+
     def events_since(self, seq: int, limit: int = -1) -> list[AuditEvent]:
         return audit.events_since(self._conn, seq, limit)
 

@@ -121,7 +121,8 @@ class LockerNode(Node):
             self.locker.tick()
         except Exception as err:  # a driver or disk error must not kill the locker
             self.get_logger().error(f"tick failed: {err}", throttle_duration_sec=5.0)
-        self._flush()
+        if self.locker.changed():
+            self._flush()
 
     def _on_status(self) -> None:
         self._flush(force=True)
