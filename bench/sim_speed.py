@@ -11,9 +11,10 @@ and Open3D load, the process is pinned to one CPU (``os.sched_setaffinity``), an
 casts with ``nthreads=1`` (its default).
 
 Every part is timed by wrapping its method on the instances (no change to the simulator):
-lidar, ultrasonic, crowd, agents_to_scene (``Scene.set_agents``), physics (``dynamics.step``,
-which includes ground_height), ground_height alone, imu, odometry, gnss (incl.
-sky_blocked_fraction), and ``loop_other`` (the rest of ``Simulator.step``).
+lidar, ultrasonic (``read_rangers``: all due rangers in one batched cast), crowd,
+agents_to_scene (``Scene.set_agents``), physics (``dynamics.step``, which includes
+ground_height), ground_height alone, imu, odometry, gnss (incl. sky_blocked_fraction), and
+``loop_other`` (the rest of ``Simulator.step``).
 
     source tools/env.sh && python bench/sim_speed.py [--quick] [--seconds 60]
 
@@ -41,6 +42,7 @@ import networkx as nx  # type: ignore[import-untyped]  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xiaomanlv_sim import assets  # noqa: E402
+from xiaomanlv_sim import simulator as simulator_module  # noqa: E402
 from xiaomanlv_sim.robot import RobotSpec  # noqa: E402
 from xiaomanlv_sim.scenario import Scenario, load_scenario  # noqa: E402
 from xiaomanlv_sim.scene import Scene  # noqa: E402
@@ -57,9 +59,11 @@ class Timers:
 
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = defaultdict(list)
-        self.wrapped: list[tuple[Any, str]] = []
+        self.wrapped: list[tuple[Any, str, Any]] = []
 
-    def wrap(self, obj: Any, method: str, part: str) -> None:
+    def wrap(self, obj: Any, method: str, part: str, *, restore: bool = False) -> None:
+        """Time ``obj.method``; ``restore``: put the original back on unwrap (a module
+        attribute), else drop the instance attribute so the class method shows through."""
         inner: Callable[..., Any] = getattr(obj, method)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -70,12 +74,15 @@ class Timers:
                 self.calls[part].append(time.perf_counter() - t0)
 
         setattr(obj, method, timed)
-        self.wrapped.append((obj, method))
+        self.wrapped.append((obj, method, inner if restore else None))
 
     def unwrap(self) -> None:
-        """Drop the instance attributes, so the class methods show through again."""
-        for obj, method in reversed(self.wrapped):
-            delattr(obj, method)
+        """Undo every wrap, last first."""
+        for obj, method, original in reversed(self.wrapped):
+            if original is not None:
+                setattr(obj, method, original)
+            else:
+                delattr(obj, method)
         self.wrapped.clear()
 
     def total(self, part: str) -> float:
@@ -143,8 +150,8 @@ def run(seconds: float, parts_of_world: tuple[Scenario, World, Site, RobotSpec, 
     assert sim.site is not None and sim.crowd is not None
     timers = Timers()
     timers.wrap(sim.lidar, "scan", "lidar")
-    for ranger in sim.rangers:
-        timers.wrap(ranger, "read", "ultrasonic")
+    # The simulator reads all due rangers with one batched cast (ultrasonic.read_rangers).
+    timers.wrap(simulator_module, "read_rangers", "ultrasonic", restore=True)
     timers.wrap(sim.crowd, "step", "crowd")
     timers.wrap(sim.scene, "set_agents", "agents_to_scene")
     timers.wrap(sim.scene, "ground_height", "ground_height")

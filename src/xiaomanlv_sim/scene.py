@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +59,7 @@ CYLINDER_RESOLUTION = 24  # facets around a cylinder
 SPHERE_RESOLUTION = 12  # Open3D sphere resolution
 TILE_CELLS = 16  # fine cells per coarse tile edge
 TILE_SHIFT = 4  # log2(TILE_CELLS)
+SMALL_FAN_PAIRS = 512  # ray/object pairs up to which a fan tests all pairs instead of culling
 
 
 def category_code(name: str) -> int:
@@ -435,6 +436,8 @@ class Scene:
         self._agents_z1 = np.zeros(0)
         self._obstacles: dict[str, _Obstacle] = {}
         self._sky_dirs: dict[float, F32] = {}
+        # Per fan (by identity): its directions as (N,4) homogeneous rows, and a (4,6) transform.
+        self._fan_buffers: dict[int, tuple[RayFan, F32, F32]] = {}
 
     @classmethod
     def from_world(cls, world: World, *, height_cell: float = 0.05, nthreads: int = 1) -> Scene:
@@ -519,7 +522,7 @@ class Scene:
         normal = out["primitive_normals"].numpy()
         prim = out["primitive_ids"].numpy()
         # Misses carry Open3D's INVALID_ID: clip it onto the trailing NO_HIT entry.
-        cat = self._tri_cat_lookup[np.minimum(prim, len(self._tri_cat_lookup) - 1)]
+        cat: NDArray[np.int16] = np.asarray(self._tri_cat_lookup.take(prim, mode="clip"))
         return t, normal, cat
 
     def cast(self, origins: NDArray[np.floating], directions: NDArray[np.floating]) -> F32:
@@ -559,44 +562,125 @@ class Scene:
         `max_range` [m] are left out; the others are tested only on the rows and columns they
         can subtend (conservative culling, see the module docstring).
         """
+        return self.cast_fan_world(fan, world_from_sensor, max_range)[0]
+
+    def cast_fan_world(
+        self, fan: RayFan, world_from_sensor: NDArray[np.floating], max_range: float = math.inf
+    ) -> tuple[Hits, F32]:
+        """`cast_fan`, plus the (N,6) rays it cast: world-frame origin and unit direction."""
         pose = np.asarray(world_from_sensor, dtype=np.float64)
+        rays = self._fan_rays(fan, pose)
+        t, normal, cat = self._cast_static(rays)
+        dyn = self._dynamic()
+        if len(dyn[0]):
+            self._fan_dynamic(fan, pose, max_range, rays, dyn, None, t, normal, cat)
+        return Hits(t, normal, cat), rays
+
+    def cast_fans(
+        self,
+        fans: Sequence[RayFan],
+        world_from_sensors: Sequence[NDArray[np.floating]],
+        max_ranges: Sequence[float],
+    ) -> list[Hits]:
+        """`cast_fan` for several fans at once, with one static cast for all their rays.
+
+        Returns one `Hits` per fan, equal to what `cast_fan(fan, pose, max_range)` gives.
+        The agents within `max_range` of each origin are found for all fans in one step.
+        """
+        poses = [np.asarray(p, dtype=np.float64) for p in world_from_sensors]
+        blocks = [self._fan_rays(f, p) for f, p in zip(fans, poses, strict=True)]
+        ends = np.cumsum([len(b) for b in blocks])
+        t, normal, cat = self._cast_static(np.concatenate(blocks))
+        out: list[Hits] = []
+        dyn = self._dynamic()
+        near: NDArray[np.bool_] | None = None
+        if len(dyn[0]):
+            origins = np.array([p[:3, 3] for p in poses])
+            gap = np.hypot(
+                dyn[0][None, :, 0] - origins[:, None, 0], dyn[0][None, :, 1] - origins[:, None, 1]
+            )
+            near = gap - dyn[1][None, :] <= np.asarray(max_ranges, dtype=np.float64)[:, None]
+        any_near: list[bool] = [False] * len(fans) if near is None else list(near.any(axis=1))
+        for i, (fan, pose, rays) in enumerate(zip(fans, poses, blocks, strict=True)):
+            lo, hi = int(ends[i]) - len(rays), int(ends[i])
+            hits = Hits(t[lo:hi], normal[lo:hi], cat[lo:hi])
+            if near is not None and any_near[i]:
+                self._fan_dynamic(
+                    fan, pose, math.inf, rays, dyn, near[i], hits.distance, hits.normal,
+                    hits.category,
+                )  # fmt: skip
+            out.append(hits)
+        return out
+
+    def _fan_rays(self, fan: RayFan, pose: F64) -> F32:
+        """(N,6) float32 rays (world origin, world direction) of `fan` at sensor `pose` (4x4)."""
+        buffers = self._fan_buffers.get(id(fan))
+        if buffers is None or buffers[0] is not fan:
+            n = fan.rows * fan.cols
+            homogeneous = np.ones((n, 4), dtype=np.float32)
+            homogeneous[:, :3] = fan.directions
+            buffers = (fan, homogeneous, np.zeros((4, 6), dtype=np.float32))
+            self._fan_buffers[id(fan)] = buffers
+        _, homogeneous, transform = buffers
+        # rays = [direction, 1] @ [[0, R^T], [origin, 0]]: origins and rotated directions in
+        # one contiguous product (writing the (N,6) halves separately is strided and 6x slower).
+        transform[:3, 3:] = pose[:3, :3].T
+        transform[3, :3] = pose[:3, 3]
+        rays: F32 = homogeneous @ transform
+        return rays
+
+    def _fan_dynamic(
+        self,
+        fan: RayFan,
+        pose: F64,
+        max_range: float,
+        rays: F32,
+        dyn: tuple[F64, F64, F64, F64, int],
+        near: NDArray[np.bool_] | None,
+        t: F32,
+        normal: F32,
+        cat: NDArray[np.int16],
+    ) -> None:
+        """Agents and obstacles on a fan's static hits (in place), culled to rows and columns.
+
+        `near` (optional) are the objects already known to be within range of the origin.
+        """
         rot = pose[:3, :3]
         origin = pose[:3, 3]
-        n = fan.rows * fan.cols
-        dirs_w = fan.directions @ rot.T.astype(np.float32)
-        rays = np.empty((n, 6), dtype=np.float32)
-        rays[:, :3] = origin
-        rays[:, 3:] = dirs_w
-        t, normal, cat = self._cast_static(rays)
-        c, r, z0, z1, n_agents = self._dynamic()
-        if len(c) == 0:
-            return Hits(t, normal, cat)
-        near = np.hypot(c[:, 0] - origin[0], c[:, 1] - origin[1]) - r <= max_range
+        c, r, z0, z1, n_agents = dyn
+        if near is None:
+            near = np.hypot(c[:, 0] - origin[0], c[:, 1] - origin[1]) - r <= max_range
         if not near.all():
             obj = np.flatnonzero(near)
             c, r, z0, z1 = c[obj], r[obj], z0[obj], z1[obj]
         else:
             obj = np.arange(len(c))
         if len(c) == 0:
-            return Hits(t, normal, cat)
-        first, count, row0, nrows = _fan_cull(fan, rot, origin, c, r, z0, z1)
-        # Expand (object -> columns) then (column -> rows) into flat ray/object index pairs.
-        cols_total = int(count.sum())
-        obj_of_col = np.repeat(np.arange(len(c)), count)
-        start = np.repeat(np.cumsum(count) - count, count)
-        col = (np.repeat(first, count) + (np.arange(cols_total) - start)) % fan.cols
-        per_col = nrows[obj_of_col]
-        pairs = int(per_col.sum())
-        if pairs == 0:
-            return Hits(t, normal, cat)
-        start = np.repeat(np.cumsum(per_col) - per_col, per_col)
-        row = np.repeat(row0[obj_of_col], per_col) + (np.arange(pairs) - start)
-        ray_idx = row * fan.cols + np.repeat(col, per_col)
-        obj_idx = obj[np.repeat(obj_of_col, per_col)]
-        d = dirs_w.take(ray_idx, axis=0).astype(np.float64)
+            return
+        n_rays = fan.rows * fan.cols
+        if n_rays * len(c) <= SMALL_FAN_PAIRS:
+            # A narrow fan (a ranger) with a few objects near: testing every pair is cheaper
+            # than culling, and gives the same hits (the culling only drops certain misses).
+            ray_idx = np.tile(np.arange(n_rays), len(c))
+            obj_idx = np.repeat(obj, n_rays)
+        else:
+            first, count, row0, nrows = _fan_cull(fan, rot, origin, c, r, z0, z1)
+            # Expand (object -> columns) then (column -> rows) into flat ray/object index pairs.
+            cols_total = int(count.sum())
+            obj_of_col = np.repeat(np.arange(len(c)), count)
+            start = np.repeat(np.cumsum(count) - count, count)
+            col = (np.repeat(first, count) + (np.arange(cols_total) - start)) % fan.cols
+            per_col = nrows[obj_of_col]
+            pairs = int(per_col.sum())
+            if pairs == 0:
+                return
+            start = np.repeat(np.cumsum(per_col) - per_col, per_col)
+            row = np.repeat(row0[obj_of_col], per_col) + (np.arange(pairs) - start)
+            ray_idx = row * fan.cols + np.repeat(col, per_col)
+            obj_idx = obj[np.repeat(obj_of_col, per_col)]
+        d = rays[ray_idx, 3:].astype(np.float64)
         o = np.broadcast_to(origin, d.shape)
         self._intersect_dynamic(o, d, ray_idx, obj_idx, n_agents, t, normal, cat)
-        return Hits(t, normal, cat)
 
     def _intersect_dynamic(
         self,

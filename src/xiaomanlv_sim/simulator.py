@@ -42,7 +42,7 @@ from xiaomanlv_sim.sensors.gnss import Gnss, GnssReading
 from xiaomanlv_sim.sensors.imu import Imu, ImuReading
 from xiaomanlv_sim.sensors.lidar import Lidar, LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading, WheelOdometry
-from xiaomanlv_sim.sensors.ultrasonic import RangeReading, Ultrasonic
+from xiaomanlv_sim.sensors.ultrasonic import RangeReading, Ultrasonic, read_rangers
 from xiaomanlv_sim.site import Pose2D, Site, SiteError, load_site
 from xiaomanlv_sim.weather import WeatherState, weather_at
 from xiaomanlv_sim.world import World
@@ -405,12 +405,16 @@ class Simulator:
                 out.append(fix)
         weather: WeatherState | None = None
         if self.config.ultrasonic:
-            for ranger, schedule in zip(self.rangers, self._rangers, strict=True):
-                if schedule.due(self.tick) and not faults.dropped("ultrasonic", t):
-                    pose = pose if pose is not None else st.world_from_base()
-                    weather = weather or weather_at(self._weather, t)
-                    sensor = pose @ ranger.spec.pose
-                    out.append(ranger.read(self.scene, sensor, t, weather))
+            due = [
+                ranger
+                for ranger, schedule in zip(self.rangers, self._rangers, strict=True)
+                if schedule.due(self.tick)
+            ]
+            if due and not faults.dropped("ultrasonic", t):
+                pose = pose if pose is not None else st.world_from_base()
+                weather = weather or weather_at(self._weather, t)
+                sensors = [pose @ ranger.spec.pose for ranger in due]
+                out += read_rangers(due, self.scene, sensors, t, weather)
         if self.config.lidar and self._lidar.due(self.tick) and not faults.dropped("lidar", t):
             pose = pose if pose is not None else st.world_from_base()
             weather = weather or weather_at(self._weather, t)

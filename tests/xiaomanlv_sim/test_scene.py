@@ -175,6 +175,46 @@ def test_cast_fan_culling_matches_brute_force() -> None:
         assert (fast.category == CATEGORIES.index("agent")).sum() > 100
 
 
+def test_narrow_fan_tests_every_pair_and_matches_brute_force() -> None:
+    """A ranger-sized fan with few objects near skips the culling; the hits stay the same."""
+    scene = scene_of(GROUND)
+    scene.set_agents(
+        np.array([[1.5, 0.1], [2.0, -0.5], [-3.0, 0.0]]), np.full(3, 0.3), np.full(3, 1.7)
+    )
+    scene.add_obstacle("a", Pose2D(1.2, 0.6, 0.5), (0.4, 0.4, 1.0))
+    fan = RayFan.grid(np.linspace(-0.3, 0.3, 5), np.linspace(-0.1, 0.1, 3))
+    sensor = pose(0, 0, 0.4, (0, 0.05, 0.1))
+    fast = scene.cast_fan(fan, sensor, max_range=5.5)
+    dirs = fan.directions @ sensor[:3, :3].T
+    brute = scene.cast_hits(np.broadcast_to(sensor[:3, 3], dirs.shape), dirs)
+    np.testing.assert_allclose(fast.distance, brute.distance, rtol=1e-5)
+    np.testing.assert_array_equal(fast.category, brute.category)
+    assert {CATEGORIES.index("agent"), CATEGORIES.index("obstacle")} <= set(fast.category.tolist())
+
+
+def test_cast_fans_equals_one_cast_fan_per_fan() -> None:
+    """The batched cast gives each fan exactly its own cast, agents and range cut included."""
+    rng = np.random.default_rng(5)
+    scene = scene_of(GROUND, shape("w", Box((1.0, 30.0, 4.0)), pose(-6, 0, 2), "wall"))
+    scene.set_agents(rng.uniform(-8, 8, (40, 2)), rng.uniform(0.2, 0.4, 40), np.full(40, 1.7))
+    scene.add_obstacle("a", Pose2D(2.0, 1.0, 0.3), (1.0, 0.6, 1.0))
+    small = RayFan.grid(np.linspace(-0.3, 0.3, 5), np.linspace(-0.1, 0.1, 3))
+    wide = RayFan.grid(np.linspace(-math.pi, math.pi, 90, endpoint=False), np.array([0.0, 0.2]))
+    fans = [small, small, wide, small]
+    sensors = [pose(0, 0, 0.4, (0, 0, a)) for a in (0.0, 1.5, 0.0)] + [pose(30, 30, 0.4)]
+    cut = [4.5, 4.5, math.inf, 4.5]
+    batched = scene.cast_fans(fans, sensors, cut)
+    hit_agent = False
+    for fan, sensor, max_range, hits in zip(fans, sensors, cut, batched, strict=True):
+        one = scene.cast_fan(fan, sensor, max_range=max_range)
+        np.testing.assert_array_equal(hits.distance, one.distance)
+        np.testing.assert_array_equal(hits.normal, one.normal)
+        np.testing.assert_array_equal(hits.category, one.category)
+        hit_agent |= bool((hits.category == CATEGORIES.index("agent")).any())
+    assert hit_agent
+    assert set(batched[3].category.tolist()) <= {CATEGORIES.index("ground"), -1}
+
+
 def test_ground_height_on_kerb_and_ramp() -> None:
     kerb = shape("k", Box((4.0, 1.0, 0.15)), pose(0, 5, 0.075, (0, 0, 0.3)), "kerb")
     # A 4 m ramp rising along +x at 1:8, 0.2 m thick, centred at x=10.

@@ -13,7 +13,7 @@ from xiaomanlv_sim import assets
 from xiaomanlv_sim.robot import LidarSpec
 from xiaomanlv_sim.scene import Scene
 from xiaomanlv_sim.sdf import load_robot
-from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic
+from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic, read_rangers
 from xiaomanlv_sim.weather import WeatherState
 from xiaomanlv_sim.world import Box, Shape, World
 
@@ -87,3 +87,22 @@ def test_rain_gives_false_short_echoes_in_proportion(front_left: LidarSpec) -> N
     assert counts[0] == 0
     assert counts[1] == pytest.approx(50, abs=25)
     assert counts[2] == pytest.approx(100, abs=35)
+
+
+def test_batched_rangers_read_as_each_ranger_alone() -> None:
+    """read_rangers (one cast for all) gives what each ranger's own read gives, bit for bit."""
+    specs = load_robot(assets.robot_model_file()).ultrasonic
+    scene = scene_with_wall(1.2)
+    scene.set_agents(
+        np.array([[-1.5, 0.2], [0.0, -1.4]]), np.array([0.3, 0.3]), np.array([1.7, 1.7])
+    )
+    body = np.eye(4)
+    poses = [body @ s.pose for s in specs]
+    rain = WeatherState(rain=0.5)
+    alone = [Ultrasonic(s, np.random.default_rng(i)) for i, s in enumerate(specs)]
+    batch = [Ultrasonic(s, np.random.default_rng(i)) for i, s in enumerate(specs)]
+    for stamp in (0.05, 0.1, 0.15):
+        expected = [u.read(scene, p, stamp, rain) for u, p in zip(alone, poses, strict=True)]
+        assert read_rangers(batch, scene, poses, stamp, rain) == expected
+    finite = [r.range for r in expected if math.isfinite(r.range)]
+    assert len(finite) >= 3  # the wall ahead and both agents are seen

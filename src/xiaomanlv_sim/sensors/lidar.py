@@ -27,7 +27,14 @@ from numpy.typing import NDArray
 
 from xiaomanlv_sim.robot import LidarSpec
 from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene
-from xiaomanlv_sim.weather import CLEAR, DEFAULT_MODEL, WeatherModel, WeatherState, apply_to_ranges
+from xiaomanlv_sim.weather import (
+    CLEAR,
+    DEFAULT_MODEL,
+    RangeEffects,
+    WeatherModel,
+    WeatherState,
+    apply_to_ranges,
+)
 
 #: Near-infrared reflectivity by hit category (0 = unknown category).
 REFLECTIVITY: dict[str, float] = {
@@ -36,6 +43,8 @@ REFLECTIVITY: dict[str, float] = {
     "ground": 0.15, "field": 0.45, "agent": 0.3, "obstacle": 0.4,
 }  # fmt: skip
 _REFLECTIVITY_BY_CODE = np.array([REFLECTIVITY.get(c, 0.3) for c in CATEGORIES], dtype=np.float32)
+# 255 x reflectivity by category code; NO_HIT (-1, only under weather clutter) clips to code 0.
+_INTENSITY_BY_CODE = 255.0 * _REFLECTIVITY_BY_CODE
 
 
 @dataclass(frozen=True)
@@ -83,45 +92,53 @@ class Lidar:
     ) -> LidarScan:
         """One full scan from the sensor pose `world_from_sensor` (4x4) at sim time `stamp` [s]."""
         spec = self.spec
-        hits = scene.cast_fan(self.fan, world_from_sensor)
-        effects = apply_to_ranges(
-            hits.distance,
-            weather,
-            self.rng,
-            range_min=spec.range_min,
-            range_max=spec.range_max,
-            model=self.weather_model,
-        )
-        d = effects.distance
+        hits, rays = scene.cast_fan_world(self.fan, world_from_sensor)
+        effects: RangeEffects | None = None
+        d = hits.distance
+        if not weather.clear:  # clear weather changes nothing and draws nothing
+            effects = apply_to_ranges(
+                d,
+                weather,
+                self.rng,
+                range_min=spec.range_min,
+                range_max=spec.range_max,
+                model=self.weather_model,
+            )
+            d = effects.distance
         idx = np.flatnonzero(d <= spec.range_max + 3.0 * spec.noise_stddev + 1.0)
         r = d[idx]
         noise = self.rng.standard_normal(len(idx), dtype=np.float32)
-        if weather.clear:
-            r = r + (spec.noise_mean + spec.noise_stddev * noise)
+        if effects is None:
+            noise *= spec.noise_stddev
         else:
-            sigma = np.sqrt(spec.noise_stddev**2 + effects.extra_stddev[idx] ** 2)
-            r = r + (spec.noise_mean + sigma * noise)
+            noise *= np.sqrt(spec.noise_stddev**2 + effects.extra_stddev[idx] ** 2)
+        noise += spec.noise_mean
+        r += noise
         if spec.range_resolution > 0:
             res = np.float32(spec.range_resolution)
-            r = (np.round(r / res) * res).astype(np.float32)
-        keep = (r >= spec.range_min) & (r <= spec.range_max)
-        idx, r = idx[keep], r[keep].astype(np.float32)
-        dirs = self.fan.directions.take(idx, axis=0)
-        points = dirs * r[:, None]
+            r /= res
+            np.round(r, out=r)
+            r *= res
+        keep = np.flatnonzero((r >= spec.range_min) & (r <= spec.range_max))
+        idx, r = idx.take(keep), r.take(keep)
+        points = self.fan.directions.take(idx, axis=0)
+        points *= r[:, None]
         # Intensity: reflectivity x |cos incidence| x weather attenuation.
         normals = hits.normal.take(idx, axis=0)
-        world_dirs = dirs @ np.asarray(world_from_sensor, dtype=np.float32)[:3, :3].T
-        cos_inc = np.abs(np.einsum("ij,ij->i", normals, world_dirs))
-        cats = hits.category[idx]
-        refl = _REFLECTIVITY_BY_CODE[np.maximum(cats, 0)]
-        intensity = 255.0 * refl * cos_inc
-        if not weather.clear:
+        normals *= rays.take(idx, axis=0)[:, 3:]
+        cos_inc = normals[:, 0] + normals[:, 1]
+        cos_inc += normals[:, 2]
+        np.abs(cos_inc, out=cos_inc)
+        intensity = _INTENSITY_BY_CODE.take(hits.category.take(idx), mode="clip")
+        intensity *= cos_inc
+        if effects is not None:
             clutter = effects.clutter[idx]
             intensity = np.where(clutter, 255.0, intensity) * effects.intensity_factor[idx]
+        np.clip(intensity, 0.0, 255.0, out=intensity)
         return LidarScan(
             stamp=stamp,
             frame_id=self._frame,
-            points=points.astype(np.float32, copy=False),
-            intensities=np.clip(intensity, 0.0, 255.0).astype(np.float32),
-            rings=self._rings[idx],
+            points=points,
+            intensities=intensity.astype(np.float32, copy=False),
+            rings=self._rings.take(idx),
         )

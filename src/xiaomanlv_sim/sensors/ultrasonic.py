@@ -15,13 +15,14 @@ a little extra noise; fog does not affect ultrasound at these ranges.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_sim.robot import LidarSpec
-from xiaomanlv_sim.scene import Scene
+from xiaomanlv_sim.scene import Hits, Scene
 from xiaomanlv_sim.sensors.lidar import ray_fan
 from xiaomanlv_sim.weather import (
     CLEAR,
@@ -66,8 +67,17 @@ class Ultrasonic:
         weather: WeatherState = CLEAR,
     ) -> RangeReading:
         """One reading from the sensor pose `world_from_sensor` (4x4) at sim time `stamp` [s]."""
+        hits = scene.cast_fan(self.fan, world_from_sensor, max_range=self.cull_range)
+        return self.reading(hits, stamp, weather)
+
+    @property
+    def cull_range(self) -> float:
+        """[m] agents and obstacles farther than this from the sensor are not tested."""
+        return self.spec.range_max + 1.0
+
+    def reading(self, hits: Hits, stamp: float, weather: WeatherState = CLEAR) -> RangeReading:
+        """The reading from this ranger's cast `hits` (of `self.fan`), at sim time `stamp` [s]."""
         spec = self.spec
-        hits = scene.cast_fan(self.fan, world_from_sensor, max_range=spec.range_max + 1.0)
         true_range = float(hits.distance.min())
         # Draw the same random numbers whatever the scene, so readings stay reproducible.
         noise, u, false_echo = self.rng.standard_normal(), self.rng.random(), self.rng.random()
@@ -93,3 +103,21 @@ class Ultrasonic:
             max_range=spec.range_max,
             field_of_view=self.field_of_view,
         )
+
+
+def read_rangers(
+    rangers: Sequence[Ultrasonic],
+    scene: Scene,
+    world_from_sensors: Sequence[NDArray[np.floating]],
+    stamp: float,
+    weather: WeatherState = CLEAR,
+) -> list[RangeReading]:
+    """One reading per ranger, as ``ranger.read`` gives, with one batched cast for all of them.
+
+    `world_from_sensors`: each ranger's 4x4 pose. Same readings as calling each ranger's `read`
+    in turn (each draws from its own generator), at about a sixth of the cost for eight.
+    """
+    hits = scene.cast_fans(
+        [u.fan for u in rangers], world_from_sensors, [u.cull_range for u in rangers]
+    )
+    return [u.reading(h, stamp, weather) for u, h in zip(rangers, hits, strict=True)]
