@@ -600,7 +600,9 @@ class Scene:
                 dyn[0][None, :, 0] - origins[:, None, 0], dyn[0][None, :, 1] - origins[:, None, 1]
             )
             near = gap - dyn[1][None, :] <= np.asarray(max_ranges, dtype=np.float64)[:, None]
-        any_near: list[bool] = [False] * len(fans) if near is None else list(near.any(axis=1))
+        any_near: NDArray[np.bool_] = np.zeros(len(fans), dtype=bool)
+        if near is not None:
+            any_near = np.asarray(near.any(axis=1))
         for i, (fan, pose, rays) in enumerate(zip(fans, poses, blocks, strict=True)):
             lo, hi = int(ends[i]) - len(rays), int(ends[i])
             hits = Hits(t[lo:hi], normal[lo:hi], cat[lo:hi])
