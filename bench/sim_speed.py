@@ -47,7 +47,7 @@ from xiaomanlv_sim.robot import RobotSpec  # noqa: E402
 from xiaomanlv_sim.scenario import Scenario, load_scenario  # noqa: E402
 from xiaomanlv_sim.scene import Scene  # noqa: E402
 from xiaomanlv_sim.sdf import load_robot, load_world  # noqa: E402
-from xiaomanlv_sim.simulator import Simulator  # noqa: E402
+from xiaomanlv_sim.simulator import Simulator, SimulatorConfig  # noqa: E402
 from xiaomanlv_sim.site import Site, load_site  # noqa: E402
 from xiaomanlv_sim.world import World  # noqa: E402
 
@@ -143,10 +143,14 @@ def build(scenario_path: Path) -> tuple[Scenario, World, Site, RobotSpec, Scene]
     return scenario, world, site, robot, Scene.from_world(world, nthreads=1)
 
 
-def run(seconds: float, parts_of_world: tuple[Scenario, World, Site, RobotSpec, Scene]) -> Any:
+def run(
+    seconds: float,
+    parts_of_world: tuple[Scenario, World, Site, RobotSpec, Scene],
+    config: SimulatorConfig,
+) -> Any:
     """One timed run; returns (wall [s], timers, reading counts, simulator)."""
     scenario, world, site, robot, scene = parts_of_world
-    sim = Simulator(world, robot, site, scenario, scene=scene)
+    sim = Simulator(world, robot, site, scenario, scene=scene, config=config)
     assert sim.site is not None and sim.crowd is not None
     timers = Timers()
     timers.wrap(sim.lidar, "scan", "lidar")
@@ -165,10 +169,11 @@ def run(seconds: float, parts_of_world: tuple[Scenario, World, Site, RobotSpec, 
     route = walkway_route(sim.site, (sim.start.x, sim.start.y))
     pilot = PurePursuit(route)
     ticks = round(seconds * sim.physics_rate)
+    every = max(1, round(sim.physics_rate / 20.0))
     counts: dict[str, int] = defaultdict(int)
     t0 = time.perf_counter()
     for k in range(ticks):
-        if k % 10 == 0:  # 20 Hz commands, like a local planner
+        if k % every == 0:  # 20 Hz commands, like a local planner
             st = sim.state
             sim.set_cmd_vel(*pilot.command(st.x, st.y, st.yaw))
         for reading in sim.step():
@@ -197,6 +202,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="sim seconds per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs; medians are reported")
     parser.add_argument(
+        "--physics-rate", type=float, default=None, help="[Hz] override SimulatorConfig's"
+    )
+    parser.add_argument("--crowd-rate", type=float, default=None, help="[Hz] likewise")
+    parser.add_argument(
         "--scenario", type=Path, default=REPO / "scenarios" / "university_rush_hour.yaml"
     )
     args = parser.parse_args()
@@ -209,13 +218,15 @@ def main() -> None:
     t_build = time.perf_counter()
     world_parts = build(args.scenario)
     build_s = time.perf_counter() - t_build
+    overrides = {"physics_rate": args.physics_rate, "crowd_rate": args.crowd_rate}
+    config = SimulatorConfig(**{k: v for k, v in overrides.items() if v is not None})
     rtf: list[float] = []
     lidar_ms: list[float] = []
     parts: list[dict[str, float]] = []
     calls: dict[str, list[float]] = defaultdict(list)
     counts: dict[str, int] = {}
     for k in range(repeats):
-        wall, timers, counts, sim = run(seconds, world_parts)
+        wall, timers, counts, sim = run(seconds, world_parts, config)
         rtf.append(seconds / wall)
         lidar_ms += [1e3 * t for t in timers.calls["lidar"]]
         parts.append(breakdown(seconds, timers))
@@ -246,6 +257,8 @@ def main() -> None:
         ),
         "tipped": truth.tipped,
         "threads": 1,
+        "physics_rate": config.physics_rate,
+        "crowd_rate": config.crowd_rate,
         "scenario": args.scenario.name,
     }
     print(json.dumps(result))
