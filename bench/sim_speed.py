@@ -38,7 +38,7 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import networkx as nx  # type: ignore[import-untyped]  # noqa: E402
+import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xiaomanlv_sim import assets  # noqa: E402

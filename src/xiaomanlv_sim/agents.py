@@ -47,10 +47,10 @@ import logging
 import math
 from dataclasses import dataclass
 
-import networkx as nx  # type: ignore[import-untyped,unused-ignore]
+import networkx as nx
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree  # type: ignore[import-untyped,unused-ignore]
+from scipy.spatial import cKDTree
 
 from xiaomanlv_sim.footprint import Footprints
 from xiaomanlv_sim.scenario import CrowdSpec

@@ -44,10 +44,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import shapely  # type: ignore[import-untyped,unused-ignore]
+import shapely
 from numpy.typing import NDArray
-from shapely.geometry import MultiPolygon, Point, Polygon  # type: ignore[import-untyped,unused-ignore]
-from shapely.geometry.base import BaseGeometry  # type: ignore[import-untyped,unused-ignore]
+from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 from xiaomanlv_sim.scenario import ObstacleSpec
 from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Shape, Sphere, World

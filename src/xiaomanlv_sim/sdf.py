@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
+from scipy.spatial.transform import Rotation
 
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.robot import (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx  # type: ignore[import-untyped,unused-ignore]
+import networkx as nx
 import yaml
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import open3d as o3d
 import pytest
-from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
+from scipy.spatial.transform import Rotation
 
 from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene
 from xiaomanlv_sim.site import Pose2D

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import networkx as nx  # type: ignore[import-untyped,unused-ignore]
+import networkx as nx
 import numpy as np
 import pytest
-import shapely  # type: ignore[import-untyped,unused-ignore]
+import shapely
 import yaml
-from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
-from shapely.geometry import LineString, Point, Polygon  # type: ignore[import-untyped,unused-ignore]
+from scipy.spatial.transform import Rotation
+from shapely.geometry import LineString, Point, Polygon
 
 from xiaomanlv_sim.assets import site_file, world_file
 from xiaomanlv_sim.site import Site, SiteError, closes_loop, load_site, polyline_length

@@ -18,7 +18,7 @@ from geometry_msgs.msg import Pose, PoseStamped, Quaternion, Twist
 from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
 from rosgraph_msgs.msg import Clock
-from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, PointCloud2, PointField, Range
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import shapely  # type: ignore[import-untyped,unused-ignore]
+import shapely
 from numpy.typing import NDArray
 
 from xiaomanlv_sim.world import Box, Cylinder, SphericalCoordinates, World

@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial.transform import Rotation  # type: ignore[import-untyped,unused-ignore]
+from scipy.spatial.transform import Rotation
 
 from xiaomanlv_sim.dynamics import GRAVITY, BodyState
 

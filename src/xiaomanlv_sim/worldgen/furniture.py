@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-import shapely  # type: ignore[import-untyped,unused-ignore]
-from shapely.geometry import LineString, Point  # type: ignore[import-untyped,unused-ignore]
-from shapely.geometry.base import BaseGeometry  # type: ignore[import-untyped,unused-ignore]
+import shapely
+from shapely.geometry import LineString, Point
+from shapely.geometry.base import BaseGeometry
 
 from xiaomanlv_sim.worldgen.layout import (
     Model,

@@ -18,12 +18,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-import networkx as nx  # type: ignore[import-untyped,unused-ignore]
+import networkx as nx
 import numpy as np
-import shapely  # type: ignore[import-untyped,unused-ignore]
+import shapely
 from numpy.typing import NDArray
-from shapely.geometry import LineString, Point, Polygon  # type: ignore[import-untyped,unused-ignore]
-from shapely.geometry.base import BaseGeometry  # type: ignore[import-untyped,unused-ignore]
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 TRAVERSABLE = frozenset({"ground", "field", "ramp"})  # surfaces the robot drives on
 ROBOT_LENGTH = 1.8  # [m] footprint used to check stops (models/xiaomanlv/model.sdf)
