@@ -51,6 +51,7 @@ from xiaomanlv_sim.ros.conversions import (
     truth_pose_to_msg,
     twist_to_command,
 )
+from xiaomanlv_sim.ros.qos import SENSOR_QOS
 from xiaomanlv_sim.scenario import ScenarioError
 from xiaomanlv_sim.sdf import SdfError
 from xiaomanlv_sim.sensors.gnss import GnssReading
@@ -61,12 +62,6 @@ from xiaomanlv_sim.sensors.ultrasonic import RangeReading
 from xiaomanlv_sim.simulator import SensorReading, SimNodeConfig, Simulator, simulator_for
 from xiaomanlv_sim.site import SiteError
 
-SENSOR_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
 CLOCK_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
 )
