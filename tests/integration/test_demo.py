@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_demo_drives_the_simulated_robot_and_shows_its_sensors(tmp_path: Path) -> None:
+def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path: Path) -> None:
     proc = subprocess.run(
         ["xiaomanlv", "demo", "--output", str(tmp_path)],
         capture_output=True,
@@ -32,6 +32,10 @@ def test_demo_drives_the_simulated_robot_and_shows_its_sensors(tmp_path: Path) -
     assert driven > 3.0, "the timed commands must move the robot"
     assert "health monitor (/health/get): OK" in out
     assert "wait_until_healthy: healthy=True" in out
+    assert re.search(r"kiosk, wrong code: That code did not open a door", out)
+    assert re.search(r"kiosk, right code: Door \d+ is open", out)
+    events = re.search(r"locker events: (.*)", out).group(1).split(", ")  # type: ignore[union-attr]
+    assert "delivered" in events and "alarm" not in events
     assert "shutdown: clean" in out
     picture = cv2.imread(str(tmp_path / "sim.png"))
     assert picture is not None and picture.shape[0] > 500

@@ -10,27 +10,34 @@ the driven path.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import math
+import socket
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import yaml
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
 from visualization_msgs.msg import MarkerArray
 from xiaomanlv.action import WaitForHealthy
-from xiaomanlv.msg import HealthStatus
-from xiaomanlv.srv import GetHealth
+from xiaomanlv.msg import HealthStatus, LockerEvent
+from xiaomanlv.srv import ArmStop, GetHealth, LoadParcel
 
-from xiaomanlv_nav.graph import load_profile, read_executables
+from xiaomanlv_nav.graph import NodeSpec, load_profile, read_executables
 from xiaomanlv_nav.health.monitor import Level
 from xiaomanlv_nav.paths import executables_file, graph_file
 from xiaomanlv_nav.ros.conversions import level_of
@@ -46,6 +53,13 @@ SENSORS = {
 # (facing the station building), turn round, then drive up the walkway.
 DRIVE = [(3.9, 0.0, 0.8), (1.0, 0.0, 0.0), (6.0, 1.2, 0.0), (1.5, 0.0, 0.0)]
 WINDOW = 30.0  # [m] half-width of the picture around the robot
+PARCEL = {"parcel_id": "P-0001", "recipient": "alice@campus.example", "stop": "library_west"}
+OPERATOR = ("demo-operator", "demo-credential")
+EVENTS_QOS = QoSProfile(
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
 
 @dataclass
@@ -188,6 +202,90 @@ def _sensor_lines(recorder: _Recorder, seconds: float, ultrasonic: list[str]) ->
     return lines
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _with_locker_data(nodes: list[NodeSpec], data_dir: Path, port: int) -> list[NodeSpec]:
+    """The profile's locker and kiosk on a fresh data folder and a free port (the demo must
+    not touch a real locker's database), with a registered demo operator."""
+    from xiaomanlv_locker.config import LockerConfig
+    from xiaomanlv_locker.operators import add_operator
+
+    overrides = {"locker": {"data_dir": str(data_dir)}, "kiosk": {"port": port}}
+    add_operator(LockerConfig(data_dir=str(data_dir)), *OPERATOR)
+    out = []
+    for node in nodes:
+        if node.name in overrides:
+            path = data_dir / f"{node.name}.params.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": overrides[node.name]}}))
+            node = dataclasses.replace(node, parameters=(*node.parameters, path))
+        out.append(node)
+    return out
+
+
+def _kiosk_code(port: int, code: str) -> dict[str, Any]:
+    """POST a code to the kiosk page's endpoint, as its keypad does."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/code",
+        data=json.dumps({"code": code}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10.0) as response:
+            answer: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as err:  # 4xx answers carry the page's message too
+        answer = json.load(err)
+    return answer
+
+
+def _load(session: GraphSession, data_dir: Path, out: TextIO) -> tuple[int, str]:
+    """Load the demo parcel at the station; returns (compartment, the recipient's code)."""
+    request = LoadParcel.Request(size="small", operator_id=OPERATOR[0])
+    request.operator_credential = OPERATOR[1]
+    for key, value in PARCEL.items():
+        setattr(request, key, value)
+    deadline = time.monotonic() + 20.0  # the locker first needs odometry saying "parked"
+    got = session.call(LoadParcel, "/locker/load_parcel", request, timeout=15.0)
+    while not got.success and "moving" in got.message and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = session.call(LoadParcel, "/locker/load_parcel", request, timeout=15.0)
+    if not got.success:
+        raise RuntimeError(f"load_parcel failed: {got.message}")
+    note = json.loads((data_dir / "notifications.jsonl").read_text().splitlines()[-1])
+    print(
+        f"  locker: loaded {PARCEL['parcel_id']} for {PARCEL['stop']} into compartment "
+        f"{got.compartment}; the recipient's notification carries the code",
+        file=out,
+    )
+    return int(got.compartment), str(note["code"])
+
+
+def _deliver(session: GraphSession, port: int, code: str, events: list[Any], out: TextIO) -> bool:
+    """Arm the stop, type a wrong then the right code on the kiosk; True once delivered."""
+    armed = session.call(
+        ArmStop, "/locker/arm_stop", ArmStop.Request(stop=PARCEL["stop"], arm=True)
+    )
+    print(
+        f"  locker: stop {PARCEL['stop']} armed (the mission will do this when it parks there): "
+        f"{armed.message or 'ok'}, compartments {list(armed.compartments)}",
+        file=out,
+    )
+    wrong = str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
+    print(f"  kiosk, wrong code: {_kiosk_code(port, wrong)['message']}", file=out)
+    print(f"  kiosk, right code: {_kiosk_code(port, code)['message']}", file=out)
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        if any(e.kind == "delivered" for e in list(events)):
+            break
+        time.sleep(0.2)
+    kinds = [e.kind for e in list(events)]
+    print(f"  locker events: {', '.join(kinds)}", file=out)
+    return "delivered" in kinds
+
+
 def run_demo(
     profile_name: str = "sim", out: TextIO | None = None, output: Path = Path("build/demo")
 ) -> int:
@@ -208,12 +306,25 @@ def run_demo(
     logs = io.StringIO()
     recorder = _Recorder()
     picture = None
+    delivered = None
+    events: list[Any] = []
     print(f"xiaomanlv demo: profile '{profile.name}' - {profile.description}", file=out)
-    with reserved_domain_id() as domain, GraphSession(profile.nodes, domain, output=logs) as s:
+    data = Path(tempfile.mkdtemp(prefix="xiaomanlv-demo-locker-"))
+    port = _free_port()
+    nodes = _with_locker_data(list(profile.nodes), data, port)
+    with_locker = any(n.name == "locker" for n in nodes) and any(n.name == "kiosk" for n in nodes)
+    with reserved_domain_id() as domain, GraphSession(nodes, domain, output=logs) as s:
         print(f"  ROS_DOMAIN_ID {domain}, nodes: {', '.join(s.supervisor.pids())}", file=out)
         s.wait_for_topics(["/clock", "/health/status", *topics], timeout=60.0)
         for topic, cls in topics.items():
             s.client.create_subscription(cls, topic, recorder.callback(topic), 10)
+        if with_locker:
+            s.client.create_subscription(LockerEvent, "/locker/events", events.append, EVENTS_QOS)
+            s.wait_for_topics(["/locker/events"], timeout=30.0)
+            _, code = _load(s, data, out)
+            deadline = time.monotonic() + 15.0  # never drive off with a door open
+            while time.monotonic() < deadline and "locked" not in [e.kind for e in events]:
+                time.sleep(0.1)
         print(f"  driving from the station for {sum(d for d, *_ in DRIVE):.0f} s ...", file=out)
         seconds = _drive(s, recorder, out)
         with recorder.lock:
@@ -249,6 +360,8 @@ def run_demo(
         )
         status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
         print(f"  /health/status: {Level(level_of(status.level)).name}", file=out)
+        if with_locker:
+            delivered = _deliver(s, port, code, events, out)
         with recorder.lock:
             picture = _picture(recorder, output)
         if picture is not None:
@@ -256,6 +369,8 @@ def run_demo(
                   "crowd, driven path)", file=out)  # fmt: skip
     unclean = {n: c for n, c in s.supervisor.exit_codes().items() if any(c)}
     failure = s.supervisor.failure or (f"non-zero exit codes {unclean}" if unclean else None)
+    if delivered is False:
+        failure = failure or "the demo parcel was not delivered"
     print(f"  shutdown: {failure or 'clean, every node exited 0 on SIGINT'}", file=out)
     if failure:
         print("  node output:\n" + logs.getvalue(), file=out)
