@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import math
+import shutil
 import socket
 import sys
 import tempfile
@@ -367,6 +368,7 @@ def run_demo(
         if picture is not None:
             print(f"  picture: {picture} ({2 * WINDOW:.0f} m around the robot: lidar returns, "
                   "crowd, driven path)", file=out)  # fmt: skip
+    shutil.rmtree(data, ignore_errors=True)
     unclean = {n: c for n, c in s.supervisor.exit_codes().items() if any(c)}
     failure = s.supervisor.failure or (f"non-zero exit codes {unclean}" if unclean else None)
     if delivered is False:
