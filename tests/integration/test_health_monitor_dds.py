@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -28,16 +26,9 @@ WATCH = {"watched_topics": ["/test/imu sensor_msgs/msg/Imu 20.0"], "publish_rate
 STATUS_TOPICS = ["/health/status", "/diagnostics"]
 
 
-@contextmanager
-def publishing_imu(session: Any, rate: float = 50.0) -> Iterator[None]:
+def publishing_imu(session: Any, rate: float = 50.0) -> Any:
     """Publish Imu on /test/imu from the test's own process at ``rate`` Hz."""
-    pub = session.client.create_publisher(Imu, "/test/imu", 10)
-    timer = session.client.create_timer(1.0 / rate, lambda: pub.publish(Imu()))
-    try:
-        yield
-    finally:
-        session.client.destroy_timer(timer)
-        session.client.destroy_publisher(pub)
+    return session.publishing("/test/imu", Imu(), rate)
 
 
 def wait_for_status(session: Any, predicate: Any, timeout: float = 15.0) -> HealthStatus:

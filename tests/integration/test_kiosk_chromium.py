@@ -111,16 +111,9 @@ def wait_http(url: str, ready: Callable[[dict[str, Any]], bool], timeout: float 
     raise AssertionError(f"{url} not ready within {timeout} s; last answer: {last}")
 
 
-@contextlib.contextmanager
-def standing_still(session: Any, rate: float = 20.0) -> Iterator[None]:
+def standing_still(session: Any, rate: float = 20.0) -> Any:
     """Publish a zero-velocity /wheel/odom: the locker arms stops only while parked."""
-    pub = session.client.create_publisher(Odometry, "/wheel/odom", 10)
-    timer = session.client.create_timer(1.0 / rate, lambda: pub.publish(Odometry()))
-    try:
-        yield
-    finally:
-        session.client.destroy_timer(timer)
-        session.client.destroy_publisher(pub)
+    return session.publishing("/wheel/odom", Odometry(), rate)
 
 
 def text_of(driver: WebDriver, element_id: str) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,21 +23,10 @@ def scan(ranges: list[float], range_min: float = 0.03, range_max: float = 4.5) -
     return msg
 
 
-@contextlib.contextmanager
-def publishing(session: Any, topic: str, msg: LaserScan, rate: float = 20.0) -> Iterator[None]:
-    pub = session.client.create_publisher(LaserScan, topic, 10)
-    timer = session.client.create_timer(1.0 / rate, lambda: pub.publish(msg))
-    try:
-        yield
-    finally:
-        session.client.destroy_timer(timer)
-        session.client.destroy_publisher(pub)
-
-
 def test_every_ranger_of_the_model_gets_a_range_topic(ros_graph: Any) -> None:
     topics = [f"/ultrasonic/{n}" for n in RANGERS]
     session = ros_graph(profile="gazebo", nodes=["ultrasonic_range"], topics=topics)
-    with publishing(session, "/ultrasonic/front_left/scan", scan([2.0, 1.5, math.inf])):
+    with session.publishing("/ultrasonic/front_left/scan", scan([2.0, 1.5, math.inf])):
         got = session.wait_for_message(Range, "/ultrasonic/front_left", timeout=10.0)
     assert got.range == pytest.approx(1.5)
     assert got.radiation_type == Range.ULTRASOUND
@@ -52,7 +39,7 @@ def test_a_malformed_scan_is_counted_and_the_node_goes_on(ros_graph: Any) -> Non
     session = ros_graph(
         profile="gazebo", nodes=["ultrasonic_range"], topics=["/ultrasonic/rear_left"]
     )
-    with publishing(session, "/ultrasonic/rear_left/scan", scan([1.0], 3.0, 1.0)):
+    with session.publishing("/ultrasonic/rear_left/scan", scan([1.0], 3.0, 1.0)):
         deadline = time.monotonic() + 15.0
         malformed = 0
         while malformed == 0 and time.monotonic() < deadline:
@@ -60,6 +47,6 @@ def test_a_malformed_scan_is_counted_and_the_node_goes_on(ros_graph: Any) -> Non
             values = {kv.key: kv.value for st in diag.status for kv in st.values}
             malformed = int(values.get("malformed_messages", 0))
     assert malformed > 0
-    with publishing(session, "/ultrasonic/rear_left/scan", scan([math.inf] * 15)):
+    with session.publishing("/ultrasonic/rear_left/scan", scan([math.inf] * 15)):
         got = session.wait_for_message(Range, "/ultrasonic/rear_left", timeout=10.0)
     assert got.range == math.inf

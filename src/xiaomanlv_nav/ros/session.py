@@ -168,6 +168,17 @@ class GraphSession:
         finally:
             self.client.destroy_subscription(sub)
 
+    @contextlib.contextmanager
+    def publishing(self, topic: str, msg: Any, rate: float = 20.0) -> Iterator[None]:
+        """Publish ``msg`` on ``topic`` at ``rate`` [Hz] from the client while the block runs."""
+        pub = self.client.create_publisher(type(msg), topic, 10)
+        timer = self.client.create_timer(1.0 / rate, lambda: pub.publish(msg))
+        try:
+            yield
+        finally:
+            self.client.destroy_timer(timer)
+            self.client.destroy_publisher(pub)
+
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
         """Call service ``name`` and return its response; TimeoutError if it does not answer."""
         client = self.client.create_client(srv_type, name)
