@@ -237,6 +237,21 @@ def settle(locker: Locker) -> None:
     locker.tick()
 
 
+def load(locker: Locker, ledger: Ledger, pid: str, stop: str, size: str) -> None:
+    """Request a load; once acknowledged, place the parcel and close the door."""
+    driver = locker.driver
+    assert isinstance(driver, SimDriver)
+    locker.observe_odom(0.0, 0.0)
+    r = locker.load_parcel(pid, f"{pid}@x", stop, size, *OPERATOR)
+    if not r.success:
+        return
+    ledger.write(op="load", parcel=pid, compartment=r.compartment)
+    if not driver.read(r.compartment).door_closed and not driver.parcel_tag(r.compartment):
+        driver.place_parcel(r.compartment, pid)
+        driver.close_door(r.compartment)
+    locker.tick()
+
+
 def worker(folder: Path, seed: int, crash_at: int, ops: int) -> int:
     global CRASH
     CRASH = Crash(0)  # no crash while checking
@@ -249,22 +264,19 @@ def worker(folder: Path, seed: int, crash_at: int, ops: int) -> int:
     driver = locker.driver
     assert isinstance(driver, SimDriver)
     settle(locker)
+    entries = ledger.entries()
+    acked = {e["parcel"] for e in entries if e["op"] == "load"}
+    for entry in entries:  # the operator repeats every load that was never acknowledged
+        if entry["op"] == "load_requested" and entry["parcel"] not in acked:
+            load(locker, ledger, entry["parcel"], entry["stop"], entry["size"])
+            acked.add(entry["parcel"])
     for k in range(ops):
         locker.observe_odom(0.0, 0.0)
         choice = rng.random()
         if choice < 0.35:
-            pid = f"s{seed}-{k}"
-            stop = rng.choice(STOPS)
-            ledger.write(op="load_requested", parcel=pid)
-            r = locker.load_parcel(
-                pid, f"{pid}@x", stop, rng.choice(("small", "medium")), *OPERATOR
-            )
-            if r.success:
-                ledger.write(op="load", parcel=pid, compartment=r.compartment)
-                if not driver.read(r.compartment).door_closed:
-                    driver.place_parcel(r.compartment, pid)
-                    driver.close_door(r.compartment)
-                locker.tick()
+            pid, stop, size = f"s{seed}-{k}", rng.choice(STOPS), rng.choice(("small", "medium"))
+            ledger.write(op="load_requested", parcel=pid, stop=stop, size=size)
+            load(locker, ledger, pid, stop, size)
         elif choice < 0.5:
             locker.arm_stop(rng.choice(STOPS), True)
         elif choice < 0.85:
@@ -368,7 +380,7 @@ def crash_bench(trials: int, seed: int) -> dict[str, Any]:
             clean_exits += 1
         else:
             raise RuntimeError(f"worker failed with exit code {code}")
-        if crashes and crashes % 100 == 0:
+        if code == -signal.SIGKILL and crashes % 100 == 0:
             print(
                 f"crash trials {crashes}/{trials}, lost_or_duplicated {len(lost)}, "
                 f"{time.monotonic() - started:.0f} s",
