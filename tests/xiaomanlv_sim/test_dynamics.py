@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from drive_rig import Body, Drive
 from numpy.typing import NDArray
 
 from xiaomanlv_sim.dynamics import DiffDriveDynamics, rpy_matrix
-
-
-@dataclass(frozen=True)
-class Drive:
-    wheel_separation: float = 0.6
-    wheel_radius: float = 0.15
-    max_velocity: float = 1.5
-    min_velocity: float = -0.5
-    max_angular_velocity: float = 1.0
-    max_linear_acceleration: float = 1.0
-    min_linear_acceleration: float = -2.0
-    max_angular_acceleration: float = 2.0
-    slip_stddev: float = 0.0
-
-
-@dataclass(frozen=True)
-class Body:
-    length: float = 1.2
-    box_pose: NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
-    max_roll: float = 0.35
-    max_pitch: float = 0.35
-    max_step: float = 0.12
 
 
 class Terrain:

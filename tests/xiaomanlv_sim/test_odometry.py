@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
+from drive_rig import Body, Drive, Flat
 
 from xiaomanlv_sim.dynamics import DiffDriveDynamics
 from xiaomanlv_sim.sensors.odometry import WheelOdometry
-
-
-@dataclass(frozen=True)
-class Drive:
-    wheel_separation: float = 0.6
-    wheel_radius: float = 0.15
-    max_velocity: float = 1.5
-    min_velocity: float = -0.5
-    max_angular_velocity: float = 1.0
-    max_linear_acceleration: float = 1.0
-    min_linear_acceleration: float = -2.0
-    max_angular_acceleration: float = 2.0
-    slip_stddev: float = 0.0
-
-
-@dataclass(frozen=True)
-class Body:
-    length: float = 1.2
-    box_pose: NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
-    max_roll: float = 0.35
-    max_pitch: float = 0.35
-    max_step: float = 0.12
-
-
-class Flat:
-    def ground_height(self, xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.zeros(len(xy))
-
 
 START = (3.0, -2.0, 0.8)
 
