@@ -198,22 +198,12 @@ def tree_row(
     crown: float = 2.2,
 ) -> int:
     """Trees (trunk + crown) every ``spacing`` metres from a to b where the spot is free."""
-    model = site.model(name, "tree", 0.0, 0.0)
-    count = 0
     n = int(math.dist(a, b) // spacing)
+    spots = []
     for i in range(n + 1):
         t = i / n if n else 0.0
-        x, y = a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t
-        spot = Point(x, y).buffer(0.6)
-        if not placer.free(spot):
-            continue
-        placer.take(spot)
-        model.add(cylinder(f"trunk_{count}", 0.15, 3.0, x, y, colour=TRUNK))
-        model.add(sphere(f"crown_{count}", crown, x, y, 2.4 + crown, colour=CROWN))
-        count += 1
-    if not count:
-        site.models.remove(model)
-    return count
+        spots.append((a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t))
+    return trees_at(site, placer, name, spots, crown, trunk=0.15, clearance=0.6, crown_base=2.4)
 
 
 def trees_at(
@@ -222,16 +212,23 @@ def trees_at(
     name: str,
     spots: list[tuple[float, float]],
     crown: float = 2.5,
+    *,
+    trunk: float = 0.2,
+    clearance: float | None = None,
+    crown_base: float = 2.5,
 ) -> int:
+    """Trees at ``spots`` that are free: trunk radius ``trunk`` [m], 3 m tall; crown of radius
+    ``crown`` [m] centred ``crown_base + crown`` above the ground; each takes a disc of
+    ``clearance`` [m] (default 0.6 x crown) from the placer."""
     model = site.model(name, "tree", 0.0, 0.0)
     count = 0
     for x, y in spots:
-        spot = Point(x, y).buffer(crown * 0.6)
+        spot = Point(x, y).buffer(crown * 0.6 if clearance is None else clearance)
         if not placer.free(spot):
             continue
         placer.take(spot)
-        model.add(cylinder(f"trunk_{count}", 0.2, 3.0, x, y, colour=TRUNK))
-        model.add(sphere(f"crown_{count}", crown, x, y, 2.5 + crown, colour=CROWN))
+        model.add(cylinder(f"trunk_{count}", trunk, 3.0, x, y, colour=TRUNK))
+        model.add(sphere(f"crown_{count}", crown, x, y, crown_base + crown, colour=CROWN))
         count += 1
     if not count:
         site.models.remove(model)
