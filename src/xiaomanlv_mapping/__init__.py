@@ -1,4 +1,6 @@
-"""xiaomanlv_mapping: mapping drive -> prior map, the map server, map quality tools.
+"""xiaomanlv_mapping: a mapping drive becomes a prior map; the map server; map quality tools.
 
-Empty until the mapping issue lands; see BRIEF.md for what goes here.
+record (bag.py, ros/record.py, nodes/recorder.py) -> build (slam.py, cloud.py, grid.py,
+routes.py, build.py) -> maps/<site>/ (mapfiles.py) -> map_server node; evaluate.py measures a
+built map against the world's true geometry. Data model: model.py. Guide: docs/mapping.md.
 """

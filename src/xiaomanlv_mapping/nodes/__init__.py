@@ -1,0 +1,1 @@
+"""rclpy nodes of xiaomanlv_mapping: thin adapters over the cores."""
