@@ -221,3 +221,4 @@ class PriorMap:
     routes: RouteGraph
     stops: StopSet
     info: dict[str, object] = field(default_factory=dict)  # build provenance (bag, params, stats)
+    trajectory: PoseSeries | None = None  # the optimised mapping drive (for evaluation)
