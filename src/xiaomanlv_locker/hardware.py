@@ -16,8 +16,10 @@ factory taking the :class:`~xiaomanlv_locker.config.LockerConfig`.
   loading), then closes the door. Without it, tests drive :meth:`SimDriver.take_parcel`,
   :meth:`SimDriver.place_parcel`, :meth:`SimDriver.close_door` (the node exposes them on
   ``/locker/sim/command``);
-- its physical state can live in a JSON file (``state_path``) so it survives a locker crash,
-  like real doors and parcels do; ``actuation_log`` records every actuation with its
+- its physical state can live in a JSON snapshot (``state_path``) plus an append-only journal
+  (``<state_path>.journal``, one line per change, replayed and compacted at start) so it
+  survives a locker crash, like real doors and parcels do, at the cost of one small append per
+  change instead of a rewrite of the whole world; ``actuation_log`` records every actuation with its
   CLOCK_MONOTONIC time in ns (shared by all processes on Linux) for latency benchmarks.
 """
 
@@ -28,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +38,8 @@ from xiaomanlv_locker.config import LockerConfig, parse_fault
 from xiaomanlv_nav.config import ConfigError
 
 log = logging.getLogger(__name__)
+
+JOURNAL_COMPACT = 4096  # journal lines before the sim driver rewrites its snapshot
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,10 @@ class SimDriver:
         self._start = clock()
         self._due: dict[int, float | None] = {}  # compartment -> when the person acts
         self._forced: set[SimFault] = set()
-        self.world = self._load() if state_path and state_path.exists() else self._new_world()
+        self._journaled = 0  # journal lines since the last snapshot
+        self.world = self._new_world()
+        if state_path is not None:
+            self.world = self._load()
 
     @classmethod
     def from_config(cls, config: LockerConfig) -> SimDriver:
@@ -141,27 +148,115 @@ class SimDriver:
         )
 
     # -- persistence of the physical world
+    @property
+    def journal_path(self) -> Path | None:
+        """The append-only journal next to the snapshot (``<state_path>.journal``), if any."""
+        if self._state_path is None:
+            return None
+        return self._state_path.with_name(self._state_path.name + ".journal")
+
     def _new_world(self) -> _World:
         return _World([_Physical() for _ in range(self.count)])
 
     def _load(self) -> _World:
+        """The snapshot (if any) with the journal replayed on top, then compacted."""
         assert self._state_path is not None
-        data = json.loads(self._state_path.read_text())
-        world = _World([_Physical(**c) for c in data["compartments"]], list(data["taken"]))
-        if len(world.compartments) != self.count:
-            raise ConfigError(
-                f"sim state {self._state_path} has {len(world.compartments)} compartments, "
-                f"the layout {self.count}"
-            )
+        world = self._new_world()
+        if self._state_path.exists():
+            data = json.loads(self._state_path.read_text())
+            world = _World([_Physical(**c) for c in data["compartments"]], list(data["taken"]))
+            if len(world.compartments) != self.count:
+                raise ConfigError(
+                    f"sim state {self._state_path} has {len(world.compartments)} compartments, "
+                    f"the layout {self.count}"
+                )
+        journal = self.journal_path
+        assert journal is not None
+        if journal.exists():
+            self._replay(world, journal.read_bytes(), journal)
+        self.world = world
+        self._snapshot()
         return world
 
-    def _save(self) -> None:
+    def _replay(self, world: _World, data: bytes, journal: Path) -> None:
+        """Apply every complete journal line (absolute values: replaying twice is harmless).
+
+        A last line without its newline is a write a kill cut short: that change never
+        happened, like a snapshot rename that never happened.
+        """
+        lines = data.split(b"\n")[:-1]  # the part after the last newline is torn or empty
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+                box = world.compartments[int(record["c"]) - 1]
+                box.door_closed, box.locked, box.parcel = (
+                    bool(record["d"]),
+                    bool(record["l"]),
+                    str(record["p"]),
+                )
+                if "t" in record:
+                    index, tag = int(record["t"][0]), str(record["t"][1])
+                    if index == len(world.taken):
+                        world.taken.append(tag)
+                    elif index < len(world.taken):
+                        world.taken[index] = tag
+                    else:
+                        raise ValueError(f"taken index {index} after {len(world.taken)} entries")
+            except (ValueError, KeyError, IndexError, TypeError) as err:
+                raise ConfigError(f"sim journal {journal} line {number} unusable: {err}") from None
+
+    def _snapshot(self) -> None:
+        """Write the whole world atomically (temporary file + rename), then empty the journal.
+
+        A kill between the two leaves journal lines the snapshot already holds; replaying
+        them again changes nothing (they carry absolute values).
+        """
         if self._state_path is None:
             return
+        data = {
+            "compartments": [
+                {"door_closed": b.door_closed, "locked": b.locked, "parcel": b.parcel}
+                for b in self.world.compartments
+            ],
+            "taken": list(self.world.taken),
+        }
         tmp = self._state_path.with_suffix(".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(asdict(self.world)))
+        tmp.write_text(json.dumps(data))
         os.replace(tmp, self._state_path)
+        journal = self.journal_path
+        assert journal is not None
+        os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        self._journaled = 0
+
+    def _save(self, compartment: int, taken: str | None = None) -> None:
+        """Journal one compartment's new physical state (and a parcel taken from it).
+
+        One ``write`` of one line to an ``O_APPEND`` file: once it returned, the change is in
+        the kernel's page cache and survives a SIGKILL of this process; the line is the unit
+        of atomicity (a take empties the compartment and records the taker in the same line).
+        """
+        if self._state_path is None:
+            return
+        box = self.world.compartments[compartment - 1]
+        record: dict[str, object] = {
+            "c": compartment,
+            "d": box.door_closed,
+            "l": box.locked,
+            "p": box.parcel,
+        }
+        if taken is not None:
+            record["t"] = [len(self.world.taken) - 1, taken]
+        journal = self.journal_path
+        assert journal is not None
+        fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        finally:
+            os.close(fd)
+        self._journaled += 1
+        if self._journaled >= JOURNAL_COMPACT:
+            self._snapshot()
 
     def _record(self, compartment: int, action: str) -> None:
         if self._log_path is None:
@@ -211,7 +306,7 @@ class SimDriver:
         box.door_closed = False  # spring-loaded door
         if self.auto_actor:
             self._due[compartment] = None
-        self._save()
+        self._save(compartment)
 
     def lock(self, compartment: int) -> None:
         box = self._box(compartment)
@@ -219,7 +314,7 @@ class SimDriver:
         if self._faulty("lock_fails", compartment) or not box.door_closed:
             return
         box.locked = True
-        self._save()
+        self._save(compartment)
 
     def read(self, compartment: int) -> Reading:
         box = self._box(compartment)
@@ -235,7 +330,7 @@ class SimDriver:
                 self._forced.add(fault)
                 box = self._box(fault.compartment)
                 box.door_closed, box.locked = False, False
-                self._save()
+                self._save(fault.compartment)
         for compartment, due in list(self._due.items()):
             if due is None:
                 self._due[compartment] = now + self.actor_delay
@@ -248,7 +343,7 @@ class SimDriver:
                 self.close_door(compartment)
 
     def close(self) -> None:
-        self._save()
+        self._snapshot()
 
     # -- the people
     def take_parcel(self, compartment: int) -> str:
@@ -262,7 +357,7 @@ class SimDriver:
             raise ValueError(f"compartment {compartment}: nothing to take (door closed or empty)")
         tag, box.parcel = box.parcel, ""
         self.world.taken.append(tag)
-        self._save()
+        self._save(compartment, taken=tag)
         return tag
 
     def place_parcel(self, compartment: int, tag: str) -> None:
@@ -271,19 +366,19 @@ class SimDriver:
         if box.door_closed or box.parcel:
             raise ValueError(f"compartment {compartment}: cannot place (door closed or occupied)")
         box.parcel = tag
-        self._save()
+        self._save(compartment)
 
     def close_door(self, compartment: int) -> None:
         self._box(compartment).door_closed = True
         self._due.pop(compartment, None)
-        self._save()
+        self._save(compartment)
 
     def open_door(self, compartment: int) -> None:
         """A person opens an unlocked door (no effect on a locked one)."""
         box = self._box(compartment)
         if not box.locked:
             box.door_closed = False
-            self._save()
+            self._save(compartment)
 
     def parcel_tag(self, compartment: int) -> str:
         return self._box(compartment).parcel

@@ -116,3 +116,67 @@ def test_registry(tmp_path: Path) -> None:
     assert isinstance(make_driver(LockerConfig(data_dir=str(tmp_path))), SimDriver)
     with pytest.raises(ConfigError, match="'driver' = 'can' is not a known driver; known: sim"):
         make_driver(LockerConfig(data_dir=str(tmp_path), driver="can"))
+
+
+def test_state_is_journaled_per_change_and_compacted_at_start(tmp_path: Path) -> None:
+    state = tmp_path / "hw.json"
+    d = SimDriver(3, state_path=state)
+    journal = tmp_path / "hw.json.journal"
+    assert d.journal_path == journal and journal.read_bytes() == b""
+    d.unlock(1)
+    d.place_parcel(1, "p1")
+    d.close_door(1)
+    d.lock(1)
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 4  # one line per change; the snapshot is untouched
+    assert json.loads(lines[-1]) == {"c": 1, "d": True, "l": True, "p": "p1"}
+    snapshot = json.loads(state.read_text())
+    assert snapshot["compartments"][0]["parcel"] == ""
+    again = SimDriver(3, state_path=state)  # replays, then folds the journal into the snapshot
+    assert again.read(1) == Reading(True, True, True) and again.parcel_tag(1) == "p1"
+    assert journal.read_bytes() == b""
+    assert json.loads(state.read_text())["compartments"][0]["parcel"] == "p1"
+
+
+def test_a_take_is_one_journal_line_and_a_torn_line_never_happened(tmp_path: Path) -> None:
+    state = tmp_path / "hw.json"
+    d = SimDriver(2, state_path=state)
+    d.unlock(2)
+    d.place_parcel(2, "p2")
+    d.unlock(1)
+    d.place_parcel(1, "p1")
+    journal = tmp_path / "hw.json.journal"
+    kept = journal.read_bytes()
+    d.take_parcel(2)
+    take = journal.read_bytes()[len(kept) :]
+    assert take.count(b"\n") == 1  # emptied and recorded as taken in one write
+    assert json.loads(take) == {"c": 2, "d": False, "l": False, "p": "", "t": [0, "p2"]}
+    journal.write_bytes(kept + take[:-5])  # a kill cut the write short
+    torn = SimDriver(2, state_path=state)
+    assert torn.parcel_tag(2) == "p2" and torn.world.taken == []
+    journal.write_bytes(kept + take)
+    SimDriver(2, state_path=state)  # snapshot written ...
+    journal.write_bytes(kept + take)  # ... and killed before the journal was emptied
+    replayed = SimDriver(2, state_path=state)
+    assert replayed.parcel_tag(1) == "p1" and replayed.parcel_tag(2) == ""
+    assert replayed.world.taken == ["p2"]  # absolute records: the take is not repeated
+
+
+def test_a_long_journal_is_compacted_while_running(tmp_path: Path) -> None:
+    from xiaomanlv_locker import hardware
+
+    state = tmp_path / "hw.json"
+    d = SimDriver(1, state_path=state)
+    for _ in range(hardware.JOURNAL_COMPACT // 2 + 1):
+        d.unlock(1)
+        d.close_door(1)
+    assert len((tmp_path / "hw.json.journal").read_text().splitlines()) == 2
+    assert SimDriver(1, state_path=state).read(1) == Reading(True, False, False)
+
+
+def test_an_unusable_journal_line_is_named(tmp_path: Path) -> None:
+    state = tmp_path / "hw.json"
+    SimDriver(2, state_path=state).unlock(1)
+    (tmp_path / "hw.json.journal").write_text('{"c": 1}\n')
+    with pytest.raises(ConfigError, match=r"sim journal .*hw\.json\.journal line 1 unusable"):
+        SimDriver(2, state_path=state)
