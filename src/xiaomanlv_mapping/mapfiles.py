@@ -1396,9 +1396,11 @@ def _read_contents(directory: Path, info: MapInfo) -> tuple[PriorMap, list[str],
 
 
 def load_map(path: Path, *, verify: bool = True) -> LoadedMap:
-    """Read and validate ``maps/<site>/``; with ``verify``, check every file against its
-    seal in info.yaml first (a hand-edited routes.geojson or stops.yaml is reported in
-    ``edited`` and logged, not refused) and require every file read to be sealed.
+    """Read and validate ``maps/<site>/``: every field of every file first (so an error
+    names the field), then with ``verify`` every file against its seal in info.yaml (a
+    truncated or changed file that still parses is named; a hand-edited routes.geojson or
+    stops.yaml is reported in ``edited`` and logged, not refused) and every file read must be
+    sealed.
 
     Raises:
         MapFormatError: naming the file and the field.
@@ -1407,9 +1409,10 @@ def load_map(path: Path, *, verify: bool = True) -> LoadedMap:
     if not directory.is_dir():
         raise MapFormatError(f"{directory}: not a map directory (missing or not a folder)")
     info = read_info(directory / INFO_FILE)
-    edited = _check_seals(directory, info) if verify else ()
     prior, files, tiles = _read_contents(directory, info)
+    edited: tuple[str, ...] = ()
     if verify:
+        edited = _check_seals(directory, info)
         for rel in files:
             if rel not in info.files:
                 raise MapFormatError(
