@@ -14,18 +14,26 @@ sensors, sends codes whose notification may not have gone out, then runs :meth:`
 delivery / return / load, closed doors are locked (retrying the latch), faults are raised and
 cleared. The robot counts as moving when ``/wheel/odom`` is faster than the thresholds or
 older than ``odom_timeout`` (the safe side): no door opens then, and measured motion disarms
-the stop. Single-threaded: the node calls it from one executor thread.
+the stop.
+
+Thread safety: every public method holds :attr:`Locker.lock` (re-entrant, and fair: granted
+in arrival order, :mod:`.fair_lock`), so the node may serve ``submit_code`` on its own executor
+thread while another thread runs :meth:`tick`. A tick holds the lock for one compartment's step
+at a time, so a code waits at most for one short critical section (one door's
+settle-and-latch), never for a whole tick; a step re-reads its compartment when another caller
+committed anything since the tick read them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from xiaomanlv_locker.audit import AuditEvent
 from xiaomanlv_locker.codes import (
@@ -37,6 +45,7 @@ from xiaomanlv_locker.codes import (
     verify_credential,
 )
 from xiaomanlv_locker.config import SIZES, LockerConfig
+from xiaomanlv_locker.fair_lock import FairLock
 from xiaomanlv_locker.hardware import LockerDriver, Reading, make_driver
 from xiaomanlv_locker.machine import FREE, HOLDS_PARCEL, Event, State, next_state
 from xiaomanlv_locker.notify import Notification, NotificationSender, make_sender
@@ -115,6 +124,23 @@ def _bad_text(name: str, value: str) -> str | None:
     return None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _exclusive(
+    method: Callable[Concatenate[Locker, _P], _R],
+) -> Callable[Concatenate[Locker, _P], _R]:
+    """Run a :class:`Locker` method holding its lock (one caller in the state machine)."""
+
+    @functools.wraps(method)
+    def guarded(self: Locker, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class Locker:
     def __init__(
         self,
@@ -140,6 +166,8 @@ class Locker:
         self._readings: dict[int, Reading] = {}
         self._moving_alarmed: set[int] = set()
         self._changed = True
+        self._commits = 0  # transactions committed (a tick step re-reads after others' commits)
+        self.lock = FairLock()  # held by every public method; see the module docstring
         store.init_layout(self.sizes, self.clock.time())
 
     @classmethod
@@ -170,6 +198,7 @@ class Locker:
         locker.reconcile()
         return locker
 
+    @_exclusive
     def close(self) -> None:
         self.driver.close()
         self.store.close()
@@ -179,8 +208,10 @@ class Locker:
     def _tx(self) -> Iterator[Transaction]:
         with self.store.transaction(self.clock.time()) as tx:
             yield tx
+        self._commits += 1
         self._events.extend(tx.events)
 
+    @_exclusive
     def drain_events(self) -> list[AuditEvent]:
         """Audit events committed since the last call (to publish on /locker/events)."""
         out, self._events = self._events, []
@@ -198,6 +229,7 @@ class Locker:
         return ok
 
     # ------------------------------------------------------------------ motion
+    @_exclusive
     def observe_odom(self, speed: float, yaw_rate: float = 0.0) -> None:
         """Record one /wheel/odom twist: ``speed`` [m/s] linear, ``yaw_rate`` [rad/s]."""
         if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
@@ -216,6 +248,7 @@ class Locker:
             )
         )
 
+    @_exclusive
     def is_moving(self) -> bool:
         """True when moving, or when odometry is missing/stale (unknown = moving)."""
         if self._odom_at is None:
@@ -226,6 +259,7 @@ class Locker:
             self._speed > self.config.moving_speed or self._yaw_rate > self.config.moving_yaw_rate
         )
 
+    @_exclusive
     def armed_stop(self) -> str:
         return self.store.read().meta("armed_stop")
 
@@ -345,6 +379,7 @@ class Locker:
             )
 
     # ------------------------------------------------------------------ services
+    @_exclusive
     def load_parcel(
         self,
         parcel_id: str,
@@ -448,6 +483,7 @@ class Locker:
             self._send(parcel, code, "loaded")
         return result
 
+    @_exclusive
     def arm_stop(self, stop: str, arm: bool) -> ArmResult:
         """Arm ``stop`` (robot parked there) or disarm it; arming fails while moving."""
         bad = _bad_text("stop", stop)
@@ -472,8 +508,12 @@ class Locker:
         return ArmResult(True, "armed" if arm else "disarmed", self.available(stop) if arm else ())
 
     def _make_available(self, tx: Transaction, stop: str) -> None:
-        for parcel in tx.parcels(stop=stop, status="loaded"):
-            c = tx.compartment(parcel.compartment)
+        parcels = tx.parcels(stop=stop, status="loaded")
+        if not parcels:
+            return
+        rows = {c.number: c for c in tx.compartments()}
+        for parcel in parcels:
+            c = rows[parcel.compartment]
             if c.state is State.LOADED and not parcel.loading and not c.intent and not c.opened_by:
                 tx.update_compartment(c.number, "stop armed", state=next_state(c.state, Event.ARM))
 
@@ -484,6 +524,7 @@ class Locker:
         tx.set_meta("armed_stop", "")
         tx.audit(kind, stop=stop)
 
+    @_exclusive
     def available(self, stop: str) -> tuple[int, ...]:
         reader = self.store.read()
         return tuple(
@@ -492,6 +533,7 @@ class Locker:
             if reader.compartment(p.compartment).state is State.AVAILABLE
         )
 
+    @_exclusive
     def submit_code(self, kiosk_id: str, code: str) -> SubmitResult:
         """Check a typed code against every armed parcel of the armed stop; open on a match.
 
@@ -583,6 +625,7 @@ class Locker:
             return SubmitResult(False, "the door is jammed; staff have been alerted")
         return SubmitResult(True, f"compartment {number} is open", number)
 
+    @_exclusive
     def operator_open(
         self, compartment: int, operator_id: str, credential: str, reason: str
     ) -> OperatorResult:
@@ -626,6 +669,7 @@ class Locker:
         return OperatorResult(True, f"compartment {compartment} is open")
 
     # ------------------------------------------------------------------ start-up and tick
+    @_exclusive
     def reconcile(self) -> None:
         """Resolve what a crash left half done, against the sensors; then :meth:`tick`."""
         self.driver.poll(self.clock.monotonic())
@@ -657,24 +701,46 @@ class Locker:
         self.tick()
 
     def tick(self) -> None:
-        """Poll the sensors and advance every compartment (call at ``tick_rate``)."""
-        self.driver.poll(self.clock.monotonic())
-        stop = self.armed_stop()
-        if stop and self._measured_moving():
-            with self._tx() as tx:
-                self._disarm(tx, stop, "disarmed_moving")
-        moving = self.is_moving()
-        reader = self.store.read()
-        loading = {p.compartment for p in reader.parcels(status="loaded") if p.loading}
-        for c in reader.compartments():
-            reading = self.driver.read(c.number)
-            if self._readings.get(c.number) != reading:
-                self._readings[c.number] = reading
-                self._changed = True
-            self._step(c, reading, moving, c.number in loading)
-        if any(not p.notified for p in reader.parcels(status="loaded")):
-            self._notify_pending()
+        """Poll the sensors and advance every compartment (call at ``tick_rate``).
 
+        The lock is taken for the poll, then once per compartment, then for the notifications:
+        a service call on another thread runs in between, never inside a step. Once such a
+        call has committed, every later step of this tick re-reads its compartment. Without
+        one, the steps use the rows read at the tick's start, as a single-threaded tick always
+        did: the only other compartments a step writes are loaded ones made available when a
+        lock engages at the armed stop, which no later step of the same tick tells apart.
+        """
+        with self.lock:
+            self.driver.poll(self.clock.monotonic())
+            stop = self.armed_stop()
+            if stop and self._measured_moving():
+                with self._tx() as tx:
+                    self._disarm(tx, stop, "disarmed_moving")
+            moving = self.is_moving()
+            reader = self.store.read()
+            loading = {p.compartment for p in reader.parcels(status="loaded") if p.loading}
+            compartments = reader.compartments()
+            expected = self._commits  # commits so far, all of them this tick's
+            stale = False
+        for c in compartments:
+            with self.lock:
+                is_loading = c.number in loading
+                stale = stale or self._commits != expected  # another caller committed
+                if stale:
+                    c = reader.compartment(c.number)
+                    parcel = reader.parcel(c.parcel_id) if c.parcel_id else None
+                    is_loading = parcel is not None and parcel.status == "loaded" and parcel.loading
+                reading = self.driver.read(c.number)
+                if self._readings.get(c.number) != reading:
+                    self._readings[c.number] = reading
+                    self._changed = True
+                self._step(c, reading, moving, is_loading)
+                expected = self._commits
+        with self.lock:
+            if any(not p.notified for p in reader.parcels(status="loaded")):
+                self._notify_pending()
+
+    @_exclusive
     def changed(self) -> bool:
         """True once after anything a status shows may have changed (events or sensors)."""
         out = self._changed or bool(self._events)
@@ -828,6 +894,7 @@ class Locker:
             tx.audit(kind, c.number, c.parcel_id, self._stop_of(tx, c), f"{fault}: {detail}")
 
     # ------------------------------------------------------------------ views
+    @_exclusive
     def statuses(self) -> list[CompartmentView]:
         """Every compartment with its last sensor reading (one query)."""
         out = []
@@ -849,6 +916,7 @@ class Locker:
             )
         return out
 
+    @_exclusive
     def counts(self) -> dict[str, int]:
         """Numbers for /diagnostics."""
         reader = self.store.read()

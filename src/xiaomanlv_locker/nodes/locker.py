@@ -9,18 +9,28 @@ driver it also takes people's actions on /locker/sim/command (std_msgs/String, J
 ``{"action": "take"|"place"|"close"|"open"|"fault", "compartment": N, ...}``).
 Core: :class:`xiaomanlv_locker.locker.Locker`. Timers run on the steady clock: the locker's
 safety must not stall with simulated time.
+
+Threads: a two-thread executor. /locker/submit_code has its own callback group, so a code is
+served while the other thread runs a tick; the core's lock keeps them out of each other's
+state-machine steps (a code waits for one compartment's step, not a whole tick). Everything
+else shares the node's default (mutually exclusive) group, as on one thread.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -45,7 +55,7 @@ from xiaomanlv_locker.ros.conversions import (
 )
 from xiaomanlv_locker.store import StoreError
 from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import run_node
+from xiaomanlv_nav.ros.entry import EXIT_CONFIG
 from xiaomanlv_nav.ros.params import declare_config
 
 EVENT_HISTORY = 200  # events a late subscriber receives
@@ -74,6 +84,8 @@ class LockerNode(Node):
         self.malformed = 0  # messages the node could not use (odometry, sim commands)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._published: dict[int, CompartmentView] = {}
+        self._publishing = threading.Lock()  # events go out in order, from either thread
+        self._closed = False  # set (under the core lock) when the core is closed
         self._name = self.get_fully_qualified_name().lstrip("/")
         count = len(self.locker.sizes)
         self.status_pubs = {
@@ -85,7 +97,12 @@ class LockerNode(Node):
         self.event_pub = self.create_publisher(LockerEvent, "/locker/events", EVENTS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(LoadParcel, "/locker/load_parcel", self._on_load)
-        self.create_service(SubmitCode, "/locker/submit_code", self._on_submit)
+        self.create_service(
+            SubmitCode,
+            "/locker/submit_code",
+            self._on_submit,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         self.create_service(OperatorOpen, "/locker/operator_open", self._on_operator_open)
         self.create_service(ArmStop, "/locker/arm_stop", self._on_arm)
         self.create_subscription(
@@ -108,15 +125,20 @@ class LockerNode(Node):
     # -- publishing
     def _flush(self, force: bool = False) -> None:
         """Publish new audit events, and the status of every compartment that changed."""
-        for event in self.locker.drain_events():
-            self.event_pub.publish(event_to_msg(event))
-        stamp = self.get_clock().now().to_msg()
-        for view in self.locker.statuses():
-            if force or self._published.get(view.number) != view:
-                self._published[view.number] = view
-                self.status_pubs[view.number].publish(status_to_msg(view, stamp))
+        with self._publishing:
+            if self._closed:
+                return
+            for event in self.locker.drain_events():
+                self.event_pub.publish(event_to_msg(event))
+            stamp = self.get_clock().now().to_msg()
+            for view in self.locker.statuses():
+                if force or self._published.get(view.number) != view:
+                    self._published[view.number] = view
+                    self.status_pubs[view.number].publish(status_to_msg(view, stamp))
 
     def _on_tick(self) -> None:
+        if self._closed:  # a callback still running on the pool after spin returned
+            return
         try:
             self.locker.tick()
         except Exception as err:  # a driver or disk error must not kill the locker
@@ -125,6 +147,8 @@ class LockerNode(Node):
             self._flush()
 
     def _on_status(self) -> None:
+        if self._closed:
+            return
         self._flush(force=True)
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
@@ -158,21 +182,22 @@ class LockerNode(Node):
             command = json.loads(msg.data)
             action = command["action"]
             number = int(command.get("compartment", 0))
-            if action == "take":
-                driver.take_parcel(number)
-            elif action == "place":
-                driver.place_parcel(number, str(command.get("tag", f"sim-{number}")))
-            elif action == "close":
-                driver.close_door(number)
-            elif action == "open":
-                driver.open_door(number)
-            elif action == "fault":
-                duration = command.get("duration")
-                driver.inject(
-                    str(command["kind"]), number, None if duration is None else float(duration)
-                )
-            else:
-                raise ValueError(f"unknown action {action!r}")
+            with self.locker.lock:  # the submit thread drives the same doors
+                if action == "take":
+                    driver.take_parcel(number)
+                elif action == "place":
+                    driver.place_parcel(number, str(command.get("tag", f"sim-{number}")))
+                elif action == "close":
+                    driver.close_door(number)
+                elif action == "open":
+                    driver.open_door(number)
+                elif action == "fault":
+                    duration = command.get("duration")
+                    driver.inject(
+                        str(command["kind"]), number, None if duration is None else float(duration)
+                    )
+                else:
+                    raise ValueError(f"unknown action {action!r}")
         except (ValueError, KeyError, TypeError, ConfigError) as err:
             self.malformed += 1
             self.get_logger().warn(f"ignored /locker/sim/command {msg.data!r}: {err}")
@@ -240,12 +265,30 @@ class LockerNode(Node):
         return response
 
     def destroy_node(self) -> None:
-        self.locker.close()
+        with self.locker.lock:
+            self._closed = True
+            self.locker.close()
         super().destroy_node()
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    return run_node(LockerNode, args)
+    """The entry-point pattern of :func:`xiaomanlv_nav.ros.entry.run_node`, on two threads."""
+    rclpy.init(args=None if args is None else list(args))
+    try:
+        try:
+            node = LockerNode()
+        except ConfigError as err:
+            print(f"[FATAL] configuration rejected: {err}", file=sys.stderr, flush=True)
+            return EXIT_CONFIG
+        try:
+            rclpy.spin(node, MultiThreadedExecutor(num_threads=2))
+        finally:
+            node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":
