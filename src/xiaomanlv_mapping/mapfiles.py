@@ -1354,16 +1354,19 @@ def _check_seals(directory: Path, info: MapInfo) -> tuple[str, ...]:
 
 
 def _cross_check(routes: RouteGraph, stops: StopSet, label: str) -> None:
+    """Route nodes of kind stop name a stop; of kind station, the station or its loading or
+    charging pose."""
     names = {s.name for s in stops.stops}
+    station = (stops.station, stops.loading.name, stops.charging.name)
     for node in routes.nodes:
         if node.kind == "stop" and node.name not in names:
             raise MapFormatError(
                 f"{label}: node {node.id}: metadata.name: stop {node.name!r} is not in {STOPS_FILE}"
             )
-        if node.kind == "station" and node.name != stops.station:
+        if node.kind == "station" and node.name not in station:
             raise MapFormatError(
-                f"{label}: node {node.id}: metadata.name: station {node.name!r} is not "
-                f"{STOPS_FILE}'s station {stops.station!r}"
+                f"{label}: node {node.id}: metadata.name: {node.name!r} is not {STOPS_FILE}'s "
+                f"station, loading or charging name ({', '.join(map(repr, station))})"
             )
 
 

@@ -333,6 +333,12 @@ def test_editing_one_direction_only_is_refused(written: Path) -> None:
         load_map(written)
 
 
+def test_a_station_node_may_name_the_loading_or_charging_pose(written: Path) -> None:
+    path = written / ROUTES_FILE
+    path.write_text(path.read_text().replace('"name": "depot"', '"name": "depot_charging"'))
+    assert load_map(written).prior.routes.nodes[0].name == "depot_charging"
+
+
 def test_site_resolution_and_server_config(tmp_path: Path) -> None:
     assert resolve_map_dir(MapServerConfig(map=str(tmp_path))) == tmp_path
     with pytest.raises(MappingError, match=r"no map for site 'nowhere_site': looked in"):
@@ -556,6 +562,12 @@ FIELD_ERRORS = [
         ROUTES_FILE,
         feature(2, "properties.metadata.name", "stop_z"),
         "node 2: metadata.name: stop 'stop_z' is not in stops.yaml",
+    ),
+    (
+        ROUTES_FILE,
+        feature(0, "properties.metadata.name", "garage"),
+        "node 0: metadata.name: 'garage' is not stops.yaml's station, loading or charging name "
+        "('depot', 'depot_loading', 'depot_charging')",
     ),
     (
         ROUTES_FILE,
