@@ -362,7 +362,7 @@ def _grid_cells(grid: Grid, label: str) -> NDArray[np.int8]:
         raise f.fail("grid.cells", f"expected a non-empty 2D array, got shape {cells.shape}")
     if not np.issubdtype(cells.dtype, np.integer):
         raise f.fail("grid.cells", f"expected integers, got {cells.dtype}")
-    bad = ~np.isin(cells, (FREE, OCCUPIED, UNKNOWN))
+    bad = (cells != FREE) & (cells != OCCUPIED) & (cells != UNKNOWN)
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise f.fail(
@@ -502,13 +502,15 @@ def _read_grid(path: Path) -> tuple[Grid, Path]:
     if image.suffix.lower() != ".pgm":
         raise f.fail("image", f"only 8-bit binary PGM images are read, got {image_name!r}")
     pixels, maxval = read_pgm(image)
-    # Nav2 map_io: shade in [0, 1], occupancy = 1 - shade (shade when negated), thresholds.
-    shade = pixels.astype(np.float64) / maxval
+    # Nav2 map_io: shade in [0, 1], occupancy = 1 - shade (shade when negated), thresholds;
+    # worked out once per pixel value, then looked up.
+    shade = np.arange(256, dtype=np.float64) / maxval
     occupancy = shade if negate else 1.0 - shade
-    cells = np.full(pixels.shape, UNKNOWN, dtype=np.int8)
-    cells[occupancy < free] = FREE
-    cells[occupancy > occupied] = OCCUPIED
-    grid = Grid(resolution=resolution, origin=(x, y, yaw), cells=np.ascontiguousarray(cells[::-1]))
+    table = np.full(256, UNKNOWN, dtype=np.int8)
+    table[occupancy < free] = FREE
+    table[occupancy > occupied] = OCCUPIED
+    cells = table[pixels[::-1]]
+    grid = Grid(resolution=resolution, origin=(x, y, yaw), cells=np.ascontiguousarray(cells))
     return grid, image
 
 
@@ -705,10 +707,16 @@ def tile_cloud(
     if len(cloud) == 0:
         return {}
     index = np.floor(cloud[:, :2].astype(np.float64) / tile_size).astype(np.int64)
-    keys, inverse, counts = np.unique(index, axis=0, return_inverse=True, return_counts=True)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    parts = np.split(cloud[order], np.cumsum(counts)[:-1])
-    return {(int(i), int(j)): part for (i, j), part in zip(keys, parts, strict=True)}
+    low = index.min(axis=0)
+    span = int(index[:, 1].max() - low[1]) + 1
+    key = (index[:, 0] - low[0]) * span + (index[:, 1] - low[1])  # (i, j) order, one integer
+    order = np.argsort(key, kind="stable")
+    keys, starts = np.unique(key[order], return_index=True)
+    parts = np.split(cloud[order], starts[1:])
+    return {
+        (int(k // span + low[0]), int(k % span + low[1])): part
+        for k, part in zip(keys, parts, strict=True)
+    }
 
 
 def tile_name(i: int, j: int) -> str:
