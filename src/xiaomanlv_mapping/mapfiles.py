@@ -213,7 +213,7 @@ class _Fields:
             raise self.fail(field, f"expected a finite number, got {_shown(value)}")
         return float(value)
 
-    def positive(self, value: Any, field: str, unit: str = "") -> float:
+    def positive(self, value: Any, field: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise self.fail(field, f"expected a positive number, got {_shown(value)}")
         if not math.isfinite(value):
@@ -370,7 +370,7 @@ def _grid_cells(grid: Grid, label: str) -> NDArray[np.int8]:
             f"values must be {FREE} (free), {OCCUPIED} (occupied) or {UNKNOWN} (unknown); "
             f"found {int(cells[row, col])} at row {row}, col {col}",
         )
-    f.positive(grid.resolution, "resolution", "m/cell")
+    f.positive(grid.resolution, "resolution")
     if len(grid.origin) != 3:
         raise f.fail("origin", f"expected [x, y, yaw], got {_shown(grid.origin)}")
     for i, v in enumerate(grid.origin):
@@ -486,7 +486,7 @@ def _read_grid(path: Path) -> tuple[Grid, Path]:
     mode = data.get("mode", "trinary")
     if mode != "trinary":
         raise f.fail("mode", f"only trinary maps are read, got {_shown(mode)}")
-    resolution = f.positive(data["resolution"], "resolution", "m/cell")
+    resolution = f.positive(data["resolution"], "resolution")
     origin_raw = data["origin"]
     if not isinstance(origin_raw, list) or len(origin_raw) != 3:
         raise f.fail("origin", f"expected [x, y, yaw], got {_shown(origin_raw)}")
@@ -735,7 +735,7 @@ def write_cloud(
     """
     directory = Path(directory)
     label = str(directory / CLOUD_METADATA)
-    size = _Fields(label).positive(tile_size, "x_resolution", "m")
+    size = _Fields(label).positive(tile_size, "x_resolution")
     points = _points_array(cloud, str(directory), "cloud")
     tiles = tile_cloud(points, size)
     metadata: dict[str, Any] = {"x_resolution": size, "y_resolution": size}
@@ -758,8 +758,8 @@ def _read_cloud(directory: Path) -> tuple[NDArray[np.float32], list[str]]:
     meta_path = directory / CLOUD_METADATA
     f = _Fields(str(meta_path))
     data = f.mapping(_load_yaml(meta_path), "", ("x_resolution", "y_resolution"))
-    x_res = f.positive(data["x_resolution"], "x_resolution", "m")
-    y_res = f.positive(data["y_resolution"], "y_resolution", "m")
+    x_res = f.positive(data["x_resolution"], "x_resolution")
+    y_res = f.positive(data["y_resolution"], "y_resolution")
     tiles: dict[str, tuple[float, float]] = {}
     for key, value in data.items():
         if key in ("x_resolution", "y_resolution"):
@@ -1019,7 +1019,7 @@ def _edge_from(
             f"{pw}.metadata.abs_speed_limit", f"expected a speed > 0 m/s, got {_shown(speed)}"
         )
     speed = f.number(speed, f"{pw}.metadata.abs_speed_limit")
-    width = f.positive(meta["width"], f"{pw}.metadata.width", "m")
+    width = f.positive(meta["width"], f"{pw}.metadata.width")
     reverse_of = None
     if "reverse_of" in meta:
         reverse_of = f.integer(meta["reverse_of"], f"{pw}.metadata.reverse_of", low=0)
@@ -1333,8 +1333,8 @@ def read_info(path: Path) -> MapInfo:
         version=version,
         site=f.text(d["site"], "site"),
         created=created,
-        cloud_voxel=f.positive(d["cloud_voxel"], "cloud_voxel", "m"),
-        tile_size=f.positive(d["tile_size"], "tile_size", "m"),
+        cloud_voxel=f.positive(d["cloud_voxel"], "cloud_voxel"),
+        tile_size=f.positive(d["tile_size"], "tile_size"),
         builder=f.mapping(d["builder"], "builder"),
         files=files,
     )
@@ -1500,8 +1500,8 @@ def write_map(
     label = str(out / INFO_FILE)
     f = _Fields(label)
     site = f.text(prior.site, "site")
-    voxel = f.positive(prior.cloud_voxel, "cloud_voxel", "m")
-    size = f.positive(tile_size, "tile_size", "m")
+    voxel = f.positive(prior.cloud_voxel, "cloud_voxel")
+    size = f.positive(tile_size, "tile_size")
     _plain(prior.info, "builder", label)
     _cross_check(prior.routes, prior.stops, str(out / ROUTES_FILE))
     out.parent.mkdir(parents=True, exist_ok=True)
