@@ -388,7 +388,7 @@ class RecorderConfig:
     output: str = param("", description="bag directory to create (required; never overwritten)")
     topics: tuple[str, ...] = param(
         ("/lidar/points", "/imu/data", "/wheel/odom", "/gnss/fix"),
-        description="topics to record; each is waited for until a publisher appears",
+        description="absolute topics to record; each is waited for until a publisher appears",
     )
     optional_topics: tuple[str, ...] = param(
         ("/sim/ground_truth/pose",),
@@ -413,8 +413,14 @@ class RecorderConfig:
                 f"{', '.join(_COMPRESSION)}"
             )
         listed = [*self.topics, *self.optional_topics]
-        if not self.topics or any(not t.strip() for t in listed):
-            raise ConfigError("parameter 'topics' needs at least one topic and no empty names")
+        if not self.topics:
+            raise ConfigError("parameter 'topics' needs at least one topic")
+        relative = [t for t in listed if not t.startswith("/") or not t.strip("/")]
+        if relative:
+            raise ConfigError(
+                f"topics/optional_topics: {', '.join(map(repr, relative))} are not absolute "
+                "topic names (/name)"
+            )
         twice = sorted({t for t in listed if listed.count(t) > 1})
         if twice:
             raise ConfigError(f"topics/optional_topics: {', '.join(twice)} listed more than once")

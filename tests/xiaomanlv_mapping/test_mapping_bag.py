@@ -604,5 +604,9 @@ def test_recorder_config_defaults_and_validation() -> None:
         RecorderConfig(compression="gzip")
     with pytest.raises(ConfigError, match=r"/imu/data listed more than once"):
         RecorderConfig(optional_topics=(IMU,))
+    with pytest.raises(ConfigError, match=r"'imu/data' are not absolute topic names"):
+        RecorderConfig(topics=("imu/data",))
+    with pytest.raises(ConfigError, match=r"'topics' needs at least one topic"):
+        RecorderConfig(topics=())
     with pytest.raises(ConfigError, match=r"'queue_depth' = 0 is out of range"):
         RecorderConfig(queue_depth=0)
