@@ -53,6 +53,30 @@ class FairLock:
                 self._serving += 1
                 self._cond.notify_all()
 
+    def handover(self) -> bool:
+        """Let every thread queued now go first, then take the lock back; True if any went.
+
+        Only at the outermost level (held once): a nested holder keeps the lock.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner != me:
+                raise RuntimeError("FairLock handed over by a thread that does not hold it")
+            if self._depth != 1 or self._next_ticket - self._serving <= 1:
+                return False
+            self._owner = None
+            self._serving += 1
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._cond.notify_all()
+            while self._owner is not None or self._serving != ticket:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+            return True
+
     def owned(self) -> bool:
         """True when the calling thread holds the lock."""
         with self._cond:

@@ -167,6 +167,7 @@ class Locker:
         self._moving_alarmed: set[int] = set()
         self._changed = True
         self._commits = 0  # transactions committed (a tick step re-reads after others' commits)
+        self._handovers = 0  # times a tick step let a waiting caller in (see _door_session)
         self.lock = FairLock()  # held by every public method; see the module docstring
         store.init_layout(self.sizes, self.clock.time())
 
@@ -704,8 +705,9 @@ class Locker:
         """Poll the sensors and advance every compartment (call at ``tick_rate``).
 
         The lock is taken for the poll, then once per compartment, then for the notifications:
-        a service call on another thread runs in between, never inside a step. Once such a
-        call has committed, every later step of this tick re-reads its compartment. Without
+        a service call on another thread runs in between (or, in a step that settles a door,
+        between its two transactions: :meth:`_door_session`). Once such a call has committed,
+        every later step of this tick re-reads its compartment. Without
         one, the steps use the rows read at the tick's start, as a single-threaded tick always
         did: the only other compartments a step writes are loaded ones made available when a
         lock engages at the armed stop, which no later step of the same tick tells apart.
@@ -726,6 +728,7 @@ class Locker:
             with self.lock:
                 is_loading = c.number in loading
                 stale = stale or self._commits != expected  # another caller committed
+                handovers = self._handovers
                 if stale:
                     c = reader.compartment(c.number)
                     parcel = reader.parcel(c.parcel_id) if c.parcel_id else None
@@ -735,6 +738,7 @@ class Locker:
                     self._readings[c.number] = reading
                     self._changed = True
                 self._step(c, reading, moving, is_loading)
+                stale = stale or self._handovers != handovers  # it let a caller in
                 expected = self._commits
         with self.lock:
             if any(not p.notified for p in reader.parcels(status="loaded")):
@@ -840,6 +844,11 @@ class Locker:
                 tx.update_compartment(
                     c.number, "closed", state=next_state(c.state, Event.CLOSED_EMPTY), **common
                 )
+        # Settled and committed with a lock intent: a caller waiting for the lock (a code on
+        # the node's other thread) goes first, so it waits for one commit, not two. It cannot
+        # touch this compartment (no usable parcel, an intent pending) and the latch re-reads.
+        if self.lock.handover():
+            self._handovers += 1
         self._latch(self.store.read().compartment(c.number), r)
 
     def _latch(self, c: Compartment, r: Reading) -> None:

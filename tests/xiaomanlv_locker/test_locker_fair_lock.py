@@ -55,3 +55,27 @@ def test_reentrant_for_its_owner_only() -> None:
     assert not lock.owned()
     with pytest.raises(RuntimeError, match="does not hold it"):
         lock.release()
+
+
+def test_handover_serves_the_queue_then_returns_the_lock() -> None:
+    lock = FairLock()
+    order: list[str] = []
+
+    def waiter() -> None:
+        with lock:
+            order.append("waiter")
+
+    with lock:
+        assert not lock.handover()  # nobody waits
+        other = threading.Thread(target=waiter)
+        other.start()
+        wait_for_waiters(lock, 1)
+        with lock:
+            assert not lock.handover()  # nested: the lock stays
+        assert lock.handover()
+        order.append("owner")
+        assert lock.owned()
+    other.join()
+    assert order == ["waiter", "owner"]
+    with pytest.raises(RuntimeError, match="does not hold it"):
+        lock.handover()

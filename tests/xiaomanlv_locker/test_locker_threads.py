@@ -51,6 +51,36 @@ def test_a_code_served_between_two_steps_of_a_tick_is_no_forced_door(rig: Rig) -
     assert rig.locker.statuses()[second - 1].state == "delivered"
 
 
+class HandoverLock(FairLock):
+    """Runs ``call`` where a tick step hands the lock over, as if a caller had been queued."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        super().__init__()
+        self.call = call
+
+    def handover(self) -> bool:
+        self.call()
+        return True
+
+
+def test_a_code_served_while_a_tick_settles_a_door_is_seen_by_later_steps(rig: Rig) -> None:
+    first = rig.load("p1")
+    second = rig.load("p2")
+    rig.locker.arm_stop("A", True)
+    assert rig.locker.submit_code("k", rig.code("p1")).success
+    rig.driver.take_parcel(first)
+    rig.driver.close_door(first)
+    code = rig.code("p2")
+    results = []
+    rig.locker.lock = HandoverLock(lambda: results.append(rig.locker.submit_code("k", code)))
+    rig.locker.tick()  # compartment 1's step settles the delivery, hands over, then latches
+    assert [r.compartment for r in results] == [second] and results[0].success
+    views = rig.locker.statuses()
+    assert (views[first - 1].state, views[first - 1].locked) == ("delivered", True)
+    assert (views[second - 1].state, views[second - 1].fault) == ("open", "")
+    assert "alarm" not in [e.kind for e in rig.locker.store.events_since(0)]
+
+
 def test_ticks_and_codes_on_two_threads_keep_every_invariant(rig: Rig) -> None:
     pids = [f"p{k}" for k in range(8)]
     numbers = {pid: rig.load(pid) for pid in pids}
