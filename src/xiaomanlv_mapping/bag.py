@@ -479,7 +479,7 @@ def _check_mcap(file: Path, bag: Path, has_metadata: bool) -> None:
     if tail != MCAP_MAGIC:
         why = (
             "and metadata.yaml is missing: the recording was interrupted before the recorder "
-            "closed it"
+            "closed it (or is still running)"
             if not has_metadata
             else "(cut off or overwritten after it was closed)"
         )
