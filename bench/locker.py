@@ -18,6 +18,8 @@ latency: the real locker node over Fast DDS; this process publishes odometry and
   10 Hz; for right codes, latency = CLOCK_MONOTONIC at the sim actuator's unlock (its
   actuation log) minus CLOCK_MONOTONIC just before the request was sent. Lockouts are set
   out of reach for this run (config printed) so every wrong code is compared, not refused.
+  The 1-min load average (before/after) and the disk's fsync latency (a commit needs one
+  before the door opens) are printed with it: on a shared machine they explain the tail.
 bruteforce_p: ``stop_max_failures * armed_codes / 10**code_digits`` from the default config,
   with every compartment armed at one stop (the worst case); see docs/locker.md.
 
@@ -403,6 +405,26 @@ def crash_bench(trials: int, seed: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- latency over DDS
+def fsync_probe(folder: Path, count: int = 200) -> dict[str, float]:
+    """fsync latency of a small append on the locker's disk now [ms]: every code pays one."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        for _ in range(count):
+            os.write(fd, b"x" * 128)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return {
+        "fsync_ms_p50": round(statistics.median(times), 2),
+        "fsync_ms_p99": round(statistics.quantiles(times, n=100)[98], 2),
+    }
+
+
 def latency_bench(submissions: int) -> dict[str, Any]:
     from nav_msgs.msg import Odometry
     from xiaomanlv.srv import ArmStop, LoadParcel, SubmitCode
@@ -411,6 +433,8 @@ def latency_bench(submissions: int) -> dict[str, Any]:
     from xiaomanlv_nav.ros.session import GraphSession, reserved_domain_id
 
     folder = Path(tempfile.mkdtemp(prefix="locker-latency-"))
+    load_before = os.getloadavg()[0]
+    disk = fsync_probe(folder)
     log = folder / "actuations.jsonl"
     params = {
         "data_dir": str(folder),
@@ -501,6 +525,9 @@ def latency_bench(submissions: int) -> dict[str, Any]:
         "submit_ms_p99": round(q(right_ms, n=100)[98], 2),
         "response_ms_p50": round(statistics.median(response_ms), 2),
         "response_ms_p99": round(q(response_ms, n=100)[98], 2),
+        # the machine while it ran: 1-min load average before/after, the disk's fsync before
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        **disk,
         "latency_config": {k: v for k, v in params.items() if k not in ("data_dir",)},
     }
 
