@@ -147,7 +147,9 @@ class SimNode(Node):
                 target = self.sim.time + MAX_LAG
         else:
             target = self.sim.time + FLAT_OUT_CHUNK
-        while self.sim.time + 0.5 / self.sim.physics_rate <= target:
+        # A SIGINT shuts the context down between two ticks of a long catch-up: stop there
+        # rather than publish on a dead context (rclpy raises, and the node would exit 1).
+        while self.sim.time + 0.5 / self.sim.physics_rate <= target and self.context.ok():
             self._tick()
 
     def _tick(self) -> None:
