@@ -54,6 +54,7 @@ from xiaomanlv_locker.store import Compartment, Parcel, Store, Transaction
 log = logging.getLogger(__name__)
 
 MAX_FIELD = 128  # characters in an id, recipient or stop name
+CHECKPOINT_COMMITS = 100  # commits between two WAL checkpoints run by the tick
 
 
 class Clock(Protocol):
@@ -168,7 +169,9 @@ class Locker:
         self._changed = True
         self._commits = 0  # transactions committed (a tick step re-reads after others' commits)
         self._handovers = 0  # times a tick step let a waiting caller in (see _door_session)
+        self._checkpointed = 0  # self._commits at the last checkpoint
         self.lock = FairLock()  # held by every public method; see the module docstring
+        store.manual_checkpoints()  # the tick checkpoints, outside the lock
         store.init_layout(self.sizes, self.clock.time())
 
     @classmethod
@@ -704,7 +707,8 @@ class Locker:
     def tick(self) -> None:
         """Poll the sensors and advance every compartment (call at ``tick_rate``).
 
-        The lock is taken for the poll, then once per compartment, then for the notifications:
+        The lock is taken for the poll, then once per compartment, then for the notifications;
+        every :data:`CHECKPOINT_COMMITS` commits it checkpoints the WAL without the lock.
         a service call on another thread runs in between (or, in a step that settles a door,
         between its two transactions: :meth:`_door_session`). Once such a call has committed,
         every later step of this tick re-reads its compartment. Without
@@ -743,6 +747,11 @@ class Locker:
         with self.lock:
             if any(not p.notified for p in reader.parcels(status="loaded")):
                 self._notify_pending()
+            due = self._commits - self._checkpointed >= CHECKPOINT_COMMITS
+            if due:
+                self._checkpointed = self._commits
+        if due:  # on the store's second connection: codes commit meanwhile
+            self.store.checkpoint()
 
     @_exclusive
     def changed(self) -> bool:

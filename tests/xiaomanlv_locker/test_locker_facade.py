@@ -316,3 +316,28 @@ def test_restart_reissues_a_code_that_may_not_have_been_sent(rig: Rig) -> None:
     assert rig.code("p1") != first
     parcel = locker.store.read().parcel("p1")
     assert parcel is not None and parcel.generation == 2 and parcel.notified
+
+
+def test_the_tick_checkpoints_the_wal_every_hundred_commits(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xiaomanlv_locker import locker as core
+
+    store = rig.locker.store
+    assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    calls: list[tuple[int, int]] = []
+    checkpoint = store.checkpoint
+
+    def counted() -> tuple[int, int]:
+        calls.append(checkpoint())
+        return calls[-1]
+
+    monkeypatch.setattr(store, "checkpoint", counted)
+    before = rig.locker._commits
+    for k in range(45):
+        rig.load(f"p{k}", size="small" if k < 20 else "medium")
+    commits = rig.locker._commits - before
+    assert commits > 2 * core.CHECKPOINT_COMMITS
+    expected = commits // core.CHECKPOINT_COMMITS
+    assert len(calls) in (expected - 1, expected)  # the count at the start was not 0
+    assert all(copied == pages for pages, copied in calls)

@@ -79,3 +79,23 @@ def test_meta_and_attempts_round_trip(store: Store) -> None:
     assert reader.meta("armed_stop") == "A"
     assert reader.attempts("stop:A") == Attempts(3, 2, 50.0, True)
     assert reader.attempts("stop:B") == Attempts()
+
+
+def test_manual_checkpoints_leave_the_wal_to_the_owner(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db", KEY)
+    store.manual_checkpoints()
+    store.init_layout(["small"] * 10, 1.0)
+    assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for k in range(50):
+        with store.transaction(float(k)) as tx:
+            tx.update_compartment(1 + k % 10, retries=k)
+    pages, copied = store.checkpoint()
+    assert pages >= 50 and copied == pages
+    with store.transaction(400.0) as tx:
+        tx.update_compartment(1, retries=1)
+    pages, copied = store.checkpoint()  # the WAL restarted after the full checkpoint
+    assert pages < 10 and copied == pages
+    store.close()
+    again = Store(tmp_path / "c.db", KEY)
+    assert again.read().compartment(1).retries == 1
+    again.close()
