@@ -518,12 +518,14 @@ def _attach_stops(b: _Builder, view: _GridView, stops: StopSet, config: RouteCon
                 f"stop {name!r} at ({stop.x:.1f}, {stop.y:.1f}): no drivable path within "
                 f"{config.max_connector:g} m joins it to the driven routes (grid and trajectory)"
             )
-    # where the connectors meet the graph: split the nearest edge there
+    # where the connectors meet the graph: split the nearest edge there (nearest to the stop
+    # itself when the stop's own cell is on the graph)
+    on_graph = {tid: (s.x, s.y) for (s, _, _), tid in zip(entries, target_ids, strict=True)}
     at: dict[int, int] = {}
     for cell_id in sorted(met):
         live = b.live()
         lines = [LineString(e.points) for _, e in live]
-        near = Point(centres[cell_id])
+        near = Point(on_graph.get(cell_id, centres[cell_id]))
         j = int(shapely.STRtree(lines).nearest(near))
         meet = lines[j].interpolate(lines[j].project(near))
         at[cell_id] = b.split(live[j][0], (float(meet.x), float(meet.y)), config.merge_distance)

@@ -218,3 +218,14 @@ def test_bad_inputs_and_config_are_rejected() -> None:
         RouteConfig(narrow_width=3.0, wide_width=2.0)
     with pytest.raises(ConfigError, match="max_speed"):
         RouteConfig(max_speed=-1.0)
+
+
+def test_a_stop_on_the_driven_path_is_a_node_on_it() -> None:
+    grid = open_grid(-20.0, -20.0, 60.0, 60.0)
+    routes = route_graph(drive(SQUARE), grid, stop_set(("on_path", 20.0, 0.0)))
+    check_well_formed(routes)
+    stop = next(n for n in routes.nodes if n.name == "on_path")
+    assert (stop.x, stop.y) == (20.0, 0.0)
+    touching = [e for e in routes.edges if stop.id in (e.start, e.end)]
+    assert len(touching) == 2  # the path runs through it
+    assert sum(e.length for e in routes.edges) == pytest.approx(160.0 + 2.0 + 2.0, abs=1.0)
