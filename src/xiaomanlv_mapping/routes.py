@@ -511,6 +511,13 @@ def _connector_tree(
 def _attach_stops(b: _Builder, view: _GridView, stops: StopSet, config: RouteConfig) -> None:
     entries = _stop_list(stops)
     targets = np.array([[s.x, s.y] for s, _, _ in entries], dtype=np.float64)
+    _, _, inside = view.index(targets)
+    for (stop, _, name), ok in zip(entries, inside, strict=True):
+        if not ok:
+            raise MappingError(
+                f"stop {name!r} at ({stop.x:.1f}, {stop.y:.1f}) lies outside the grid: the map "
+                "does not cover it"
+            )
     forest, centres, target_ids, met = _connector_tree(b, view, targets, config)
     for (stop, _, name), tid in zip(entries, target_ids, strict=True):
         if tid is None:

@@ -229,3 +229,9 @@ def test_a_stop_on_the_driven_path_is_a_node_on_it() -> None:
     touching = [e for e in routes.edges if stop.id in (e.start, e.end)]
     assert len(touching) == 2  # the path runs through it
     assert sum(e.length for e in routes.edges) == pytest.approx(160.0 + 2.0 + 2.0, abs=1.0)
+
+
+def test_a_stop_outside_the_map_is_an_error_naming_it() -> None:
+    grid = open_grid(-20.0, -20.0, 60.0, 60.0)
+    with pytest.raises(MappingError, match=r"'far_away'.*outside the grid"):
+        route_graph(drive(SQUARE), grid, stop_set(("far_away", 500.0, 0.0)))
