@@ -76,8 +76,8 @@ from shapely.geometry import Polygon
 from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MappingError, PoseSeries
 from xiaomanlv_nav.config import param, validate_fields
 from xiaomanlv_sim.footprint import polygons_of, shape_footprint
-from xiaomanlv_sim.render import RGB, _bgr, _Canvas, _with_panel
-from xiaomanlv_sim.scene import Scene, _build_raycaster
+from xiaomanlv_sim.render import RGB, Canvas, bgr, with_panel
+from xiaomanlv_sim.scene import Scene, build_raycaster
 from xiaomanlv_sim.world import World
 
 _log = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ def surface_distances(
     points: NDArray[np.floating], world: World, *, nthreads: int = 1
 ) -> NDArray[np.float64]:
     """(N,) [m] distance from each (N,3) world point to the nearest static surface of `world`."""
-    scene, _, _ = _build_raycaster(world.shapes)
+    scene, _, _ = build_raycaster(world.shapes)
     query = np.ascontiguousarray(np.asarray(points, dtype=np.float32).reshape(-1, 3))
     d = scene.compute_distance(o3d.core.Tensor.from_numpy(query), nthreads=nthreads).numpy()
     return np.asarray(d, dtype=np.float64)
@@ -536,11 +536,11 @@ def render_evaluation(
     pooled = label.reshape(hp, k, wp, k).max(axis=(1, 3))[::-1]  # row 0 = north
     x0, y0 = grid.origin[0], grid.origin[1]
     eps = 1e-6 * px_res
-    canvas = _Canvas((x0, y0, x0 + wp * px_res - eps, y0 + hp * px_res - eps), px_res)
+    canvas = Canvas((x0, y0, x0 + wp * px_res - eps, y0 + hp * px_res - eps), px_res)
     img = canvas.img[:hp, :wp]
     colours = ((1, FREE_FILL), (2, TRUTH_FILL), (3, RIGHT), (4, PHANTOM), (5, MISSED))
     for value, colour in colours:
-        img[pooled == value] = _bgr(colour)
+        img[pooled == value] = bgr(colour)
     lines = [
         f"grid IoU {scores.grid_iou:.3f} (p {scores.grid_precision:.3f}, "
         f"r {scores.grid_recall:.3f}, strict {scores.grid_iou_strict:.3f})"
@@ -554,13 +554,13 @@ def render_evaluation(
     ]
     if traj is not None:
         true_px = canvas.px(traj.truth_positions[:, :2])
-        cv2.polylines(canvas.img, [true_px], False, _bgr(TRUTH_PATH), 3, cv2.LINE_AA)
+        cv2.polylines(canvas.img, [true_px], False, bgr(TRUTH_PATH), 3, cv2.LINE_AA)
         est_px = canvas.px(traj.positions[:, :2])
         bins = np.searchsorted([b for b, _ in ERROR_BINS], traj.errors)
         for i in range(len(est_px) - 1):
             a, b = est_px[i], est_px[i + 1]
             colour = ERROR_BINS[int(bins[i])][1]
-            cv2.line(canvas.img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), _bgr(colour), 2)
+            cv2.line(canvas.img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), bgr(colour), 2)
         lines.insert(0, f"ATE {traj.ate_rmse_m:.3f} m rms (max {traj.ate_max_m:.3f} m)")
         entries.append(("true path", TRUTH_PATH))
         lower = 0.0
@@ -570,11 +570,11 @@ def render_evaluation(
             lower = upper
     elif estimate is not None and len(estimate.poses):
         est_px = canvas.px(np.asarray(estimate.poses, dtype=np.float64)[:, :2, 3])
-        cv2.polylines(canvas.img, [est_px], False, _bgr(ESTIMATE), 2, cv2.LINE_AA)
+        cv2.polylines(canvas.img, [est_px], False, bgr(ESTIMATE), 2, cv2.LINE_AA)
         entries.append(("estimated path", ESTIMATE))
     for i, text in enumerate(lines):
         canvas.text((10, 22 + 20 * i), text, 0.5)
-    image = _with_panel(canvas, entries, title)
+    image = with_panel(canvas, entries, title)
     path = Path(out_png)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image):

@@ -186,6 +186,8 @@ class RouteEdge:
 
 @dataclass(frozen=True)
 class RouteGraph:
+    """Drivable paths; as in Nav2's route graph, ids are unique across nodes and edges."""
+
     nodes: tuple[RouteNode, ...]
     edges: tuple[RouteEdge, ...]
 

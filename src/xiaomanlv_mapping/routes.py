@@ -677,7 +677,7 @@ def route_graph(
         speed = speed_for_width(width, cfg) if observed >= cfg.min_observed else cfg.min_speed
         edges.append(
             RouteEdge(
-                id=k,
+                id=len(nodes) + k,  # Nav2's route graph: ids unique across nodes and edges
                 start=new_id[e.a],
                 end=new_id[e.b],
                 points=tuple(pts),

@@ -70,11 +70,11 @@ class RenderError(ValueError):
     """Nothing to draw, or a bad resolution or trajectory."""
 
 
-def _bgr(c: RGB) -> tuple[int, int, int]:
+def bgr(c: RGB) -> tuple[int, int, int]:
     return (c[2], c[1], c[0])
 
 
-class _Canvas:
+class Canvas:
     def __init__(self, bounds: tuple[float, float, float, float], resolution: float) -> None:
         self.x0, self.y0, x1, y1 = bounds
         self.res = resolution
@@ -82,7 +82,7 @@ class _Canvas:
         self.height = max(1, math.ceil((y1 - self.y0) / resolution))
         self.y1 = self.y0 + self.height * resolution
         self.img = np.empty((self.height, self.width, 3), dtype=np.uint8)
-        self.img[:] = _bgr(BACKGROUND)
+        self.img[:] = bgr(BACKGROUND)
 
     def px(self, xy: NDArray[np.float64]) -> NDArray[np.int32]:
         """World [m] (N,2) to integer pixel (col, row); row 0 is the north edge."""
@@ -93,9 +93,9 @@ class _Canvas:
 
     def polygon(self, coords: NDArray[np.float64], colour: RGB, outline: RGB | None = None) -> None:
         pts = self.px(coords)
-        cv2.fillPoly(self.img, [pts], _bgr(colour), lineType=cv2.LINE_AA)
+        cv2.fillPoly(self.img, [pts], bgr(colour), lineType=cv2.LINE_AA)
         if outline is not None:
-            cv2.polylines(self.img, [pts], True, _bgr(outline), 1, lineType=cv2.LINE_AA)
+            cv2.polylines(self.img, [pts], True, bgr(outline), 1, lineType=cv2.LINE_AA)
 
     def text(self, xy: tuple[int, int], s: str, scale: float = 0.45, colour: RGB = TEXT) -> None:
         x, y = xy
@@ -103,7 +103,7 @@ class _Canvas:
             self.img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 3, cv2.LINE_AA
         )
         cv2.putText(
-            self.img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, _bgr(colour), 1, cv2.LINE_AA
+            self.img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, bgr(colour), 1, cv2.LINE_AA
         )
 
 
@@ -193,7 +193,7 @@ def render_top_down(
         bounds = (x0, y0, x1, y1)
     else:
         bounds = _bounds(polys, site, extra)
-    canvas = _Canvas(bounds, resolution)
+    canvas = Canvas(bounds, resolution)
     cv = canvas
     by_cat: dict[str, list[NDArray[np.float64]]] = {}
     for cat, coords in polys:
@@ -214,25 +214,25 @@ def render_top_down(
     for ob in obstacles:
         cv.polygon(np.asarray(obstacle_polygon(ob).exterior.coords), OBSTACLE, (160, 60, 0))
         c = cv.px(np.array([ob.pose.x, ob.pose.y]))[0]  # a ring so a trolley shows at any scale
-        cv2.circle(cv.img, (int(c[0]), int(c[1])), 9, _bgr(OBSTACLE), 2, cv2.LINE_AA)
+        cv2.circle(cv.img, (int(c[0]), int(c[1])), 9, bgr(OBSTACLE), 2, cv2.LINE_AA)
     if site is not None:
         _draw_site(cv, site)
     if agents is not None:
         _draw_agents(cv, agents)
     if dots is not None and len(dots):
         for col, row in cv.px(dots):
-            cv2.circle(cv.img, (int(col), int(row)), 1, _bgr(POINTS), -1)
+            cv2.circle(cv.img, (int(col), int(row)), 1, bgr(POINTS), -1)
     if traj is not None and len(traj):
         pts = cv.px(traj)
-        cv2.polylines(cv.img, [pts], False, _bgr(TRAJECTORY), 2, lineType=cv2.LINE_AA)
-        cv2.circle(cv.img, tuple(int(v) for v in pts[0]), 5, _bgr((0, 170, 0)), -1, cv2.LINE_AA)
-        cv2.circle(cv.img, tuple(int(v) for v in pts[-1]), 5, _bgr((200, 0, 0)), -1, cv2.LINE_AA)
+        cv2.polylines(cv.img, [pts], False, bgr(TRAJECTORY), 2, lineType=cv2.LINE_AA)
+        cv2.circle(cv.img, tuple(int(v) for v in pts[0]), 5, bgr((0, 170, 0)), -1, cv2.LINE_AA)
+        cv2.circle(cv.img, tuple(int(v) for v in pts[-1]), 5, bgr((200, 0, 0)), -1, cv2.LINE_AA)
     entries = _legend_entries(
         present, site is not None, agents is not None, traj is not None, bool(obstacles)
     )
     if dots is not None:
         entries.append(("lidar return", POINTS))
-    image = _with_panel(cv, entries, title or world.name)
+    image = with_panel(cv, entries, title or world.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image):
@@ -241,36 +241,36 @@ def render_top_down(
     return path
 
 
-def _draw_walkways(cv: _Canvas, site: Site) -> None:
+def _draw_walkways(cv: Canvas, site: Site) -> None:
     nodes = site.walkways.nodes
     for a, b, width in site.walkways.edges:
         pts = cv.px(np.array([nodes[a], nodes[b]], dtype=float))
         thick = max(1, round(width / cv.res))
         p0, p1 = (int(pts[0, 0]), int(pts[0, 1])), (int(pts[1, 0]), int(pts[1, 1]))
-        cv2.line(cv.img, p0, p1, _bgr(WALKWAY_EDGE), thick + 2, cv2.LINE_AA)
+        cv2.line(cv.img, p0, p1, bgr(WALKWAY_EDGE), thick + 2, cv2.LINE_AA)
     for a, b, width in site.walkways.edges:
         pts = cv.px(np.array([nodes[a], nodes[b]], dtype=float))
         thick = max(1, round(width / cv.res))
         p0, p1 = (int(pts[0, 0]), int(pts[0, 1])), (int(pts[1, 0]), int(pts[1, 1]))
-        cv2.line(cv.img, p0, p1, _bgr(WALKWAY), thick, cv2.LINE_AA)
+        cv2.line(cv.img, p0, p1, bgr(WALKWAY), thick, cv2.LINE_AA)
 
 
-def _draw_site(cv: _Canvas, site: Site) -> None:
+def _draw_site(cv: Canvas, site: Site) -> None:
     for xy in site.entrances.values():
         p = cv.px(np.array(xy, dtype=float))[0]
-        cv2.circle(cv.img, (int(p[0]), int(p[1])), 4, _bgr(ENTRANCE), -1, cv2.LINE_AA)
+        cv2.circle(cv.img, (int(p[0]), int(p[1])), 4, bgr(ENTRANCE), -1, cv2.LINE_AA)
     for stop in site.stops:
         p = cv.px(np.array([stop.pose.x, stop.pose.y]))[0]
         c = (int(p[0]), int(p[1]))
         tip = (int(c[0] + 9 * math.cos(stop.pose.yaw)), int(c[1] - 9 * math.sin(stop.pose.yaw)))
-        cv2.circle(cv.img, c, 5, _bgr(STOP), -1, cv2.LINE_AA)
-        cv2.line(cv.img, c, tip, _bgr(STOP), 2, cv2.LINE_AA)
+        cv2.circle(cv.img, c, 5, bgr(STOP), -1, cv2.LINE_AA)
+        cv2.line(cv.img, c, tip, bgr(STOP), 2, cv2.LINE_AA)
         cv.text((c[0] + 7, c[1] - 7), stop.name, 0.4, STOP)
     st = site.station
     for pose, tag in ((st.loading, "L"), (st.charging, "C")):
         p = cv.px(np.array([pose.x, pose.y]))[0]
         c = (int(p[0]), int(p[1]))
-        cv2.rectangle(cv.img, (c[0] - 7, c[1] - 7), (c[0] + 7, c[1] + 7), _bgr(STATION), -1)
+        cv2.rectangle(cv.img, (c[0] - 7, c[1] - 7), (c[0] + 7, c[1] + 7), bgr(STATION), -1)
         cv2.putText(
             cv.img, tag, (c[0] - 5, c[1] + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1
         )
@@ -278,7 +278,7 @@ def _draw_site(cv: _Canvas, site: Site) -> None:
     cv.text((int(p[0]) + 10, int(p[1]) + 20), st.name, 0.45, STATION)
 
 
-def _draw_agents(cv: _Canvas, agents: AgentArrays) -> None:
+def _draw_agents(cv: Canvas, agents: AgentArrays) -> None:
     positions = np.asarray(agents.positions, dtype=float).reshape(-1, 2)
     radii = np.asarray(agents.radii, dtype=float)
     kinds = np.asarray(agents.kinds, dtype=int)
@@ -286,7 +286,7 @@ def _draw_agents(cv: _Canvas, agents: AgentArrays) -> None:
     for (x, y), r, k in zip(pts, radii, kinds, strict=True):
         colour = CYCLIST if k == 1 else PEDESTRIAN
         rad = max(2, round(r / cv.res))
-        cv2.circle(cv.img, (int(x), int(y)), rad, _bgr(colour), -1, cv2.LINE_AA)
+        cv2.circle(cv.img, (int(x), int(y)), rad, bgr(colour), -1, cv2.LINE_AA)
 
 
 def _legend_entries(
@@ -305,22 +305,22 @@ def _legend_entries(
     return entries
 
 
-def _with_panel(cv: _Canvas, entries: Sequence[tuple[str, RGB]], title: str) -> NDArray[np.uint8]:
+def with_panel(cv: Canvas, entries: Sequence[tuple[str, RGB]], title: str) -> NDArray[np.uint8]:
     """The map with a side panel on its east side: title, north arrow, legend, scale bar."""
     row_h = 20
     needed = 110 + row_h * len(entries) + 90
     height = max(cv.height, needed)
     panel = np.full((height, PANEL_WIDTH, 3), 255, dtype=np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(panel, title[:22], (10, 26), font, 0.6, _bgr(TEXT), 2, cv2.LINE_AA)
+    cv2.putText(panel, title[:22], (10, 26), font, 0.6, bgr(TEXT), 2, cv2.LINE_AA)
     # north arrow: world +y is up in the picture
     cv2.arrowedLine(panel, (30, 90), (30, 45), (0, 0, 0), 3, cv2.LINE_AA, tipLength=0.35)
     cv2.putText(panel, "N", (45, 75), font, 0.7, (0, 0, 0), 2, cv2.LINE_AA)
     for k, (label, colour) in enumerate(entries):
         y = 110 + k * row_h
-        cv2.rectangle(panel, (10, y), (26, y + 14), _bgr(colour), -1)
+        cv2.rectangle(panel, (10, y), (26, y + 14), bgr(colour), -1)
         cv2.rectangle(panel, (10, y), (26, y + 14), (60, 60, 60), 1)
-        cv2.putText(panel, label, (34, y + 12), font, 0.45, _bgr(TEXT), 1, cv2.LINE_AA)
+        cv2.putText(panel, label, (34, y + 12), font, 0.45, bgr(TEXT), 1, cv2.LINE_AA)
     length = _nice_length((PANEL_WIDTH - 40) * cv.res)
     px = round(length / cv.res)
     y0 = 110 + row_h * len(entries) + 45
@@ -330,7 +330,7 @@ def _with_panel(cv: _Canvas, entries: Sequence[tuple[str, RGB]], title: str) -> 
     cv2.putText(panel, f"{length:g} m", (10, y0 - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(panel, f"{cv.res:g} m/px", (10, y0 + 24), font, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
     image = np.empty((height, cv.width + PANEL_WIDTH, 3), dtype=np.uint8)
-    image[:] = _bgr(BACKGROUND)
+    image[:] = bgr(BACKGROUND)
     image[: cv.height, : cv.width] = cv.img
     image[:, cv.width :] = panel
     image[:, cv.width] = (120, 120, 120)

@@ -159,7 +159,7 @@ def _shape_mesh(shape: Shape) -> tuple[F64, NDArray[np.int64]]:
     return world, tris.astype(np.int64)
 
 
-def _build_raycaster(
+def build_raycaster(
     shapes: Iterable[Shape],
 ) -> tuple[o3d.t.geometry.RaycastingScene, NDArray[np.int16], F64]:
     """One Embree scene of all shapes; per-triangle category codes; (N,3) all vertices."""
@@ -261,7 +261,7 @@ def _build_height_grid(shapes: list[Shape], cell: float, nthreads: int) -> Heigh
             fine=np.zeros((1, TILE_CELLS, TILE_CELLS), dtype=np.float32),
             limit=np.array([TILE_CELLS - 1, TILE_CELLS - 1], dtype=np.intp),
         )
-    scene, _, verts = _build_raycaster(walk)
+    scene, _, verts = build_raycaster(walk)
     tile = cell * TILE_CELLS
     lo = verts[:, :2].min(axis=0)
     hi = verts[:, :2].max(axis=0)
@@ -447,7 +447,7 @@ class Scene:
         that has no triangles.
         """
         shapes = list(world.shapes)
-        raycaster, cats, _ = _build_raycaster(shapes)
+        raycaster, cats, _ = build_raycaster(shapes)
         heights = _build_height_grid(shapes, height_cell, nthreads=0)
         finite = [s for s in shapes if not isinstance(s.geometry, Plane)] or shapes
         bounds = (0.0, 0.0, 0.0, 0.0)

@@ -77,7 +77,8 @@ def as_graph(routes: RouteGraph) -> nx.MultiGraph:
 def check_well_formed(routes: RouteGraph) -> None:
     ids = [n.id for n in routes.nodes]
     assert ids == list(range(len(ids)))
-    assert [e.id for e in routes.edges] == list(range(len(routes.edges)))
+    # Nav2's route graph: ids unique across nodes and edges (edges numbered after the nodes)
+    assert [e.id for e in routes.edges] == list(range(len(ids), len(ids) + len(routes.edges)))
     by_id = {n.id: n for n in routes.nodes}
     for e in routes.edges:
         assert e.start != e.end
