@@ -61,6 +61,7 @@ from xiaomanlv_mapping.model import (
     MapFormatError,
     MappingError,
     MapStop,
+    PoseSeries,
     PriorMap,
     RouteEdge,
     RouteGraph,
@@ -83,6 +84,7 @@ CLOUD_METADATA = "pointcloud_map_metadata.yaml"
 DATUM_FILE = "datum.yaml"
 ROUTES_FILE = "routes.geojson"
 STOPS_FILE = "stops.yaml"
+TRAJECTORY_FILE = "trajectory.tum"  # optional: the optimised mapping drive, TUM format
 # Made to be edited by hand: a checksum that no longer matches is reported, not refused
 # (every field is still validated); seal_map() records a deliberate edit.
 HAND_EDITABLE = frozenset({ROUTES_FILE, STOPS_FILE})
@@ -1204,6 +1206,53 @@ def read_stops(path: Path) -> StopSet:
     return stops_from_dict(_load_yaml(path), str(path))
 
 
+# ---- trajectory.tum, the optimised mapping drive -------------------------------------------------
+def write_trajectory(trajectory: PoseSeries, path: Path) -> None:
+    """TUM RGB-D format (Sturm et al. 2012; what evo reads): one pose per line,
+    ``stamp x y z qx qy qz qw`` (seconds, metres, unit quaternion of map <- base_link)."""
+    from scipy.spatial.transform import Rotation
+
+    poses = np.asarray(trajectory.poses, dtype=float)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4) or len(poses) != len(trajectory.stamps):
+        raise MapFormatError(f"{path}: poses: expected (N,4,4) matching stamps, got {poses.shape}")
+    quat = Rotation.from_matrix(poses[:, :3, :3]).as_quat()  # x, y, z, w
+    rows = np.column_stack([trajectory.stamps, poses[:, :3, 3], quat])
+    lines = ["# stamp x y z qx qy qz qw  (TUM format; map <- base_link)"]
+    lines += [" ".join(f"{v:.9g}" if i else f"{v:.6f}" for i, v in enumerate(r)) for r in rows]
+    _write_file(Path(path), ("\n".join(lines) + "\n").encode())
+
+
+def read_trajectory(path: Path) -> PoseSeries:
+    """Read a TUM trajectory; MapFormatError names the file and line of a bad row."""
+    from scipy.spatial.transform import Rotation
+
+    path = Path(path)
+    rows: list[list[float]] = []
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split()
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            raise MapFormatError(f"{path}: line {n}: expected 8 numbers, got {text!r}") from None
+        if len(values) != 8 or not all(math.isfinite(v) for v in values):
+            raise MapFormatError(f"{path}: line {n}: expected 8 finite numbers, got {text!r}")
+        if abs(math.sqrt(sum(v * v for v in values[4:])) - 1.0) > 1e-3:
+            raise MapFormatError(f"{path}: line {n}: qx qy qz qw is not a unit quaternion")
+        if rows and values[0] <= rows[-1][0]:
+            raise MapFormatError(f"{path}: line {n}: stamp {values[0]} does not increase")
+        rows.append(values)
+    if not rows:
+        raise MapFormatError(f"{path}: no poses")
+    data = np.asarray(rows)
+    poses = np.tile(np.eye(4), (len(data), 1, 1))
+    poses[:, :3, :3] = Rotation.from_quat(data[:, 4:]).as_matrix()
+    poses[:, :3, 3] = data[:, 1:4]
+    return PoseSeries(stamps=data[:, 0], poses=poses)
+
+
 # ---- info.yaml, the whole map --------------------------------------------------------------------
 @dataclass(frozen=True)
 class FileSeal:
@@ -1391,6 +1440,9 @@ def _read_contents(directory: Path, info: MapInfo) -> tuple[PriorMap, list[str],
     routes = read_routes(directory / ROUTES_FILE)
     stops = read_stops(directory / STOPS_FILE)
     _cross_check(routes, stops, str(directory / ROUTES_FILE))
+    trajectory = None
+    if (directory / TRAJECTORY_FILE).exists():
+        trajectory = read_trajectory(directory / TRAJECTORY_FILE)
     prior = PriorMap(
         site=info.site,
         cloud=cloud,
@@ -1400,9 +1452,11 @@ def _read_contents(directory: Path, info: MapInfo) -> tuple[PriorMap, list[str],
         routes=routes,
         stops=stops,
         info=dict(info.builder),
+        trajectory=trajectory,
     )
     files = [GRID_YAML, image_rel, *(f"{CLOUD_DIR}/{n}" for n in cloud_files)]
     files += [DATUM_FILE, ROUTES_FILE, STOPS_FILE]
+    files += [TRAJECTORY_FILE] if trajectory is not None else []
     return prior, files, len(cloud_files) - 1
 
 
@@ -1514,6 +1568,8 @@ def write_map(
             write_datum(prior.datum, tmp / DATUM_FILE)
             write_routes(prior.routes, tmp / ROUTES_FILE)
             write_stops(prior.stops, tmp / STOPS_FILE)
+            if prior.trajectory is not None:
+                write_trajectory(prior.trajectory, tmp / TRAJECTORY_FILE)
             seals = {
                 p.relative_to(tmp).as_posix(): file_seal(p)
                 for p in sorted(tmp.rglob("*"))

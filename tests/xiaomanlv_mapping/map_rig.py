@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from xiaomanlv_mapping.model import (
     FREE,
@@ -18,6 +19,7 @@ from xiaomanlv_mapping.model import (
     Datum,
     Grid,
     MapStop,
+    PoseSeries,
     PriorMap,
     RouteEdge,
     RouteGraph,
@@ -91,7 +93,22 @@ def synthetic_map(site: str = "testsite", seed: int = 0, points: int = 3000) -> 
         routes=synthetic_routes(),
         stops=synthetic_stops(),
         info={"bag": "drives/testsite.mcap", "params": {"voxel": 0.2, "loops": [1, 2]}, "n": 3},
+        trajectory=synthetic_trajectory(seed),
     )
+
+
+def synthetic_trajectory(seed: int = 0, n: int = 50) -> PoseSeries:
+    """A wandering drive: poses map <- base_link at 10 Hz with yaw, a little roll and pitch."""
+    rng = np.random.default_rng(seed)
+    yaw = np.cumsum(rng.normal(0.0, 0.05, n))
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    poses[:, :3, :3] = Rotation.from_euler(
+        "xyz", np.column_stack([rng.normal(0, 0.01, n), rng.normal(0, 0.01, n), yaw])
+    ).as_matrix()
+    poses[:, 0, 3] = np.cumsum(np.cos(yaw)) * 0.15
+    poses[:, 1, 3] = np.cumsum(np.sin(yaw)) * 0.15
+    poses[:, 2, 3] = rng.normal(0.0, 0.02, n)
+    return PoseSeries(stamps=100.0 + 0.1 * np.arange(n), poses=poses)
 
 
 def sorted_rows(cloud: np.ndarray) -> np.ndarray:
@@ -113,3 +130,8 @@ def assert_same_map(a: PriorMap, b: PriorMap) -> None:
     assert a.routes == b.routes
     assert a.stops == b.stops
     assert a.info == b.info
+    if a.trajectory is None or b.trajectory is None:
+        assert a.trajectory is b.trajectory is None
+    else:
+        np.testing.assert_allclose(a.trajectory.stamps, b.trajectory.stamps, atol=1e-6)
+        np.testing.assert_allclose(a.trajectory.poses, b.trajectory.poses, atol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -814,3 +815,38 @@ def test_stop_lists_and_geojson_are_plain_data() -> None:
     assert json.loads(json.dumps(data)) == data
     with pytest.raises(MapFormatError, match=r"topic: features: expected a list, got 3"):
         routes_from_geojson({"type": "FeatureCollection", "features": 3}, "topic")
+
+
+def test_the_mapping_drive_round_trips_as_a_sealed_tum_trajectory(tmp_path: Path) -> None:
+    prior = synthetic_map()
+    out = mapfiles.write_map(prior, tmp_path / "site")
+    first = (out / mapfiles.TRAJECTORY_FILE).read_text().splitlines()[1].split()
+    assert len(first) == 8  # stamp x y z qx qy qz qw, as evo reads it
+    assert mapfiles.TRAJECTORY_FILE in mapfiles.read_info(out / "info.yaml").files
+    assert_same_map(prior, mapfiles.read_map(out))
+
+
+def test_a_map_without_a_trajectory_is_valid(tmp_path: Path) -> None:
+    prior = dataclasses.replace(synthetic_map(), trajectory=None)
+    out = mapfiles.write_map(prior, tmp_path / "site")
+    assert not (out / mapfiles.TRAJECTORY_FILE).exists()
+    assert mapfiles.read_map(out).trajectory is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("100.0 1 2 3 0 0 0", "line 3: expected 8 finite numbers"),
+        ("100.0 1 2 nan 0 0 0 1", "line 3: expected 8 finite numbers"),
+        ("100.0 1 2 3 0 0 0 2", "line 3: qx qy qz qw is not a unit quaternion"),
+        ("50.0 1 2 3 0 0 0 1", "line 3: stamp 50.0 does not increase"),
+        ("100.0 1 2 three 0 0 0 1", "line 3: expected 8 numbers"),
+    ],
+)
+def test_a_bad_trajectory_row_is_named_by_file_and_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    path = tmp_path / "trajectory.tum"
+    path.write_text(f"# header\n99.0 0 0 0 0 0 0 1\n{line}\n")
+    with pytest.raises(MapFormatError, match=re.escape(f"{path}: {message}")):
+        mapfiles.read_trajectory(path)
