@@ -17,11 +17,12 @@ older than ``odom_timeout`` (the safe side): no door opens then, and measured mo
 the stop.
 
 Thread safety: every public method holds :attr:`Locker.lock` (re-entrant, and fair: granted
-in arrival order, :mod:`.fair_lock`), so the node may serve ``submit_code`` on its own executor
+in arrival order, :mod:`.fair_lock`), so the node may serve ``submit_code`` on its own
 thread while another thread runs :meth:`tick`. A tick holds the lock for one compartment's step
-at a time, so a code waits at most for one short critical section (one door's
-settle-and-latch), never for a whole tick; a step re-reads its compartment when another caller
-committed anything since the tick read them.
+at a time (a step that settles a door lets waiting callers in between its two commits), so a
+code waits at most for one short critical section, never for a whole tick; later steps
+re-read their compartment when another caller committed meanwhile. An operator's scrypt
+check (tens of ms) runs without the lock.
 """
 
 from __future__ import annotations
@@ -225,9 +226,13 @@ class Locker:
         self.malformed += 1
         return message
 
-    def _operator_ok(self, tx: Transaction, operator_id: str, credential: str, what: str) -> bool:
-        stored = tx.operator(operator_id)
-        ok = stored is not None and verify_credential(credential, stored)
+    def _credential_ok(self, operator_id: str, credential: str) -> bool:
+        """The scrypt check (tens of ms), without the lock: codes are served meanwhile."""
+        with self.lock:
+            stored = self.store.read().operator(operator_id)
+        return stored is not None and verify_credential(credential, stored)
+
+    def _operator_ok(self, tx: Transaction, ok: bool, operator_id: str, what: str) -> bool:
         if not ok:
             tx.audit("operator_rejected", detail=f"{what}: operator {operator_id!r} rejected")
         return ok
@@ -383,7 +388,6 @@ class Locker:
             )
 
     # ------------------------------------------------------------------ services
-    @_exclusive
     def load_parcel(
         self,
         parcel_id: str,
@@ -399,6 +403,19 @@ class Locker:
         its compartment again (and re-opens it while loading is unconfirmed), so an operator
         whose request was lost in a crash can simply repeat it.
         """
+        ok = self._credential_ok(operator_id, credential)
+        with self.lock:
+            return self._load_parcel(parcel_id, recipient, stop, size, operator_id, ok)
+
+    def _load_parcel(
+        self,
+        parcel_id: str,
+        recipient: str,
+        stop: str,
+        size: str,
+        operator_id: str,
+        credential_ok: bool,
+    ) -> LoadResult:
         for name, value in (
             ("parcel_id", parcel_id),
             ("recipient", recipient),
@@ -416,7 +433,7 @@ class Locker:
             return LoadResult(False, "the robot is moving (or odometry is stale): no door opens")
         now = self.clock.time()
         with self._tx() as tx:
-            if not self._operator_ok(tx, operator_id, credential, f"load {parcel_id}"):
+            if not self._operator_ok(tx, credential_ok, operator_id, f"load {parcel_id}"):
                 return LoadResult(False, "field 'operator_credential' rejected")
             existing = tx.parcel(parcel_id)
             if existing is not None:
@@ -629,11 +646,17 @@ class Locker:
             return SubmitResult(False, "the door is jammed; staff have been alerted")
         return SubmitResult(True, f"compartment {number} is open", number)
 
-    @_exclusive
     def operator_open(
         self, compartment: int, operator_id: str, credential: str, reason: str
     ) -> OperatorResult:
         """Open one compartment with an operator credential (never while moving)."""
+        ok = self._credential_ok(operator_id, credential)
+        with self.lock:
+            return self._operator_open(compartment, operator_id, ok, reason)
+
+    def _operator_open(
+        self, compartment: int, operator_id: str, credential_ok: bool, reason: str
+    ) -> OperatorResult:
         if not 1 <= compartment <= len(self.sizes):
             return OperatorResult(
                 False,
@@ -645,7 +668,7 @@ class Locker:
         if self.is_moving():
             return OperatorResult(False, "the robot is moving (or odometry is stale)")
         with self._tx() as tx:
-            if not self._operator_ok(tx, operator_id, credential, f"open {compartment}"):
+            if not self._operator_ok(tx, credential_ok, operator_id, f"open {compartment}"):
                 return OperatorResult(False, "field 'operator_credential' rejected")
             c = tx.compartment(compartment)
             if c.state is State.OPEN or c.intent or c.opened_by:

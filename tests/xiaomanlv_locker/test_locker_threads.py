@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
 from locker_rig import Rig
 
+from xiaomanlv_locker.codes import CredentialHash
 from xiaomanlv_locker.fair_lock import FairLock
 from xiaomanlv_locker.machine import State
 
@@ -127,3 +129,23 @@ def test_ticks_and_codes_on_two_threads_keep_every_invariant(rig: Rig) -> None:
     kinds = [e.kind for e in rig.locker.store.events_since(0)]
     assert kinds.count("delivered") == len(pids) and "alarm" not in kinds
     assert rig.locker.store.verify_audit() is None
+
+
+def test_the_operator_scrypt_check_runs_without_the_lock(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xiaomanlv_locker import locker as core
+
+    held: list[bool] = []
+    real = core.verify_credential
+
+    def watched(credential: str, stored: CredentialHash) -> bool:
+        held.append(rig.locker.lock.owned())
+        return real(credential, stored)
+
+    monkeypatch.setattr(core, "verify_credential", watched)
+    rig.load("p1")
+    assert rig.locker.operator_open(1, "op1", "wrong", "test").message == (
+        "field 'operator_credential' rejected"
+    )
+    assert held == [False, False]
