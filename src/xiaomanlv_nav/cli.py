@@ -1,4 +1,4 @@
-"""The ``xiaomanlv`` command: bring-up, the demo, the simulator tools (and map tools later)."""
+"""The ``xiaomanlv`` command: bring-up, the demo, the simulator tools, the map tools."""
 
 from __future__ import annotations
 
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     from xiaomanlv_sim.cli import add_sim_commands  # `xiaomanlv sim ...`: render, scenarios
 
     add_sim_commands(sub)
+    from xiaomanlv_mapping.cli import add_map_commands  # `xiaomanlv map ...`: record, build
+
+    add_map_commands(sub)
     return parser
 
 

@@ -1,0 +1,200 @@
+"""`xiaomanlv map build`: a recorded mapping drive becomes ``maps/<site>/``.
+
+Stages, each timed:
+
+1. open the bag (`bag.open_drive`);
+2. estimate the drive (`slam.estimate`): lidar odometry with wheel/IMU priors, GNSS, loop
+   closures, pose-graph optimisation; the first pose is anchored at the station's loading pose
+   from the site sidecar, so the stops and station carry over in the same frame;
+3. the 3D map cloud from the keyframes (`cloud.assemble_cloud`);
+4. the 2D occupancy grid derived from it (`grid.grid_from_cloud`);
+5. the route graph from the driven trajectory and the grid's free space (`routes.route_graph`);
+6. every file written to a temporary directory that is renamed into place
+   (`mapfiles.write_map`): an interrupted build never leaves a broken map.
+
+The sensor extrinsics (lidar, GNSS antenna) come from the robot model, the one source of truth
+the simulator and Gazebo read too. The bag's ground truth, when it has one, is never read here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from xiaomanlv_mapping.bag import DriveTopics, open_drive
+from xiaomanlv_mapping.cloud import assemble_cloud
+from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
+from xiaomanlv_mapping.mapfiles import write_map
+from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, MapStop, PriorMap, StopSet
+from xiaomanlv_mapping.routes import RouteConfig, route_graph
+from xiaomanlv_mapping.slam import SlamConfig, estimate
+from xiaomanlv_nav.config import param, validate_fields
+from xiaomanlv_sim.robot import RobotSpec
+from xiaomanlv_sim.site import Site, Stop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of a map build; each stage's own settings are in its config."""
+
+    cloud_voxel: float = param(
+        0.1, low=0.02, high=1.0, unit="m", description="voxel size of the 3D map cloud"
+    )  # [m]
+    slam: SlamConfig = field(default_factory=SlamConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    routes: RouteConfig = field(default_factory=RouteConfig)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    path: Path  # the map directory written
+    drive_duration: float  # [s] of the recorded drive
+    build_time: float  # [s] wall time of the whole build
+    stages: dict[str, float]  # [s] wall time per stage
+    result: MappingResult
+    prior: PriorMap
+
+    @property
+    def realtime_factor(self) -> float:
+        """Drive time over build time (the issue's mapping speed measure)."""
+        return self.drive_duration / max(self.build_time, 1e-9)
+
+
+def stops_from_site(site: Site) -> StopSet:
+    """The station and stops of a site sidecar; the drive is anchored in the site's frame."""
+
+    def stop(s: Stop) -> MapStop:
+        return MapStop(s.name, s.pose.x, s.pose.y, s.pose.yaw, s.building)
+
+    st = site.station
+    return StopSet(
+        station=st.name,
+        loading=MapStop("loading", st.loading.x, st.loading.y, st.loading.yaw),
+        charging=MapStop("charging", st.charging.x, st.charging.y, st.charging.yaw),
+        stops=tuple(stop(s) for s in site.stops),
+    )
+
+
+def split_covered(stops: StopSet, grid: Grid) -> tuple[StopSet, tuple[MapStop, ...]]:
+    """The stops (and station) inside the grid's extent, and the stops outside it. A partial
+    drive maps part of a site; its stops elsewhere stay in stops.yaml but get no route.
+
+    Raises:
+        MappingError: the station itself is outside the map (the drive starts there).
+    """
+    rows, cols = grid.cells.shape
+    x0, y0, _ = grid.origin
+    x1, y1 = x0 + cols * grid.resolution, y0 + rows * grid.resolution
+
+    def inside(s: MapStop) -> bool:
+        return x0 <= s.x < x1 and y0 <= s.y < y1
+
+    for pose in (stops.loading, stops.charging):
+        if not inside(pose):
+            raise MappingError(
+                f"station {stops.station} {pose.name} pose ({pose.x:.1f}, {pose.y:.1f}) is "
+                "outside the mapped area: the mapping drive must start at the station"
+            )
+    kept = tuple(s for s in stops.stops if inside(s))
+    return replace(stops, stops=kept), tuple(s for s in stops.stops if not inside(s))
+
+
+def build_map(
+    bag: Path,
+    out: Path,
+    *,
+    site: Site,
+    robot: RobotSpec,
+    config: BuildConfig | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BuildSummary:
+    """Build ``out`` (e.g. ``maps/university``) from the mapping drive recorded in ``bag``.
+
+    Args:
+        bag: a rosbag2 MCAP directory recorded by `xiaomanlv map record` or `map_recorder`.
+        out: the map directory to write; replaced only when ``overwrite``.
+        site: the site sidecar: the station's loading pose anchors the drive, stops carry over.
+        robot: the robot model (sensor extrinsics).
+        progress: called as ``progress(stage, done, total)`` while sweeps are registered.
+
+    Raises:
+        BagError: the bag is missing, corrupt or lacks a topic.
+        MappingError: the drive cannot be estimated (too few sweeps, no odometry, ...).
+        MapFormatError: a product that would make an invalid map file.
+        MappingError: ``out`` exists and ``overwrite`` is false.
+    """
+    cfg = config or BuildConfig()
+    if Path(out).exists() and not overwrite:  # say so now, not after minutes of work
+        raise MappingError(f"{out}: a map exists there; pass overwrite to replace it")
+    stages: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    def stage(name: str, t0: float) -> float:
+        now = time.perf_counter()
+        stages[name] = now - t0
+        log.info("%s: %.1f s", name, stages[name])
+        return now
+
+    t = time.perf_counter()
+    drive = open_drive(bag, DriveTopics(truth=""))  # ground truth is for evaluation only
+    t = stage("open_bag", t)
+    start = site.station.loading
+    result = estimate(
+        drive,
+        lidar_pose=robot.lidar.pose,
+        gnss_antenna=np.asarray(robot.gnss.pose[:3, 3], dtype=float),
+        start=(start.x, start.y, start.yaw),
+        config=cfg.slam,
+        progress=(lambda done, total: progress("register", done, total)) if progress else None,
+    )
+    t = stage("estimate", t)
+    cloud = assemble_cloud(result.keyframes, voxel=cfg.cloud_voxel)
+    t = stage("cloud", t)
+    grid = grid_from_cloud(cloud, result.trajectory, config=cfg.grid)
+    t = stage("grid", t)
+    stops = stops_from_site(site)
+    covered, uncovered = split_covered(stops, grid)
+    for stop in uncovered:
+        log.warning(
+            "stop %s at (%.1f, %.1f) is outside the mapped area: it gets no route; "
+            "drive the mapping route near it and rebuild",
+            stop.name,
+            stop.x,
+            stop.y,
+        )
+    routes = route_graph(result.trajectory, grid, covered, config=cfg.routes)
+    t = stage("routes", t)
+    prior = PriorMap(
+        site=site.name,
+        cloud=cloud,
+        cloud_voxel=cfg.cloud_voxel,
+        grid=grid,
+        datum=result.datum,
+        routes=routes,
+        stops=stops,
+        info={
+            "bag": str(bag),
+            "drive_duration_s": round(drive.duration, 3),
+            "scans": drive.scan_count,
+            "keyframes": len(result.keyframes),
+            "loop_closures": len(result.loop_closures),
+            "stats": {k: round(float(v), 4) for k, v in result.stats.items()},
+            "stops_without_route": [s.name for s in uncovered],
+        },
+        trajectory=result.trajectory,
+    )
+    written = write_map(prior, out, overwrite=overwrite)
+    stage("write", t)
+    total = time.perf_counter() - t_start
+    return BuildSummary(written, drive.duration, total, stages, result, prior)
