@@ -62,7 +62,7 @@ from xiaomanlv_locker.ros.conversions import (
 )
 from xiaomanlv_locker.store import StoreError
 from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import EXIT_CONFIG
+from xiaomanlv_nav.ros.entry import run_node
 from xiaomanlv_nav.ros.params import declare_config
 
 EVENT_HISTORY = 200  # events a late subscriber receives
@@ -283,35 +283,26 @@ def _serve(executor: SingleThreadedExecutor, failed: list[BaseException]) -> Non
         rclpy.try_shutdown()
 
 
-def main(args: Sequence[str] | None = None) -> int:
-    """The entry-point pattern of :func:`xiaomanlv_nav.ros.entry.run_node`, on two threads."""
-    rclpy.init(args=None if args is None else list(args))
+def _spin_with_codes_thread(node: LockerNode) -> None:
+    """Spin the locker on this thread and its codes-only node on a thread of its own."""
+    codes = SingleThreadedExecutor()
+    codes.add_node(node.codes)
+    failed: list[BaseException] = []
+    thread = threading.Thread(target=_serve, args=(codes, failed), name="codes", daemon=True)
     try:
-        try:
-            node = LockerNode()
-        except ConfigError as err:
-            print(f"[FATAL] configuration rejected: {err}", file=sys.stderr, flush=True)
-            return EXIT_CONFIG
-        codes = SingleThreadedExecutor()
-        codes.add_node(node.codes)
-        failed: list[BaseException] = []
-        thread = threading.Thread(target=_serve, args=(codes, failed), name="codes", daemon=True)
-        try:
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-            gc.freeze()  # start-up objects live for good: no full collection rescans them
-            thread.start()
-            rclpy.spin(node, SingleThreadedExecutor())
-        finally:
-            codes.shutdown()
-            thread.join(timeout=5.0)
-            node.destroy_node()
-        if failed:
-            raise failed[0]
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        gc.freeze()  # start-up objects live for good: no full collection rescans them
+        thread.start()
+        rclpy.spin(node, SingleThreadedExecutor())
     finally:
-        rclpy.try_shutdown()
-    return 0
+        codes.shutdown()
+        thread.join(timeout=5.0)
+    if failed:
+        raise failed[0]
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    return run_node(LockerNode, args, spin=_spin_with_codes_thread)
 
 
 if __name__ == "__main__":

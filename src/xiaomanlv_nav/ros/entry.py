@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -13,12 +14,24 @@ from xiaomanlv_nav.config import ConfigError
 
 EXIT_CONFIG = 2  # a parameter or file was rejected at start-up
 
+N = TypeVar("N", bound=Node)
 
-def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+
+def _spin(node: Node) -> None:
+    rclpy.spin(node)
+
+
+def run_node(
+    factory: Callable[[], N],
+    args: Sequence[str] | None = None,
+    *,
+    spin: Callable[[N], None] = _spin,
+) -> int:
     """Init rclpy, build the node, spin until Ctrl-C or shutdown; 2 on a config error.
 
     Nodes spin on one thread: a callback that has to wait (an action goal) awaits a future
-    instead of blocking, so cores need no locks.
+    instead of blocking, so cores need no locks. A node that needs more (the locker serves
+    codes on a thread of their own) passes its own ``spin``; it returns when the node stops.
     """
     # Jazzy's rclpy.init returns no context manager (that arrived in Kilted): shut down by hand.
     rclpy.init(args=None if args is None else list(args))
@@ -29,7 +42,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
             print(f"[FATAL] configuration rejected: {err}", file=sys.stderr, flush=True)
             return EXIT_CONFIG
         try:
-            rclpy.spin(node)
+            spin(node)
         finally:
             node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
