@@ -6,8 +6,9 @@ Stages, each timed:
 2. estimate the drive (`slam.estimate`): lidar odometry with wheel/IMU priors, GNSS, loop
    closures, pose-graph optimisation; the first pose is anchored at the station's loading pose
    from the site sidecar, so the stops and station carry over in the same frame;
-3. the 3D map cloud from the keyframes (`cloud.assemble_cloud`);
-4. the 2D occupancy grid derived from it (`grid.grid_from_cloud`);
+3. the 3D map cloud from the keyframes (`cloud.assemble_cloud`): static points at the grid's
+   resolution, stored downsampled to ``cloud_voxel``;
+4. the 2D occupancy grid derived from it at full resolution (`grid.grid_from_cloud`);
 5. the route graph from the driven trajectory and the grid's free space (`routes.route_graph`);
 6. every file written to a temporary directory that is renamed into place
    (`mapfiles.write_map`): an interrupted build never leaves a broken map.
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from xiaomanlv_mapping.bag import DriveTopics, open_drive
-from xiaomanlv_mapping.cloud import assemble_cloud
+from xiaomanlv_mapping.cloud import assemble_cloud, downsample
 from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
 from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, MapStop, PriorMap, StopSet
@@ -45,8 +46,18 @@ class BuildConfig:
     """Settings of a map build; each stage's own settings are in its config."""
 
     cloud_voxel: float = param(
-        0.1, low=0.02, high=1.0, unit="m", description="voxel size of the 3D map cloud"
+        0.2, low=0.02, high=1.0, unit="m", description="voxel size of the stored 3D map cloud"
     )  # [m]
+    count_voxel: float = param(
+        0.5,
+        low=0.05,
+        high=5.0,
+        unit="m",
+        description="voxel the keyframe observations are counted in",
+    )  # [m]
+    min_observations: int = param(
+        3, low=1, high=100, description="keyframes that must see a voxel for it to stay (static)"
+    )
     slam: SlamConfig = field(default_factory=SlamConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     routes: RouteConfig = field(default_factory=RouteConfig)
@@ -159,9 +170,17 @@ def build_map(
         progress=(lambda done, total: progress("register", done, total)) if progress else None,
     )
     t = stage("estimate", t)
-    cloud = assemble_cloud(result.keyframes, voxel=cfg.cloud_voxel)
+    # The grid needs every static return at its own resolution (a fence is one cell thin);
+    # the stored cloud, for scan matching, is the same points at a coarser voxel.
+    dense = assemble_cloud(
+        result.keyframes,
+        voxel=cfg.grid.resolution,
+        min_observations=cfg.min_observations,
+        count_voxel=cfg.count_voxel,
+    )
+    cloud = downsample(dense, cfg.cloud_voxel)
     t = stage("cloud", t)
-    grid = grid_from_cloud(cloud, result.trajectory, config=cfg.grid)
+    grid = grid_from_cloud(dense, result.trajectory, config=cfg.grid)
     t = stage("grid", t)
     stops = stops_from_site(site)
     covered, uncovered = split_covered(stops, grid)

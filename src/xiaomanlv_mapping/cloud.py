@@ -33,7 +33,11 @@ def _keys(points: NDArray[np.float64], voxel: float) -> NDArray[np.int64]:
 
 
 def assemble_cloud(
-    keyframes: Sequence[Keyframe], *, voxel: float = 0.2, min_observations: int = 3
+    keyframes: Sequence[Keyframe],
+    *,
+    voxel: float = 0.2,
+    min_observations: int = 3,
+    count_voxel: float | None = None,
 ) -> NDArray[np.float32]:
     """The map cloud: (N,3) float32 [m] in the map frame, one centroid per kept voxel.
 
@@ -41,6 +45,10 @@ def assemble_cloud(
         keyframes: keyframes with optimised poses (map <- base_link) and base_link points.
         voxel: [m] voxel edge.
         min_observations: keyframes that must have seen a voxel for it to stay.
+        count_voxel: [m] voxel the observations are counted in (default ``voxel``). A
+            coarser one (0.5 m) keeps thin, distant structure - a fence 30 m away whose
+            returns scatter over several fine voxels from keyframe to keyframe - while a
+            pedestrian still fills a coarse voxel for one keyframe only.
     Raises:
         MappingError: a non-positive voxel, a voxel too small for the extent (more than
             2^20 voxels from the origin along an axis), or no keyframe points.
@@ -64,11 +72,33 @@ def assemble_cloud(
             f"map cloud: voxel {voxel} m is too small for points {extent * voxel:.0f} m from "
             f"the origin (at most {_OFFSET - 1} voxels)"
         )
-    _, inverse, counts = np.unique(_keys(allc, voxel), return_inverse=True, return_counts=True)
-    seen = allc[counts[inverse] >= min_observations]
+    coarse = voxel if count_voxel is None else count_voxel
+    if not coarse > 0.0:
+        raise MappingError(f"map cloud: count_voxel must be > 0 m, got {count_voxel}")
+    if coarse == voxel:
+        _, inverse, counts = np.unique(_keys(allc, voxel), return_inverse=True, return_counts=True)
+        seen = allc[counts[inverse] >= min_observations]
+    else:  # each keyframe counts once per coarse voxel it has points in
+        per_kf = np.concatenate([np.unique(_keys(c, coarse)) for c in centroids])
+        keys, counts = np.unique(per_kf, return_counts=True)
+        seen = allc[counts[np.searchsorted(keys, _keys(allc, coarse))] >= min_observations]
     if len(seen) == 0:
         return np.zeros((0, 3), dtype=np.float32)
     out: NDArray[np.float32] = (
         small_gicp.voxelgrid_sampling(seen, voxel).points()[:, :3].astype(np.float32)
+    )
+    return out
+
+
+def downsample(points: NDArray[np.float32], voxel: float) -> NDArray[np.float32]:
+    """(N,3) float32: one centroid per ``voxel`` [m] (small_gicp's voxel grid)."""
+    if not voxel > 0.0:
+        raise MappingError(f"map cloud: voxel must be > 0 m, got {voxel}")
+    if len(points) == 0:
+        return np.zeros((0, 3), dtype=np.float32)
+    out: NDArray[np.float32] = (
+        small_gicp.voxelgrid_sampling(np.asarray(points, float), voxel)
+        .points()[:, :3]
+        .astype(np.float32)
     )
     return out

@@ -63,3 +63,20 @@ def test_bad_inputs_are_refused() -> None:
         assemble_cloud([empty], voxel=0.2)
     with pytest.raises(MappingError, match="too small"):
         assemble_cloud([kf], voxel=1e-6)
+
+
+def test_counting_in_coarse_voxels_keeps_a_thin_far_wall_whose_returns_scatter() -> None:
+    rng = np.random.default_rng(3)
+    wall = np.column_stack([np.full(400, 30.0), np.linspace(-5, 5, 400), np.full(400, 1.0)])
+    kfs = []
+    for i in range(6):  # each keyframe sees the wall with its own few-cm pose error
+        jitter = wall + rng.normal(0.0, 0.06, wall.shape)
+        kfs.append(
+            Keyframe(i, float(i), np.eye(4), jitter[rng.random(400) < 0.2].astype(np.float32))
+        )
+    fine = assemble_cloud(kfs, voxel=0.1, min_observations=3)
+    coarse = assemble_cloud(kfs, voxel=0.1, min_observations=3, count_voxel=0.5)
+    assert len(coarse) > 3 * len(fine)
+    assert np.all(np.abs(coarse[:, 0] - 30.0) < 0.3)
+    with pytest.raises(MappingError, match="count_voxel must be > 0 m"):
+        assemble_cloud(kfs, voxel=0.1, count_voxel=0.0)
