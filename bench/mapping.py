@@ -63,7 +63,7 @@ def main() -> int:
 
     if args.bag:
         bag = Path(args.bag)
-        record_s = float("nan")
+        record_s: float | None = None
     else:
         bag = work / "bag"
         if bag.exists():
@@ -97,9 +97,9 @@ def main() -> int:
     result: dict[str, Any] = {
         "world": args.world,
         "quick": args.quick,
-        "drive_m": round(report.get("drive_m", float("nan")), 1),
+        "drive_m": round(report["drive_m"], 1),
         "drive_s": round(summary.drive_duration, 1),
-        "record_s": round(record_s, 1),
+        "record_s": None if record_s is None else round(record_s, 1),
         "build_s_median": round(build_s, 2),
         "build_s_runs": [round(t, 2) for t in times],
         "stages_s": {k: round(v, 2) for k, v in summary.stages.items()},
@@ -115,7 +115,7 @@ def main() -> int:
         "map_rms_m": result.get("map_rms_m", float("inf")) <= TARGETS["map_rms_m"],
         "grid_iou": result.get("grid_iou", 0.0) >= TARGETS["grid_iou"],
     }
-    print(json.dumps(result), flush=True)
+    print(json.dumps(result, allow_nan=False), flush=True)
     return 0
 
 

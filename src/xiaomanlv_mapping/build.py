@@ -46,7 +46,7 @@ class BuildConfig:
     """Settings of a map build; each stage's own settings are in its config."""
 
     cloud_voxel: float = param(
-        0.2, low=0.02, high=1.0, unit="m", description="voxel size of the stored 3D map cloud"
+        0.3, low=0.02, high=1.0, unit="m", description="voxel size of the stored 3D map cloud"
     )  # [m]
     count_voxel: float = param(
         0.5,
