@@ -21,7 +21,11 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
-    assert "nodes: sim, health_monitor, locker, kiosk" in out
+    assert "nodes: sim, map_server, health_monitor, locker, kiosk" in out
+    prior = re.search(
+        r"prior map \(map_server, latched\): grid (\d+) x (\d+) cells .*, (\d+) stops", out
+    )
+    assert prior is not None and int(prior.group(1)) > 1000 and int(prior.group(3)) == 14
     rates = {m[0]: float(m[1]) for m in re.findall(r"^\s+(/\S+)\s+([\d.]+) Hz", out, re.M)}
     assert rates["/lidar/points"] == pytest.approx(10.0, rel=0.2)
     assert rates["/imu/data"] == pytest.approx(100.0, rel=0.2)

@@ -1,11 +1,13 @@
 """``xiaomanlv demo``: bring up the sim profile over real DDS and report what it sees.
 
 Grows with the stack. Today the graph is the headless simulator (the /clock source, every
-sensor of models/xiaomanlv/model.sdf, a crowd) and the health monitor. The demo drives the
-robot from the station with timed /cmd_vel commands (no planner yet), listens to every sensor
-topic as a stack node would, asks the monitor for its picture through its service and its
-action, and draws what the robot saw: a top-down PNG with the last lidar scan, the crowd and
-the driven path.
+sensor of models/xiaomanlv/model.sdf, a crowd), the map server with the site's prior map, the
+health monitor, the locker and its kiosk. The demo reports the map as a late-joining planner
+receives it, loads a parcel, drives the robot from the station with timed /cmd_vel commands
+(no planner yet), listens to every sensor topic as a stack node would, asks the monitor for
+its picture through its service and its action, delivers the parcel through the kiosk, and
+draws what the robot saw: a top-down PNG with the last lidar scan, the crowd and the driven
+path.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from typing import Any, TextIO
 import numpy as np
 import yaml
 from geometry_msgs.msg import PoseStamped, Twist
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.typing import NDArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
+from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus, LockerEvent
@@ -287,6 +290,31 @@ def _deliver(session: GraphSession, port: int, code: str, events: list[Any], out
     return "delivered" in kinds
 
 
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+def _map_lines(session: GraphSession) -> list[str]:
+    """What map_server serves, as a late-joining planner receives it (latched topics)."""
+    grid = session.wait_for_message(OccupancyGrid, "/map", timeout=30.0, qos=LATCHED)
+    cloud = session.wait_for_message(PointCloud2, "/map/cloud", timeout=30.0, qos=LATCHED)
+    routes = json.loads(
+        session.wait_for_message(String, "/map/route_graph", timeout=30.0, qos=LATCHED).data
+    )
+    stops = json.loads(
+        session.wait_for_message(String, "/map/stops", timeout=30.0, qos=LATCHED).data
+    )
+    kinds = [f["geometry"]["type"] for f in routes["features"]]
+    info = grid.info
+    return [
+        f"  prior map (map_server, latched): grid {info.width} x {info.height} cells at "
+        f"{info.resolution:g} m, cloud {cloud.width * cloud.height} points, route graph "
+        f"{kinds.count('Point')} nodes / {kinds.count('MultiLineString')} one-way edges, "
+        f"{len(stops['stops'])} stops"
+    ]
+
+
 def run_demo(
     profile_name: str = "sim", out: TextIO | None = None, output: Path = Path("build/demo")
 ) -> int:
@@ -317,6 +345,8 @@ def run_demo(
     with reserved_domain_id() as domain, GraphSession(nodes, domain, output=logs) as s:
         print(f"  ROS_DOMAIN_ID {domain}, nodes: {', '.join(s.supervisor.pids())}", file=out)
         s.wait_for_topics(["/clock", "/health/status", *topics], timeout=60.0)
+        if any(n.name == "map_server" for n in nodes):
+            print("\n".join(_map_lines(s)), file=out)
         for topic, cls in topics.items():
             s.client.create_subscription(cls, topic, recorder.callback(topic), 10)
         if with_locker:
