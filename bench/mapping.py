@@ -34,8 +34,9 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from xiaomanlv_mapping.bag import open_drive  # noqa: E402
 from xiaomanlv_mapping.build import build_map  # noqa: E402
-from xiaomanlv_mapping.evaluate import evaluate_map  # noqa: E402
+from xiaomanlv_mapping.evaluate import evaluate_map, evaluate_trajectory  # noqa: E402
 from xiaomanlv_mapping.ros.record import record_mapping_drive  # noqa: E402
 from xiaomanlv_sim import assets  # noqa: E402
 from xiaomanlv_sim.sdf import load_robot  # noqa: E402
@@ -94,6 +95,12 @@ def main() -> int:
     build_s = statistics.median(times)
     report = evaluate_map(out, bag=bag, world=args.world, png=work / "evaluation.png")
     print(f"[mapping] evaluation picture: {work / 'evaluation.png'}", flush=True)
+    truth = open_drive(bag).truth
+    before = (
+        evaluate_trajectory(summary.result.odometry_only, truth).ate_rmse_m
+        if truth is not None
+        else None
+    )
     result: dict[str, Any] = {
         "world": args.world,
         "quick": args.quick,
@@ -106,6 +113,7 @@ def main() -> int:
         "realtime_factor": round(summary.drive_duration / build_s, 2),
         "keyframes": len(summary.result.keyframes),
         "loop_closures": len(summary.result.loop_closures),
+        "ate_rmse_odometry_only_m": before,
         **{k: v for k, v in report.items() if k != "drive_m"},
     }
     result["targets"] = TARGETS
