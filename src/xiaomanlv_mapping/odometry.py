@@ -132,6 +132,7 @@ class MotionPrior:
                 world_base = world_imu @ rot_bi.T
                 self._roll[self._has_tilt] = np.arctan2(world_base[:, 2, 1], world_base[:, 2, 2])
                 self._pitch[self._has_tilt] = -np.arcsin(np.clip(world_base[:, 2, 0], -1.0, 1.0))
+        self._heading0 = self._odom(float(self._t[0]))[3]
 
     def planar(
         self, stamps: NDArray[np.float64]
@@ -179,6 +180,12 @@ class MotionPrior:
             self._memo.pop(next(iter(self._memo)))
         self._memo[t] = (x, y, wheel, heading)
         return x, y, wheel, heading
+
+    def odom_pose(self, t: float) -> NDArray[np.float64]:
+        """4x4 planar pose in the odom frame at ``t`` (heading from the wheels or the gyro,
+        counted from the wheels' first heading)."""
+        x, y, _, heading = self._odom(t)
+        return planar_pose(x, y, float(self._yaw[0]) + heading - self._heading0)
 
     def delta(self, t0: float, t1: float) -> NDArray[np.float64]:
         """4x4 base_link(t0) <- base_link(t1), planar (tilt is set from the IMU separately)."""

@@ -108,10 +108,10 @@ class SlamConfig:
     )  # [m]
     # ---- odometry edges of the graph: sigma = floor + rate * distance driven
     odometry_sigma_xy: float = param(
-        0.005, low=1e-5, high=10.0, unit="m", description="odometry edge x/y sigma floor"
+        0.003, low=1e-5, high=10.0, unit="m", description="odometry edge x/y sigma floor"
     )  # [m]
     odometry_sigma_xy_rate: float = param(
-        0.005, low=0.0, high=1.0, unit="m/m", description="odometry x/y sigma per metre"
+        0.001, low=0.0, high=1.0, unit="m/m", description="odometry x/y sigma per metre"
     )  # [m/m]
     odometry_sigma_z: float = param(
         0.002, low=1e-5, high=10.0, unit="m", description="odometry edge height sigma floor"
@@ -120,10 +120,10 @@ class SlamConfig:
         0.001, low=0.0, high=1.0, unit="m/m", description="odometry height sigma per metre"
     )  # [m/m]
     odometry_sigma_yaw: float = param(
-        2e-4, low=1e-7, high=1.0, unit="rad", description="odometry edge heading sigma floor"
+        1e-4, low=1e-7, high=1.0, unit="rad", description="odometry edge heading sigma floor"
     )  # [rad]
     odometry_sigma_yaw_rate: float = param(
-        2e-4, low=0.0, high=1.0, unit="rad/m", description="odometry heading sigma per metre"
+        2e-5, low=0.0, high=1.0, unit="rad/m", description="odometry heading sigma per metre"
     )  # [rad/m]
     odometry_sigma_tilt: float = param(
         5e-4, low=1e-7, high=1.0, unit="rad", description="odometry edge roll/pitch sigma"
@@ -142,7 +142,7 @@ class SlamConfig:
         1.345, low=0.1, high=100.0, description="Huber threshold [sigmas] of GNSS factors"
     )
     gnss_outlier_sigma: float = param(
-        2.0, low=1.0, high=100.0, description="fixes beyond this many sigmas are dropped"
+        3.0, low=1.0, high=100.0, description="fixes beyond this many sigmas are dropped"
     )
     # ---- loop closures
     loop_radius: float = param(
@@ -259,6 +259,19 @@ class _Front:
     registered: int = 0
 
 
+def _drive_begin(odometry: model.OdometrySeries) -> NDArray[np.float64]:
+    """The wheel-odometry pose (4x4, in odom) of the robot standing at ``start``.
+
+    A wheel odometry whose first pose is its origin (within 0.05 m and 0.01 rad) was started
+    with the drive: its origin is the start, and motion before its first message counts (in
+    the simulator the robot turns 3.8e-4 rad before that message, 0.11 m at 300 m). Otherwise
+    the recording began later and the start is the pose of the first message."""
+    x, y, yaw = (float(v) for v in odometry.poses[0])
+    if math.hypot(x, y) < 0.05 and abs(yaw) < 0.01:
+        return np.eye(4)
+    return planar_pose(x, y, yaw)
+
+
 def _run_odometry(
     drive: DriveSource,
     prior: MotionPrior,
@@ -289,7 +302,7 @@ def _run_odometry(
     previous: float | None = None
     cos_angle = math.cos(c.keyframe_angle)
     min_r2 = c.min_range**2
-    t_begin = float(drive.odometry.stamps[0])
+    begin = _drive_begin(drive.odometry)
     n = -1
     for n, scan in enumerate(drive.scans()):
         if progress is not None and n % 100 == 0:
@@ -310,9 +323,9 @@ def _run_odometry(
         points = points @ rot + trans
         tilt = prior.tilt(scan.stamp)
         if previous is None:
-            # The drive starts at ``start`` with the first odometry message; the robot may
+            # The robot stood at ``start`` when the drive began (`_drive_begin`); it may
             # have moved a little by the first sweep.
-            moved = start_pose @ prior.delta(t_begin, scan.stamp)
+            moved = start_pose @ np.linalg.inv(begin) @ prior.odom_pose(scan.stamp)
             reg_pose = with_tilt(moved, tilt)
             odometry.pose = reg_pose
         else:
@@ -349,6 +362,7 @@ def _run_odometry(
 
 @dataclass(frozen=True)
 class _Fixes:
+    stamp: NDArray[np.float64]  # (F,) [s]
     keyframe: NDArray[np.intp]  # (F,)
     lever: NDArray[np.float64]  # (F,3) antenna in the keyframe's frame at the fix time
     lla: NDArray[np.float64]  # (F,3)
@@ -382,7 +396,8 @@ def _associate_fixes(
     v = var[inside]
     good = np.isfinite(v) & (v > 0.0)
     sig = np.where(good, np.sqrt(np.where(good, v, 1.0)), c.gnss_default_sigma)
-    return _Fixes(keyframes, levers, np.asarray(gnss.lla, float)[inside], sig * c.gnss_sigma_scale)
+    lla = np.asarray(gnss.lla, float)[inside]
+    return _Fixes(gnss.stamps[inside], keyframes, levers, lla, sig * c.gnss_sigma_scale)
 
 
 def _antenna_positions(fixes: _Fixes, poses: list[NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -487,10 +502,12 @@ class _EnuGraph:
         return [map_enu @ p for p in self.poses_enu]
 
     def residuals(self) -> NDArray[np.float64]:
-        """(F,) horizontal GNSS residuals [sigmas] at the current solution."""
+        """(F,2) horizontal GNSS residuals (east, north) [sigmas] at the current solution."""
         pred = _antenna_positions(self.fixes, self.poses_enu)
-        out: NDArray[np.float64] = np.linalg.norm(pred[:, :2] - self.enu[:, :2], axis=1)
-        return out / _horizontal_sigma(self.fixes)
+        out: NDArray[np.float64] = (pred[:, :2] - self.enu[:, :2]) / _horizontal_sigma(self.fixes)[
+            :, None
+        ]
+        return out
 
     def datum(self) -> model.Datum:
         lat, lon, alt = tangent_plane(self.ref).enu_to_geodetic(self.enu_map[:3, 3])
@@ -598,7 +615,7 @@ def estimate(
     lat, lon, alt = (float(v) for v in fixes.lla[0])
     graph = _EnuGraph(front, front.kf_pose[0], fixes, model.Datum(lat, lon, alt, 0.0), c)
     poses = graph.solve()
-    graph.used = graph.residuals() <= c.gnss_outlier_sigma
+    graph.used = np.linalg.norm(graph.residuals(), axis=1) <= c.gnss_outlier_sigma
     stats["time_graph_s"] = time.perf_counter() - t0
 
     # Loop closures on the GNSS-aided estimate.
@@ -632,8 +649,7 @@ def estimate(
     # Solve 2: with the loop closures, without the GNSS outliers.
     t0 = time.perf_counter()
     poses = graph.solve()
-    residuals = graph.residuals()
-    inliers = residuals[graph.used]
+    inliers = np.linalg.norm(graph.residuals(), axis=1)[graph.used]
     stats["time_graph_s"] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
