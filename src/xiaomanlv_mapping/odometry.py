@@ -4,7 +4,7 @@ Scan-to-map registration as in LOAM (Zhang & Singh, "LOAM: Lidar Odometry and Ma
 Real-time", RSS 2014) and KISS-ICP (Vizzo et al., "KISS-ICP: In Defense of Point-to-Point ICP",
 RA-L 2023): the sweep, voxel-downsampled, is aligned with point-to-plane ICP (Chen & Medioni,
 "Object modelling by registration of multiple range images", 1992) to a local map, starting from
-the motion prior (wheel-odometry translation, gyro yaw). The registration itself is small_gicp's
+the motion prior (wheel odometry). The registration itself is small_gicp's
 (Koide, "small_gicp: Efficient and parallel algorithms for point cloud registration", JOSS
 2024), one thread.
 

@@ -3,20 +3,26 @@
 The pipeline behind ``xiaomanlv map build`` (one algorithm per module):
 
 1. `xiaomanlv_mapping.odometry`: every ``scan_stride``-th sweep is registered point-to-plane
-   against a local map, from the wheel-odometry/gyro prior, with the IMU's roll and pitch;
-   a keyframe is kept every ``keyframe_distance`` metres or ``keyframe_angle`` radians.
-2. `xiaomanlv_mapping.datum`: the map -> WGS84 relation is fitted to the fixes, so fixes
-   become map positions (the map stays anchored at the station's loading pose, ``start``).
-3. `xiaomanlv_mapping.posegraph`: keyframe graph with odometry edges, a tight prior on the
-   first keyframe at ``start`` and robust GNSS factors; solved; fixes whose residual exceeds
-   ``gnss_outlier_sigma`` are dropped and the datum refitted.
-4. `xiaomanlv_mapping.loops`: revisits found near the solved positions are verified by
-   registration; accepted ones join the graph, which is solved again.
-5. Every registered sweep gets the correction of its keyframe (``MappingResult.trajectory``);
-   ``MappingResult.odometry_only`` keeps the lidar odometry as it was before steps 2-4.
+   against a local map, from the wheel-odometry prior, with the IMU's roll and pitch; a
+   keyframe is kept every ``keyframe_distance`` metres or ``keyframe_angle`` radians. The
+   first sweep sits at ``start`` moved by the wheel odometry since the drive began.
+2. `xiaomanlv_mapping.posegraph`, solved in a local ENU frame at the first fix: keyframe
+   nodes, odometry edges, an IMU attitude factor per keyframe and a GNSS factor per fix
+   (antenna lever arm, Huber kernel), started from the odometry placed by a robust fit of the
+   datum (`xiaomanlv_mapping.datum`). The map frame is then the ENU solution moved so its
+   first keyframe lies on ``start``: the datum is estimated with the trajectory, not before
+   it. Fixes whose residual exceeds ``gnss_outlier_sigma`` are dropped.
+3. `xiaomanlv_mapping.loops`: revisits near the solved positions are verified by
+   registration; accepted ones join the graph, which is solved again (closures the solution
+   contradicts are dropped and it is solved once more).
+4. Every sweep of the drive gets a pose between its two keyframes, carried there by the wheel
+   odometry (``MappingResult.trajectory``); ``MappingResult.odometry_only`` keeps the lidar
+   odometry of the registered sweeps as it was before steps 2-3.
 
 This follows the usual structure of graph SLAM front and back ends (Grisetti et al., "A
 Tutorial on Graph-Based SLAM", IEEE ITS Magazine 2010; hdl_graph_slam, Koide et al. 2019).
+`SlamConfig`'s defaults were chosen by ATE and map RMS on three simulated full drives
+(university twice, residential once).
 """
 
 from __future__ import annotations
