@@ -111,9 +111,17 @@ def wait_http(url: str, ready: Callable[[dict[str, Any]], bool], timeout: float 
     raise AssertionError(f"{url} not ready within {timeout} s; last answer: {last}")
 
 
-def standing_still(session: Any, rate: float = 20.0) -> Any:
-    """Publish a zero-velocity /wheel/odom: the locker arms stops only while parked."""
-    return session.publishing("/wheel/odom", Odometry(), rate)
+@contextlib.contextmanager
+def standing_still(session: Any, rate: float = 20.0) -> Iterator[None]:
+    """Publish a zero-velocity /wheel/odom: the locker arms stops only while parked. Yields
+    once the locker subscribes and has had a second of it (without, it counts as moving)."""
+    with session.publishing("/wheel/odom", Odometry(), rate):
+        deadline = time.monotonic() + 15.0
+        while session.client.count_subscribers("/wheel/odom") < 1:
+            assert time.monotonic() < deadline, "the locker never subscribed to /wheel/odom"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        yield
 
 
 def text_of(driver: WebDriver, element_id: str) -> str:

@@ -43,6 +43,11 @@ def run_node(
             return EXIT_CONFIG
         try:
             spin(node)
+        except Exception:
+            # A SIGINT shuts the context down while the executor is mid-iteration: rclpy then
+            # raises an RCLError (invalid context, wait set) instead of ExternalShutdownException.
+            if node.context.ok():
+                raise
         finally:
             node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
