@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, PointField
 from std_msgs.msg import String
 
 from xiaomanlv_mapping.bag import (
+    EXPECTED_TYPES,
     BagWriter,
     DriveTopics,
     RecorderConfig,
@@ -35,20 +37,16 @@ from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_sim.ros.conversions import lidar_to_msg, stamp_of
 from xiaomanlv_sim.sensors.lidar import LidarScan
 
+# The drive's topics and types: the ones open_drive reads (one declaration, in bag.py).
+_TOPICS = DriveTopics()
 LIDAR, IMU, ODOM, GNSS, TRUTH = (
-    "/lidar/points",
-    "/imu/data",
-    "/wheel/odom",
-    "/gnss/fix",
-    "/sim/ground_truth/pose",
+    _TOPICS.lidar,
+    _TOPICS.imu,
+    _TOPICS.odometry,
+    _TOPICS.gnss,
+    _TOPICS.truth,
 )
-TYPES = {
-    LIDAR: "sensor_msgs/msg/PointCloud2",
-    IMU: "sensor_msgs/msg/Imu",
-    ODOM: "nav_msgs/msg/Odometry",
-    GNSS: "sensor_msgs/msg/NavSatFix",
-    TRUTH: "geometry_msgs/msg/PoseStamped",
-}
+TYPES = {getattr(_TOPICS, role): msgtype for role, msgtype in EXPECTED_TYPES.items()}
 
 
 def ns(t: float) -> int:
@@ -350,7 +348,7 @@ def test_rosbags_anyreader_reads_and_decodes_the_bag(drive_bag: Path) -> None:
         assert {c.topic: c.msgtype for c in reader.connections} == TYPES
         conn = next(c for c in reader.connections if c.topic == GNSS)
         ((_, log_time, raw),) = list(reader.messages(connections=[conn]))
-        msg = reader.deserialize(raw, conn.msgtype)
+        msg: Any = reader.deserialize(raw, conn.msgtype)
         assert log_time == ns(0.2)
         assert msg.latitude == pytest.approx(30.3)
         assert msg.header.frame_id == "gnss_link"

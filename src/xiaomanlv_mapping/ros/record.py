@@ -33,7 +33,7 @@ from typing import Any
 from rclpy.serialization import serialize_message
 from tqdm import tqdm
 
-from xiaomanlv_mapping.bag import BagWriter
+from xiaomanlv_mapping.bag import EXPECTED_TYPES, BagWriter, DriveTopics
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_sim.operator import RouteDriver
 from xiaomanlv_sim.ros.conversions import (
@@ -51,20 +51,16 @@ from xiaomanlv_sim.simulator import Simulator, SimulatorConfig
 
 log = logging.getLogger(__name__)
 
+# The drive's topics and types: the ones open_drive reads (one declaration, in bag.py).
+_TOPICS = DriveTopics()
 LIDAR, IMU, ODOM, GNSS, TRUTH = (
-    "/lidar/points",
-    "/imu/data",
-    "/wheel/odom",
-    "/gnss/fix",
-    "/sim/ground_truth/pose",
+    _TOPICS.lidar,
+    _TOPICS.imu,
+    _TOPICS.odometry,
+    _TOPICS.gnss,
+    _TOPICS.truth,
 )
-TYPES = {
-    LIDAR: "sensor_msgs/msg/PointCloud2",
-    IMU: "sensor_msgs/msg/Imu",
-    ODOM: "nav_msgs/msg/Odometry",
-    GNSS: "sensor_msgs/msg/NavSatFix",
-    TRUTH: "geometry_msgs/msg/PoseStamped",
-}
+TYPES = {getattr(_TOPICS, role): msgtype for role, msgtype in EXPECTED_TYPES.items()}
 COMMAND_RATE = 20.0  # [Hz] operator commands
 TRUTH_RATE = 50.0  # [Hz] ground-truth poses
 BLOCKED_AFTER = 10.0  # [s] sim time without moving BLOCKED_DISTANCE before giving up
