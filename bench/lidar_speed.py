@@ -4,7 +4,10 @@ Loads worlds/university.sdf (or --world), builds the Scene, places pedestrians o
 and times `Lidar.scan` at random robot poses on open ground (a new crowd layout every scan, as
 in the simulator). Also times the other per-step sensing calls the simulator makes: the 8
 ultrasonic rangers, `ground_height` for the 4 wheel contacts, `set_agents` and
-`sky_blocked_fraction`. Open3D is asked for one thread (`nthreads=1`).
+`sky_blocked_fraction`. One core: the process is pinned to one CPU and numba and Open3D are
+given one thread. Side by side, the static world alone (no agents, no noise) through the
+compiled caster and through an Open3D/Embree scene of the same shapes triangulated, as the
+simulator cast before.
 
     source tools/env.sh && python bench/lidar_speed.py [--quick] [--world NAME]
 
@@ -14,20 +17,25 @@ docs/simulator.md speed budget): lidar_ms_median <= 5.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from collections.abc import Callable
+import os
 
-import numpy as np
-import open3d as o3d
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
 
-from xiaomanlv_sim import assets
-from xiaomanlv_sim.robot import LidarSpec
-from xiaomanlv_sim.scene import Scene
-from xiaomanlv_sim.sdf import load_robot, load_world
-from xiaomanlv_sim.sensors.lidar import Lidar
-from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic, read_rangers
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import open3d as o3d  # noqa: E402
+
+from xiaomanlv_sim import assets  # noqa: E402
+from xiaomanlv_sim.robot import LidarSpec  # noqa: E402
+from xiaomanlv_sim.scene import Scene, build_raycaster  # noqa: E402
+from xiaomanlv_sim.sdf import load_robot, load_world  # noqa: E402
+from xiaomanlv_sim.sensors.lidar import Lidar  # noqa: E402
+from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic, read_rangers  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -62,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     scans = 50 if args.quick else 200
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     rng = np.random.default_rng(args.seed)
 
     t0 = time.perf_counter()
     world = load_world(assets.world_file(args.world))
     t1 = time.perf_counter()
-    scene = Scene.from_world(world, nthreads=1)
+    scene = Scene.from_world(world)
     t2 = time.perf_counter()
+    bare = Scene.from_world(world)  # the static world alone
+    embree, _, _ = build_raycaster(world.shapes)
     print(f"{world.name}: {len(world.shapes)} shapes, load {t1 - t0:.2f} s, scene {t2 - t1:.2f} s")
 
     robot = load_robot(assets.robot_model_file())
@@ -90,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return pose
 
     bases = [base_pose(i) for i in range(scans)]
-    lidar_ms, sonar_ms, batch_ms, static_ms, points = [], [], [], [], []
+    lidar_ms, sonar_ms, batch_ms, static_ms, embree_ms, points = [], [], [], [], [], []
+    cutoff = lidar_spec.range_max + 3.0 * lidar_spec.noise_stddev + 1.0
+    lidar.scan(scene, bases[0] @ lidar_spec.pose, 0.0)  # compile (numba) outside the timing
     rays = np.empty((lidar.fan.rows * lidar.fan.cols, 6), dtype=np.float32)
     set_ms = timed(lambda: scene.set_agents(layouts[0], radii, heights), 50)
     for i in range(scans):
@@ -100,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         scan = lidar.scan(scene, pose, 0.0)
         lidar_ms.append((time.perf_counter() - t) * 1e3)
         points.append(len(scan.points))
-        # The Open3D share of the same scan: the static rays alone, without agents or noise.
+        # The static world alone: the compiled caster, then Open3D/Embree on the same rays.
+        t = time.perf_counter()
+        bare.cast_fan(lidar.fan, pose, max_range=cutoff)
+        static_ms.append((time.perf_counter() - t) * 1e3)
         rays[:, :3] = pose[:3, 3]
         rays[:, 3:] = lidar.fan.directions @ pose[:3, :3].T
         tensor = o3d.core.Tensor.from_numpy(rays)
         t = time.perf_counter()
-        scene._scene.cast_rays(tensor, nthreads=1)
-        static_ms.append((time.perf_counter() - t) * 1e3)
+        embree.cast_rays(tensor, nthreads=1)
+        embree_ms.append((time.perf_counter() - t) * 1e3)
         t = time.perf_counter()
         for sonar in sonars:
             sonar.read(scene, bases[i] @ sonar.spec.pose, 0.0)
@@ -122,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     sky_ms = timed(lambda: scene.sky_blocked_fraction(np.array([*poses[0], 1.6])), 200)
     # Open3D's per-ray floor: the same rays in a scene with nothing in their way.
     empty = o3d.t.geometry.RaycastingScene()
-    far = o3d.geometry.TriangleMesh.create_box(1, 1, 1).translate((1e4, 1e4, 1e4))
+    far = o3d.geometry.TriangleMesh.create_box(1, 1, 1)
+    far.translate((1e4, 1e4, 1e4))
     empty.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(far))
     floor_ms = timed(lambda: empty.cast_rays(tensor, nthreads=1), 50)
 
@@ -135,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "pedestrians": args.pedestrians,
         "scans": scans,
         "points_median": int(np.median(points)),
-        "open3d_static_cast_ms_median": round(float(np.median(static_ms)), 3),
+        "static_cast_ms_median": round(float(np.median(static_ms)), 3),
+        "open3d_static_cast_ms_median": round(float(np.median(embree_ms)), 3),
         "open3d_empty_scene_cast_ms_median": round(float(np.median(floor_ms)), 3),
         "ultrasonic_x8_ms_median": round(float(np.median(sonar_ms)), 3),
         "ultrasonic_x8_batched_ms_median": round(float(np.median(batch_ms)), 3),

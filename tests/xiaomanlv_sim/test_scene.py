@@ -10,7 +10,7 @@ import open3d as o3d
 import pytest
 from scipy.spatial.transform import Rotation
 
-from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene
+from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene, build_raycaster
 from xiaomanlv_sim.site import Pose2D
 from xiaomanlv_sim.world import Box, Cylinder, Geometry, Mesh, Plane, Shape, Sphere, World
 
@@ -57,15 +57,75 @@ def test_yawed_box_face() -> None:
     assert cast1(scene, (10 - 5 * d[0], -5 * d[1], 1), d) == pytest.approx(4.0, abs=1e-4)
 
 
-def test_cylinder_hit_at_facet_vertex_and_within_tessellation_elsewhere() -> None:
-    scene = scene_of(shape("c", Cylinder(0.5, 2.0), pose(5, 0, 1), "lamp_post"))
-    # A tessellation vertex lies exactly at the cylinder's -x side.
-    assert cast1(scene, (0, 0, 1), (1, 0, 0)) == pytest.approx(4.5, abs=1e-4)
-    # Other directions: within the facet sagitta r(1 - cos(pi/24)).
-    sag = 0.5 * (1 - math.cos(math.pi / 24))
-    hit = cast1(scene, (5, -3, 1), (0, 1, 0))
-    assert 2.5 - 1e-4 <= hit <= 2.5 + sag + 1e-4
+def test_cylinder_and_sphere_hits_are_exact() -> None:
+    """Curved shapes are analytic: no facets, the hit is on the true surface."""
+    scene = scene_of(
+        shape("c", Cylinder(0.5, 2.0), pose(5, 0, 1), "lamp_post"),
+        shape("s", Sphere(1.5), pose(0, 8, 3), "tree"),
+    )
+    for azimuth in np.linspace(-0.09, 0.09, 7):  # across the post, at every angle
+        d = (math.cos(azimuth), math.sin(azimuth), 0.0)
+        b = 5 * math.cos(azimuth)  # ray-circle: t = b - sqrt(b^2 - (|c|^2 - r^2))
+        assert cast1(scene, (0, 0, 1), d) == pytest.approx(
+            b - math.sqrt(b * b - (25 - 0.25)), abs=1e-5
+        )
     assert cast1(scene, (0, 0, 2.5), (1, 0, 0)) == math.inf  # above its top
+    assert cast1(scene, (5, 0, 4), (0, 0, -1)) == pytest.approx(2.0, abs=1e-5)  # top cap
+    d = np.array([0.3, 8.0, 0.0]) / np.linalg.norm([0.3, 8.0, 0.0])
+    hit = cast1(scene, (0, 0, 3), tuple(d))
+    assert np.linalg.norm(hit * d - (0, 8, 0)) == pytest.approx(1.5, abs=1e-5)
+
+
+def test_ray_from_inside_a_shape_hits_its_far_side() -> None:
+    """First surface crossing, as a ray tracer over closed meshes gives."""
+    scene = scene_of(
+        shape("b", Box((4.0, 4.0, 4.0)), pose(0, 0, 0)),
+        shape("c", Cylinder(1.0, 2.0), pose(20, 0, 0)),
+        shape("s", Sphere(1.0), pose(-20, 0, 0)),
+    )
+    assert cast1(scene, (0, 0, 0), (1, 0, 0)) == pytest.approx(2.0, abs=1e-6)
+    assert cast1(scene, (20, 0, 0), (0, 1, 0)) == pytest.approx(1.0, abs=1e-6)
+    assert cast1(scene, (20, 0, 0.5), (0, 0, 1)) == pytest.approx(0.5, abs=1e-6)
+    assert cast1(scene, (-20, 0, 0), (0, 0, -1)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_analytic_shapes_agree_with_an_embree_triangulation() -> None:
+    """Independent check of the compiled caster against Open3D/Embree on the same shapes:
+    flat faces to float precision, curved ones within the triangulation's sagitta."""
+    shapes = [
+        GROUND,
+        shape("b", Box((3.0, 1.0, 2.0)), pose(6, 2, 1, (0, 0, 0.4)), "building"),
+        shape("r", Box((4.0, 2.0, 0.3)), pose(-5, -4, 0.1, (0.15, 0.1, -0.7)), "ramp"),
+        shape("c", Cylinder(0.4, 3.0), pose(-3, 5, 1.5), "lamp_post"),
+        shape("s", Sphere(1.2), pose(2, -7, 2.5), "tree"),
+    ]
+    scene = scene_of(*shapes)
+    embree, tri_category, _ = build_raycaster(shapes)
+    fan = RayFan.grid(
+        np.linspace(-math.pi, math.pi, 360, endpoint=False), np.linspace(-0.6, 0.4, 9)
+    )
+    sensor = pose(0.3, -0.2, 1.1, (0.05, -0.03, 0.2))
+    ours = scene.cast_fan(fan, sensor)
+    dirs = (fan.directions @ sensor[:3, :3].T).astype(np.float32)
+    rays = np.concatenate([np.broadcast_to(sensor[:3, 3], dirs.shape), dirs], axis=1)
+    out = embree.cast_rays(o3d.core.Tensor.from_numpy(np.ascontiguousarray(rays, np.float32)))
+    ref = out["t_hit"].numpy()
+    prim = out["primitive_ids"].numpy()
+    hit = np.isfinite(ref)
+    cat = np.where(hit, tri_category[np.where(hit, prim, 0)], -1)
+    curved = np.isin(cat, [CATEGORIES.index("lamp_post"), CATEGORIES.index("tree")])
+    flat = ~curved & hit
+    assert flat.sum() > 1000 and curved.sum() > 50
+    np.testing.assert_allclose(ours.distance[flat], ref[flat], rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(ours.category[flat], cat[flat])
+    np.testing.assert_array_equal(np.isfinite(ours.distance[~hit]), False)
+    # Curved, away from grazing incidence: within the facet depth over the incidence cosine
+    # (sphere resolution 12 is coarse: r (1 - cos(pi/12)) = 4 cm for r = 1.2 m).
+    cos_inc = np.abs(np.einsum("ij,ij->i", ours.normal, dirs))
+    facing = curved & (cos_inc > 0.5)
+    assert facing.sum() > 30
+    depth = 1.2 * (1 - math.cos(math.pi / 12))
+    assert np.abs(ours.distance[facing] - ref[facing]).max() < depth / 0.5
 
 
 def test_sphere_pole_hit() -> None:
@@ -154,29 +214,51 @@ def test_obstacles_added_and_removed() -> None:
         scene.add_obstacle("bad", Pose2D(0, 0), (1.0, 0.0, 1.0))
 
 
-def test_cast_fan_culling_matches_brute_force() -> None:
-    """The column/row culling of agents and obstacles is exact: same result as testing all."""
+def test_cast_fan_culling_matches_brute_force(tmp_path: Path) -> None:
+    """The per-object row/column bounds and the nearest-first skipping are exact: a fan gives
+    what testing every ray against every object gives, for every kind of shape, tilted."""
     rng = np.random.default_rng(3)
-    scene = scene_of(GROUND, shape("w", Box((1.0, 30.0, 4.0)), pose(-12, 0, 2), "wall"))
+    cube = o3d.geometry.TriangleMesh.create_box(1, 1, 1)
+    o3d.io.write_triangle_mesh(str(tmp_path / "cube.obj"), cube)
+    statics = [GROUND, shape("w", Box((1.0, 30.0, 4.0)), pose(-12, 0, 2), "wall")]
+    for i in range(30):
+        x, y = rng.uniform(-20, 20, 2)
+        rpy = tuple(rng.uniform(-0.4, 0.4, 3))
+        geometry = [
+            Box(tuple(rng.uniform(0.3, 6.0, 3))),
+            Cylinder(float(rng.uniform(0.1, 1.0)), float(rng.uniform(0.5, 5.0))),
+            Sphere(float(rng.uniform(0.3, 2.0))),
+            Plane((0.0, 0.0, 1.0), (3.0, 1.5)),
+            Mesh(tmp_path / "cube.obj", (2.0, 1.0, 3.0)),
+        ][i % 5]
+        statics.append(shape(f"s{i}", geometry, pose(x, y, rng.uniform(0, 3), rpy), "car"))
+    scene = scene_of(*statics)
     xy = rng.uniform(-15, 15, (60, 2))
     scene.set_agents(xy, rng.uniform(0.2, 0.6, 60), rng.uniform(0.5, 2.0, 60))
     scene.add_obstacle("a", Pose2D(3.0, -2.0, 0.4), (2.0, 0.5, 1.0))
     scene.add_obstacle("b", Pose2D(-4.0, 6.0, 1.2), (0.6, 0.6, 2.5))
-    fan = RayFan.grid(
+    full = RayFan.grid(
         np.linspace(-math.pi, math.pi, 720, endpoint=False), np.linspace(-0.5, 0.5, 12)
     )
-    for roll, pitch, yaw, z in [(0, 0, 0.3, 1.0), (0.3, -0.25, 2.0, 0.6), (-0.35, 0.3, -1, 2.5)]:
-        sensor = pose(0.5, -0.7, z, (roll, pitch, yaw))
-        fast = scene.cast_fan(fan, sensor)
-        dirs = fan.directions @ sensor[:3, :3].T
-        brute = scene.cast_hits(np.broadcast_to(sensor[:3, 3], dirs.shape), dirs)
-        np.testing.assert_allclose(fast.distance, brute.distance, rtol=1e-5)
-        np.testing.assert_array_equal(fast.category, brute.category)
-        assert (fast.category == CATEGORIES.index("agent")).sum() > 100
+    part = RayFan.grid(np.linspace(2.0, 3.5, 40), np.linspace(-0.3, 0.2, 5))
+    cases = [(0, 0, 0.3, 1.0), (0.3, -0.25, 2.0, 0.6), (-0.35, 0.3, -1, 2.5), (0, 1.2, 0, 1.0)]
+    seen: set[int] = set()
+    for fan in (full, part):
+        for roll, pitch, yaw, z in cases:
+            sensor = pose(0.5, -0.7, z, (roll, pitch, yaw))
+            fast = scene.cast_fan(fan, sensor, max_range=25.0)
+            dirs = fan.directions.astype(np.float64) @ sensor[:3, :3].T
+            brute = scene.cast_hits(np.broadcast_to(sensor[:3, 3], dirs.shape), dirs)
+            brute.distance[brute.distance > 25.0] = np.inf
+            brute.category[np.isinf(brute.distance)] = -1
+            np.testing.assert_allclose(fast.distance, brute.distance, rtol=1e-6)
+            np.testing.assert_array_equal(fast.category, brute.category)
+            seen |= set(fast.category.tolist())
+    assert {CATEGORIES.index(c) for c in ("agent", "obstacle", "car", "wall", "ground")} <= seen
 
 
-def test_narrow_fan_tests_every_pair_and_matches_brute_force() -> None:
-    """A ranger-sized fan with few objects near skips the culling; the hits stay the same."""
+def test_narrow_fan_matches_brute_force() -> None:
+    """A ranger-sized fan with a few objects near gives the hits of testing every pair."""
     scene = scene_of(GROUND)
     scene.set_agents(
         np.array([[1.5, 0.1], [2.0, -0.5], [-3.0, 0.0]]), np.full(3, 0.3), np.full(3, 1.7)

@@ -5,7 +5,8 @@ Ray layout follows the SDF `<lidar><scan>`: `horizontal_samples` azimuths evenly
 `vertical_max` (both ends included, as Gazebo does). Every ray is cast each scan (the whole scan
 is taken at one instant, as Gazebo's gpu_lidar does; no motion distortion). Range model, in order:
 
-1. true range of the first hit (`scene.Scene.cast_fan`: static world, obstacles, agents);
+1. true range of the first hit (`scene.Scene.cast_fan`: static world, obstacles, agents),
+   cast only as far as any return could come back within range_max;
 2. weather (`weather.apply_to_ranges`: attenuation-limited range, dropouts, drop/fog returns);
 3. gaussian noise N(noise_mean, noise_stddev) plus the weather's range-dependent extra noise;
 4. quantisation to `range_resolution` (round to the nearest multiple);
@@ -20,8 +21,10 @@ vegetation ~0.4-0.5, retro-reflective markings higher). Rings are the vertical b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -80,7 +83,6 @@ class Lidar:
         self.rng = rng
         self.weather_model = weather_model
         self.fan = ray_fan(spec)
-        self._rings = np.repeat(np.arange(self.fan.rows, dtype=np.uint16), self.fan.cols)
         self._frame = spec.frame_id or spec.name
 
     def scan(
@@ -92,7 +94,10 @@ class Lidar:
     ) -> LidarScan:
         """One full scan from the sensor pose `world_from_sensor` (4x4) at sim time `stamp` [s]."""
         spec = self.spec
-        hits, rays = scene.cast_fan_world(self.fan, world_from_sensor)
+        pose = np.asarray(world_from_sensor, dtype=np.float64)
+        # Nothing beyond this can come back within range_max, whatever the noise draws.
+        cutoff = spec.range_max + 3.0 * spec.noise_stddev + 1.0
+        hits = scene.cast_fan(self.fan, pose, max_range=cutoff)
         effects: RangeEffects | None = None
         d = hits.distance
         if not weather.clear:  # clear weather changes nothing and draws nothing
@@ -105,40 +110,95 @@ class Lidar:
                 model=self.weather_model,
             )
             d = effects.distance
-        idx = np.flatnonzero(d <= spec.range_max + 3.0 * spec.noise_stddev + 1.0)
-        r = d[idx]
-        noise = self.rng.standard_normal(len(idx), dtype=np.float32)
-        if effects is None:
-            noise *= spec.noise_stddev
-        else:
-            noise *= np.sqrt(spec.noise_stddev**2 + effects.extra_stddev[idx] ** 2)
-        noise += spec.noise_mean
-        r += noise
-        if spec.range_resolution > 0:
-            res = np.float32(spec.range_resolution)
-            r /= res
-            np.round(r, out=r)
-            r *= res
-        keep = np.flatnonzero((r >= spec.range_min) & (r <= spec.range_max))
-        idx, r = idx.take(keep), r.take(keep)
-        points = self.fan.directions.take(idx, axis=0)
-        points *= r[:, None]
-        # Intensity: reflectivity x |cos incidence| x weather attenuation.
-        normals = hits.normal.take(idx, axis=0)
-        normals *= rays.take(idx, axis=0)[:, 3:]
-        cos_inc = normals[:, 0] + normals[:, 1]
-        cos_inc += normals[:, 2]
-        np.abs(cos_inc, out=cos_inc)
-        intensity = _INTENSITY_BY_CODE.take(hits.category.take(idx), mode="clip")
-        intensity *= cos_inc
-        if effects is not None:
-            clutter = effects.clutter[idx]
-            intensity = np.where(clutter, 255.0, intensity) * effects.intensity_factor[idx]
-        np.clip(intensity, 0.0, 255.0, out=intensity)
-        return LidarScan(
-            stamp=stamp,
-            frame_id=self._frame,
-            points=points,
-            intensities=intensity.astype(np.float32, copy=False),
-            rings=self._rings.take(idx),
+        # One draw per ray that may return, in ray order.
+        noise = self.rng.standard_normal(int(np.count_nonzero(d <= cutoff)), dtype=np.float32)
+        no_weather = np.zeros(0, dtype=np.float32)
+        points, intensity, rings = _returns(
+            d,
+            hits.normal,
+            hits.category,
+            self.fan.directions,
+            self.fan.cols,
+            pose[:3, :3],
+            cutoff,
+            noise,
+            spec.noise_stddev,
+            spec.noise_mean,
+            spec.range_resolution,
+            spec.range_min,
+            spec.range_max,
+            _INTENSITY_BY_CODE,
+            effects is not None,
+            effects.extra_stddev if effects is not None else no_weather,
+            effects.clutter if effects is not None else np.zeros(0, dtype=np.bool_),
+            effects.intensity_factor if effects is not None else no_weather,
         )
+        return LidarScan(
+            stamp=stamp, frame_id=self._frame, points=points, intensities=intensity, rings=rings
+        )
+
+
+@numba.njit(cache=True)
+def _returns(
+    d: NDArray[np.float32],
+    normal: NDArray[np.float32],
+    category: NDArray[np.int16],
+    directions: NDArray[np.float32],
+    cols: int,
+    rot: NDArray[np.float64],
+    cutoff: float,
+    noise: NDArray[np.float32],
+    stddev: float,
+    mean: float,
+    resolution: float,
+    range_min: float,
+    range_max: float,
+    intensity_by_code: NDArray[np.float32],
+    weather: bool,
+    extra_stddev: NDArray[np.float32],
+    clutter: NDArray[np.bool_],
+    intensity_factor: NDArray[np.float32],
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint16]]:
+    """Steps 3-5 of the range model and the intensities, in ray order (see the module doc).
+
+    d: (N,) ranges after the weather; `noise`: one standard normal per ray with d <= cutoff.
+    Returns points (M,3) in the sensor frame, intensities (M,), rings (M,) of the kept rays.
+    """
+    n = d.shape[0]
+    points = np.empty((noise.shape[0], 3), dtype=np.float32)
+    intensity = np.empty(noise.shape[0], dtype=np.float32)
+    rings = np.empty(noise.shape[0], dtype=np.uint16)
+    m = 0
+    j = 0
+    res = np.float32(resolution)
+    for ray in range(n):
+        if not d[ray] <= cutoff:
+            continue
+        sigma = np.float32(stddev)
+        if weather:
+            sigma = np.float32(math.sqrt(stddev * stddev + extra_stddev[ray] ** 2))
+        r = np.float32(d[ray] + (noise[j] * sigma + np.float32(mean)))
+        j += 1
+        if resolution > 0:
+            r = np.float32(np.round(r / res)) * res
+        if not (range_min <= r <= range_max):
+            continue
+        dx, dy, dz = directions[ray, 0], directions[ray, 1], directions[ray, 2]
+        points[m, 0], points[m, 1], points[m, 2] = dx * r, dy * r, dz * r
+        # |cos incidence|: the world normal into the sensor frame (R^T n) against d.
+        nx, ny, nz = normal[ray, 0], normal[ray, 1], normal[ray, 2]
+        cos_inc = abs(
+            (rot[0, 0] * nx + rot[1, 0] * ny + rot[2, 0] * nz) * dx
+            + (rot[0, 1] * nx + rot[1, 1] * ny + rot[2, 1] * nz) * dy
+            + (rot[0, 2] * nx + rot[1, 2] * ny + rot[2, 2] * nz) * dz
+        )
+        code = max(0, category[ray])
+        value = intensity_by_code[code] * cos_inc
+        if weather:
+            if clutter[ray]:
+                value = 255.0
+            value *= intensity_factor[ray]
+        intensity[m] = min(max(value, 0.0), 255.0)
+        rings[m] = ray // cols
+        m += 1
+    return points[:m], intensity[:m], rings[:m]
