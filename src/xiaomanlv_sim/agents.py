@@ -36,9 +36,12 @@ never teleport (trackers see continuous tracks). Cyclists ride at 4-6 m/s betwee
 wide walkways (edges at least `cyclist_min_width` wide; the widest edges if none are).
 
 All randomness comes from the Generator given to `Crowd`, so a seed reproduces a run.
-Vectorised numpy; neighbour pairs from scipy's cKDTree (bench/crowd_speed.py measures `step`,
-and compares with PySocialForce, which was too slow for a campus: see docs/scenarios.md).
-Frames: world frame, x east, y north, metres, seconds.
+The per-step arithmetic (waypoint progress, forces, integration, neighbour pairs by sort and
+sweep, the projection with exact point-to-polygon distances) runs in compiled kernels
+(`xiaomanlv_sim.crowd_kernels`, numba, cached on disk); route planning, events and random
+draws stay here and run only on the steps where an agent arrives, gets stuck or ends a pause.
+bench/crowd_speed.py measures `step` (and compares with PySocialForce, which was too slow for
+a campus: see docs/scenarios.md). Frames: world frame, x east, y north, metres, seconds.
 """
 
 from __future__ import annotations
@@ -46,13 +49,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import networkx as nx
 import numpy as np
+import shapely
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
 
-from xiaomanlv_sim.footprint import Footprints
+from xiaomanlv_sim import crowd_kernels as kernels
+from xiaomanlv_sim.footprint import Footprint, Footprints
 from xiaomanlv_sim.scenario import CrowdSpec
 from xiaomanlv_sim.site import Site
 
@@ -62,6 +68,13 @@ PEDESTRIAN = 0
 CYCLIST = 1
 
 _WALKING, _DWELLING, _LOITERING = 0, 1, 2
+
+_F64: TypeAlias = NDArray[np.float64]
+_I64: TypeAlias = NDArray[np.int64]
+WallArrays: TypeAlias = tuple[_F64, _I64, _I64, _I64, _I64, _I64, _F64]
+"""Polygons and their index for `crowd_kernels.nearest_wall` (see `WallIndex.arrays`)."""
+KernelWalls: TypeAlias = tuple[NDArray[np.float32], _F64, _I64, _I64, _I64, _I64, _I64, _F64]
+"""The distance field followed by `WallArrays`: the wall arguments of the kernels."""
 
 
 class CrowdError(ValueError):
@@ -178,6 +191,14 @@ class Crowd:
         self._best = np.full(k, np.inf)  # closest approach to the current waypoint
         self._since = np.zeros(k)  # [s] since that approach last improved by 0.5 m
         self._path_cache: dict[tuple[str, str, bool], list[str]] = {}
+        self._params = kernel_params(self.cfg)
+        self._events = np.zeros(k, dtype=np.int8)
+        self._order = np.arange(k, dtype=np.int64)  # agents by x, kept for the pair sweep
+        self._robot = np.zeros(5)  # x, y, vx, vy [m, m/s], radius [m]
+        self._wall_margin = max(self.cfg.pedestrian_radius_max, self.cfg.cyclist_radius) + 0.5
+        self._index: WallIndex | None = None
+        self._wall_arrays: WallArrays | None = None
+        self._dynamic: tuple[Footprint, ...] = ()
         if k == 0:
             return
         self._build_graphs()
@@ -218,89 +239,18 @@ class Crowd:
         self.time += dt
         if self._k == 0:
             return
-        cfg = self.cfg
-        pos, vel = self.pos, self.vel
+        walls = self._walls()
         self._advance_waypoints(dt)
-        target = self._wp[np.arange(self._k), self._wp_idx]
-
-        # the robot, as a capsule from where it is to where it will be in robot_horizon
-        a = np.asarray(robot_xy, dtype=float)[:2]
-        seg = np.asarray(robot_velocity, dtype=float)[:2] * cfg.robot_horizon
-        seg_len2 = float(seg @ seg)
-        rel = pos - a
-        t = np.clip(rel @ seg / seg_len2, 0.0, 1.0) if seg_len2 > 1e-12 else np.zeros(self._k)
-        diff_r = rel - t[:, None] * seg
-        dist_r = np.maximum(np.hypot(diff_r[:, 0], diff_r[:, 1]), 1e-6)
-        n_r = diff_r / dist_r[:, None]
-        gap = dist_r - self.radius - robot_radius
-
-        # driving force, its direction slid along walls and steered round the robot
-        to_target = target - pos
-        dist_t = np.hypot(to_target[:, 0], to_target[:, 1])
-        e = to_target / np.maximum(dist_t, 1e-9)[:, None]
-        d_wall, g_wall = self.footprints.distance_and_gradient(pos)
-        g_norm = np.hypot(g_wall[:, 0], g_wall[:, 1])
-        n_wall = g_wall / np.maximum(g_norm, 1e-9)[:, None]
-        clearance = d_wall - self.radius
-        _steer(e, n_r, gap, cfg.robot_steer_distance)
-        _steer(e, n_wall, clearance, cfg.wall_slide_distance)
-        speed_wanted = self.v0 * np.clip(dist_t / 0.5, 0.0, 1.0)  # slow down on the last 0.5 m
-        speed_wanted[self.mode == _DWELLING] = 0.0
-        speed_wanted[self._standing] = 0.0
-        acc = (speed_wanted[:, None] * e - vel) / self.tau[:, None]
-
-        # heading for the anisotropy: velocity if moving, else desired direction
-        sp = np.hypot(vel[:, 0], vel[:, 1])
-        heading = np.where((sp > 0.1)[:, None], vel / np.maximum(sp, 1e-9)[:, None], e)
-
-        # agent-agent repulsion
-        pairs = self._pairs(max(cfg.interaction_radius, 2.0 * float(self.radius.max()) + 0.5))
-        if len(pairs):
-            i, j = pairs[:, 0], pairs[:, 1]
-            diff = pos[i] - pos[j]
-            dist = np.maximum(np.hypot(diff[:, 0], diff[:, 1]), 1e-6)
-            n_ij = diff / dist[:, None]
-            b = np.where(
-                (self.kind[i] == CYCLIST) | (self.kind[j] == CYCLIST),
-                cfg.cyclist_range,
-                cfg.agent_range,
-            )
-            mag = cfg.agent_strength * np.exp((self.radius[i] + self.radius[j] - dist) / b)
-            mag = np.where(self.group[i] == self.group[j], mag * cfg.group_strength_factor, mag)
-            lam = cfg.anisotropy
-            w_i = lam + (1 - lam) * 0.5 * (1 - np.einsum("ij,ij->i", n_ij, heading[i]))
-            w_j = lam + (1 - lam) * 0.5 * (1 + np.einsum("ij,ij->i", n_ij, heading[j]))
-            fi = (mag * w_i)[:, None] * n_ij
-            fj = -(mag * w_j)[:, None] * n_ij
-            acc[:, 0] += np.bincount(i, fi[:, 0], self._k) + np.bincount(j, fj[:, 0], self._k)
-            acc[:, 1] += np.bincount(i, fi[:, 1], self._k) + np.bincount(j, fj[:, 1], self._k)
-
-        # walls
-        near = clearance < 2.0
-        acc[near] += (cfg.wall_strength * np.exp(-clearance[near] / cfg.wall_range))[
-            :, None
-        ] * n_wall[near]
-
-        # the robot's repulsion
-        close = gap < 4.0
-        if np.any(close):
-            lam = cfg.anisotropy
-            w_r = lam + (1 - lam) * 0.5 * (1 - np.einsum("ij,ij->i", n_r[close], heading[close]))
-            mag_r = cfg.robot_strength * np.exp(-gap[close] / cfg.robot_range) * w_r
-            acc[close] += mag_r[:, None] * n_r[close]
-
-        # group cohesion
-        if self._grouped.any():
-            acc += self._cohesion()
-
-        # integrate (semi-implicit Euler) and cap speeds
-        vel += acc * dt
-        self._cap_speed(vel)
-        before = pos.copy()
-        pos += vel * dt
-        self._project(pairs)
-        vel[:] = (pos - before) / dt
-        self._cap_speed(vel)
+        robot = self._robot
+        robot[0], robot[1] = robot_xy[0], robot_xy[1]
+        robot[2], robot[3] = robot_velocity[0], robot_velocity[1]
+        robot[4] = robot_radius
+        kernels.step(
+            self.pos, self.vel, self.radius, self.kind, self.v0, self.tau, self.group,
+            self._grouped, self.mode, self._standing, self._wp, self._wp_idx, self._order,
+            self._params,
+            dt, robot, *walls,
+        )  # fmt: skip
 
     # -- set-up -------------------------------------------------------------------------------
     def _build_graphs(self) -> None:
@@ -433,8 +383,7 @@ class Crowd:
     def _settle(self) -> None:
         """Separate the agents as placed: projection only, no motion."""
         for _ in range(30):
-            pairs = self._pairs(2.0 * float(self.radius.max()) + 0.1)
-            self._project(pairs)
+            self._project(2.0 * float(self.radius.max()) + 0.1)
 
     # -- planning -----------------------------------------------------------------------------
     def _shortest(self, graph: nx.Graph, a: str, b: str, cyc: bool) -> list[str]:
@@ -453,6 +402,8 @@ class Crowd:
             return pts
         out = pts.copy()
         r = float(self.radius[agent])
+        shifted: list[int] = []
+        cands: list[NDArray[np.float64]] = []
         for s in range(1, len(pts)):
             width = float(graph.edges[nodes[s - 1], nodes[s]]["width"])
             seg = pts[s] - pts[s - 1]
@@ -462,9 +413,12 @@ class Crowd:
             normal = np.array([-seg[1], seg[0]]) / ln
             off = self.lane[agent] * width + self._lateral[agent]
             off = float(np.clip(off, -(0.5 * width - r), 0.5 * width - r)) if width > 2 * r else 0.0
-            cand = pts[s] + off * normal
-            if self.footprints.distance(cand[None])[0] > r + 0.15:
-                out[s] = cand
+            shifted.append(s)
+            cands.append(pts[s] + off * normal)
+        if shifted:  # a lane point is used where it is clear of walls (one grid query for all)
+            cand = np.array(cands)
+            ok = self.footprints.distance(cand) > r + 0.15
+            out[np.asarray(shifted)[ok]] = cand[ok]
         return out
 
     def _string_pull(self, pts: NDArray[np.float64], clearance: float) -> NDArray[np.float64]:
@@ -600,25 +554,17 @@ class Crowd:
 
     # -- per-step behaviour -------------------------------------------------------------------
     def _advance_waypoints(self, dt: float) -> None:
-        cfg = self.cfg
-        ar = np.arange(self._k)
-        target = self._wp[ar, self._wp_idx]
-        d = np.hypot(*(target - self.pos).T)
-        radius = np.where(self.kind == CYCLIST, cfg.cyclist_waypoint_radius, cfg.waypoint_radius)
-        last = self._wp_idx >= self._wp_len - 1
-        reached = d < np.where(last, 0.5 * radius, radius)
-        self._wp_idx = np.where(reached & ~last, self._wp_idx + 1, self._wp_idx)
-        # progress watch (walking agents only)
-        better = d < self._best - 0.5
-        self._best = np.where(reached, np.inf, np.where(better, d, self._best))
-        self._since = np.where(better | reached, 0.0, self._since + dt)
-        expired = (self.timer > 0) & (self.timer <= dt)
-        self.timer = np.maximum(self.timer - dt, 0.0)
-        moving = ~self._standing & (self.mode != _DWELLING)
-        arrived = reached & last & moving
-        stuck = (self._since > cfg.stuck_time) & moving
-        for i in np.flatnonzero(arrived | stuck | expired):
-            self._event(int(i), bool(arrived[i]), bool(stuck[i]))
+        """Waypoints reached, progress watch and timers (compiled); then each agent's event."""
+        n_events = kernels.advance_waypoints(
+            self.pos, self.kind, self.mode, self._standing, self.timer, self._wp, self._wp_len,
+            self._wp_idx, self._best, self._since, self._params, dt, self._events,
+        )  # fmt: skip
+        if not n_events:
+            return
+        events = self._events
+        for i in np.flatnonzero(events):
+            ev = int(events[i])
+            self._event(int(i), bool(ev & kernels.EV_ARRIVED), bool(ev & kernels.EV_STUCK))
 
     def _event(self, i: int, arrived: bool, stuck: bool) -> None:
         """Arrival, timeout or no progress of agent `i`: what it does next."""
@@ -657,117 +603,156 @@ class Crowd:
             if len(members) > 1:
                 self._wp_idx[members] = 0
 
-    def _cohesion(self) -> NDArray[np.float64]:
-        cfg = self.cfg
-        k = self._k
-        counts = np.bincount(self.group, minlength=k).astype(float)
-        cx = np.bincount(self.group, self.pos[:, 0], k) / np.maximum(counts, 1)
-        cy = np.bincount(self.group, self.pos[:, 1], k) / np.maximum(counts, 1)
-        centre = np.stack([cx[self.group], cy[self.group]], axis=1)
-        to_c = centre - self.pos
-        dist = np.hypot(to_c[:, 0], to_c[:, 1])
-        spread = 0.5 * cfg.group_spacing * (counts[self.group] - 1) + 0.3
-        pull = np.where(self._grouped & (dist > spread), cfg.cohesion * (dist - spread), 0.0)
-        return (pull / np.maximum(dist, 1e-9))[:, None] * to_c
-
-    def _cap_speed(self, vel: NDArray[np.float64]) -> None:
-        cap = self.cfg.max_speed_factor * self.v0
-        sp = np.hypot(vel[:, 0], vel[:, 1])
-        over = sp > cap
-        if np.any(over):
-            vel[over] *= (cap[over] / sp[over])[:, None]
-
     # -- non-penetration ----------------------------------------------------------------------
-    def _pairs(self, cutoff: float) -> NDArray[np.intp]:
-        if self._k < 2:
-            return np.zeros((0, 2), dtype=np.intp)
-        return np.asarray(
-            cKDTree(self.pos).query_pairs(cutoff, output_type="ndarray"), dtype=np.intp
+    def _project(self, cutoff: float) -> None:
+        """Position-based projection of the agents as they stand (pairs within `cutoff` [m])."""
+        pairs, n_pairs = kernels.find_pairs(self.pos, cutoff, self._order)
+        kernels.project(
+            self.pos, self.radius, self.kind, pairs, n_pairs,
+            self.cfg.projection_iterations, *self._walls(),
+        )  # fmt: skip
+
+    def _walls(self) -> KernelWalls:
+        """The walls as the kernels take them (rebuilt when run-time obstacles change)."""
+        fp = self.footprints
+        dynamic = tuple(fp.obstacles.values())
+        if self._index is None or fp.static is not self._index.static:
+            self._index = WallIndex(fp.static, self._wall_margin)
+            self._wall_arrays = None
+        if self._wall_arrays is None or dynamic != self._dynamic:
+            self._dynamic = dynamic
+            self._wall_arrays = self._index.arrays(dynamic, fp)
+        sdf = fp._sdf  # the field Footprints.distance interpolates (updated in place)
+        return (sdf, *self._wall_arrays)
+
+
+class WallIndex:
+    """Footprint polygons as flat arrays plus a bucket grid, for `crowd_kernels.nearest_wall`.
+
+    Every static polygon is listed in each `bucket` [m] cell it comes within `margin` [m] of
+    (shapely `dwithin` against the cell's square), so a nearest-polygon query within a cell is
+    exact for distances below `margin`. Run-time obstacles are appended by `arrays` and checked
+    for every query (there are few).
+    """
+
+    def __init__(self, static: tuple[Footprint, ...], margin: float, bucket: float = 1.0) -> None:
+        self.static = static
+        self.margin = margin
+        polys = [f.polygon for f in static]
+        self._rings = _rings(polys)
+        if polys:
+            b = shapely.total_bounds(polys)
+            x0, y0 = b[0] - margin - bucket, b[1] - margin - bucket
+            nbx = max(1, math.ceil((b[2] + margin + bucket - x0) / bucket))
+            nby = max(1, math.ceil((b[3] + margin + bucket - y0) / bucket))
+        else:
+            x0, y0, nbx, nby = 0.0, 0.0, 1, 1
+        ids: list[NDArray[np.int64]] = []
+        owners: list[NDArray[np.int64]] = []
+        for p, poly in enumerate(polys):
+            lo_x, lo_y, hi_x, hi_y = poly.bounds
+            ix = np.arange(
+                max(0, int((lo_x - margin - x0) // bucket)),
+                min(nbx, int((hi_x + margin - x0) // bucket) + 1),
+            )
+            iy = np.arange(
+                max(0, int((lo_y - margin - y0) // bucket)),
+                min(nby, int((hi_y + margin - y0) // bucket) + 1),
+            )
+            gx, gy = (a.ravel() for a in np.meshgrid(ix, iy))
+            cells = shapely.box(
+                x0 + gx * bucket, y0 + gy * bucket, x0 + (gx + 1) * bucket, y0 + (gy + 1) * bucket
+            )
+            near = shapely.dwithin(poly, cells, margin)
+            ids.append((gy[near] * nbx + gx[near]).astype(np.int64))
+            owners.append(np.full(int(near.sum()), p, dtype=np.int64))
+        bucket_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        items = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        order = np.argsort(bucket_ids, kind="stable")
+        self.bucket_items = np.ascontiguousarray(items[order])
+        self.bucket_start = np.zeros(nbx * nby + 1, dtype=np.int64)
+        np.cumsum(np.bincount(bucket_ids, minlength=nbx * nby), out=self.bucket_start[1:])
+        self.grid = (float(x0), float(y0), float(bucket), float(nbx), float(nby))
+
+    def arrays(self, dynamic: tuple[Footprint, ...], fp: Footprints) -> WallArrays:
+        """verts, ring_start, poly_ring, bucket_start, bucket_items, always, wall_par."""
+        verts, ring_len, poly_rings = self._rings
+        if dynamic:
+            d_verts, d_ring_len, d_poly_rings = _rings([f.polygon for f in dynamic])
+            verts = np.vstack([verts, d_verts])
+            ring_len = np.concatenate([ring_len, d_ring_len])
+            poly_rings = np.concatenate([poly_rings, d_poly_rings])
+        ring_start = np.zeros(len(ring_len) + 1, dtype=np.int64)
+        np.cumsum(ring_len, out=ring_start[1:])
+        poly_ring = np.zeros(len(poly_rings) + 1, dtype=np.int64)
+        np.cumsum(poly_rings, out=poly_ring[1:])
+        n_static = len(self.static)
+        always = np.arange(n_static, n_static + len(dynamic), dtype=np.int64)
+        wall_par = np.zeros(kernels.N_WALL_PAR)
+        wall_par[kernels.W_SDF_X0] = fp.bounds[0]
+        wall_par[kernels.W_SDF_Y0] = fp.bounds[1]
+        wall_par[kernels.W_CELL] = fp.cell
+        (
+            wall_par[kernels.W_BUCKET_X0],
+            wall_par[kernels.W_BUCKET_Y0],
+            wall_par[kernels.W_BUCKET_SIZE],
+            wall_par[kernels.W_BUCKETS_X],
+            wall_par[kernels.W_BUCKETS_Y],
+        ) = self.grid
+        return (
+            np.ascontiguousarray(verts, dtype=np.float64),
+            ring_start,
+            poly_ring,
+            self.bucket_start,
+            self.bucket_items,
+            always,
+            wall_par,
         )
 
-    def _project(self, pairs: NDArray[np.intp]) -> None:
-        """Position-based projection: separate overlapping agents, then keep them out of walls."""
-        k = self._k
-        inv_mass = np.where(self.kind == CYCLIST, 1.0 / 3.0, 1.0)
-        rmax = float(self.radius.max())
-        if len(pairs):
-            pairs = pairs[
-                np.hypot(*(self.pos[pairs[:, 0]] - self.pos[pairs[:, 1]]).T) < 2 * rmax + 0.3
-            ]
-        for _ in range(self.cfg.projection_iterations):
-            self._project_walls()
-            if not len(pairs):
-                continue
-            i, j = pairs[:, 0], pairs[:, 1]
-            diff = self.pos[i] - self.pos[j]
-            dist = np.hypot(diff[:, 0], diff[:, 1])
-            overlap = self.radius[i] + self.radius[j] - dist + 1e-4
-            hit = overlap > 0
-            if not np.any(overlap > 5e-4):  # within half a millimetre: done
-                break
-            i, j, diff, dist, overlap = i[hit], j[hit], diff[hit], dist[hit], overlap[hit]
-            same = dist < 1e-9
-            if np.any(same):  # coincident: a fixed direction per pair, no randomness needed
-                ang = (i[same] * 2.399963) % (2 * math.pi)
-                diff[same] = np.stack([np.cos(ang), np.sin(ang)], axis=1)
-                dist[same] = 1.0
-            n = diff / dist[:, None]
-            wi = inv_mass[i] / (inv_mass[i] + inv_mass[j])
-            wj = 1.0 - wi
-            shift_i = (overlap * wi)[:, None] * n
-            shift_j = -(overlap * wj)[:, None] * n
-            # Jacobi: average the corrections an agent receives from several contacts
-            cnt = np.bincount(i, minlength=k) + np.bincount(j, minlength=k)
-            sx = np.bincount(i, shift_i[:, 0], k) + np.bincount(j, shift_j[:, 0], k)
-            sy = np.bincount(i, shift_i[:, 1], k) + np.bincount(j, shift_j[:, 1], k)
-            scale = 1.0 / np.maximum(cnt, 1) ** 0.5
-            self.pos[:, 0] += sx * scale
-            self.pos[:, 1] += sy * scale
-        self._project_walls()
 
-    def _project_walls(self) -> None:
-        fp = self.footprints
-        d = fp.distance(self.pos)
-        cand = np.flatnonzero(d < self.radius + 2.0 * fp.cell)
-        if not len(cand):
-            return
-        for _ in range(3):
-            p = self.pos[cand]
-            r = self.radius[cand]
-            dist, near = fp.nearest(p)
-            bad = dist < r
-            if not np.any(bad):
-                return
-            inside = bad & (dist <= 0.0)
-            outside = bad & ~inside
-            if np.any(outside):
-                away = p[outside] - near[outside]
-                self.pos[cand[outside]] = (
-                    near[outside] + away / dist[outside, None] * (r[outside] + 1e-4)[:, None]
-                )
-            if np.any(inside):
-                dg, g = fp.distance_and_gradient(p[inside])
-                gn = np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-9)
-                step = (r[inside] - dg + fp.cell)[:, None] * g / gn[:, None]
-                self.pos[cand[inside]] = p[inside] + step
+def _rings(
+    polys: list[Polygon],
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """Closed rings of polygons (exterior, then holes): vertices, ring lengths, rings each."""
+    coords: list[NDArray[np.float64]] = []
+    lengths: list[int] = []
+    per_poly: list[int] = []
+    for poly in polys:
+        rings = [poly.exterior, *poly.interiors]
+        for ring in rings:
+            xy = np.asarray(ring.coords, dtype=np.float64)[:, :2]
+            coords.append(xy)
+            lengths.append(len(xy))
+        per_poly.append(len(rings))
+    verts = np.vstack(coords) if coords else np.zeros((0, 2))
+    return (
+        verts,
+        np.asarray(lengths, dtype=np.int64),
+        np.asarray(per_poly, dtype=np.int64),
+    )
 
 
-def _steer(
-    e: NDArray[np.float64], n: NDArray[np.float64], clearance: NDArray[np.float64], reach: float
-) -> None:
-    """Turn desired directions `e` (in place) that point into an obstacle with outward normal `n`.
-
-    Within `reach` [m] of clearance the direction is blended toward the obstacle's tangent on
-    the side it already leans to (head-on: the agent's right), fully tangential at contact. This
-    removes the symmetric dead-lock of the social force model, where driving and repulsive
-    forces cancel in front of an obstacle.
-    """
-    into = np.einsum("ij,ij->i", e, n)
-    sel = (into < 0) & (clearance < reach)
-    if not np.any(sel):
-        return
-    w = np.clip(1.0 - clearance[sel] / reach, 0.0, 1.0) * (-into[sel])
-    tangent = np.stack([-n[sel, 1], n[sel, 0]], axis=1)  # on the right of a head-on approach
-    tangent *= np.where(np.einsum("ij,ij->i", tangent, e[sel]) < -1e-9, -1.0, 1.0)[:, None]
-    es = (1.0 - w)[:, None] * e[sel] + w[:, None] * tangent
-    e[sel] = es / np.maximum(np.hypot(es[:, 0], es[:, 1]), 1e-9)[:, None]
+def kernel_params(cfg: CrowdConfig) -> NDArray[np.float64]:
+    """The parameter vector of `crowd_kernels` (indices `crowd_kernels.P_*`) from a config."""
+    p = np.zeros(kernels.N_PARAMS)
+    p[kernels.P_ROBOT_HORIZON] = cfg.robot_horizon
+    p[kernels.P_ROBOT_STEER] = cfg.robot_steer_distance
+    p[kernels.P_WALL_SLIDE] = cfg.wall_slide_distance
+    p[kernels.P_INTERACTION] = cfg.interaction_radius
+    p[kernels.P_CYCLIST_RANGE] = cfg.cyclist_range
+    p[kernels.P_AGENT_RANGE] = cfg.agent_range
+    p[kernels.P_AGENT_STRENGTH] = cfg.agent_strength
+    p[kernels.P_GROUP_FACTOR] = cfg.group_strength_factor
+    p[kernels.P_ANISOTROPY] = cfg.anisotropy
+    p[kernels.P_WALL_STRENGTH] = cfg.wall_strength
+    p[kernels.P_WALL_RANGE] = cfg.wall_range
+    p[kernels.P_ROBOT_STRENGTH] = cfg.robot_strength
+    p[kernels.P_ROBOT_RANGE] = cfg.robot_range
+    p[kernels.P_COHESION] = cfg.cohesion
+    p[kernels.P_GROUP_SPACING] = cfg.group_spacing
+    p[kernels.P_MAX_SPEED_FACTOR] = cfg.max_speed_factor
+    p[kernels.P_ITERATIONS] = cfg.projection_iterations
+    p[kernels.P_WAYPOINT_RADIUS] = cfg.waypoint_radius
+    p[kernels.P_CYCLIST_WAYPOINT_RADIUS] = cfg.cyclist_waypoint_radius
+    p[kernels.P_STUCK_TIME] = cfg.stuck_time
+    return p

@@ -1,15 +1,21 @@
 """Crowd: no agent passes through walls or others, runs repeat by seed, goals are reached,
-the robot is avoided, cyclists ride fast on wide walkways."""
+the robot is avoided, cyclists ride fast on wide walkways; the compiled kernels agree with a
+straightforward numpy/shapely reference of the same model."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
 
-from xiaomanlv_sim.agents import CYCLIST, PEDESTRIAN, Crowd, CrowdError
-from xiaomanlv_sim.footprint import Footprints
+from xiaomanlv_sim import crowd_kernels as kernels
+from xiaomanlv_sim.agents import CYCLIST, PEDESTRIAN, Crowd, CrowdError, WallIndex
+from xiaomanlv_sim.footprint import Footprint, Footprints
 from xiaomanlv_sim.scenario import CrowdSpec, ObstacleSpec
 from xiaomanlv_sim.site import MappingRoute, Pose2D, Site, Station, Walkways
 from xiaomanlv_sim.world import Box, Shape, World
@@ -151,7 +157,7 @@ def test_cyclists_ride_fast_on_wide_walkways_only() -> None:
     )
     site = Site(site.name, site.world, site.station, (), site.mapping_route, narrow, site.entrances)
     crowd = Crowd(CrowdSpec(pedestrians=10, cyclists=4), site, fp, np.random.default_rng(4))
-    speeds = {PEDESTRIAN: [], CYCLIST: []}
+    speeds: dict[int, list[float]] = {PEDESTRIAN: [], CYCLIST: []}
     for _ in range(600):
         crowd.step(DT, FAR, STILL, 0.4)
         s = crowd.state
@@ -218,3 +224,245 @@ def test_shipped_university_crowd_keeps_clear_of_walls_and_each_other() -> None:
         assert pair_gap >= -0.01
     moved = np.linalg.norm(crowd.state.positions - start, axis=1)
     assert np.median(moved) > 5.0  # 20 s of walking, not stuck
+
+
+# -- the compiled kernels against a plain numpy/shapely reference of the same model ----------
+
+
+def _steer_ref(e: np.ndarray, n: np.ndarray, clearance: np.ndarray, reach: float) -> None:
+    into = np.einsum("ij,ij->i", e, n)
+    sel = (into < 0) & (clearance < reach)
+    if not np.any(sel):
+        return
+    w = np.clip(1.0 - clearance[sel] / reach, 0.0, 1.0) * (-into[sel])
+    tangent = np.stack([-n[sel, 1], n[sel, 0]], axis=1)
+    tangent *= np.where(np.einsum("ij,ij->i", tangent, e[sel]) < -1e-9, -1.0, 1.0)[:, None]
+    es = (1.0 - w)[:, None] * e[sel] + w[:, None] * tangent
+    e[sel] = es / np.maximum(np.hypot(es[:, 0], es[:, 1]), 1e-9)[:, None]
+
+
+def _cap_ref(crowd: Crowd, vel: np.ndarray) -> None:
+    cap = crowd.cfg.max_speed_factor * crowd.v0
+    sp = np.hypot(vel[:, 0], vel[:, 1])
+    over = sp > cap
+    vel[over] *= (cap[over] / sp[over])[:, None]
+
+
+def _project_walls_ref(crowd: Crowd) -> None:
+    fp = crowd.footprints
+    cand = np.flatnonzero(fp.distance(crowd.pos) < crowd.radius + 2.0 * fp.cell)
+    for _ in range(3):
+        if not len(cand):
+            return
+        p, r = crowd.pos[cand], crowd.radius[cand]
+        dist, near = fp.nearest(p)  # shapely, exact
+        bad = dist < r
+        if not np.any(bad):
+            return
+        inside = bad & (dist <= 0.0)
+        outside = bad & ~inside
+        away = p[outside] - near[outside]
+        crowd.pos[cand[outside]] = (
+            near[outside] + away / dist[outside, None] * (r[outside] + 1e-4)[:, None]
+        )
+        if np.any(inside):
+            dg, g = fp.distance_and_gradient(p[inside])
+            gn = np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-9)
+            step = (r[inside] - dg + fp.cell)[:, None] * g / gn[:, None]
+            crowd.pos[cand[inside]] = p[inside] + step
+
+
+def _project_ref(crowd: Crowd, pairs: np.ndarray) -> None:
+    k, pos = len(crowd.pos), crowd.pos
+    inv_mass = np.where(crowd.kind == CYCLIST, 1.0 / 3.0, 1.0)
+    if len(pairs):
+        reach = 2 * float(crowd.radius.max()) + 0.3
+        pairs = pairs[np.hypot(*(pos[pairs[:, 0]] - pos[pairs[:, 1]]).T) < reach]
+    for _ in range(crowd.cfg.projection_iterations):
+        _project_walls_ref(crowd)
+        if not len(pairs):
+            continue
+        i, j = pairs[:, 0], pairs[:, 1]
+        diff = pos[i] - pos[j]
+        dist = np.hypot(diff[:, 0], diff[:, 1])
+        overlap = crowd.radius[i] + crowd.radius[j] - dist + 1e-4
+        if not np.any(overlap > 5e-4):
+            break
+        hit = overlap > 0
+        i, j, diff, dist, overlap = i[hit], j[hit], diff[hit], dist[hit], overlap[hit]
+        same = dist < 1e-9
+        ang = (i[same] * 2.399963) % (2 * math.pi)
+        diff[same] = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+        dist[same] = 1.0
+        n = diff / dist[:, None]
+        wi = inv_mass[i] / (inv_mass[i] + inv_mass[j])
+        shift_i = (overlap * wi)[:, None] * n
+        shift_j = -(overlap * (1.0 - wi))[:, None] * n
+        cnt = np.bincount(i, minlength=k) + np.bincount(j, minlength=k)
+        scale = 1.0 / np.sqrt(np.maximum(cnt, 1))
+        for axis in (0, 1):
+            moved = np.bincount(i, shift_i[:, axis], k) + np.bincount(j, shift_j[:, axis], k)
+            pos[:, axis] += moved * scale
+    _project_walls_ref(crowd)
+
+
+def _advance_ref(crowd: Crowd, dt: float) -> None:
+    cfg, k = crowd.cfg, len(crowd.pos)
+    target = crowd._wp[np.arange(k), crowd._wp_idx]
+    d = np.hypot(*(target - crowd.pos).T)
+    radius = np.where(crowd.kind == CYCLIST, cfg.cyclist_waypoint_radius, cfg.waypoint_radius)
+    last = crowd._wp_idx >= crowd._wp_len - 1
+    reached = d < np.where(last, 0.5 * radius, radius)
+    crowd._wp_idx[:] = np.where(reached & ~last, crowd._wp_idx + 1, crowd._wp_idx)
+    better = d < crowd._best - 0.5
+    crowd._best[:] = np.where(reached, np.inf, np.where(better, d, crowd._best))
+    crowd._since[:] = np.where(better | reached, 0.0, crowd._since + dt)
+    expired = (crowd.timer > 0) & (crowd.timer <= dt)
+    crowd.timer[:] = np.maximum(crowd.timer - dt, 0.0)
+    moving = ~crowd._standing & (crowd.mode != 1)
+    arrived = reached & last & moving
+    stuck = (crowd._since > cfg.stuck_time) & moving
+    for i in np.flatnonzero(arrived | stuck | expired):
+        crowd._event(int(i), bool(arrived[i]), bool(stuck[i]))
+
+
+def reference_step(
+    crowd: Crowd, dt: float, robot: np.ndarray, robot_v: np.ndarray, rr: float
+) -> None:
+    """One crowd step as vectorised numpy with shapely's exact distances (no kernels)."""
+    cfg, k, pos, vel = crowd.cfg, len(crowd.pos), crowd.pos, crowd.vel
+    crowd.time += dt
+    _advance_ref(crowd, dt)
+    target = crowd._wp[np.arange(k), crowd._wp_idx]
+    seg = robot_v * cfg.robot_horizon
+    rel = pos - robot
+    t = np.clip(rel @ seg / (seg @ seg), 0.0, 1.0) if seg @ seg > 1e-12 else np.zeros(k)
+    diff_r = rel - t[:, None] * seg
+    dist_r = np.maximum(np.hypot(diff_r[:, 0], diff_r[:, 1]), 1e-6)
+    n_r = diff_r / dist_r[:, None]
+    gap = dist_r - crowd.radius - rr
+    to_target = target - pos
+    dist_t = np.hypot(to_target[:, 0], to_target[:, 1])
+    e = to_target / np.maximum(dist_t, 1e-9)[:, None]
+    d_wall, g_wall = crowd.footprints.distance_and_gradient(pos)
+    n_wall = g_wall / np.maximum(np.hypot(g_wall[:, 0], g_wall[:, 1]), 1e-9)[:, None]
+    clearance = d_wall - crowd.radius
+    _steer_ref(e, n_r, gap, cfg.robot_steer_distance)
+    _steer_ref(e, n_wall, clearance, cfg.wall_slide_distance)
+    wanted = crowd.v0 * np.clip(dist_t / 0.5, 0.0, 1.0)
+    wanted[(crowd.mode == 1) | crowd._standing] = 0.0
+    acc = (wanted[:, None] * e - vel) / crowd.tau[:, None]
+    sp = np.hypot(vel[:, 0], vel[:, 1])
+    heading = np.where((sp > 0.1)[:, None], vel / np.maximum(sp, 1e-9)[:, None], e)
+    cutoff = max(cfg.interaction_radius, 2.0 * float(crowd.radius.max()) + 0.5)
+    pairs = np.asarray(cKDTree(pos).query_pairs(cutoff, output_type="ndarray"), dtype=np.intp)
+    if len(pairs):
+        i, j = pairs[:, 0], pairs[:, 1]
+        diff = pos[i] - pos[j]
+        dist = np.maximum(np.hypot(diff[:, 0], diff[:, 1]), 1e-6)
+        n_ij = diff / dist[:, None]
+        cyc = (crowd.kind[i] == CYCLIST) | (crowd.kind[j] == CYCLIST)
+        b = np.where(cyc, cfg.cyclist_range, cfg.agent_range)
+        mag = cfg.agent_strength * np.exp((crowd.radius[i] + crowd.radius[j] - dist) / b)
+        mag = np.where(crowd.group[i] == crowd.group[j], mag * cfg.group_strength_factor, mag)
+        lam = cfg.anisotropy
+        w_i = lam + (1 - lam) * 0.5 * (1 - np.einsum("ij,ij->i", n_ij, heading[i]))
+        w_j = lam + (1 - lam) * 0.5 * (1 + np.einsum("ij,ij->i", n_ij, heading[j]))
+        for axis in (0, 1):
+            fi, fj = mag * w_i * n_ij[:, axis], -mag * w_j * n_ij[:, axis]
+            acc[:, axis] += np.bincount(i, fi, k) + np.bincount(j, fj, k)
+    near = clearance < 2.0
+    acc[near] += (cfg.wall_strength * np.exp(-clearance[near] / cfg.wall_range))[:, None] * (
+        n_wall[near]
+    )
+    close = gap < 4.0
+    lam = cfg.anisotropy
+    w_r = lam + (1 - lam) * 0.5 * (1 - np.einsum("ij,ij->i", n_r[close], heading[close]))
+    acc[close] += (cfg.robot_strength * np.exp(-gap[close] / cfg.robot_range) * w_r)[:, None] * n_r[
+        close
+    ]
+    counts = np.bincount(crowd.group, minlength=k).astype(float)
+    centre = np.stack(
+        [np.bincount(crowd.group, pos[:, a], k) / np.maximum(counts, 1) for a in (0, 1)], axis=1
+    )[crowd.group]
+    to_c = centre - pos
+    dist_c = np.hypot(to_c[:, 0], to_c[:, 1])
+    spread = 0.5 * cfg.group_spacing * (counts[crowd.group] - 1) + 0.3
+    pull = np.where(crowd._grouped & (dist_c > spread), cfg.cohesion * (dist_c - spread), 0.0)
+    acc += (pull / np.maximum(dist_c, 1e-9))[:, None] * to_c
+    vel += acc * dt
+    _cap_ref(crowd, vel)
+    before = pos.copy()
+    pos += vel * dt
+    _project_ref(crowd, pairs)
+    vel[:] = (pos - before) / dt
+    _cap_ref(crowd, vel)
+
+
+def test_compiled_step_agrees_with_the_numpy_reference() -> None:
+    """A dense corridor with cyclists, groups, loiterers, a moving robot, a run-time obstacle,
+    overlapping and coincident agents and one agent pushed into a wall: the compiled step and
+    the reference (numpy forces, cKDTree pairs, shapely nearest points) stay together."""
+    fp_a, site = corridor(width=3.0)
+    fp_b, _ = corridor(width=3.0)
+    spec = CrowdSpec(pedestrians=24, cyclists=3, group_fraction=0.5, loiter_fraction=0.15)
+    crowds = [Crowd(spec, site, fp, np.random.default_rng(21)) for fp in (fp_a, fp_b)]
+    for fp in (fp_a, fp_b):
+        fp.add_obstacle("trolley", ObstacleSpec("trolley", Pose2D(21.0, 0.5, 0.3), (1.0, 0.6, 1)))
+    for c in crowds:
+        c.pos[1] = c.pos[0]  # coincident
+        c.pos[2] = c.pos[3] + (0.1, 0.05)  # deep overlap
+        c.pos[4] = (10.0, 1.45)  # inside the north wall's footprint
+        c.pos[5] = (21.0, 0.4)  # inside the trolley
+    kernel, ref = crowds
+    assert np.array_equal(kernel.pos, ref.pos)
+    cutoff = 2.0 * float(kernel.radius.max()) + 0.1  # the projection alone, as at spawn
+    kernel._project(cutoff)
+    _project_ref(ref, np.asarray(cKDTree(ref.pos).query_pairs(cutoff, output_type="ndarray")))
+    np.testing.assert_allclose(kernel.pos, ref.pos, rtol=0, atol=1e-9)
+    assert np.linalg.norm(kernel.pos[1] - kernel.pos[0]) > 0.4  # coincident pair separated
+    robot, robot_v = np.array([18.0, -0.3]), np.array([0.8, 0.1])
+    for n in range(40):
+        kernel.step(DT, robot, robot_v, 0.45)
+        reference_step(ref, DT, robot, robot_v, 0.45)
+        robot = robot + robot_v * DT
+        np.testing.assert_allclose(kernel.pos, ref.pos, rtol=0, atol=1e-9, err_msg=f"step {n}")
+        np.testing.assert_allclose(kernel.vel, ref.vel, rtol=0, atol=1e-7, err_msg=f"step {n}")
+        assert np.array_equal(kernel._wp_idx, ref._wp_idx)
+        assert np.array_equal(kernel.mode, ref.mode)
+    wall_gap, pair_gap = check_separation(kernel, fp_a)
+    assert wall_gap >= 0.0 and pair_gap >= -0.01
+
+
+def test_nearest_wall_is_shapely_nearest_below_the_margin() -> None:
+    """Exact distance and nearest point, inside (0) and outside, holes and run-time obstacles."""
+    ring = Polygon([(0, 0), (6, 0), (6, 6), (0, 6)], holes=[[(2, 2), (4, 2), (4, 4), (2, 4)]])
+    tilted = shapely.affinity.rotate(Polygon([(9, 0), (9.3, 0), (9.3, 8), (9, 8)]), 20)
+    tree = shapely.Point(3, 9).buffer(0.4, quad_segs=8)
+    fp = Footprints([Footprint(n, "wall", p) for n, p in (("r", ring), ("t", tilted), ("k", tree))])
+    fp.add_obstacle("box", ObstacleSpec("box", Pose2D(12.0, 3.0, 0.7), (2.0, 1.0, 1.0)))
+    margin = 0.8
+    index = WallIndex(fp.static, margin)
+    walls = index.arrays(tuple(fp.obstacles.values()), fp)
+    pts = np.random.default_rng(0).uniform((-2, -2), (15, 12), (4000, 2))
+    want, want_near = fp.nearest(pts)
+    for p, d, near in zip(pts, want, want_near, strict=True):
+        got, nx, ny = kernels.nearest_wall(*walls, p[0], p[1])
+        if d < margin:
+            assert got == pytest.approx(d, abs=1e-9)
+            assert np.allclose((nx, ny), near, atol=1e-9)
+        else:
+            assert got >= margin - 1e-9
+    assert np.sum(want == 0.0) > 100 and np.sum((want > 0) & (want < margin)) > 200
+
+
+def test_pair_sweep_finds_exactly_the_pairs_within_the_cutoff() -> None:
+    rng = np.random.default_rng(1)
+    order = np.arange(150, dtype=np.int64)
+    pos = rng.uniform(0, 30, (150, 2))
+    for _ in range(3):  # the kept order is re-sorted as agents move
+        pairs, n = kernels.find_pairs(pos, 3.0, order)
+        want = cKDTree(pos).query_pairs(3.0)
+        assert {(int(i), int(j)) for i, j in pairs[:n]} == want
+        assert n == len(want)
+        pos = pos + rng.normal(0, 0.5, pos.shape)
