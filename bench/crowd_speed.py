@@ -1,103 +1,143 @@
-"""Crowd speed: median wall time of `Crowd.step` for 100 pedestrians + 10 cyclists.
+"""Crowd speed: median wall time of `Crowd.step` on the rush-hour crowd, one core.
 
-Target (docs/simulator.md budget): well under 1 ms per step on one core. Runs on the shipped
-`university` world when it and its sidecar load, else on a synthetic 4x4 block campus.
+The crowd is the one `Simulator.from_scenario(scenarios/university_rush_hour.yaml)` makes:
+the scenario's 100 pedestrians and 12 cyclists with its group/loiter/crossing fractions, the
+simulator's crowd generator (stream 5 of `SeedSequence(seed)`), its footprints, and the
+scenario's obstacles synced at the crowd rate (the trolley appears at 120 s). The robot (the
+model's body radius, as the simulator uses) drives the walkway graph from the station at
+1.5 m/s, kinematically, so people meet it. dt = 0.05 s (20 Hz).
+
+One core: OMP/OpenBLAS/MKL threads = 1 before numpy loads and the process pinned to one CPU
+(`sched_setaffinity`). Reported: `step_median_ms` (median of three runs' medians; the target),
+`step_mean_ms` (incl. the steps where someone arrives and plans a new route: what the
+simulator pays per step on average), `crowd_ms_per_sim_s` (mean x 20 Hz), and
+`first_call_s`: crowd construction plus the first step, which includes loading the compiled
+kernels from numba's on-disk cache or compiling them (`kernels_compiled` says which;
+`--cold` compiles into a fresh cache directory to measure the compile).
 
 Also measures PySocialForce (pip `pysocialforce`, Helbing-Molnar forces with groups) on the
 same agents and the same walls, when it is importable, because Conventions #12 asks why the
-crowd is hand-written numpy: PySocialForce samples walls into points (10 per metre) and loops
+crowd is hand-written: PySocialForce samples walls into points (10 per metre) and loops
 over agents in Python for the obstacle force, has a single goal per agent and no
 non-penetration, and is what this comparison times. It is not a dependency of the project;
 to reproduce the comparison:
 
-    python -m venv /tmp/psf && /tmp/psf/bin/pip install pysocialforce shapely networkx \
-        scipy pyyaml opencv-python-headless
+    python -m venv /tmp/psf && /tmp/psf/bin/pip install pysocialforce shapely networkx \\
+        scipy pyyaml opencv-python-headless numba
     PYTHONPATH=src /tmp/psf/bin/python bench/crowd_speed.py
 
-Usage: source tools/env.sh && python bench/crowd_speed.py [--quick]
-Last line: one JSON object.
+Usage: source tools/env.sh && python bench/crowd_speed.py [--quick] [--cold] [--scenario F]
+Last line: one JSON object. Target (issue 3: 50x real time leaves the crowd ~2 ms per
+simulated second): step median <= 0.1 ms.
 """
 
 from __future__ import annotations
 
-import argparse
-import itertools
-import json
-import logging
+import os
 import sys
-import time
-from pathlib import Path
+import tempfile
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+COLD_CACHE = None
+if "--cold" in sys.argv:  # before numba loads: compile into an empty cache
+    COLD_CACHE = tempfile.mkdtemp(prefix="crowd_speed_numba_")
+    os.environ["NUMBA_CACHE_DIR"] = COLD_CACHE
 
-from xiaomanlv_sim.agents import Crowd
-from xiaomanlv_sim.footprint import Footprints
-from xiaomanlv_sim.scenario import CrowdSpec
-from xiaomanlv_sim.site import MappingRoute, Pose2D, Site, Station, Walkways
-from xiaomanlv_sim.world import Box, Shape, World
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
 
-def _pose(x: float, y: float, z: float) -> np.ndarray:
-    m = np.eye(4)
-    m[:3, 3] = (x, y, z)
-    return m
+from xiaomanlv_sim import assets  # noqa: E402
+from xiaomanlv_sim.agents import Crowd  # noqa: E402
+from xiaomanlv_sim.footprint import Footprints  # noqa: E402
+from xiaomanlv_sim.scenario import Scenario, load_scenario  # noqa: E402
+from xiaomanlv_sim.sdf import load_robot, load_world  # noqa: E402
+from xiaomanlv_sim.site import Site, load_site  # noqa: E402
 
-
-def synthetic_campus() -> tuple[World, Site]:
-    """4x4 blocks of 20 m buildings on a 30 m grid, walkways between them, a door per building."""
-    shapes, entrances = [], {}
-    for i in range(4):
-        for j in range(4):
-            name = f"b{i}{j}"
-            shapes.append(
-                Shape(name, Box((20, 20, 10)), _pose(i * 30, j * 30, 5), name, "building")
-            )
-            entrances[name] = (float(i * 30), float(j * 30 - 10))
-    nodes: dict[str, tuple[float, float]] = {}
-    edges = []
-    for i in range(5):
-        for j in range(5):
-            nodes[f"n{i}{j}"] = (i * 30.0 - 15, j * 30.0 - 15)
-            if i:
-                edges.append((f"n{i - 1}{j}", f"n{i}{j}", 4.0 if j % 2 == 0 else 2.5))
-            if j:
-                edges.append((f"n{i}{j - 1}", f"n{i}{j}", 2.5))
-    world = World("synthetic", Path("synthetic.sdf"), tuple(shapes), None)
-    station = Station("station", Pose2D(-15, -15), Pose2D(-14, -15))
-    site = Site(
-        "synthetic",
-        world.source,
-        station,
-        (),
-        MappingRoute(((-15.0, -15.0),), False, 0.0),
-        Walkways(nodes, tuple(edges)),
-        entrances,
-    )
-    return world, site
+REPO = Path(__file__).resolve().parents[1]
+DT = 0.05  # [s] the simulator's crowd step at 20 Hz
+CROWD_STREAM = 5  # the simulator's generator for the crowd: SeedSequence(seed).spawn(...)[5]
 
 
-def load_campus() -> tuple[World, Site, str]:
-    try:
-        from xiaomanlv_sim.assets import site_file, world_file
-        from xiaomanlv_sim.sdf import load_world
-        from xiaomanlv_sim.site import load_site
+class Robot:
+    """The robot driving the walkway graph at constant speed: node to node, far and back."""
 
-        path = world_file("university")
-        return load_world(path), load_site(site_file(path)), "university"
-    except Exception as err:  # any failure: the shipped world is not there yet
-        print(f"[crowd_speed] university world not usable ({err}); synthetic campus", flush=True)
-        world, site = synthetic_campus()
-        return world, site, "synthetic"
+    def __init__(self, site: Site, speed: float = 1.5) -> None:
+        g = nx.Graph()
+        for a, b, _w in site.walkways.edges:
+            pa, pb = np.asarray(site.walkways.nodes[a]), np.asarray(site.walkways.nodes[b])
+            g.add_edge(a, b, length=float(np.linalg.norm(pa - pb)))
+        names = list(g.nodes)
+        xy = np.array([site.walkways.nodes[n] for n in names], dtype=float)
+        station = np.array([site.station.loading.x, site.station.loading.y])
+        start = names[int(np.argmin(np.hypot(*(xy - station).T)))]
+        lengths = nx.single_source_dijkstra_path_length(g, start, weight="length")
+        far = max(lengths, key=lambda n: lengths[n])
+        path = nx.shortest_path(g, start, far, weight="length")
+        self.route = [station] + [np.asarray(site.walkways.nodes[n], float) for n in path]
+        self.route += self.route[-2::-1]  # and back
+        self.speed = speed
+        self.i = 1
+        self.xy = station.copy()
+        self.velocity = np.zeros(2)
+
+    def move(self, dt: float) -> None:
+        left = self.speed * dt
+        for _ in range(len(self.route)):
+            to = self.route[self.i] - self.xy
+            d = float(np.hypot(*to))
+            if d > left:
+                self.velocity = to / d * self.speed
+                self.xy = self.xy + to / d * left
+                return
+            self.xy = self.route[self.i].copy()
+            left -= d
+            self.i = self.i + 1 if self.i + 1 < len(self.route) else 1
 
 
-def time_crowd(crowd: Crowd, steps: int, dt: float) -> list[float]:
-    robot = np.array([crowd.site.station.loading.x, crowd.site.station.loading.y])
+def build(scenario: Scenario) -> tuple[Footprints, Site, float]:
+    world_path = assets.world_file(scenario.world)
+    world = load_world(world_path)
+    site = load_site(assets.site_file(world_path))
+    body = load_robot(assets.robot_model_file()).body
+    return Footprints.from_world(world), site, 0.5 * math.hypot(body.length, body.width)
+
+
+def time_crowd(
+    crowd: Crowd, footprints: Footprints, scenario: Scenario, robot: Robot, radius: float, n: int
+) -> tuple[list[float], int]:
+    """Per-step wall times [s] of n crowd steps, and how many steps had an agent event."""
     times = []
-    for _ in range(steps):
+    event_steps = 0
+    for _ in range(n):
+        footprints.sync_obstacles(scenario.obstacles, crowd.time)
+        before = EVENTS[0]
         t0 = time.perf_counter()
-        crowd.step(dt, robot, np.array([0.5, 0.0]), 0.45)
+        crowd.step(DT, robot.xy, robot.velocity, radius)
         times.append(time.perf_counter() - t0)
-    return times
+        event_steps += EVENTS[0] > before
+        robot.move(DT)
+    return times, event_steps
+
+
+class CountingCrowd(Crowd):
+    """The crowd, counting calls of its per-agent event handler (arrival, stuck, pause over)."""
+
+    def _event(self, i: int, arrived: bool, stuck: bool) -> None:
+        EVENTS[0] += 1
+        super()._event(i, arrived, stuck)
+
+
+EVENTS = [0]
 
 
 def time_pysocialforce(crowd: Crowd, footprints: Footprints, steps: int) -> list[float] | None:
@@ -125,33 +165,69 @@ def time_pysocialforce(crowd: Crowd, footprints: Footprints, steps: int) -> list
     return times
 
 
+def kernels_compiled() -> bool | None:
+    """Whether this process compiled the crowd kernels (None: no compiled kernels)."""
+    try:
+        from xiaomanlv_sim import crowd_kernels
+    except ImportError:
+        return None
+    stats = crowd_kernels.step.stats
+    return bool(stats.cache_misses) or not bool(stats.cache_hits)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps")
-    parser.add_argument("--pedestrians", type=int, default=100)
-    parser.add_argument("--cyclists", type=int, default=10)
+    parser.add_argument("--cold", action="store_true", help="compile the kernels afresh")
+    parser.add_argument(
+        "--scenario", type=Path, default=REPO / "scenarios" / "university_rush_hour.yaml"
+    )
+    parser.add_argument("--psf-steps", type=int, default=None, help="PySocialForce steps")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     steps = 300 if args.quick else 2000
-    dt = 0.05
 
-    world, site, name = load_campus()
+    scenario = load_scenario(args.scenario)
     t0 = time.perf_counter()
-    footprints = Footprints.from_world(world)
-    t_fp = time.perf_counter() - t0
-    print(f"[crowd_speed] {name}: {len(footprints.static)} footprints in {t_fp:.2f} s", flush=True)
-    spec = CrowdSpec(pedestrians=args.pedestrians, cyclists=args.cyclists)
+    footprints, site, robot_radius = build(scenario)
+    t_world = time.perf_counter() - t0
+    spec = scenario.crowd
+    print(
+        f"[crowd_speed] {scenario.name}: {len(footprints.static)} footprints, "
+        f"{spec.pedestrians}+{spec.cyclists} agents, robot radius {robot_radius:.2f} m",
+        flush=True,
+    )
+    footprints.sync_obstacles(scenario.obstacles, 0.0)
+    robot = Robot(site)
+    stream = np.random.SeedSequence(scenario.seed).spawn(CROWD_STREAM + 1)[CROWD_STREAM]
     t0 = time.perf_counter()
-    crowd = Crowd(spec, site, footprints, np.random.default_rng(0))
+    crowd = CountingCrowd(spec, site, footprints, np.random.default_rng(stream))
     t_init = time.perf_counter() - t0
-    time_crowd(crowd, 50, dt)  # warm-up
-    print(f"[crowd_speed] timing {steps} steps of {args.pedestrians}+{args.cyclists}", flush=True)
-    runs = [float(np.median(time_crowd(crowd, steps, dt))) for _ in range(3)]
-    step_ms = 1e3 * float(np.median(runs))
-    print(f"[crowd_speed] Crowd.step median {step_ms:.3f} ms", flush=True)
+    t0 = time.perf_counter()
+    time_crowd(crowd, footprints, scenario, robot, robot_radius, 1)
+    t_first = time.perf_counter() - t0
+    compiled = kernels_compiled()
+    print(f"[crowd_speed] construction {t_init:.2f} s, first step {t_first:.3f} s", flush=True)
+    time_crowd(crowd, footprints, scenario, robot, robot_radius, 50)  # warm-up
+    print(f"[crowd_speed] timing 3 x {steps} steps", flush=True)
+    medians, means, event_steps = [], [], 0
+    for _ in range(3):
+        times, events = time_crowd(crowd, footprints, scenario, robot, robot_radius, steps)
+        medians.append(float(np.median(times)))
+        means.append(float(np.mean(times)))
+        event_steps += events
+    step_ms = 1e3 * float(np.median(medians))
+    mean_ms = 1e3 * float(np.median(means))
+    print(
+        f"[crowd_speed] Crowd.step median {step_ms:.4f} ms (runs "
+        + ", ".join(f"{1e3 * m:.4f}" for m in medians)
+        + f"), mean {mean_ms:.4f} ms",
+        flush=True,
+    )
 
-    psf_steps = 20 if args.quick else 100
-    psf_times = time_pysocialforce(crowd, footprints, psf_steps)
+    psf_steps = args.psf_steps if args.psf_steps is not None else (20 if args.quick else 100)
+    psf_times = time_pysocialforce(crowd, footprints, psf_steps) if psf_steps else None
     psf_ms = None if psf_times is None else 1e3 * float(np.median(psf_times))
     if psf_ms is None:
         print("[crowd_speed] pysocialforce not importable: comparison skipped", flush=True)
@@ -159,18 +235,27 @@ def main() -> int:
         print(f"[crowd_speed] pysocialforce step median {psf_ms:.3f} ms", flush=True)
     result = {
         "bench": "crowd_speed",
-        "world": name,
-        "pedestrians": args.pedestrians,
-        "cyclists": args.cyclists,
-        "dt_s": dt,
-        "steps": steps,
-        "footprints_build_s": round(t_fp, 3),
+        "scenario": scenario.name,
+        "world": scenario.world,
+        "pedestrians": spec.pedestrians,
+        "cyclists": spec.cyclists,
+        "dt_s": DT,
+        "steps": 3 * steps,
+        "world_build_s": round(t_world, 3),
         "crowd_init_s": round(t_init, 3),
+        "first_call_s": round(t_init + t_first, 3),
+        "kernels_compiled": compiled,
         "step_median_ms": round(step_ms, 4),
-        "target_step_ms": 1.0,
+        "step_run_medians_ms": [round(1e3 * m, 4) for m in medians],
+        "step_mean_ms": round(mean_ms, 4),
+        "event_step_share": round(event_steps / (3 * steps), 4),
+        "crowd_ms_per_sim_s": round(mean_ms / DT, 3),
+        "target_step_ms": 0.1,
         "pysocialforce_step_median_ms": None if psf_ms is None else round(psf_ms, 3),
         "python": sys.version.split()[0],
     }
+    if COLD_CACHE is not None:
+        shutil.rmtree(COLD_CACHE, ignore_errors=True)
     print(json.dumps(result))
     return 0
 
