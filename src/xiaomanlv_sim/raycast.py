@@ -121,34 +121,85 @@ def oriented(
     )
 
 
-def vertical_cylinders(
-    xy: NDArray[np.floating],
-    radius: NDArray[np.floating],
-    z0: NDArray[np.floating],
-    z1: NDArray[np.floating],
-    category: int,
-) -> Primitives:
-    """Upright cylinders (agents) from (N,2) centres, radii and bottom/top heights [m]."""
-    n = len(xy)
-    r = np.asarray(radius, dtype=np.float64)
-    half = np.empty((n, 3))
-    half[:, 0] = r
-    half[:, 1] = r
-    half[:, 2] = 0.5 * (np.asarray(z1) - np.asarray(z0))
-    center = np.empty((n, 3))
-    center[:, :2] = xy
-    center[:, 2] = 0.5 * (np.asarray(z0) + np.asarray(z1))
-    corners = center[:, None, :] + _SIGNS[None, :, :] * half[:, None, :]
-    return Primitives(
-        kind=np.full(n, CYLINDER, dtype=np.int32),
-        center=center,
-        axes=np.broadcast_to(np.eye(3), (n, 3, 3)).copy(),
-        half=half,
-        verts=np.zeros((n, 3, 3)),
-        corners=corners,
-        radius=np.hypot(r, half[:, 2]),
-        category=np.full(n, category, dtype=np.int16),
-    )
+class PrimitiveBuffer:
+    """Static primitives followed by dynamic ones (agents, obstacles) in preallocated arrays,
+    so that moving the agents rewrites their rows instead of concatenating every step."""
+
+    _FIELDS = ("kind", "center", "axes", "half", "verts", "corners", "radius", "category")
+
+    def __init__(self, static: Primitives) -> None:
+        self.n_static = len(static)
+        self._arrays: dict[str, np.ndarray] = {}
+        self._reserve(static, self.n_static + 128)
+        self._n = self.n_static
+        self._view: Primitives | None = None
+
+    def _reserve(self, source: Primitives, capacity: int) -> None:
+        for name in self._FIELDS:
+            old = self._arrays.get(name, getattr(source, name))
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            keep = min(len(old), capacity)
+            new[:keep] = old[:keep]
+            self._arrays[name] = new
+
+    def set_dynamic(self, xy: F64, radius: F64, z0: F64, z1: F64, category: int,
+                    others: Primitives) -> None:  # fmt: skip
+        """Upright cylinders (agents: (K,2) centres, radii, bottoms, tops [m]) then `others`."""
+        k = len(xy)
+        total = self.n_static + k + len(others)
+        if total > len(self._arrays["kind"]):
+            self._reserve(empty(), 2 * total)
+        a = self._arrays
+        if k:
+            _write_cylinders(
+                a["kind"], a["center"], a["axes"], a["half"], a["verts"], a["corners"],
+                a["radius"], a["category"], self.n_static, xy, radius, z0, z1, category,
+            )  # fmt: skip
+        lo = self.n_static + k
+        for name in self._FIELDS:
+            a[name][lo:total] = getattr(others, name)
+        self._n = total
+        self._view = None
+
+    def view(self) -> Primitives:
+        if self._view is None:
+            n = self._n
+            a = self._arrays
+            self._view = Primitives(
+                kind=a["kind"][:n],
+                center=a["center"][:n],
+                axes=a["axes"][:n],
+                half=a["half"][:n],
+                verts=a["verts"][:n],
+                corners=a["corners"][:n],
+                radius=a["radius"][:n],
+                category=a["category"][:n],
+            )
+        return self._view
+
+
+@numba.njit(cache=True)
+def _write_cylinders(
+    kind: I32, center: F64, axes: F64, half: F64, verts: F64, corners: F64, radius: F64,
+    category: I16, at: int, xy: F64, r: F64, z0: F64, z1: F64, cat: int,
+) -> None:  # fmt: skip
+    """Rows at.. of a primitive buffer: upright cylinders (as `vertical_cylinders`)."""
+    for i in range(xy.shape[0]):
+        p = at + i
+        kind[p] = CYLINDER
+        hz = 0.5 * (z1[i] - z0[i])
+        center[p, 0], center[p, 1], center[p, 2] = xy[i, 0], xy[i, 1], 0.5 * (z0[i] + z1[i])
+        half[p, 0], half[p, 1], half[p, 2] = r[i], r[i], hz
+        for u in range(3):
+            for v in range(3):
+                axes[p, u, v] = 1.0 if u == v else 0.0
+                verts[p, u, v] = 0.0
+        for m in range(8):
+            corners[p, m, 0] = center[p, 0] + _SIGNS[m, 0] * r[i]
+            corners[p, m, 1] = center[p, 1] + _SIGNS[m, 1] * r[i]
+            corners[p, m, 2] = center[p, 2] + _SIGNS[m, 2] * hz
+        radius[p] = math.sqrt(r[i] * r[i] + hz * hz)
+        category[p] = cat
 
 
 def triangles(vertices: NDArray[np.floating], category: NDArray[np.integer]) -> Primitives:
@@ -369,9 +420,9 @@ def _fan(
     half: F64,
     verts: F64,
     corners: F64,
-    radius: F64,
     category: I16,
     order: I64,
+    nearest: F64,
     t_out: F32,
     n_out: F32,
     cat_out: I16,
@@ -379,7 +430,8 @@ def _fan(
     """Cast one fan (rows x cols rays `dirs`, sensor frame) into t_out/n_out/cat_out.
 
     Lowers t_out where a primitive is nearer; n_out gets the world-frame normal. `order`: the
-    primitives to visit, nearest first. Hits beyond `max_range` are left out.
+    primitives to visit, nearest first; `nearest`: where each one's bounding sphere starts.
+    Hits beyond `max_range` are left out.
     """
     rows = elevations.shape[0]
     c_s = np.empty(3)
@@ -389,16 +441,10 @@ def _fan(
     sx = np.empty(8)
     sy = np.empty(8)
     az = np.empty(8)
-    for p in order:
+    for i in range(order.shape[0]):
+        p = order[i]
+        near = nearest[i]
         k = kind[p]
-        dist = math.sqrt(
-            (center[p, 0] - origin[0]) ** 2
-            + (center[p, 1] - origin[1]) ** 2
-            + (center[p, 2] - origin[2]) ** 2
-        )
-        near = dist - radius[p]
-        if near > max_range:
-            continue
         _to_frame(rot, origin, k, center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
         # Hull corners in the sensor frame: x-y, and the z range.
         zmin, zmax = np.inf, -np.inf
@@ -856,13 +902,17 @@ def _sweep_triangle(
 
 
 @numba.njit(cache=True)
-def _nearest_first(origin: F64, center: F64, radius: F64, max_range: float) -> I64:
-    """Primitives whose bounding sphere starts within `max_range`, nearest first."""
-    n = center.shape[0]
+def _nearest_first(
+    origin: F64, center: F64, radius: F64, max_range: float, candidates: I64
+) -> tuple[I64, F64]:
+    """Of `candidates`, the primitives whose bounding sphere starts within `max_range`,
+    nearest first, and where each starts [m] (negative: the origin is inside it)."""
+    n = candidates.shape[0]
     near = np.empty(n)
     keep = np.empty(n, dtype=np.int64)
     m = 0
-    for p in range(n):
+    for i in range(n):
+        p = candidates[i]
         d = (
             math.sqrt(
                 (center[p, 0] - origin[0]) ** 2
@@ -875,7 +925,40 @@ def _nearest_first(origin: F64, center: F64, radius: F64, max_range: float) -> I
             near[m] = d
             keep[m] = p
             m += 1
-    return keep[np.argsort(near[:m])]
+    order = np.argsort(near[:m])
+    return keep[order], near[order]
+
+
+@numba.njit(cache=True)
+def _within(origins: F64, max_ranges: F64, center: F64, radius: F64) -> I64:
+    """Primitives within reach of any of the origins: one pass, squared distances, about the
+    origins' own bounding sphere (a robot's eight rangers share one pass)."""
+    f = origins.shape[0]
+    cx, cy, cz = 0.0, 0.0, 0.0
+    for i in range(f):
+        cx += origins[i, 0] / f
+        cy += origins[i, 1] / f
+        cz += origins[i, 2] / f
+    spread = 0.0
+    reach = 0.0
+    for i in range(f):
+        spread = max(
+            spread,
+            math.sqrt((origins[i, 0] - cx) ** 2 + (origins[i, 1] - cy) ** 2
+                      + (origins[i, 2] - cz) ** 2),
+        )  # fmt: skip
+        reach = max(reach, max_ranges[i])
+    reach += spread
+    n = center.shape[0]
+    keep = np.empty(n, dtype=np.int64)
+    m = 0
+    for p in range(n):
+        d2 = (center[p, 0] - cx) ** 2 + (center[p, 1] - cy) ** 2 + (center[p, 2] - cz) ** 2
+        lim = reach + radius[p]
+        if d2 <= lim * lim:
+            keep[m] = p
+            m += 1
+    return keep[:m]
 
 
 @numba.njit(cache=True)
@@ -903,13 +986,17 @@ def _cast_fans(
     n_out: F32,
     cat_out: I16,
 ) -> None:
+    if np.isfinite(max_ranges).all():
+        candidates = _within(origins, max_ranges, center, radius)
+    else:
+        candidates = np.arange(center.shape[0])
     for f in range(rots.shape[0]):
         r0, r1 = ray_offset[f], ray_offset[f + 1]
-        order = _nearest_first(origins[f], center, radius, max_ranges[f])
+        order, near = _nearest_first(origins[f], center, radius, max_ranges[f], candidates)
         _fan(
             rots[f], origins[f], max_ranges[f], dirs[r0:r1],
             elevations[el_offset[f]:el_offset[f + 1]], az0[f], step[f], cols[f], full[f],
-            kind, center, axes, half, verts, corners, radius, category, order,
+            kind, center, axes, half, verts, corners, category, order, near,
             t_out[r0:r1], n_out[r0:r1], cat_out[r0:r1],
         )  # fmt: skip
 

@@ -407,9 +407,10 @@ class Scene:
         self._top = float(static.corners[:, :, 2].max()) if len(static) else 0.0
         self._heights = heights
         self._bounds = bounds
-        self._agents = raycast.empty()
         self._obstacles: dict[str, _Obstacle] = {}
-        self._all: Primitives | None = static  # static + agents + obstacles, built on demand
+        # Static shapes, then agents, then obstacles.
+        self._all = raycast.PrimitiveBuffer(static)
+        self._agents = (np.zeros((0, 2)), np.zeros(0), np.zeros(0), np.zeros(0))
         self._sky: dict[float, RayFan] = {}
         # Concatenated layouts per sequence of fans (by identity; the fans are kept alive).
         self._batches: dict[tuple[int, ...], tuple[tuple[RayFan, ...], raycast.FanBatch]] = {}
@@ -452,8 +453,8 @@ class Scene:
         r = np.asarray(radii, dtype=np.float64).reshape(-1)
         z0 = self.ground_height(xy) if len(xy) else np.zeros(0)
         z1 = z0 + np.asarray(heights, dtype=np.float64).reshape(-1)
-        self._agents = raycast.vertical_cylinders(xy, r, z0, z1, AGENT_CODE)
-        self._all = None
+        self._agents = (xy, r, z0, z1)
+        self._all.set_dynamic(*self._agents, AGENT_CODE, self._obstacle_primitives())
 
     def add_obstacle(self, key: str, pose: Pose2D, size: tuple[float, float, float]) -> None:
         """A box (length along yaw, width, height [m]) standing on the ground at `pose`.
@@ -466,27 +467,28 @@ class Scene:
         self._obstacles[key] = _Obstacle(
             (pose.x, pose.y), pose.yaw, (size[0] / 2, size[1] / 2), z0, z0 + size[2]
         )
-        self._all = None
+        self._all.set_dynamic(*self._agents, AGENT_CODE, self._obstacle_primitives())
 
     def remove_obstacle(self, key: str) -> None:
         """Remove an added obstacle; unknown keys are ignored."""
         if self._obstacles.pop(key, None) is not None:
-            self._all = None
+            self._all.set_dynamic(*self._agents, AGENT_CODE, self._obstacle_primitives())
+
+    def _obstacle_primitives(self) -> Primitives:
+        parts = [raycast.empty()]
+        for ob in self._obstacles.values():
+            c, s = math.cos(ob.yaw), math.sin(ob.yaw)
+            axes = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            centre = np.array([*ob.center, 0.5 * (ob.z0 + ob.z1)])
+            half = np.array([*ob.half, 0.5 * (ob.z1 - ob.z0)])
+            parts.append(
+                raycast.oriented(raycast.BOX, centre, axes, half, np.array([OBSTACLE_CODE]))
+            )
+        return raycast.concat(parts)
 
     def _primitives(self) -> Primitives:
         """Static shapes, then agents, then obstacles."""
-        if self._all is None:
-            parts = [self._static, self._agents]
-            for ob in self._obstacles.values():
-                c, s = math.cos(ob.yaw), math.sin(ob.yaw)
-                axes = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-                centre = np.array([*ob.center, 0.5 * (ob.z0 + ob.z1)])
-                half = np.array([*ob.half, 0.5 * (ob.z1 - ob.z0)])
-                parts.append(
-                    raycast.oriented(raycast.BOX, centre, axes, half, np.array([OBSTACLE_CODE]))
-                )
-            self._all = raycast.concat(parts)
-        return self._all
+        return self._all.view()
 
     # -- casting --------------------------------------------------------------------------
 
