@@ -44,7 +44,7 @@ I32 = NDArray[np.int32]
 I64 = NDArray[np.int64]
 
 BOX, CYLINDER, SPHERE, QUAD, TRIANGLE = 0, 1, 2, 3, 4
-_EPS = 1e-9
+SMALL_FAN = 64  # rays up to which a fan tests every ray against each primitive in range
 _TWO_PI = 2.0 * math.pi
 
 
@@ -446,6 +446,10 @@ def _fan(
         near = nearest[i]
         k = kind[p]
         _to_frame(rot, origin, k, center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
+        if rows * cols <= SMALL_FAN:  # bounding costs more than testing every ray
+            _sweep(k, dirs, t_out, n_out, cat_out, 0, rows, 0, cols, cols, near, max_range,
+                   category[p], a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+            continue
         # Hull corners in the sensor frame: x-y, and the z range.
         zmin, zmax = np.inf, -np.inf
         mx, my = 0.0, 0.0
