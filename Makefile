@@ -15,7 +15,7 @@ venv:
 	@bash tools/setup.sh
 
 build: venv
-	@$(ENV) && $(COLCON)
+	@$(ENV) && $(COLCON) && python -m xiaomanlv_sim.precompile
 
 lint: venv
 	@$(ENV) && ruff check . && ruff format --check src tests bench launch tools setup.py

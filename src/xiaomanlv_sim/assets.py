@@ -48,6 +48,10 @@ def worlds_dir() -> Path:
     return _find("worlds")
 
 
+def scenarios_dir() -> Path:
+    return _find("scenarios")
+
+
 def robot_model_file() -> Path:
     return _find("models/xiaomanlv/model.sdf")
 
