@@ -530,19 +530,35 @@ class Scene:
         """`cast_fan` for several fans at once (one compiled call); one `Hits` per fan."""
         return self._cast_fans(self._primitives(), fans, world_from_sensors, max_ranges)
 
-    def _cast_fans(
+    def nearest_hits(
         self,
-        prims: Primitives,
         fans: Sequence[RayFan],
         world_from_sensors: Sequence[NDArray[np.floating]],
         max_ranges: Sequence[float],
-    ) -> list[Hits]:
+    ) -> F32:
+        """(F,) distance [m] of each fan's nearest hit (inf: none within its max range)."""
+        hits = self._cast(self._primitives(), fans, world_from_sensors, max_ranges)[0]
+        offsets = self._batch(fans).ray_offset[:-1]
+        out: F32 = np.minimum.reduceat(hits.distance, offsets)
+        return out
+
+    def _batch(self, fans: Sequence[RayFan]) -> raycast.FanBatch:
         key = tuple(id(fan) for fan in fans)
         cached = self._batches.get(key)
         if cached is None or any(a is not b for a, b in zip(cached[0], fans, strict=True)):
             cached = (tuple(fans), raycast.FanBatch.of([fan.layout for fan in fans]))
             self._batches[key] = cached
-        batch = cached[1]
+        return cached[1]
+
+    def _cast(
+        self,
+        prims: Primitives,
+        fans: Sequence[RayFan],
+        world_from_sensors: Sequence[NDArray[np.floating]],
+        max_ranges: Sequence[float],
+    ) -> tuple[Hits, raycast.FanBatch]:
+        """The fans' hits, concatenated fan after fan."""
+        batch = self._batch(fans)
         hits = _no_hits(batch.rays)
         raycast.cast_fans(
             prims,
@@ -553,6 +569,16 @@ class Scene:
             hits.normal,
             hits.category,
         )
+        return hits, batch
+
+    def _cast_fans(
+        self,
+        prims: Primitives,
+        fans: Sequence[RayFan],
+        world_from_sensors: Sequence[NDArray[np.floating]],
+        max_ranges: Sequence[float],
+    ) -> list[Hits]:
+        hits, batch = self._cast(prims, fans, world_from_sensors, max_ranges)
         if len(fans) == 1:
             return [hits]
         offsets = batch.ray_offset.tolist()

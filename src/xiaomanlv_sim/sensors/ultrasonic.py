@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_sim.robot import LidarSpec
-from xiaomanlv_sim.scene import Hits, Scene
+from xiaomanlv_sim.scene import Scene
 from xiaomanlv_sim.sensors.lidar import ray_fan
 from xiaomanlv_sim.weather import (
     CLEAR,
@@ -67,20 +67,23 @@ class Ultrasonic:
         weather: WeatherState = CLEAR,
     ) -> RangeReading:
         """One reading from the sensor pose `world_from_sensor` (4x4) at sim time `stamp` [s]."""
-        hits = scene.cast_fan(self.fan, world_from_sensor, max_range=self.cull_range)
-        return self.reading(hits, stamp, weather)
+        nearest = scene.nearest_hits([self.fan], [world_from_sensor], [self.cull_range])
+        return self.reading(float(nearest[0]), stamp, weather)
 
     @property
     def cull_range(self) -> float:
         """[m] agents and obstacles farther than this from the sensor are not tested."""
         return self.spec.range_max + 1.0
 
-    def reading(self, hits: Hits, stamp: float, weather: WeatherState = CLEAR) -> RangeReading:
-        """The reading from this ranger's cast `hits` (of `self.fan`), at sim time `stamp` [s]."""
+    def reading(
+        self, true_range: float, stamp: float, weather: WeatherState = CLEAR
+    ) -> RangeReading:
+        """The reading when the cone's nearest echo is at `true_range` [m] (inf: none), at sim
+        time `stamp` [s]."""
         spec = self.spec
-        true_range = float(hits.distance.min())
         # Draw the same random numbers whatever the scene, so readings stay reproducible.
-        noise, u, false_echo = self.rng.standard_normal(), self.rng.random(), self.rng.random()
+        noise = self.rng.standard_normal()
+        u, false_echo = self.rng.random(2)
         sigma = math.hypot(spec.noise_stddev, self.weather_model.rain_noise * weather.rain)
         value = true_range + spec.noise_mean + sigma * noise
         if u < self.weather_model.rain_false_echo * weather.rain:
@@ -117,7 +120,7 @@ def read_rangers(
     `world_from_sensors`: each ranger's 4x4 pose. Same readings as calling each ranger's `read`
     in turn (each draws from its own generator), at about a sixth of the cost for eight.
     """
-    hits = scene.cast_fans(
+    nearest = scene.nearest_hits(
         [u.fan for u in rangers], world_from_sensors, [u.cull_range for u in rangers]
-    )
-    return [u.reading(h, stamp, weather) for u, h in zip(rangers, hits, strict=True)]
+    ).tolist()
+    return [u.reading(d, stamp, weather) for u, d in zip(rangers, nearest, strict=True)]
