@@ -420,6 +420,7 @@ def _fan(
     half: F64,
     verts: F64,
     corners: F64,
+    radius: F64,
     category: I16,
     order: I64,
     nearest: F64,
@@ -450,6 +451,14 @@ def _fan(
             _sweep(k, dirs, t_out, n_out, cat_out, 0, rows, 0, cols, cols, near, max_range,
                    category[p], a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
             continue
+        if near > 0.0:
+            # Quick reject: the bounding sphere's elevations (its centre's, widened by its
+            # angular radius) miss the fan's rows altogether (the sky fan, most of the time).
+            c_dist = near + radius[p]
+            el_c = math.atan2(c_s[2], math.hypot(c_s[0], c_s[1]))
+            widen = math.asin(min(1.0, radius[p] / c_dist)) + 1e-6
+            if el_c + widen < elevations[0] or el_c - widen > elevations[rows - 1]:
+                continue
         # Hull corners in the sensor frame: x-y, and the z range.
         zmin, zmax = np.inf, -np.inf
         mx, my = 0.0, 0.0
@@ -1000,7 +1009,7 @@ def _cast_fans(
         _fan(
             rots[f], origins[f], max_ranges[f], dirs[r0:r1],
             elevations[el_offset[f]:el_offset[f + 1]], az0[f], step[f], cols[f], full[f],
-            kind, center, axes, half, verts, corners, category, order, near,
+            kind, center, axes, half, verts, corners, radius, category, order, near,
             t_out[r0:r1], n_out[r0:r1], cat_out[r0:r1],
         )  # fmt: skip
 
