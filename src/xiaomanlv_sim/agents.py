@@ -69,12 +69,10 @@ CYCLIST = 1
 
 _WALKING, _DWELLING, _LOITERING = 0, 1, 2
 
-_F64: TypeAlias = NDArray[np.float64]
-_I64: TypeAlias = NDArray[np.int64]
-WallArrays: TypeAlias = tuple[_F64, _I64, _I64, _I64, _I64, _I64, _F64]
-"""Polygons and their index for `crowd_kernels.nearest_wall` (see `WallIndex.arrays`)."""
-KernelWalls: TypeAlias = tuple[NDArray[np.float32], _F64, _I64, _I64, _I64, _I64, _I64, _F64]
-"""The distance field followed by `WallArrays`: the wall arguments of the kernels."""
+WallArrays: TypeAlias = tuple[NDArray[np.float64], NDArray[np.int64]]
+"""Polygons and their index as `crowd_kernels` takes them: `wall_real`, `wall_int`."""
+KernelWalls: TypeAlias = tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.int64]]
+"""The distance field, `wall_real`, `wall_int`: the wall arguments of the kernels."""
 
 
 class CrowdError(ValueError):
@@ -166,35 +164,43 @@ class Crowd:
         n_ped, n_cyc = int(spec.pedestrians), int(spec.cyclists)
         k = n_ped + n_cyc
         self._k = k
-        self.pos = np.zeros((k, 2))
-        self.vel = np.zeros((k, 2))
-        self.radius = np.zeros(k)
+        # the state the compiled kernels work on, packed per agent (crowd_kernels: R_*, I_*);
+        # the attributes below are views into it: assign into them, never rebind them
+        self._real = np.zeros((k, kernels.N_REAL))
+        self._int = np.zeros((k, kernels.N_INT), dtype=np.int64)
+        real, ints = self._real, self._int
+        self.pos = real[:, kernels.R_X : kernels.R_Y + 1]  # (K,2) [m]
+        self.vel = real[:, kernels.R_VX : kernels.R_VY + 1]  # (K,2) [m/s]
+        self.radius = real[:, kernels.R_RADIUS]  # [m]
+        self.v0 = real[:, kernels.R_V0]  # [m/s] desired speed
+        self.tau = real[:, kernels.R_TAU]  # [s] relaxation time
+        self.timer = real[:, kernels.R_TIMER]  # [s] dwell/loiter time left
+        self._best = real[:, kernels.R_BEST]  # [m] closest approach to the current waypoint
+        self._since = real[:, kernels.R_SINCE]  # [s] since that approach improved by 0.5 m
+        self._best[:] = np.inf
+        self.kind = ints[:, kernels.I_KIND]  # 0 pedestrian, 1 cyclist
+        self.mode = ints[:, kernels.I_MODE]  # walking, dwelling, loitering
+        self.group = ints[:, kernels.I_GROUP]  # group id per agent; singles are their own group
+        self.group[:] = np.arange(k)
+        self._grouped = ints[:, kernels.I_GROUPED]  # 1: in a group of two or more
+        self._standing = ints[:, kernels.I_STANDING]  # 1: a loiterer standing at its spot
+        self._wp_idx = ints[:, kernels.I_WP_IDX]
+        self._wp_len = ints[:, kernels.I_WP_LEN]
+        self._wp_len[:] = 1
+        ints[:, kernels.I_ORDER] = np.arange(k)  # agents by x, kept for the pair sweep
+        self._events = ints[:, kernels.I_EVENTS]
+        self._wp = np.zeros((k, 8, 2))
         self.height = np.zeros(k)
-        self.kind = np.zeros(k, dtype=np.int8)
         self.ids = np.arange(k, dtype=np.int32)
-        self.v0 = np.zeros(k)
-        self.tau = np.zeros(k)
-        self.group = np.arange(k)  # group id per agent; singles are their own group
         self.leader = np.arange(k)  # the agent whose plan this agent follows
-        self.mode = np.zeros(k, dtype=np.int8)
-        self.timer = np.zeros(k)  # [s] dwell/loiter time left
         self.crossing = np.zeros(k, dtype=bool)
         self.lane = np.zeros(k)  # lateral offset as a share of the walkway width
         self._lateral = np.zeros(k)  # [m] extra lateral offset of group members
-        self._standing = np.zeros(k, dtype=bool)  # loiterers standing at their spot
-        self._grouped = np.zeros(k, dtype=bool)
         self.home = np.full(k, "", dtype=object)  # current/last entrance (pedestrians)
         self.goal_name = np.full(k, "", dtype=object)  # destination node
-        self._wp = np.zeros((k, 8, 2))
-        self._wp_len = np.ones(k, dtype=np.intp)
-        self._wp_idx = np.zeros(k, dtype=np.intp)
-        self._best = np.full(k, np.inf)  # closest approach to the current waypoint
-        self._since = np.zeros(k)  # [s] since that approach last improved by 0.5 m
         self._path_cache: dict[tuple[str, str, bool], list[str]] = {}
+        self._edges: dict[tuple[str, str], tuple[float, float, float, float]] = {}
         self._params = kernel_params(self.cfg)
-        self._events = np.zeros(k, dtype=np.int8)
-        self._order = np.arange(k, dtype=np.int64)  # agents by x, kept for the pair sweep
-        self._robot = np.zeros(5)  # x, y, vx, vy [m, m/s], radius [m]
         self._wall_margin = max(self.cfg.pedestrian_radius_max, self.cfg.cyclist_radius) + 0.5
         self._index: WallIndex | None = None
         self._wall_arrays: WallArrays | None = None
@@ -213,7 +219,7 @@ class Crowd:
             velocities=self.vel.copy(),
             radii=self.radius.copy(),
             heights=self.height.copy(),
-            kinds=self.kind.copy(),
+            kinds=self.kind.astype(np.int8),
             ids=self.ids.copy(),
         )
 
@@ -239,18 +245,15 @@ class Crowd:
         self.time += dt
         if self._k == 0:
             return
-        walls = self._walls()
-        self._advance_waypoints(dt)
-        robot = self._robot
-        robot[0], robot[1] = robot_xy[0], robot_xy[1]
-        robot[2], robot[3] = robot_velocity[0], robot_velocity[1]
-        robot[4] = robot_radius
-        kernels.step(
-            self.pos, self.vel, self.radius, self.kind, self.v0, self.tau, self.group,
-            self._grouped, self.mode, self._standing, self._wp, self._wp_idx, self._order,
-            self._params,
-            dt, robot, *walls,
-        )  # fmt: skip
+        p = self._params
+        p[kernels.P_DT] = dt
+        p[kernels.P_ROBOT_X], p[kernels.P_ROBOT_Y] = robot_xy[0], robot_xy[1]
+        p[kernels.P_ROBOT_VX], p[kernels.P_ROBOT_VY] = robot_velocity[0], robot_velocity[1]
+        p[kernels.P_ROBOT_RADIUS] = robot_radius
+        sdf, wall_real, wall_int = self._walls()
+        if kernels.step(self._real, self._int, self._wp, p, sdf, wall_real, wall_int, True):
+            self._events_happened()  # arrivals, stuck agents, pauses over: plans change
+            kernels.step(self._real, self._int, self._wp, p, sdf, wall_real, wall_int, False)
 
     # -- set-up -------------------------------------------------------------------------------
     def _build_graphs(self) -> None:
@@ -369,7 +372,7 @@ class Crowd:
             spread = (np.arange(len(members)) - 0.5 * (len(members) - 1)) * cfg.group_spacing
             self.lane[members] = self.lane[lead]
             self._lateral[members] = spread
-        self._grouped = np.array([np.sum(self.group == self.group[i]) > 1 for i in range(k)])
+        self._grouped[:] = [np.sum(self.group == self.group[i]) > 1 for i in range(k)]
         crossers = rng.random(len(groups)) < spec.crossing_fraction
         for members, cross in zip(groups, crossers, strict=True):
             self.crossing[members] = bool(cross)
@@ -402,24 +405,34 @@ class Crowd:
             return pts
         out = pts.copy()
         r = float(self.radius[agent])
+        lane, lateral = float(self.lane[agent]), float(self._lateral[agent])
         shifted: list[int] = []
-        cands: list[NDArray[np.float64]] = []
+        cands: list[tuple[float, float]] = []
         for s in range(1, len(pts)):
-            width = float(graph.edges[nodes[s - 1], nodes[s]]["width"])
-            seg = pts[s] - pts[s - 1]
-            ln = float(np.linalg.norm(seg))
+            ln, nx, ny, width = self._edge(graph, nodes[s - 1], nodes[s])
             if ln < 1e-6 or (s == len(pts) - 1 and nodes[s].startswith("entrance:")):
                 continue
-            normal = np.array([-seg[1], seg[0]]) / ln
-            off = self.lane[agent] * width + self._lateral[agent]
-            off = float(np.clip(off, -(0.5 * width - r), 0.5 * width - r)) if width > 2 * r else 0.0
+            off = lane * width + lateral
+            off = min(max(off, -(0.5 * width - r)), 0.5 * width - r) if width > 2 * r else 0.0
             shifted.append(s)
-            cands.append(pts[s] + off * normal)
+            cands.append((float(pts[s, 0]) + off * nx, float(pts[s, 1]) + off * ny))
         if shifted:  # a lane point is used where it is clear of walls (one grid query for all)
             cand = np.array(cands)
             ok = self.footprints.distance(cand) > r + 0.15
             out[np.asarray(shifted)[ok]] = cand[ok]
         return out
+
+    def _edge(self, graph: nx.Graph, a: str, b: str) -> tuple[float, float, float, float]:
+        """Length [m], unit normal (left of a -> b) and width [m] of a walkway edge (cached)."""
+        key = (a, b)
+        if key not in self._edges:
+            seg = np.asarray(graph.nodes[b]["pos"], dtype=float) - np.asarray(
+                graph.nodes[a]["pos"], dtype=float
+            )
+            ln = float(np.linalg.norm(seg))
+            nx_, ny_ = (-float(seg[1]) / ln, float(seg[0]) / ln) if ln >= 1e-6 else (0.0, 0.0)
+            self._edges[key] = (ln, nx_, ny_, float(graph.edges[a, b]["width"]))
+        return self._edges[key]
 
     def _string_pull(self, pts: NDArray[np.float64], clearance: float) -> NDArray[np.float64]:
         keep = [0]
@@ -553,14 +566,8 @@ class Crowd:
         return free
 
     # -- per-step behaviour -------------------------------------------------------------------
-    def _advance_waypoints(self, dt: float) -> None:
-        """Waypoints reached, progress watch and timers (compiled); then each agent's event."""
-        n_events = kernels.advance_waypoints(
-            self.pos, self.kind, self.mode, self._standing, self.timer, self._wp, self._wp_len,
-            self._wp_idx, self._best, self._since, self._params, dt, self._events,
-        )  # fmt: skip
-        if not n_events:
-            return
+    def _events_happened(self) -> None:
+        """Each agent's event of this step (bits from the kernel), in agent order."""
         events = self._events
         for i in np.flatnonzero(events):
             ev = int(events[i])
@@ -606,11 +613,8 @@ class Crowd:
     # -- non-penetration ----------------------------------------------------------------------
     def _project(self, cutoff: float) -> None:
         """Position-based projection of the agents as they stand (pairs within `cutoff` [m])."""
-        pairs, n_pairs = kernels.find_pairs(self.pos, cutoff, self._order)
-        kernels.project(
-            self.pos, self.radius, self.kind, pairs, n_pairs,
-            self.cfg.projection_iterations, *self._walls(),
-        )  # fmt: skip
+        pairs, n_pairs = kernels.find_pairs(self._real, self._int, cutoff)
+        kernels.project(self._real, self._int, pairs, n_pairs, self._params, *self._walls())
 
     def _walls(self) -> KernelWalls:
         """The walls as the kernels take them (rebuilt when run-time obstacles change)."""
@@ -623,7 +627,7 @@ class Crowd:
             self._dynamic = dynamic
             self._wall_arrays = self._index.arrays(dynamic, fp)
         sdf = fp._sdf  # the field Footprints.distance interpolates (updated in place)
-        return (sdf, *self._wall_arrays)
+        return sdf, self._wall_arrays[0], self._wall_arrays[1]
 
 
 class WallIndex:
@@ -675,39 +679,37 @@ class WallIndex:
         self.grid = (float(x0), float(y0), float(bucket), float(nbx), float(nby))
 
     def arrays(self, dynamic: tuple[Footprint, ...], fp: Footprints) -> WallArrays:
-        """verts, ring_start, poly_ring, bucket_start, bucket_items, always, wall_par."""
+        """`wall_real` and `wall_int` (layout: `crowd_kernels`) of the static polygons, the
+        run-time obstacles `dynamic` (checked for every query) and the field of `fp`."""
         verts, ring_len, poly_rings = self._rings
         if dynamic:
             d_verts, d_ring_len, d_poly_rings = _rings([f.polygon for f in dynamic])
             verts = np.vstack([verts, d_verts])
             ring_len = np.concatenate([ring_len, d_ring_len])
             poly_rings = np.concatenate([poly_rings, d_poly_rings])
-        ring_start = np.zeros(len(ring_len) + 1, dtype=np.int64)
-        np.cumsum(ring_len, out=ring_start[1:])
-        poly_ring = np.zeros(len(poly_rings) + 1, dtype=np.int64)
-        np.cumsum(poly_rings, out=poly_ring[1:])
-        n_static = len(self.static)
-        always = np.arange(n_static, n_static + len(dynamic), dtype=np.int64)
-        wall_par = np.zeros(kernels.N_WALL_PAR)
-        wall_par[kernels.W_SDF_X0] = fp.bounds[0]
-        wall_par[kernels.W_SDF_Y0] = fp.bounds[1]
-        wall_par[kernels.W_CELL] = fp.cell
+        header = np.zeros(kernels.N_WALL_REAL)
+        header[kernels.W_SDF_X0] = fp.bounds[0]
+        header[kernels.W_SDF_Y0] = fp.bounds[1]
+        header[kernels.W_CELL] = fp.cell
         (
-            wall_par[kernels.W_BUCKET_X0],
-            wall_par[kernels.W_BUCKET_Y0],
-            wall_par[kernels.W_BUCKET_SIZE],
-            wall_par[kernels.W_BUCKETS_X],
-            wall_par[kernels.W_BUCKETS_Y],
+            header[kernels.W_BUCKET_X0],
+            header[kernels.W_BUCKET_Y0],
+            header[kernels.W_BUCKET_SIZE],
+            header[kernels.W_BUCKETS_X],
+            header[kernels.W_BUCKETS_Y],
         ) = self.grid
-        return (
-            np.ascontiguousarray(verts, dtype=np.float64),
-            ring_start,
-            poly_ring,
-            self.bucket_start,
-            self.bucket_items,
-            always,
-            wall_par,
-        )
+        wall_real = np.concatenate([header, np.ravel(verts)])
+        n_static = len(self.static)
+        parts = [
+            np.concatenate([[0], np.cumsum(ring_len)]),  # WI_RING_START
+            np.concatenate([[0], np.cumsum(poly_rings)]),  # WI_POLY_RING
+            self.bucket_start,  # WI_BUCKET_START
+            self.bucket_items,  # WI_BUCKET_ITEMS
+            np.arange(n_static, n_static + len(dynamic)),  # WI_ALWAYS
+        ]
+        starts = kernels.N_WALL_INT + np.concatenate([[0], np.cumsum([len(a) for a in parts])])
+        wall_int = np.concatenate([starts, *parts]).astype(np.int64)
+        return wall_real, wall_int
 
 
 def _rings(

@@ -319,7 +319,7 @@ def _advance_ref(crowd: Crowd, dt: float) -> None:
     crowd._since[:] = np.where(better | reached, 0.0, crowd._since + dt)
     expired = (crowd.timer > 0) & (crowd.timer <= dt)
     crowd.timer[:] = np.maximum(crowd.timer - dt, 0.0)
-    moving = ~crowd._standing & (crowd.mode != 1)
+    moving = (crowd._standing == 0) & (crowd.mode != 1)
     arrived = reached & last & moving
     stuck = (crowd._since > cfg.stuck_time) & moving
     for i in np.flatnonzero(arrived | stuck | expired):
@@ -350,7 +350,7 @@ def reference_step(
     _steer_ref(e, n_r, gap, cfg.robot_steer_distance)
     _steer_ref(e, n_wall, clearance, cfg.wall_slide_distance)
     wanted = crowd.v0 * np.clip(dist_t / 0.5, 0.0, 1.0)
-    wanted[(crowd.mode == 1) | crowd._standing] = 0.0
+    wanted[(crowd.mode == 1) | (crowd._standing != 0)] = 0.0
     acc = (wanted[:, None] * e - vel) / crowd.tau[:, None]
     sp = np.hypot(vel[:, 0], vel[:, 1])
     heading = np.where((sp > 0.1)[:, None], vel / np.maximum(sp, 1e-9)[:, None], e)
@@ -388,7 +388,8 @@ def reference_step(
     to_c = centre - pos
     dist_c = np.hypot(to_c[:, 0], to_c[:, 1])
     spread = 0.5 * cfg.group_spacing * (counts[crowd.group] - 1) + 0.3
-    pull = np.where(crowd._grouped & (dist_c > spread), cfg.cohesion * (dist_c - spread), 0.0)
+    grouped = crowd._grouped != 0
+    pull = np.where(grouped & (dist_c > spread), cfg.cohesion * (dist_c - spread), 0.0)
     acc += (pull / np.maximum(dist_c, 1e-9))[:, None] * to_c
     vel += acc * dt
     _cap_ref(crowd, vel)
@@ -447,7 +448,7 @@ def test_nearest_wall_is_shapely_nearest_below_the_margin() -> None:
     pts = np.random.default_rng(0).uniform((-2, -2), (15, 12), (4000, 2))
     want, want_near = fp.nearest(pts)
     for p, d, near in zip(pts, want, want_near, strict=True):
-        got, nx, ny = kernels.nearest_wall(*walls, p[0], p[1])
+        got, nx, ny = kernels.nearest_wall(*walls, p[0], p[1])  # wall_real, wall_int
         if d < margin:
             assert got == pytest.approx(d, abs=1e-9)
             assert np.allclose((nx, ny), near, atol=1e-9)
@@ -458,11 +459,31 @@ def test_nearest_wall_is_shapely_nearest_below_the_margin() -> None:
 
 def test_pair_sweep_finds_exactly_the_pairs_within_the_cutoff() -> None:
     rng = np.random.default_rng(1)
-    order = np.arange(150, dtype=np.int64)
-    pos = rng.uniform(0, 30, (150, 2))
+    real = np.zeros((150, kernels.N_REAL))
+    ints = np.zeros((150, kernels.N_INT), dtype=np.int64)
+    ints[:, kernels.I_ORDER] = np.arange(150)
+    real[:, : kernels.R_Y + 1] = rng.uniform(0, 30, (150, 2))
     for _ in range(3):  # the kept order is re-sorted as agents move
-        pairs, n = kernels.find_pairs(pos, 3.0, order)
+        pos = real[:, : kernels.R_Y + 1]
+        pairs, n = kernels.find_pairs(real, ints, 3.0)
         want = cKDTree(pos).query_pairs(3.0)
         assert {(int(i), int(j)) for i, j in pairs[:n]} == want
         assert n == len(want)
-        pos = pos + rng.normal(0, 0.5, pos.shape)
+        assert np.all(np.diff(pos[ints[:, kernels.I_ORDER], 0]) >= 0)
+        real[:, : kernels.R_Y + 1] += rng.normal(0, 0.5, (150, 2))
+
+
+def test_kernel_field_is_the_footprints_field_also_off_the_grid() -> None:
+    walls, _ = corridor(width=3.0)
+    fp = Footprints(walls.static, bounds=(5.0, -3.0, 30.0, 1.7))  # the grid ends in a wall
+    index = WallIndex(fp.static, 1.0)
+    wall_real, _ = index.arrays((), fp)
+    lo_x, lo_y, hi_x, hi_y = fp.bounds
+    pts = np.random.default_rng(2).uniform((lo_x - 5, lo_y - 5), (hi_x + 5, hi_y + 5), (3000, 2))
+    want_d, want_g = fp.distance_and_gradient(pts)
+    got = np.array([kernels._field(fp._sdf, wall_real, x, y) for x, y in pts])
+    np.testing.assert_array_equal(got[:, 0], want_d)
+    np.testing.assert_array_equal(got[:, 1:], want_g)
+    outside = (pts[:, 0] < lo_x) | (pts[:, 0] > hi_x) | (pts[:, 1] < lo_y) | (pts[:, 1] > hi_y)
+    assert outside.sum() > 500
+    assert np.any(outside & (want_d == 0.0))  # clamped: off the grid never reads as inside
