@@ -32,6 +32,12 @@ which the robot stops and ignores commands):
   2. a contact point drops by more than ``max_step`` in one tick while ``|v| >= drop_tip_speed``
      (driving off a kerb edge at speed), or by more than ``2 * max_step`` at any speed.
 
+Speed: one tick is a compiled kernel (``numba.njit``) over the state held in a float64 vector;
+``BodyState`` is refreshed from it after every tick. On a ``Scene`` the kernel reads the scene's
+height grid itself (nearest cell, the arithmetic of ``Scene.ground_height``); any other ground
+is asked through ``ground_height`` between two kernel halves. The kernel also logs each tick's
+cumulative encoder travel for the wheel odometry (``drain_encoders``).
+
 References: gz-sim DiffDrive and gz-math SpeedLimiter / DiffDriveOdometry (Gazebo Harmonic);
 Siegwart, Nourbakhsh, Scaramuzza, *Introduction to Autonomous Mobile Robots* (2011), 5.2.4
 (odometry error from wheel slip).
@@ -44,10 +50,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
 GRAVITY = 9.80665  # [m/s^2] standard gravity, as Gazebo's default <gravity>
+
+CONTACT_NAMES = ("left wheel", "right wheel", "front caster", "rear caster")
 
 
 class DriveParams(Protocol):
@@ -107,7 +116,11 @@ class DynamicsEvent:
 
 @dataclass
 class BodyState:
-    """The true state of base_link in the world frame after the last tick."""
+    """The true state of base_link in the world frame after the last tick.
+
+    ``DiffDriveDynamics`` refreshes these fields after every tick from its kernel state; writing
+    them changes nothing, except ``tipped = True``, which the next tick honours.
+    """
 
     x: float = 0.0  # [m]
     y: float = 0.0  # [m]
@@ -136,10 +149,17 @@ class BodyState:
 
     def world_from_base(self) -> NDArray[np.float64]:
         """4x4 world <- base_link transform."""
-        out = np.eye(4)
-        out[:3, :3] = self.rotation()
-        out[:3, 3] = (self.x, self.y, self.z)
-        return out
+        cr, sr = math.cos(self.roll), math.sin(self.roll)
+        cp, sp = math.cos(self.pitch), math.sin(self.pitch)
+        cy, sy = math.cos(self.yaw), math.sin(self.yaw)
+        return np.array(
+            [
+                [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr, self.x],
+                [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr, self.y],
+                [-sp, cp * sr, cp * cr, self.z],
+                [0.0, 0.0, 0.0, 1.0],
+            ]
+        )
 
     def angular_velocity_body(self) -> NDArray[np.float64]:
         """[rad/s] angular velocity in base_link from the Euler angle rates (ZYX)."""
@@ -222,6 +242,373 @@ def speed_limit(
     return min(max(previous + dv, min_vel), max_vel)
 
 
+def integrate_arc(
+    x: float, y: float, yaw: float, ds: float, dth: float
+) -> tuple[float, float, float]:
+    """Exact integration of a circular arc (gz-math DiffDriveOdometry::IntegrateExact), with
+    the second-order Runge-Kutta step for near-straight motion."""
+    if abs(dth) < 1e-6:
+        mid = yaw + 0.5 * dth
+        return x + ds * math.cos(mid), y + ds * math.sin(mid), yaw + dth
+    r = ds / dth
+    new = yaw + dth
+    return x + r * (math.sin(new) - math.sin(yaw)), y - r * (math.cos(new) - math.cos(yaw)), new
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+# ---- the compiled tick ------------------------------------------------------------------------
+# State vector (DiffDriveDynamics._s): BodyState's float fields first, in their order.
+_X, _Y, _Z, _ROLL, _PITCH, _YAW = 0, 1, 2, 3, 4, 5
+_SPEED, _YAW_RATE, _ROLL_RATE, _PITCH_RATE, _Z_RATE, _Z_ACCEL = 6, 7, 8, 9, 10, 11
+_ACCEL_FWD, _ROLL_ACCEL, _PITCH_ACCEL, _YAW_ACCEL, _LEFT, _RIGHT = 12, 13, 14, 15, 16, 17
+_BLOCKED = 18  # 1.0 while a step blocks the robot
+_N_SYNC = 19  # s[:_N_SYNC] is copied into BodyState after every tick
+_TIPPED = 19
+_V_CMD, _W_CMD, _CMD_V, _CMD_W = 20, 21, 22, 23  # limited command, target command
+_QX, _QY, _QYAW = 24, 25, 26  # pose of the last ground lookup
+_H = 27  # 27..30: ground heights under the four contacts at that lookup
+_BLOCKED_MASK, _BLOCKED_AT_X, _BLOCKED_AT_Y = 31, 32, 33  # contacts a step blocks, and where
+_NOISE_I = 34  # next row of the slip noise block
+_TICKS = 35  # ticks stepped (encoder log stamps are _TICKS / rate)
+_ENC_N = 36  # encoder samples logged since the last drain
+_NX, _NY, _NYAW, _ENC_L, _ENC_R, _DS, _DTH = 37, 38, 39, 40, 41, 42, 43  # the move being made
+_OUT_MASK, _OUT_VALUE, _OUT_CONTACT, _OUT_SPEED = 44, 45, 46, 47  # event details
+_N_STATE = 48
+
+# Parameter vector (DiffDriveDynamics._p).
+_P_DT, _P_RATE, _P_W2, _P_DAMP, _P_LAG_K, _P_DROP_TIP, _P_RES, _P_REACH = 0, 1, 2, 3, 4, 5, 6, 7
+_P_B, _P_HALF, _P_MIN_V, _P_MAX_V, _P_MIN_A_DT, _P_MAX_A_DT = 8, 9, 10, 11, 12, 13
+_P_MIN_W, _P_MAX_W, _P_MIN_DW_DT, _P_MAX_DW_DT, _P_SLIP_SD = 14, 15, 16, 17, 18
+_P_MAX_STEP, _P_MAX_ROLL, _P_MAX_PITCH, _P_CASTER_DX = 19, 20, 21, 22
+_P_CONTACTS = 23  # 23..30: x, y of the four contacts in base_link
+_N_PARAMS = 31
+
+# Kernel return codes: the event of the tick, plus flags.
+_EV_NONE, _EV_BLOCKED, _EV_TIP_DROP, _EV_TIP_TILT = 0, 1, 2, 3
+_EV_MASK = 7
+_NEED_NOISE = 8  # the slip noise block is used up: draw the next one
+
+# Height grid parameters (_height_grid_of).
+_G_OX, _G_OY, _G_CELL, _G_LIMX, _G_LIMY, _G_SHIFT = 0, 1, 2, 3, 4, 5
+
+
+@numba.njit(cache=True)
+def _first_max(a: float, b: float) -> float:
+    return b if b > a else a  # Python's max(a, b)
+
+
+@numba.njit(cache=True)
+def _first_min(a: float, b: float) -> float:
+    return b if b < a else a  # Python's min(a, b)
+
+
+@numba.njit(cache=True)
+def _limit(
+    target: float,
+    previous: float,
+    min_vel: float,
+    max_vel: float,
+    min_dv: float,
+    max_dv: float,
+) -> float:
+    """speed_limit with the acceleration bounds already times dt."""
+    dv = _first_min(_first_max(target - previous, min_dv), max_dv)
+    return _first_min(_first_max(previous + dv, min_vel), max_vel)
+
+
+@numba.njit(cache=True)
+def _arc(x: float, y: float, yaw: float, ds: float, dth: float) -> tuple[float, float, float]:
+    """integrate_arc, compiled."""
+    if abs(dth) < 1e-6:
+        mid = yaw + 0.5 * dth
+        return x + ds * math.cos(mid), y + ds * math.sin(mid), yaw + dth
+    r = ds / dth
+    new = yaw + dth
+    return x + r * (math.sin(new) - math.sin(yaw)), y - r * (math.cos(new) - math.cos(yaw)), new
+
+
+@numba.njit(cache=True)
+def _relax(
+    s: NDArray[np.float64],
+    p: NDArray[np.float64],
+    h0: float,
+    h1: float,
+    h2: float,
+    h3: float,
+    speed: float,
+    yaw_rate: float,
+) -> None:
+    """z/roll/pitch follow the ground heights h (critically damped); speeds follow the wheels."""
+    dt = p[_P_DT]
+    w2 = p[_P_W2]
+    damp = p[_P_DAMP]
+    z_t = 0.5 * (h0 + h1)
+    roll_t = math.atan2(h0 - h1, p[_P_B])
+    pitch_t = math.atan2(h3 - h2, p[_P_CASTER_DX])
+    az = w2 * (z_t - s[_Z]) - damp * s[_Z_RATE]
+    ar = w2 * (roll_t - s[_ROLL]) - damp * s[_ROLL_RATE]
+    ap = w2 * (pitch_t - s[_PITCH]) - damp * s[_PITCH_RATE]
+    s[_Z_RATE] += az * dt
+    s[_ROLL_RATE] += ar * dt
+    s[_PITCH_RATE] += ap * dt
+    s[_Z] += s[_Z_RATE] * dt
+    s[_ROLL] += s[_ROLL_RATE] * dt
+    s[_PITCH] += s[_PITCH_RATE] * dt
+    s[_Z_ACCEL] = az
+    s[_ROLL_ACCEL] = ar
+    s[_PITCH_ACCEL] = ap
+    k = p[_P_LAG_K]
+    old_speed = s[_SPEED]
+    old_rate = s[_YAW_RATE]
+    new_speed = old_speed + k * (speed - old_speed)
+    new_rate = old_rate + k * (yaw_rate - old_rate)
+    s[_ACCEL_FWD] = (new_speed - old_speed) / dt
+    s[_YAW_ACCEL] = (new_rate - old_rate) / dt
+    s[_SPEED] = new_speed
+    s[_YAW_RATE] = new_rate
+
+
+@numba.njit(cache=True)
+def _advance(
+    s: NDArray[np.float64],
+    p: NDArray[np.float64],
+    noise: NDArray[np.float64],
+    p_l: float,
+    p_r: float,
+) -> bool:
+    """First half of a tick: drive limits, slip and the arc; the move is left in s[_NX:_DTH].
+    True when a contact may have moved ``ground_resolution``: look the ground up again."""
+    if s[_TIPPED] != 0.0:
+        return False
+    dt = p[_P_DT]
+    v = _limit(s[_CMD_V], s[_V_CMD], p[_P_MIN_V], p[_P_MAX_V], p[_P_MIN_A_DT], p[_P_MAX_A_DT])
+    w = _limit(s[_CMD_W], s[_W_CMD], p[_P_MIN_W], p[_P_MAX_W], p[_P_MIN_DW_DT], p[_P_MAX_DW_DT])
+    s[_V_CMD] = v
+    s[_W_CMD] = w
+    half = p[_P_HALF]
+    enc_l = (v - w * half) * dt
+    enc_r = (v + w * half) * dt
+    i = int(s[_NOISE_I])
+    s[_NOISE_I] = i + 1
+    sd = p[_P_SLIP_SD]
+    n_l = noise[i, 0] * sd
+    n_r = noise[i, 1] * sd
+    g_l = enc_l * (1.0 + n_l) * (1.0 - p_l)
+    g_r = enc_r * (1.0 + n_r) * (1.0 - p_r)
+    ds = 0.5 * (g_l + g_r) * math.cos(s[_PITCH])
+    dth = (g_r - g_l) / p[_P_B]
+    x, y, yaw = _arc(s[_X], s[_Y], s[_YAW], ds, dth)
+    s[_NX] = x
+    s[_NY] = y
+    s[_NYAW] = yaw
+    s[_ENC_L] = enc_l
+    s[_ENC_R] = enc_r
+    s[_DS] = ds
+    s[_DTH] = dth
+    moved = math.hypot(x - s[_QX], y - s[_QY]) + abs(yaw - s[_QYAW]) * p[_P_REACH]
+    return moved >= p[_P_RES]
+
+
+@numba.njit(cache=True)
+def _settle(
+    s: NDArray[np.float64],
+    p: NDArray[np.float64],
+    noise_rows: int,
+    log: NDArray[np.float64],
+    looked: bool,
+    h0: float,
+    h1: float,
+    h2: float,
+    h3: float,
+) -> int:
+    """Second half of a tick, with the ground under the moved contacts when ``looked``: steps
+    block, drops and tilt tip, the body relaxes towards the ground; logs the encoders."""
+    code = _EV_NONE
+    if s[_TIPPED] != 0.0:
+        s[_V_CMD] = 0.0
+        s[_W_CMD] = 0.0
+        _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], 0.0, 0.0)
+    else:
+        if looked:
+            c0 = h0 - s[_H]
+            c1 = h1 - s[_H + 1]
+            c2 = h2 - s[_H + 2]
+            c3 = h3 - s[_H + 3]
+        else:
+            c0 = c1 = c2 = c3 = 0.0
+        v_abs = abs(s[_V_CMD])
+        step = p[_P_MAX_STEP]
+        rises = 0
+        rise = -math.inf
+        if c0 > step:
+            rises |= 1
+            rise = _first_max(rise, c0)
+        if c1 > step:
+            rises |= 2
+            rise = _first_max(rise, c1)
+        if c2 > step:
+            rises |= 4
+            rise = _first_max(rise, c2)
+        if c3 > step:
+            rises |= 8
+            rise = _first_max(rise, c3)
+        if rises:
+            # The robot does not climb it: undo the move, the wheels stall.
+            blocked = int(s[_BLOCKED_MASK])
+            new = rises & ~blocked
+            s[_BLOCKED_MASK] = blocked | rises
+            s[_BLOCKED_AT_X] = s[_X]
+            s[_BLOCKED_AT_Y] = s[_Y]
+            if new:
+                s[_OUT_MASK] = new
+                s[_OUT_VALUE] = rise
+                code = _EV_BLOCKED
+            s[_V_CMD] = 0.0
+            s[_W_CMD] = 0.0
+            s[_BLOCKED] = 1.0
+            _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], 0.0, 0.0)
+        else:
+            s[_BLOCKED] = 0.0
+            x = s[_NX]
+            y = s[_NY]
+            away = math.hypot(x - s[_BLOCKED_AT_X], y - s[_BLOCKED_AT_Y])
+            if s[_BLOCKED_MASK] != 0.0 and away > 0.05:
+                s[_BLOCKED_MASK] = 0.0  # moved away from the step: report a new one again
+            worst = -c0
+            worst_i = 0
+            if -c1 > worst:
+                worst, worst_i = -c1, 1
+            if -c2 > worst:
+                worst, worst_i = -c2, 2
+            if -c3 > worst:
+                worst, worst_i = -c3, 3
+            s[_LEFT] += s[_ENC_L]
+            s[_RIGHT] += s[_ENC_R]
+            yaw = (s[_NYAW] + math.pi) % (2.0 * math.pi) - math.pi
+            s[_X] = x
+            s[_Y] = y
+            s[_YAW] = yaw
+            if looked:
+                s[_H] = h0
+                s[_H + 1] = h1
+                s[_H + 2] = h2
+                s[_H + 3] = h3
+                s[_QX] = x
+                s[_QY] = y
+                s[_QYAW] = yaw
+            dt = p[_P_DT]
+            _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], s[_DS] / dt, s[_DTH] / dt)
+            tip = _EV_NONE
+            if worst > 2.0 * step or (worst > step and v_abs >= p[_P_DROP_TIP]):
+                tip = _EV_TIP_DROP
+                s[_OUT_CONTACT] = worst_i
+                s[_OUT_VALUE] = worst
+                s[_OUT_SPEED] = v_abs
+            elif abs(s[_ROLL]) > p[_P_MAX_ROLL] or abs(s[_PITCH]) > p[_P_MAX_PITCH]:
+                tip = _EV_TIP_TILT
+            if tip != _EV_NONE:
+                code = tip
+                s[_TIPPED] = 1.0
+                s[_V_CMD] = 0.0
+                s[_W_CMD] = 0.0
+                s[_SPEED] = 0.0
+                s[_YAW_RATE] = 0.0
+                s[_ACCEL_FWD] = 0.0
+                s[_YAW_ACCEL] = 0.0
+        if s[_NOISE_I] >= noise_rows:
+            code |= _NEED_NOISE
+    # Encoder log for the odometry: cumulative travel and the time of this tick.
+    ticks = s[_TICKS] + 1.0
+    s[_TICKS] = ticks
+    n = int(s[_ENC_N])
+    if n < log.shape[0]:
+        log[n, 0] = s[_LEFT]
+        log[n, 1] = s[_RIGHT]
+        log[n, 2] = ticks / p[_P_RATE]
+    s[_ENC_N] = n + 1
+    return code
+
+
+@numba.njit(cache=True)
+def _grid_height(
+    x: float,
+    y: float,
+    index: NDArray[np.int32],
+    fine: NDArray[np.float32],
+    g: NDArray[np.float64],
+) -> float:
+    """Nearest cell of the two-level height grid: what ``Scene.ground_height`` computes."""
+    cx = math.floor((x - g[_G_OX]) / g[_G_CELL])
+    cy = math.floor((y - g[_G_OY]) / g[_G_CELL])
+    cx = min(max(cx, 0), int(g[_G_LIMX]))
+    cy = min(max(cy, 0), int(g[_G_LIMY]))
+    shift = int(g[_G_SHIFT])
+    mask = (1 << shift) - 1
+    return float(fine[index[cy >> shift, cx >> shift], cy & mask, cx & mask])
+
+
+@numba.njit(cache=True)
+def _tick_on_grid(
+    s: NDArray[np.float64],
+    p: NDArray[np.float64],
+    noise: NDArray[np.float64],
+    log: NDArray[np.float64],
+    p_l: float,
+    p_r: float,
+    index: NDArray[np.int32],
+    fine: NDArray[np.float32],
+    g: NDArray[np.float64],
+) -> int:
+    """One whole tick on a height grid (both halves and the ground lookup between them)."""
+    if not _advance(s, p, noise, p_l, p_r):
+        return _settle(s, p, noise.shape[0], log, False, 0.0, 0.0, 0.0, 0.0)
+    x = s[_NX]
+    y = s[_NY]
+    c = math.cos(s[_NYAW])
+    sn = math.sin(s[_NYAW])
+    k = _P_CONTACTS
+    h0 = _grid_height(p[k] * c - p[k + 1] * sn + x, p[k] * sn + p[k + 1] * c + y, index, fine, g)
+    k += 2
+    h1 = _grid_height(p[k] * c - p[k + 1] * sn + x, p[k] * sn + p[k + 1] * c + y, index, fine, g)
+    k += 2
+    h2 = _grid_height(p[k] * c - p[k + 1] * sn + x, p[k] * sn + p[k + 1] * c + y, index, fine, g)
+    k += 2
+    h3 = _grid_height(p[k] * c - p[k + 1] * sn + x, p[k] * sn + p[k + 1] * c + y, index, fine, g)
+    return _settle(s, p, noise.shape[0], log, True, h0, h1, h2, h3)
+
+
+def _height_grid_of(
+    ground: Ground,
+) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float64]] | None:
+    """The arrays of a ``Scene``'s height grid, for the kernel to read directly.
+
+    The one place that reads ``xiaomanlv_sim.scene.HeightGrid`` (the scene's private
+    ``_heights``: origin, cell, tile index, fine tiles, limit), so the kernel answers what
+    ``Scene.ground_height`` answers without a Python call per lookup;
+    ``test_kernel_height_lookup_matches_scene_ground_height`` holds the two together. Any other
+    ground (or a grid without that layout) gives None and is asked through ``ground_height``.
+    """
+    grid = getattr(ground, "_heights", None)
+    names = ("origin", "cell", "index", "fine", "limit")
+    if grid is None or not all(hasattr(grid, n) for n in names):
+        return None
+    index = np.ascontiguousarray(grid.index, dtype=np.int32)
+    fine = np.ascontiguousarray(grid.fine, dtype=np.float32)
+    tile = fine.shape[1] if fine.ndim == 3 else 0
+    shift = tile.bit_length() - 1
+    if index.ndim != 2 or tile < 1 or fine.shape[2] != tile or (1 << shift) != tile:
+        return None
+    origin = np.asarray(grid.origin, dtype=np.float64)
+    limit = np.asarray(grid.limit)
+    par = np.array(
+        [origin[0], origin[1], float(grid.cell), float(limit[0]), float(limit[1]), float(shift)]
+    )
+    return index, fine, par
+
+
 class DiffDriveDynamics:
     """The true motion of the robot, stepped at the physics rate (see module docstring).
 
@@ -238,7 +625,13 @@ class DiffDriveDynamics:
         drop_tip_speed: [m/s] speed at or above which a drop deeper than max_step tips.
         ground_resolution: [m] the ground under the contacts is looked up again once one of
             them may have moved this far (the height grid's cells are 0.05 m).
+        encoder_log: how many ticks of encoder samples ``drain_encoders`` can hold (0: none
+            are kept).
+    Raises:
+        ValueError: a rate that is not > 0.
     """
+
+    NOISE_ROWS = 1024  # slip noise drawn per block, (rows, 2) standard normals
 
     def __init__(
         self,
@@ -253,6 +646,7 @@ class DiffDriveDynamics:
         velocity_lag: float = 0.05,
         drop_tip_speed: float = 0.5,
         ground_resolution: float = 0.01,
+        encoder_log: int = 0,
     ) -> None:
         if rate <= 0.0:
             raise ValueError(f"physics rate {rate} Hz must be > 0")
@@ -264,6 +658,7 @@ class DiffDriveDynamics:
         self.omega_n = 2.0 * math.pi * suspension_frequency
         self.velocity_lag = velocity_lag
         self.drop_tip_speed = drop_tip_speed
+        self.ground_resolution = ground_resolution
         half = drive.wheel_separation / 2.0
         box_x = float(body.box_pose[0, 3])
         self._contacts_body = np.array(
@@ -274,28 +669,49 @@ class DiffDriveDynamics:
                 [box_x - 0.4 * body.length, 0.0],  # rear caster
             ]
         )
-        self._contact_names = ("left wheel", "right wheel", "front caster", "rear caster")
         # DiffDriveSpec gives min_angular_* as 0 when the file has none: then symmetric.
         min_w = float(getattr(drive, "min_angular_velocity", 0.0))
         min_dw = float(getattr(drive, "min_angular_acceleration", 0.0))
-        self._min_w = min_w if min_w < 0.0 else -drive.max_angular_velocity
-        self._min_dw = min_dw if min_dw < 0.0 else -drive.max_angular_acceleration
-        self.cmd = (0.0, 0.0)  # target (v [m/s], w [rad/s])
-        self.v_cmd = 0.0  # [m/s] limited command
-        self.w_cmd = 0.0  # [rad/s] limited command
+        min_w = min_w if min_w < 0.0 else -drive.max_angular_velocity
+        min_dw = min_dw if min_dw < 0.0 else -drive.max_angular_acceleration
+        dt = self.dt
+        p = np.zeros(_N_PARAMS)
+        p[_P_DT], p[_P_RATE] = dt, rate
+        p[_P_W2], p[_P_DAMP] = self.omega_n * self.omega_n, 2.0 * self.omega_n
+        p[_P_LAG_K] = dt / (velocity_lag + dt)
+        p[_P_DROP_TIP], p[_P_RES] = drop_tip_speed, ground_resolution
+        p[_P_REACH] = float(np.max(np.hypot(*self._contacts_body.T)))
+        p[_P_B], p[_P_HALF] = drive.wheel_separation, half
+        p[_P_MIN_V], p[_P_MAX_V] = drive.min_velocity, drive.max_velocity
+        p[_P_MIN_A_DT] = drive.min_linear_acceleration * dt
+        p[_P_MAX_A_DT] = drive.max_linear_acceleration * dt
+        p[_P_MIN_W], p[_P_MAX_W] = min_w, drive.max_angular_velocity
+        p[_P_MIN_DW_DT], p[_P_MAX_DW_DT] = min_dw * dt, drive.max_angular_acceleration * dt
+        p[_P_SLIP_SD] = drive.slip_stddev
+        p[_P_MAX_STEP], p[_P_MAX_ROLL], p[_P_MAX_PITCH] = (
+            body.max_step, body.max_roll, body.max_pitch,
+        )  # fmt: skip
+        p[_P_CASTER_DX] = float(self._contacts_body[2, 0] - self._contacts_body[3, 0])
+        p[_P_CONTACTS : _P_CONTACTS + 8] = self._contacts_body.ravel()
+        self._p = p
+        self._grid = _height_grid_of(ground)
+        self._noise = rng.normal(0.0, 1.0, size=(self.NOISE_ROWS, 2))
+        self._log = np.zeros((max(0, encoder_log), 3))
         self.time = 0.0
-        self._noise = np.empty((0, 2))
-        self._noise_i = 0
         x, y, yaw = start
-        self.state = BodyState(x=x, y=y, yaw=yaw)
-        self.ground_resolution = ground_resolution
-        self._reach = float(np.max(np.hypot(*self._contacts_body.T)))
-        self._qx, self._qy, self._qyaw = x, y, yaw  # pose of the last ground query
-        self._heights = self._ground_under(x, y, yaw)
-        z, roll, pitch = self._targets(self._heights)
-        self.state.z, self.state.roll, self.state.pitch = z, roll, pitch
-        self._blocked_by: set[int] = set()
-        self._blocked_at = (x, y)
+        s = np.zeros(_N_STATE)
+        s[_X], s[_Y], s[_YAW] = x, y, yaw
+        s[_QX], s[_QY], s[_QYAW] = x, y, yaw
+        heights = np.asarray(ground.ground_height(self.contact_points(x, y, yaw)), float)
+        s[_H : _H + 4] = heights
+        hl, hr, hf, hb = (float(v) for v in heights)
+        s[_Z] = 0.5 * (hl + hr)
+        s[_ROLL] = math.atan2(hl - hr, drive.wheel_separation)
+        s[_PITCH] = math.atan2(hb - hf, p[_P_CASTER_DX])
+        self._s = s
+        self._tipped = False
+        self.state = BodyState()
+        self._sync()
 
     # ---- geometry -------------------------------------------------------------------------
     def contact_points(self, x: float, y: float, yaw: float) -> NDArray[np.float64]:
@@ -305,156 +721,101 @@ class DiffDriveDynamics:
         out: NDArray[np.float64] = self._contacts_body @ rot.T + np.array([x, y])
         return out
 
-    def _ground_under(self, x: float, y: float, yaw: float) -> NDArray[np.float64]:
-        return np.asarray(self.ground.ground_height(self.contact_points(x, y, yaw)), float)
-
-    def _targets(self, h: NDArray[np.float64]) -> tuple[float, float, float]:
-        hl, hr, hf, hb = (float(v) for v in h)
-        dx = float(self._contacts_body[2, 0] - self._contacts_body[3, 0])
-        z = 0.5 * (hl + hr)
-        roll = math.atan2(hl - hr, self.drive.wheel_separation)
-        pitch = math.atan2(hb - hf, dx)
-        return z, roll, pitch
-
     # ---- commands -------------------------------------------------------------------------
     def set_command(self, linear: float, angular: float) -> None:
         """Target body speeds [m/s], [rad/s]; limited each tick as DiffDrive does."""
-        self.cmd = (float(linear), float(angular))
+        self._s[_CMD_V] = float(linear)
+        self._s[_CMD_W] = float(angular)
 
-    def _slip_noise(self) -> tuple[float, float]:
-        if self._noise_i >= len(self._noise):
-            self._noise = self.rng.normal(0.0, 1.0, size=(1024, 2))
-            self._noise_i = 0
-        n = self._noise[self._noise_i]
-        self._noise_i += 1
-        sd = self.drive.slip_stddev
-        return float(n[0]) * sd, float(n[1]) * sd
+    @property
+    def cmd(self) -> tuple[float, float]:
+        """The target (v [m/s], w [rad/s]) of the last set_command."""
+        return float(self._s[_CMD_V]), float(self._s[_CMD_W])
+
+    @property
+    def v_cmd(self) -> float:
+        """[m/s] the limited linear command of the last tick (what the wheels turn at)."""
+        return float(self._s[_V_CMD])
+
+    @property
+    def w_cmd(self) -> float:
+        """[rad/s] the limited angular command of the last tick."""
+        return float(self._s[_W_CMD])
 
     # ---- one tick -------------------------------------------------------------------------
     def step(self, slip_of: SlipOf | None = None) -> list[DynamicsEvent]:
         """Advance one physics tick; returns the events it raised."""
-        dt = self.dt
+        s = self._s
+        self.time += self.dt
         st = self.state
-        self.time += dt
-        events: list[DynamicsEvent] = []
-        if st.tipped:
-            self.v_cmd = self.w_cmd = 0.0
-            self._relax(self._heights, 0.0, 0.0)
-            return events
-        d = self.drive
-        v_prev = self.v_cmd
-        w_prev = self.w_cmd
-        self.v_cmd = speed_limit(
-            self.cmd[0], v_prev, dt, d.min_velocity, d.max_velocity,
-            d.min_linear_acceleration, d.max_linear_acceleration,
-        )  # fmt: skip
-        self.w_cmd = speed_limit(
-            self.cmd[1], w_prev, dt, self._min_w, d.max_angular_velocity,
-            self._min_dw, d.max_angular_acceleration,
-        )  # fmt: skip
-        half = d.wheel_separation / 2.0
-        enc_l = (self.v_cmd - self.w_cmd * half) * dt
-        enc_r = (self.v_cmd + self.w_cmd * half) * dt
-        n_l, n_r = self._slip_noise()
+        if st.tipped and not self._tipped:  # tipped from outside (a test, an operator)
+            s[_TIPPED] = 1.0
+            self._tipped = True
         p_l = p_r = 0.0
-        if slip_of is not None:
-            wheels = self.contact_points(st.x, st.y, st.yaw)[:2]
-            p = slip_of(wheels)
+        if slip_of is not None and not self._tipped:
+            p = slip_of(self.contact_points(st.x, st.y, st.yaw)[:2])
             p_l, p_r = float(p[0]), float(p[1])
-        g_l = enc_l * (1.0 + n_l) * (1.0 - p_l)
-        g_r = enc_r * (1.0 + n_r) * (1.0 - p_r)
-        ds = 0.5 * (g_l + g_r) * math.cos(st.pitch)
-        dth = (g_r - g_l) / d.wheel_separation
-        x, y, yaw = integrate_arc(st.x, st.y, st.yaw, ds, dth)
-        # Ask the ground only once a contact point may have moved by ground_resolution: at
-        # rest, or creeping, the heights cannot have changed (and the query is the cost).
-        moved = math.hypot(x - self._qx, y - self._qy) + abs(yaw - self._qyaw) * self._reach
-        if moved >= self.ground_resolution:
-            heights = self._ground_under(x, y, yaw)
+        grid = self._grid
+        if grid is not None:
+            code = _tick_on_grid(s, self._p, self._noise, self._log, p_l, p_r, *grid)
+        elif _advance(s, self._p, self._noise, p_l, p_r):
+            xy = self.contact_points(float(s[_NX]), float(s[_NY]), float(s[_NYAW]))
+            h = np.asarray(self.ground.ground_height(xy), float)
+            code = _settle(s, self._p, len(self._noise), self._log, True, *h.tolist())
         else:
-            heights = self._heights
-        change = heights - self._heights
-        v_abs = abs(self.v_cmd)
-        rises = [i for i in range(4) if change[i] > self.body.max_step]
-        if rises:
-            # The robot does not climb it: undo the move, the wheels stall.
-            new = set(rises) - self._blocked_by
-            self._blocked_by |= set(rises)
-            self._blocked_at = (st.x, st.y)
-            if new:
-                names = ", ".join(self._contact_names[i] for i in sorted(new))
-                rise = max(float(change[i]) for i in rises)
-                events.append(DynamicsEvent(self.time, "blocked", f"{names}: step {rise:.3f} m"))
-            self.v_cmd = self.w_cmd = 0.0
-            st.blocked = True
-            self._relax(self._heights, 0.0, 0.0)
-            return events
-        st.blocked = False
-        if self._blocked_by and math.hypot(x - self._blocked_at[0], y - self._blocked_at[1]) > 0.05:
-            self._blocked_by.clear()  # moved away from the step: a new contact reports again
-        drops = [float(-change[i]) for i in range(4)]
-        worst = max(drops)
-        st.left_travel += enc_l
-        st.right_travel += enc_r
-        st.x, st.y, st.yaw = x, y, _wrap(yaw)
-        if heights is not self._heights:
-            self._heights = heights
-            self._qx, self._qy, self._qyaw = x, y, st.yaw
-        self._relax(heights, ds / dt, dth / dt)
-        step = self.body.max_step
-        if worst > 2.0 * step or (worst > step and v_abs >= self.drop_tip_speed):
-            i = drops.index(worst)
-            return events + self._tip(
-                f"{self._contact_names[i]} dropped {worst:.3f} m at {v_abs:.2f} m/s"
+            code = _settle(s, self._p, len(self._noise), self._log, False, 0.0, 0.0, 0.0, 0.0)
+        self._sync()
+        if code:
+            return self._events(code)
+        return []
+
+    def drain_encoders(self) -> NDArray[np.float64]:
+        """(n, 3) encoder samples logged since the last drain, one per tick: cumulative rolling
+        travel of the left and right wheel [m] and the tick's time ``ticks / rate`` [s].
+
+        The returned array is reused by the next ticks: consume it before stepping again.
+
+        Raises:
+            ValueError: more ticks than ``encoder_log`` since the last drain (samples lost).
+        """
+        s = self._s
+        n = int(s[_ENC_N])
+        if n > len(self._log):
+            raise ValueError(
+                f"encoder log overflow: {n} ticks since the last drain, room for {len(self._log)}"
             )
-        if abs(st.roll) > self.body.max_roll or abs(st.pitch) > self.body.max_pitch:
-            return events + self._tip(f"roll {st.roll:.3f} rad, pitch {st.pitch:.3f} rad")
-        return events
+        s[_ENC_N] = 0.0
+        return self._log[:n]
 
-    def _tip(self, why: str) -> list[DynamicsEvent]:
-        self.state.tipped = True
-        self.v_cmd = self.w_cmd = 0.0
-        self.state.speed = self.state.yaw_rate = self.state.accel_forward = 0.0
-        self.state.yaw_accel = 0.0
-        return [DynamicsEvent(self.time, "tipped", why)]
-
-    def _relax(self, heights: NDArray[np.float64], speed: float, yaw_rate: float) -> None:
-        """z/roll/pitch follow the ground (critically damped); speeds follow the wheels."""
+    def _sync(self) -> None:
+        """BodyState from the kernel state."""
         st = self.state
-        dt = self.dt
-        w2 = self.omega_n * self.omega_n
-        damp = 2.0 * self.omega_n
-        z_t, roll_t, pitch_t = self._targets(heights)
-        az = w2 * (z_t - st.z) - damp * st.z_rate
-        ar = w2 * (roll_t - st.roll) - damp * st.roll_rate
-        ap = w2 * (pitch_t - st.pitch) - damp * st.pitch_rate
-        st.z_rate += az * dt
-        st.roll_rate += ar * dt
-        st.pitch_rate += ap * dt
-        st.z += st.z_rate * dt
-        st.roll += st.roll_rate * dt
-        st.pitch += st.pitch_rate * dt
-        st.z_accel, st.roll_accel, st.pitch_accel = az, ar, ap
-        k = dt / (self.velocity_lag + dt)
-        new_speed = st.speed + k * (speed - st.speed)
-        new_rate = st.yaw_rate + k * (yaw_rate - st.yaw_rate)
-        st.accel_forward = (new_speed - st.speed) / dt
-        st.yaw_accel = (new_rate - st.yaw_rate) / dt
-        st.speed, st.yaw_rate = new_speed, new_rate
+        (
+            st.x, st.y, st.z, st.roll, st.pitch, st.yaw, st.speed, st.yaw_rate, st.roll_rate,
+            st.pitch_rate, st.z_rate, st.z_accel, st.accel_forward, st.roll_accel,
+            st.pitch_accel, st.yaw_accel, st.left_travel, st.right_travel, blocked,
+        ) = self._s[:_N_SYNC].tolist()  # fmt: skip
+        st.blocked = blocked != 0.0
 
-
-def integrate_arc(
-    x: float, y: float, yaw: float, ds: float, dth: float
-) -> tuple[float, float, float]:
-    """Exact integration of a circular arc (gz-math DiffDriveOdometry::IntegrateExact), with
-    the second-order Runge-Kutta step for near-straight motion."""
-    if abs(dth) < 1e-6:
-        mid = yaw + 0.5 * dth
-        return x + ds * math.cos(mid), y + ds * math.sin(mid), yaw + dth
-    r = ds / dth
-    new = yaw + dth
-    return x + r * (math.sin(new) - math.sin(yaw)), y - r * (math.cos(new) - math.cos(yaw)), new
-
-
-def _wrap(a: float) -> float:
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
+    def _events(self, code: int) -> list[DynamicsEvent]:
+        s = self._s
+        if code & _NEED_NOISE:
+            self._noise = self.rng.normal(0.0, 1.0, size=(self.NOISE_ROWS, 2))
+            s[_NOISE_I] = 0.0
+        kind = code & _EV_MASK
+        st = self.state
+        if kind == _EV_BLOCKED:
+            new = int(s[_OUT_MASK])
+            names = ", ".join(n for i, n in enumerate(CONTACT_NAMES) if new & (1 << i))
+            detail = f"{names}: step {float(s[_OUT_VALUE]):.3f} m"
+            return [DynamicsEvent(self.time, "blocked", detail)]
+        if kind in (_EV_TIP_DROP, _EV_TIP_TILT):
+            self._tipped = st.tipped = True
+            if kind == _EV_TIP_DROP:
+                name = CONTACT_NAMES[int(s[_OUT_CONTACT])]
+                worst, speed = float(s[_OUT_VALUE]), float(s[_OUT_SPEED])
+                detail = f"{name} dropped {worst:.3f} m at {speed:.2f} m/s"
+            else:
+                detail = f"roll {st.roll:.3f} rad, pitch {st.pitch:.3f} rad"
+            return [DynamicsEvent(self.time, "tipped", detail)]
+        return []

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from drive_rig import Body, Drive
 from numpy.typing import NDArray
+from scipy.spatial.transform import Rotation
 
-from xiaomanlv_sim.dynamics import DiffDriveDynamics, rpy_matrix
+from xiaomanlv_sim.dynamics import DiffDriveDynamics, _grid_height, _height_grid_of, rpy_matrix
+from xiaomanlv_sim.scene import Scene
+from xiaomanlv_sim.world import Box, Shape, World
 
 
 class Terrain:
@@ -203,3 +207,92 @@ def test_start_on_a_kerb_takes_its_height() -> None:
     dyn = make(kerb, start=(5.0, 3.0, 1.0))
     assert dyn.state.z == pytest.approx(0.1)
     assert (dyn.state.x, dyn.state.y, dyn.state.yaw) == (5.0, 3.0, 1.0)
+
+
+# ---- the compiled tick on a Scene's height grid ---------------------------------------------
+def _yard_scene() -> Scene:
+    """Ground, a yawed 0.1 m kerb, a 1:8 ramp and a 0.3 m step: every kind of height change."""
+
+    def shape(name: str, size: tuple[float, float, float], xyz, rpy, category: str) -> Shape:
+        pose = np.eye(4)
+        pose[:3, :3] = Rotation.from_euler("xyz", rpy).as_matrix()
+        pose[:3, 3] = xyz
+        return Shape(name, Box(size), pose, name, category)
+
+    slope = math.atan(1 / 8)
+    shapes = (
+        shape("ground", (60.0, 60.0, 0.1), (0.0, 0.0, -0.05), (0, 0, 0), "ground"),
+        shape("kerb", (12.0, 3.0, 0.1), (4.0, 4.0, 0.05), (0, 0, 0.4), "kerb"),
+        shape("ramp", (6.0, 3.0, 0.2), (6.0, -5.0, 0.2), (0, -slope, 0), "ramp"),
+        shape("step", (3.0, 3.0, 0.3), (-6.0, 0.0, 0.15), (0, 0, 0), "kerb"),
+    )
+    return Scene.from_world(World("yard", Path("yard.sdf"), shapes, None))
+
+
+class _OnlyGroundHeight:
+    """A Scene seen only through ``ground_height`` (the dynamics' generic path)."""
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+
+    def ground_height(self, xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self.scene.ground_height(xy)
+
+
+def test_kernel_height_lookup_matches_scene_ground_height() -> None:
+    scene = _yard_scene()
+    grid = _height_grid_of(scene)
+    assert grid is not None, "Scene's height grid layout changed: update _height_grid_of"
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.uniform(-40.0, 40.0, (4000, 2)), rng.uniform(-1e4, 1e4, (50, 2))])
+    got = [_grid_height(float(x), float(y), *grid) for x, y in xy]
+    np.testing.assert_array_equal(got, scene.ground_height(xy))
+    assert _height_grid_of(FLAT) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "commands"),
+    [
+        ((-10.0, 0.5, 0.0), [(1.0, 0.0, 4.0), (-0.5, 0.3, 2.0), (1.0, -0.2, 3.0)]),  # step
+        ((0.0, -5.2, 0.0), [(1.0, 0.0, 9.0), (1.0, 0.8, 3.0)]),  # up the ramp, off its end
+        ((4.0, 0.0, 2.0), [(0.8, 0.1, 6.0), (-0.5, -0.5, 3.0)]),  # across the yawed kerb
+    ],
+)
+def test_grid_kernel_drives_exactly_as_asking_the_scene(start, commands) -> None:
+    scene = _yard_scene()
+    drive = Drive(slip_stddev=0.02)
+    fast = DiffDriveDynamics(drive, Body(), scene, np.random.default_rng(4), start=start)
+    slow = DiffDriveDynamics(
+        drive, Body(), _OnlyGroundHeight(scene), np.random.default_rng(4), start=start
+    )
+    assert fast._grid is not None and slow._grid is None
+    events: list[list] = [[], []]
+    tilt = 0.0
+    for v, w, seconds in commands:
+        fast.set_command(v, w)
+        slow.set_command(v, w)
+        for _ in range(round(seconds / fast.dt)):
+            events[0] += fast.step()
+            events[1] += slow.step()
+            assert vars(fast.state) == vars(slow.state)
+            tilt = max(tilt, abs(fast.state.roll) + abs(fast.state.pitch))
+    assert [(e.kind, e.detail) for e in events[0]] == [(e.kind, e.detail) for e in events[1]]
+    assert events[0] or tilt > 0.1  # the ground mattered: a block, a tip or a tilt
+
+
+def test_encoder_log_gives_each_tick_and_refuses_to_overflow() -> None:
+    dyn = DiffDriveDynamics(
+        Drive(), Body(), FLAT, np.random.default_rng(0), rate=200.0, encoder_log=5
+    )
+    dyn.set_command(1.0, 0.5)
+    rows = []
+    for _ in range(4):
+        dyn.step()
+        rows.append((dyn.state.left_travel, dyn.state.right_travel, dyn.time))
+    log = dyn.drain_encoders()
+    np.testing.assert_array_equal(log[:, :2], np.array(rows)[:, :2])
+    np.testing.assert_array_equal(log[:, 2], np.arange(1, 5) / 200.0)  # tick / rate
+    assert len(dyn.drain_encoders()) == 0
+    run(dyn, 6 / 200.0)
+    with pytest.raises(ValueError, match="encoder log overflow: 6 ticks"):
+        dyn.drain_encoders()
