@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
@@ -83,8 +84,7 @@ def gazebo_bias(noise: NoiseParams, rng: np.random.Generator) -> float:
 
 
 def _quat_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
-    """x, y, z, w of Rz(yaw) Ry(pitch) Rx(roll); written out because it runs at 100 Hz and
-    scipy's Rotation costs ~20 us per construction (bench/sim_speed.py)."""
+    """x, y, z, w of Rz(yaw) Ry(pitch) Rx(roll)."""
     cr, sr = math.cos(roll / 2), math.sin(roll / 2)
     cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
     cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
@@ -109,8 +109,170 @@ def _quat_mul(
     )
 
 
+_quat_rpy_c = numba.njit(cache=True)(_quat_rpy)
+_quat_mul_c = numba.njit(cache=True)(_quat_mul)
+
+# Constants vector (Imu._c).
+_C_LEVER = 0  # 0..2: x, y, z of the mounting point in base_link [m]
+_C_HAS_LEVER, _C_MOUNT_IDENTITY = 3, 4
+_C_MOUNT = 5  # 5..13: R_s row-major (base_link <- imu)
+_C_GYRO = 14  # 14..22: per axis bias, mean, stddev [rad/s]
+_C_ACCEL = 23  # 23..31: per axis bias, mean, stddev [m/s^2]
+_C_MOUNT_Q = 32  # 32..35: x, y, z, w of R_s
+_C_TILT_VAR, _C_GYRO_VAR_Z, _C_YAW_BIAS_SD = 36, 37, 38
+_N_CONST = 39
+
+# State vector (Imu._s).
+_S_YAW, _S_LAST, _S_HAS_LAST, _S_ELAPSED, _S_YAW_VAR, _S_NOISE_I = 0, 1, 2, 3, 4, 5
+_N_STATE = 6
+
+# Output vector of one reading: gyro, accel, orientation, orientation covariance.
+_O_GYRO, _O_ACCEL, _O_Q, _O_COV, _N_OUT = 0, 3, 6, 10, 19
+
+
+@numba.njit(cache=True)
+def _motion(
+    c: NDArray[np.float64],
+    roll: float,
+    pitch: float,
+    roll_rate: float,
+    pitch_rate: float,
+    yaw_rate: float,
+    speed: float,
+    accel_forward: float,
+    z_accel: float,
+    roll_accel: float,
+    pitch_accel: float,
+    yaw_accel: float,
+) -> tuple[float, float, float, float, float, float]:
+    """Noiseless angular velocity [rad/s] and specific force [m/s^2] in the imu frame."""
+    cr, sr = math.cos(roll), math.sin(roll)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    # Body rates from the ZYX Euler rates (euler_rates_to_body).
+    wx = roll_rate - yaw_rate * sp
+    wy = pitch_rate * cr + yaw_rate * cp * sr
+    wz = yaw_rate * cp * cr - pitch_rate * sr
+    # R^T (a_w + g_up) with a_w = Rz(yaw) (a_t, a_n, 0) + (0, 0, z_accel): the yaw cancels,
+    # so f = Rx(roll)^T Ry(pitch)^T (a_t, a_n, z_accel + g).
+    u0 = accel_forward * cp  # tangential
+    u1 = speed * cp * yaw_rate  # centripetal, towards the turn centre (left)
+    u2 = z_accel + GRAVITY
+    v2 = sp * u0 + cp * u2
+    fx = cp * u0 - sp * u2
+    fy = cr * u1 + sr * v2
+    fz = cr * v2 - sr * u1
+    if c[_C_HAS_LEVER] != 0.0:
+        rx, ry, rz = c[_C_LEVER], c[_C_LEVER + 1], c[_C_LEVER + 2]
+        ax = roll_accel - yaw_accel * sp
+        ay = pitch_accel * cr + yaw_accel * cp * sr
+        az = yaw_accel * cp * cr - pitch_accel * sr
+        # alpha x r + omega x (omega x r)
+        cx, cy, cz = wy * rz - wz * ry, wz * rx - wx * rz, wx * ry - wy * rx
+        fx += ay * rz - az * ry + wy * cz - wz * cy
+        fy += az * rx - ax * rz + wz * cx - wx * cz
+        fz += ax * ry - ay * rx + wx * cy - wy * cx
+    if c[_C_MOUNT_IDENTITY] != 0.0:
+        return wx, wy, wz, fx, fy, fz
+    m = _C_MOUNT  # R_s^T v
+    return (
+        c[m] * wx + c[m + 3] * wy + c[m + 6] * wz,
+        c[m + 1] * wx + c[m + 4] * wy + c[m + 7] * wz,
+        c[m + 2] * wx + c[m + 5] * wy + c[m + 8] * wz,
+        c[m] * fx + c[m + 3] * fy + c[m + 6] * fz,
+        c[m + 1] * fx + c[m + 4] * fy + c[m + 7] * fz,
+        c[m + 2] * fx + c[m + 5] * fy + c[m + 8] * fz,
+    )
+
+
+@numba.njit(cache=True)
+def _read(
+    c: NDArray[np.float64],
+    s: NDArray[np.float64],
+    noise: NDArray[np.float64],
+    out: NDArray[np.float64],
+    stamp: float,
+    roll: float,
+    pitch: float,
+    roll_rate: float,
+    pitch_rate: float,
+    yaw_rate: float,
+    speed: float,
+    accel_forward: float,
+    z_accel: float,
+    roll_accel: float,
+    pitch_accel: float,
+    yaw_accel: float,
+    extra: bool,
+    eg0: float,
+    eg1: float,
+    eg2: float,
+    ea0: float,
+    ea1: float,
+    ea2: float,
+) -> bool:
+    """One reading into ``out``; True when the noise block is used up."""
+    wx, wy, wz, fx, fy, fz = _motion(
+        c, roll, pitch, roll_rate, pitch_rate, yaw_rate, speed, accel_forward, z_accel,
+        roll_accel, pitch_accel, yaw_accel,
+    )  # fmt: skip
+    i = int(s[_S_NOISE_I])
+    s[_S_NOISE_I] = i + 1
+    g = _C_GYRO
+    a = _C_ACCEL
+    gx = wx + c[g] + c[g + 1] + c[g + 2] * noise[i, 0]
+    gy = wy + c[g + 3] + c[g + 4] + c[g + 5] * noise[i, 1]
+    gz = wz + c[g + 6] + c[g + 7] + c[g + 8] * noise[i, 2]
+    ax = fx + c[a] + c[a + 1] + c[a + 2] * noise[i, 3]
+    ay = fy + c[a + 3] + c[a + 4] + c[a + 5] * noise[i, 4]
+    az = fz + c[a + 6] + c[a + 7] + c[a + 8] * noise[i, 5]
+    if extra:
+        gx, gy, gz = gx + eg0, gy + eg1, gz + eg2
+        ax, ay, az = ax + ea0, ay + ea1, az + ea2
+    # Heading: integrate the measured yaw rate (body z of the measured rate, tilt-corrected).
+    if c[_C_MOUNT_IDENTITY] != 0.0:
+        by, bz = gy, gz
+    else:
+        m = _C_MOUNT
+        by = c[m + 3] * gx + c[m + 4] * gy + c[m + 5] * gz
+        bz = c[m + 6] * gx + c[m + 7] * gy + c[m + 8] * gz
+    cr, sr = math.cos(roll), math.sin(roll)
+    cp = math.cos(pitch)
+    cp = 1e-3 if cp < 1e-3 else cp  # max(cos(pitch), 1e-3)
+    rate = (by * sr + bz * cr) / cp
+    if s[_S_HAS_LAST] != 0.0:
+        dt = stamp - s[_S_LAST]
+        s[_S_YAW] = (s[_S_YAW] + rate * dt + math.pi) % (2 * math.pi) - math.pi
+        elapsed = s[_S_ELAPSED] + dt
+        s[_S_ELAPSED] = elapsed
+        # Random walk of the white noise plus the (unknown) turn-on bias times the time.
+        s[_S_YAW_VAR] = c[_C_GYRO_VAR_Z] * dt * elapsed + (c[_C_YAW_BIAS_SD] * elapsed) ** 2
+    s[_S_LAST] = stamp
+    s[_S_HAS_LAST] = 1.0
+    q = _quat_mul_c(
+        _quat_rpy_c(roll, pitch, s[_S_YAW]),
+        (c[_C_MOUNT_Q], c[_C_MOUNT_Q + 1], c[_C_MOUNT_Q + 2], c[_C_MOUNT_Q + 3]),
+    )
+    out[_O_GYRO] = gx
+    out[_O_GYRO + 1] = gy
+    out[_O_GYRO + 2] = gz
+    out[_O_ACCEL] = ax
+    out[_O_ACCEL + 1] = ay
+    out[_O_ACCEL + 2] = az
+    out[_O_Q] = q[0]
+    out[_O_Q + 1] = q[1]
+    out[_O_Q + 2] = q[2]
+    out[_O_Q + 3] = q[3]
+    out[_O_COV : _O_COV + 9] = 0.0
+    out[_O_COV] = out[_O_COV + 4] = c[_C_TILT_VAR]
+    out[_O_COV + 8] = s[_S_YAW_VAR]
+    return i + 1 >= noise.shape[0]
+
+
 class Imu:
     """Gyro + accelerometer + orientation of one IMU (see module docstring).
+
+    A reading is one compiled kernel (``numba.njit``) over the state's scalars: it runs at
+    100 Hz, and numpy's per-call overhead on 3-vectors cost more than the arithmetic.
 
     Args:
         spec: rate, mounting pose and per-axis noise (an ``ImuSpec``).
@@ -118,67 +280,55 @@ class Imu:
         start_yaw: [rad] true yaw at start, where the integrated heading begins.
     """
 
+    NOISE_ROWS = 512  # readings' noise drawn per block, (rows, 6) standard normals
+
     def __init__(self, spec: ImuParams, rng: np.random.Generator, start_yaw: float = 0.0) -> None:
         self.spec = spec
         self.rng = rng
         self.frame_id = spec.name
         pose = np.asarray(spec.pose, float)
-        self._mount = pose[:3, :3]
-        self._mount_t = np.ascontiguousarray(self._mount.T)
-        self._lever = pose[:3, 3].copy()
-        self._lever_xyz = (float(pose[0, 3]), float(pose[1, 3]), float(pose[2, 3]))
-        self._has_lever = bool(np.any(self._lever != 0.0))
-        self._mount_identity = bool(np.allclose(self._mount, np.eye(3), atol=1e-12, rtol=0.0))
-        mq = Rotation.from_matrix(self._mount).as_quat()
-        self._mount_q = (float(mq[0]), float(mq[1]), float(mq[2]), float(mq[3]))
+        mount = pose[:3, :3]
+        mq = Rotation.from_matrix(mount).as_quat()
         self.gyro_bias = np.array([gazebo_bias(n, rng) for n in spec.gyro])
         self.accel_bias = np.array([gazebo_bias(n, rng) for n in spec.accel])
-        self._gyro_mean = np.array([n.mean for n in spec.gyro])
-        self._accel_mean = np.array([n.mean for n in spec.accel])
-        self._gyro_sd = np.array([n.stddev for n in spec.gyro])
-        self._accel_sd = np.array([n.stddev for n in spec.accel])
-        self._gyro_cov = np.diag(self._gyro_sd**2).ravel()
-        self._accel_cov = np.diag(self._accel_sd**2).ravel()
-        self._tilt_var = float(np.mean(self._accel_sd) / GRAVITY) ** 2
-        self._yaw_rate_bias_sd = float(math.hypot(spec.gyro[2].bias_mean, spec.gyro[2].bias_stddev))
-        self.yaw = start_yaw  # [rad] integrated heading
-        self._yaw_var = 0.0
-        self._elapsed = 0.0
-        self._last: float | None = None
-        self._noise = np.empty((0, 6))
-        self._noise_i = 0
+        gyro_sd = np.array([n.stddev for n in spec.gyro])
+        accel_sd = np.array([n.stddev for n in spec.accel])
+        c = np.zeros(_N_CONST)
+        c[_C_LEVER : _C_LEVER + 3] = pose[:3, 3]
+        c[_C_HAS_LEVER] = float(np.any(pose[:3, 3] != 0.0))
+        c[_C_MOUNT_IDENTITY] = float(np.allclose(mount, np.eye(3), atol=1e-12, rtol=0.0))
+        c[_C_MOUNT : _C_MOUNT + 9] = mount.ravel()
+        for k, noise in enumerate(spec.gyro):
+            c[_C_GYRO + 3 * k : _C_GYRO + 3 * k + 3] = self.gyro_bias[k], noise.mean, noise.stddev
+        for k, noise in enumerate(spec.accel):
+            c[_C_ACCEL + 3 * k : _C_ACCEL + 3 * k + 3] = (
+                self.accel_bias[k], noise.mean, noise.stddev,
+            )  # fmt: skip
+        c[_C_MOUNT_Q : _C_MOUNT_Q + 4] = mq
+        c[_C_TILT_VAR] = float(np.mean(accel_sd) / GRAVITY) ** 2
+        c[_C_GYRO_VAR_Z] = gyro_sd[2] ** 2
+        c[_C_YAW_BIAS_SD] = math.hypot(spec.gyro[2].bias_mean, spec.gyro[2].bias_stddev)
+        self._c = c
+        self._gyro_cov = np.diag(gyro_sd**2).ravel()
+        self._accel_cov = np.diag(accel_sd**2).ravel()
+        self._s = np.zeros(_N_STATE)
+        self._s[_S_YAW] = start_yaw
+        self._out = np.zeros(_N_OUT)
+        self._noise = rng.standard_normal((self.NOISE_ROWS, 6))
 
-    def _draw(self) -> NDArray[np.float64]:
-        if self._noise_i >= len(self._noise):
-            self._noise = self.rng.standard_normal((512, 6))
-            self._noise_i = 0
-        n = self._noise[self._noise_i]
-        self._noise_i += 1
-        return n
+    @property
+    def yaw(self) -> float:
+        """[rad] the heading integrated from the measured yaw rate so far."""
+        return float(self._s[_S_YAW])
 
     def true_motion(self, state: BodyState) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(angular velocity [rad/s], specific force [m/s^2]) in the imu frame, noiseless.
-
-        Scalar arithmetic instead of ``np.cross`` on 3-vectors: this runs at 100 Hz and
-        numpy's per-call overhead made it 90 us a reading (bench/sim_speed.py)."""
-        rot = state.rotation()
-        wx, wy, wz = (float(v) for v in state.angular_velocity_body())
-        a_w = state.linear_acceleration_world()
-        a_w[2] += GRAVITY
-        fx, fy, fz = (float(v) for v in rot.T @ a_w)
-        if self._has_lever:
-            rx, ry, rz = self._lever_xyz
-            ax, ay, az = (float(v) for v in state.angular_acceleration_body())
-            # alpha x r + omega x (omega x r)
-            cx, cy, cz = wy * rz - wz * ry, wz * rx - wx * rz, wx * ry - wy * rx
-            fx += ay * rz - az * ry + wy * cz - wz * cy
-            fy += az * rx - ax * rz + wz * cx - wx * cz
-            fz += ax * ry - ay * rx + wx * cy - wy * cx
-        w_b = np.array([wx, wy, wz])
-        f_b = np.array([fx, fy, fz])
-        if self._mount_identity:
-            return w_b, f_b
-        return self._mount_t @ w_b, self._mount_t @ f_b
+        """(angular velocity [rad/s], specific force [m/s^2]) in the imu frame, noiseless."""
+        st = state
+        wx, wy, wz, fx, fy, fz = _motion(
+            self._c, st.roll, st.pitch, st.roll_rate, st.pitch_rate, st.yaw_rate, st.speed,
+            st.accel_forward, st.z_accel, st.roll_accel, st.pitch_accel, st.yaw_accel,
+        )  # fmt: skip
+        return np.array((wx, wy, wz)), np.array((fx, fy, fz))
 
     def read(
         self,
@@ -191,40 +341,26 @@ class Imu:
 
         ``extra_*_bias`` are fault biases (ImuBiasStep) in the imu frame, added on top.
         """
-        w_true, f_true = self.true_motion(state)
-        n = self._draw()
-        gyro = w_true + self.gyro_bias + self._gyro_mean + self._gyro_sd * n[:3]
-        accel = f_true + self.accel_bias + self._accel_mean + self._accel_sd * n[3:]
-        if extra_gyro_bias is not None:
-            gyro = gyro + extra_gyro_bias
-        if extra_accel_bias is not None:
-            accel = accel + extra_accel_bias
-        # Heading: integrate the measured yaw rate (body z of the measured rate, tilt-corrected).
-        w_body = gyro if self._mount_identity else self._mount @ gyro
-        cr, sr = math.cos(state.roll), math.sin(state.roll)
-        cp = max(math.cos(state.pitch), 1e-3)
-        yaw_rate = (float(w_body[1]) * sr + float(w_body[2]) * cr) / cp
-        if self._last is not None:
-            dt = stamp - self._last
-            self.yaw = (self.yaw + yaw_rate * dt + math.pi) % (2 * math.pi) - math.pi
-            self._elapsed += dt
-            # Random walk of the white noise plus the (unknown) turn-on bias times the time.
-            self._yaw_var = (
-                float(self._gyro_sd[2] ** 2 * dt * self._elapsed)
-                + (self._yaw_rate_bias_sd * self._elapsed) ** 2
-            )
-        self._last = stamp
-        q = _quat_mul(_quat_rpy(state.roll, state.pitch, self.yaw), self._mount_q)
-        cov = np.zeros(9)
-        cov[0] = cov[4] = self._tilt_var
-        cov[8] = self._yaw_var
+        st = state
+        extra = extra_gyro_bias is not None or extra_accel_bias is not None
+        eg = (0.0, 0.0, 0.0) if extra_gyro_bias is None else extra_gyro_bias.tolist()
+        ea = (0.0, 0.0, 0.0) if extra_accel_bias is None else extra_accel_bias.tolist()
+        used_up = _read(
+            self._c, self._s, self._noise, self._out, stamp, st.roll, st.pitch, st.roll_rate,
+            st.pitch_rate, st.yaw_rate, st.speed, st.accel_forward, st.z_accel, st.roll_accel,
+            st.pitch_accel, st.yaw_accel, extra, *eg, *ea,
+        )  # fmt: skip
+        if used_up:
+            self._noise = self.rng.standard_normal((self.NOISE_ROWS, 6))
+            self._s[_S_NOISE_I] = 0.0
+        o = self._out.copy()  # one buffer per reading; its fields are views of it
         return ImuReading(
             stamp=stamp,
             frame_id=self.frame_id,
-            orientation=np.array(q),
-            angular_velocity=gyro,
-            linear_acceleration=accel,
-            orientation_covariance=cov,
+            orientation=o[_O_Q : _O_Q + 4],
+            angular_velocity=o[_O_GYRO : _O_GYRO + 3],
+            linear_acceleration=o[_O_ACCEL : _O_ACCEL + 3],
+            orientation_covariance=o[_O_COV : _O_COV + 9],
             angular_velocity_covariance=self._gyro_cov,
             linear_acceleration_covariance=self._accel_cov,
         )
