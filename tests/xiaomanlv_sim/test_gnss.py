@@ -184,3 +184,26 @@ def test_no_fix_in_a_street_canyon_of_the_real_scene() -> None:
     assert between.status == STATUS_NO_FIX
     open_sky = gnss.read(pose_at(0.0, 80.0), np.zeros(3), 0.2, scene)
     assert open_sky.status == STATUS_FIX
+
+
+def test_wall_distance_is_asked_again_only_near_the_multipath_zone() -> None:
+    """Skipping the distance while provably beyond reach changes no fix."""
+    tall = world(building(0.0, 0.0, 30.0))
+    spec = GnssSpecLike(horizontal_stddev=0.3)
+    cached, exact = (Gnss(spec, tall, np.random.default_rng(5)) for _ in range(2))
+    asked = 0
+    wall_distance = cached.wall_distance
+
+    def counted(xy: NDArray[np.float64]) -> float:
+        nonlocal asked
+        asked += 1
+        return wall_distance(xy)
+
+    cached.wall_distance = counted
+    for k in range(600):  # 120 s at 5 Hz: from 90 m out to 12 m from the wall and back
+        x = 22.0 + 78.0 * abs(math.cos(k * math.pi / 600.0))
+        exact._wall_d = -math.inf  # always ask
+        fixes = [g.read(pose_at(x, 3.0), np.zeros(3), k * 0.2, OpenSky()) for g in (cached, exact)]
+        assert (fixes[0].latitude, fixes[0].longitude) == (fixes[1].latitude, fixes[1].longitude)
+        np.testing.assert_array_equal(cached.multipath_offset, exact.multipath_offset)
+    assert 0 < asked < 400

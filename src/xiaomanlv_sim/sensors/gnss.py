@@ -227,6 +227,13 @@ class Gnss:
         self.lever = np.asarray(spec.pose, float)[:3, 3].copy()
         self.tall = tall_building_footprints(world, spec.multipath_height)
         self.multipath_hold = multipath_hold
+        # Last wall distance asked of shapely, and where (see _multipath).
+        self._wall_at = (math.nan, math.nan)
+        self._wall_d = -math.inf
+        # Last sky answer, the scene and antenna position it is for: a robot at rest asks the
+        # same again (the blocked share counts static geometry only).
+        self._sky_at: tuple[Sky, float, float, float] | None = None
+        self._sky_blocked = 0.0
         self._mp_raw = np.zeros(2)
         self._mp_until = -math.inf
         self.multipath_offset = np.zeros(2)  # [m] east, north of the last reading
@@ -245,8 +252,16 @@ class Gnss:
         return float(shapely.distance(self.tall, shapely.Point(float(xy[0]), float(xy[1]))))
 
     def _multipath(self, xy: NDArray[np.float64], stamp: float) -> NDArray[np.float64]:
-        d = self.wall_distance(xy)
         reach = self.spec.multipath_distance
+        # The distance to a set changes by at most the distance moved: while the last exact
+        # distance minus the way moved since is still beyond reach, the antenna is too.
+        x, y = float(xy[0]), float(xy[1])
+        moved = math.hypot(x - self._wall_at[0], y - self._wall_at[1])
+        if self._wall_d - moved >= reach + 1e-6:
+            d = self._wall_d - moved  # a lower bound, >= reach: outside the zone
+        else:
+            d = self.wall_distance(xy)
+            self._wall_at, self._wall_d = (x, y), d
         if d >= reach or self.spec.multipath_jump_stddev <= 0.0:
             self._mp_until = -math.inf  # leaving the zone ends the reflection
             return np.zeros(2)
@@ -273,7 +288,10 @@ class Gnss:
             jump: [m] east, north offset of an active GnssJump fault.
         """
         pos = self.antenna_position(world_from_base)
-        blocked = sky.sky_blocked_fraction(pos)
+        at = (sky, float(pos[0]), float(pos[1]), float(pos[2]))
+        if at != self._sky_at:
+            self._sky_at, self._sky_blocked = at, sky.sky_blocked_fraction(pos)
+        blocked = self._sky_blocked
         if blocked > self.spec.outage_sky_fraction:
             nan = math.nan
             return GnssReading(
