@@ -67,6 +67,18 @@ class Faults:
         self.bias_steps = [f for f in self.faults if isinstance(f, ImuBiasStep)]
         self.patches = [f for f in self.faults if isinstance(f, WheelSlipPatch)]
         self.jams = [f for f in self.faults if isinstance(f, DoorJam)]
+        self.has_dropouts = bool(self.dropouts)  # checked every reading: skip the calls
+        self.has_bias_steps = bool(self.bias_steps)
+        # ImuBiasStep sums from each distinct start on (they only ever add up).
+        starts = sorted({b.start for b in self.bias_steps})
+        self._bias_sums = [
+            (
+                start,
+                np.sum([b.gyro for b in self.bias_steps if b.start <= start], axis=0, dtype=float),
+                np.sum([b.accel for b in self.bias_steps if b.start <= start], axis=0, dtype=float),
+            )
+            for start in starts
+        ]
         if self.patches:
             self._centres = np.array([p.center for p in self.patches], float)
             self._radii2 = np.array([p.radius**2 for p in self.patches])
@@ -87,12 +99,12 @@ class Faults:
     def imu_bias(self, t: float) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
         """(gyro [rad/s], accel [m/s^2]) bias added from the ImuBiasSteps begun by ``t``, or
         None when none has."""
-        started = [b for b in self.bias_steps if b.start <= t]
-        if not started:
-            return None
-        gyro = np.sum([b.gyro for b in started], axis=0, dtype=float)
-        accel = np.sum([b.accel for b in started], axis=0, dtype=float)
-        return gyro, accel
+        out = None
+        for start, gyro, accel in self._bias_sums:
+            if start > t:
+                break
+            out = gyro, accel
+        return None if out is None else (out[0].copy(), out[1].copy())
 
     def wheel_slip(self, xy: NDArray[np.float64], t: float) -> NDArray[np.float64]:
         """(N,) slip share 0..1 at the (N, 2) world points ``xy`` [m] at time ``t``."""

@@ -27,7 +27,14 @@ from xiaomanlv_sim.sensors.imu import ImuReading
 from xiaomanlv_sim.sensors.lidar import LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading
 from xiaomanlv_sim.sensors.ultrasonic import RangeReading
-from xiaomanlv_sim.simulator import Simulator, start_pose
+from xiaomanlv_sim.simulator import (
+    Simulator,
+    SimulatorConfig,
+    _Schedule,
+    _Timetable,
+    _touching_agents,
+    start_pose,
+)
 from xiaomanlv_sim.site import Pose2D, load_site
 from xiaomanlv_sim.world import Box, Shape, SphericalCoordinates, World
 
@@ -236,3 +243,86 @@ def test_non_finite_command_is_rejected(small_world, robot) -> None:
     sim = Simulator(small_world, robot, scenario=scenario())
     with pytest.raises(ValueError, match="not finite"):
         sim.set_cmd_vel(math.nan, 0.0)
+
+
+@pytest.mark.parametrize("rates", [(50.0, 100.0, 5.0, 20.0, 10.0), (30.0, 70.0, 3.0, 17.0, 9.5)])
+def test_timetable_says_what_the_schedules_say(rates) -> None:
+    """Dividing rates come from the precomputed table, others from the schedules per tick."""
+    odom, imu, gnss, ranger, lidar = rates
+
+    def schedules() -> tuple:
+        return (
+            _Schedule(odom, 200.0),
+            _Schedule(imu, 200.0),
+            _Schedule(gnss, 200.0),
+            [_Schedule(ranger, 200.0), _Schedule(ranger, 200.0)],
+            _Schedule(lidar, 200.0),
+        )
+
+    table = _Timetable(*schedules())
+    assert (table.table is not None) == (rates[0] == 50.0)
+    o, i, g, rs, li = schedules()
+    for tick in range(1, 2001):
+        due = table.due(tick)
+        expected = (o.due(tick), i.due(tick), g.due(tick), [r.due(tick) for r in rs], li.due(tick))
+        got = (
+            (False, False, False, [False, False], False)
+            if due is None
+            else (due.odom, due.imu, due.gnss, [k in due.rangers for k in range(2)], due.lidar)
+        )
+        assert got == expected, tick
+
+
+def test_agent_contact_kernel_matches_the_box_distance() -> None:
+    rng = np.random.default_rng(2)
+    positions = rng.uniform(-3.0, 3.0, (500, 2))
+    radii = rng.uniform(0.2, 0.4, 500)
+    x, y, yaw, box_x, hl, hw = 0.3, -0.2, 0.7, 0.1, 0.9, 0.5
+    c, s = math.cos(yaw), math.sin(yaw)
+    d = positions - [x, y]
+    local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+    local -= [box_x, 0.0]
+    gap = np.linalg.norm(np.maximum(np.abs(local) - [hl, hw], 0.0), axis=1) - radii
+    out = np.zeros(500, dtype=np.int64)
+    n = _touching_agents(positions, radii, np.array([x, y, c, s, box_x, 0.0, hl, hw]), out)
+    assert 0 < n < 500
+    np.testing.assert_array_equal(out[:n], np.flatnonzero(gap < 0.0))
+
+
+def test_static_contacts_skipped_only_while_provably_clear(robot) -> None:
+    """The clearance shortcut raises exactly the collisions checking every time raises."""
+    world_path = assets.world_file("university")
+    world = load_world(world_path)
+    site = load_site(assets.site_file(world_path))
+    from xiaomanlv_sim.scene import Scene
+
+    scene = Scene.from_world(world)
+    config = SimulatorConfig(lidar=False, ultrasonic=False)
+    crowd = CrowdSpec(pedestrians=1)
+    results = []
+    for shortcut in (True, False):
+        events, checks = [], 0
+        for heading in (3.6, 4.4, 5.3):  # towards walls, kerbs and a building
+            sim = Simulator(
+                world, robot, site, None, scene=scene, config=config, crowd=crowd,
+                start=Pose2D(150.0, -158.0, heading),
+            )  # fmt: skip
+            assert sim.footprints is not None
+            check = sim.footprints.distance
+
+            def counted(points: np.ndarray, check=check) -> np.ndarray:
+                nonlocal checks
+                checks += 1
+                return check(points)
+
+            sim.footprints.distance = counted
+            sim.set_cmd_vel(1.5, 0.0)
+            for _ in range(200 * 7):
+                if not shortcut:
+                    sim._clearance = -math.inf
+                sim.step()
+            events += [(e.time, e.kind, e.detail) for e in sim.ground_truth.events]
+        results.append((events, checks))
+    assert results[0][0] == results[1][0]
+    assert ("collision", "static obstacle") in [(k, d) for _, k, d in results[0][0]]
+    assert results[0][1] < results[1][1] / 2  # the shortcut saves most checks
