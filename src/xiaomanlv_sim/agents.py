@@ -626,7 +626,7 @@ class Crowd:
         if self._wall_arrays is None or dynamic != self._dynamic:
             self._dynamic = dynamic
             self._wall_arrays = self._index.arrays(dynamic, fp)
-        sdf = fp._sdf  # the field Footprints.distance interpolates (updated in place)
+        sdf = fp.field  # updated in place when run-time obstacles change
         return sdf, self._wall_arrays[0], self._wall_arrays[1]
 
 

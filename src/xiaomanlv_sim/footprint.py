@@ -313,6 +313,12 @@ class Footprints:
         return changed
 
     @property
+    def field(self) -> NDArray[np.float32]:
+        """The signed distance grid `distance` interpolates [m] (rows along y; cell centres at
+        bounds[:2] + (i + 0.5) * cell); updated in place when run-time obstacles change."""
+        return self._sdf
+
+    @property
     def obstacles(self) -> dict[str, Footprint]:
         """The run-time obstacles now present, by key."""
         return dict(self._dynamic)
