@@ -25,6 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import open3d as o3d
 from numpy.typing import NDArray
@@ -262,16 +263,37 @@ class HeightGrid:
     limit: NDArray[np.intp]  # (2,) cells per axis (x, y) minus one
 
     def lookup(self, xy: NDArray[np.floating]) -> F64:
-        g = np.floor((np.asarray(xy, dtype=np.float64).reshape(-1, 2) - self.origin) / self.cell)
-        c = g.astype(np.intp)
-        np.clip(c, 0, self.limit, out=c)
-        cx, cy = c[:, 0], c[:, 1]
-        h = self.fine[
-            self.index[cy >> TILE_SHIFT, cx >> TILE_SHIFT],
-            cy & (TILE_CELLS - 1),
-            cx & (TILE_CELLS - 1),
-        ]
-        return h.astype(np.float64)
+        pts = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
+        out = np.empty(len(pts))
+        _heights_at(pts, self.index, self.fine, self.params, out)
+        return out
+
+    @functools.cached_property
+    def params(self) -> F64:
+        """(origin x, origin y, cell, last cell x, last cell y) for `height_at`."""
+        return np.array(
+            [self.origin[0], self.origin[1], self.cell, float(self.limit[0]), float(self.limit[1])]
+        )
+
+
+@numba.njit(cache=True)
+def height_at(
+    x: float, y: float, index: NDArray[np.int32], fine: F32, params: F64
+) -> float:  # fmt: skip
+    """Nearest fine cell of a `HeightGrid` (its `index`, `fine`, `params`) under (x, y) [m];
+    compiled, for kernels that look the ground up themselves."""
+    cx = min(max(math.floor((x - params[0]) / params[2]), 0), int(params[3]))
+    cy = min(max(math.floor((y - params[1]) / params[2]), 0), int(params[4]))
+    mask = TILE_CELLS - 1
+    return float(fine[index[cy >> TILE_SHIFT, cx >> TILE_SHIFT], cy & mask, cx & mask])
+
+
+@numba.njit(cache=True)
+def _heights_at(
+    xy: F64, index: NDArray[np.int32], fine: F32, params: F64, out: F64
+) -> None:  # fmt: skip
+    for i in range(xy.shape[0]):
+        out[i] = height_at(xy[i, 0], xy[i, 1], index, fine, params)
 
 
 def _footprint(shape: Shape) -> F64:
@@ -588,6 +610,11 @@ class Scene:
         ]
 
     # -- ground and sky -------------------------------------------------------------------
+
+    @property
+    def height_grid(self) -> HeightGrid:
+        """The grid `ground_height` reads (for kernels: `height_at`)."""
+        return self._heights
 
     def ground_height(self, xy: NDArray[np.floating]) -> F64:
         """Height [m] of the walkable top (ground, kerb, ramp) under each (N,2) world point.
