@@ -19,8 +19,12 @@ ground heights (``ground.ground_height``) give the targets ``z = mean(wheel heig
 (REP 103: positive pitch is nose down). The body follows the targets as a critically damped
 second-order system (suspension/tyre compliance, natural frequency ``suspension_frequency``),
 so a kerb gives a finite jolt the IMU sees instead of an infinite one. Body speed and yaw rate
-as the IMU sees them follow the ground speed through a first-order lag of ``velocity_lag``
-(compliance of the tyres), so the white slip per tick does not show as accelerometer spikes.
+as the IMU sees them are the wheels' rolling motion of the tick plus the slip's share of the
+ground motion through a first-order lag of ``velocity_lag`` (compliance of the tyres), so the
+white slip per tick does not show as accelerometer spikes while the gyro still integrates to
+the heading (a lag on the whole motion made the integrated gyro trail the heading by
+``velocity_lag`` times the yaw rate in every turn). Stalled wheels (a step, tipping over) stop
+the body at once; the speeds the IMU sees then decay through the lag.
 
 Steps and kerbs: a contact point whose ground rises by more than ``max_step`` between two ticks
 is blocked: the robot does not climb it, the move of that tick is undone and the wheels stall
@@ -128,8 +132,8 @@ class BodyState:
     roll: float = 0.0  # [rad]
     pitch: float = 0.0  # [rad]
     yaw: float = 0.0  # [rad]
-    speed: float = 0.0  # [m/s] forward speed over ground (lag-filtered, as the IMU sees it)
-    yaw_rate: float = 0.0  # [rad/s] (lag-filtered)
+    speed: float = 0.0  # [m/s] forward speed over ground (slip lag-filtered, as the IMU sees it)
+    yaw_rate: float = 0.0  # [rad/s] (slip lag-filtered)
     roll_rate: float = 0.0  # [rad/s] Euler angle rates
     pitch_rate: float = 0.0  # [rad/s]
     z_rate: float = 0.0  # [m/s]
@@ -276,7 +280,9 @@ _TICKS = 35  # ticks stepped (encoder log stamps are _TICKS / rate)
 _ENC_N = 36  # encoder samples logged since the last drain
 _NX, _NY, _NYAW, _ENC_L, _ENC_R, _DS, _DTH = 37, 38, 39, 40, 41, 42, 43  # the move being made
 _OUT_MASK, _OUT_VALUE, _OUT_CONTACT, _OUT_SPEED = 44, 45, 46, 47  # event details
-_N_STATE = 48
+_CDS, _CDTH = 48, 49  # the move as the wheels turned it, without slip
+_LAG_V, _LAG_W = 50, 51  # the slip's share of speed and yaw rate, through the lag
+_N_STATE = 52
 
 # Parameter vector (DiffDriveDynamics._p).
 _P_DT, _P_RATE, _P_W2, _P_DAMP, _P_LAG_K, _P_DROP_TIP, _P_RES, _P_REACH = 0, 1, 2, 3, 4, 5, 6, 7
@@ -338,10 +344,11 @@ def _relax(
     h1: float,
     h2: float,
     h3: float,
-    speed: float,
-    yaw_rate: float,
+    moving: bool,
 ) -> None:
-    """z/roll/pitch follow the ground heights h (critically damped); speeds follow the wheels."""
+    """z/roll/pitch follow the ground heights h (critically damped). Speed and yaw rate: the
+    wheels' rolling motion of this tick plus the slip's share through the lag; stalled (not
+    ``moving``), the whole of them decays through the lag."""
     dt = p[_P_DT]
     w2 = p[_P_W2]
     damp = p[_P_DAMP]
@@ -363,8 +370,18 @@ def _relax(
     k = p[_P_LAG_K]
     old_speed = s[_SPEED]
     old_rate = s[_YAW_RATE]
-    new_speed = old_speed + k * (speed - old_speed)
-    new_rate = old_rate + k * (yaw_rate - old_rate)
+    if moving:
+        rolled_v = s[_CDS] / dt
+        rolled_w = s[_CDTH] / dt
+        lag_v = s[_LAG_V] + k * ((s[_DS] / dt - rolled_v) - s[_LAG_V])
+        lag_w = s[_LAG_W] + k * ((s[_DTH] / dt - rolled_w) - s[_LAG_W])
+        new_speed = rolled_v + lag_v
+        new_rate = rolled_w + lag_w
+    else:
+        lag_v = new_speed = old_speed + k * (0.0 - old_speed)
+        lag_w = new_rate = old_rate + k * (0.0 - old_rate)
+    s[_LAG_V] = lag_v
+    s[_LAG_W] = lag_w
     s[_ACCEL_FWD] = (new_speed - old_speed) / dt
     s[_YAW_ACCEL] = (new_rate - old_rate) / dt
     s[_SPEED] = new_speed
@@ -398,8 +415,11 @@ def _advance(
     n_r = noise[i, 1] * sd
     g_l = enc_l * (1.0 + n_l) * (1.0 - p_l)
     g_r = enc_r * (1.0 + n_r) * (1.0 - p_r)
-    ds = 0.5 * (g_l + g_r) * math.cos(s[_PITCH])
+    cp = math.cos(s[_PITCH])
+    ds = 0.5 * (g_l + g_r) * cp
     dth = (g_r - g_l) / p[_P_B]
+    s[_CDS] = 0.5 * (enc_l + enc_r) * cp
+    s[_CDTH] = (enc_r - enc_l) / p[_P_B]
     x, y, yaw = _arc(s[_X], s[_Y], s[_YAW], ds, dth)
     s[_NX] = x
     s[_NY] = y
@@ -430,7 +450,7 @@ def _settle(
     if s[_TIPPED] != 0.0:
         s[_V_CMD] = 0.0
         s[_W_CMD] = 0.0
-        _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], 0.0, 0.0)
+        _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], False)
     else:
         if looked:
             c0 = h0 - s[_H]
@@ -469,7 +489,7 @@ def _settle(
             s[_V_CMD] = 0.0
             s[_W_CMD] = 0.0
             s[_BLOCKED] = 1.0
-            _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], 0.0, 0.0)
+            _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], False)
         else:
             s[_BLOCKED] = 0.0
             x = s[_NX]
@@ -499,8 +519,7 @@ def _settle(
                 s[_QX] = x
                 s[_QY] = y
                 s[_QYAW] = yaw
-            dt = p[_P_DT]
-            _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], s[_DS] / dt, s[_DTH] / dt)
+            _relax(s, p, s[_H], s[_H + 1], s[_H + 2], s[_H + 3], True)
             tip = _EV_NONE
             if worst > 2.0 * step or (worst > step and v_abs >= p[_P_DROP_TIP]):
                 tip = _EV_TIP_DROP
@@ -518,6 +537,8 @@ def _settle(
                 s[_YAW_RATE] = 0.0
                 s[_ACCEL_FWD] = 0.0
                 s[_YAW_ACCEL] = 0.0
+                s[_LAG_V] = 0.0
+                s[_LAG_W] = 0.0
         if s[_NOISE_I] >= noise_rows:
             code |= _NEED_NOISE
     # Encoder log for the odometry: cumulative travel and the time of this tick.

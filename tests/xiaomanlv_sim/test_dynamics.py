@@ -296,3 +296,38 @@ def test_encoder_log_gives_each_tick_and_refuses_to_overflow() -> None:
     run(dyn, 6 / 200.0)
     with pytest.raises(ValueError, match="encoder log overflow: 6 ticks"):
         dyn.drain_encoders()
+
+
+def test_body_yaw_rate_and_speed_integrate_to_the_motion_in_turns() -> None:
+    """The rates the IMU sees are those of the pose: without slip their integrals are the
+    distance and the heading exactly, 0.1 s into a turn as after it (a lag on the whole
+    motion made the integrated yaw rate trail the heading by velocity_lag x yaw rate)."""
+    dyn = make()
+    dyn.set_command(1.0, 0.0)
+    travelled = 0.0
+    for _ in range(200):  # accelerating for 1 s
+        dyn.step()
+        travelled += dyn.state.speed * dyn.dt
+    assert travelled == pytest.approx(dyn.state.x, rel=1e-9)
+    yaw0 = dyn.state.yaw
+    turned = 0.0
+    dyn.set_command(1.0, 1.0)
+    for tick in range(1, 401):
+        dyn.step()
+        turned += dyn.state.yaw_rate * dyn.dt
+        if tick in (20, 400):  # 0.1 s in (0.0081 rad turned), and 2 s
+            assert turned == pytest.approx(dyn.state.yaw - yaw0, rel=1e-9)
+
+
+def test_with_slip_the_integrated_yaw_rate_stays_within_the_slip_lag() -> None:
+    dyn = make(drive=Drive(slip_stddev=0.02), seed=2)
+    yaw = turned = worst = 0.0
+    for k in range(40):
+        dyn.set_command(1.5, 1.0 if k % 3 else -1.0)
+        for _ in range(100):
+            before = dyn.state.yaw
+            dyn.step()
+            yaw += (dyn.state.yaw - before + math.pi) % (2 * math.pi) - math.pi
+            turned += dyn.state.yaw_rate * dyn.dt
+            worst = max(worst, abs(turned - yaw))
+    assert worst < 0.006  # the lag on the slip's share only (on all of it: 0.05 rad)
