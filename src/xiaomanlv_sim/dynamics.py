@@ -38,9 +38,9 @@ which the robot stops and ignores commands):
 
 Speed: one tick is a compiled kernel (``numba.njit``) over the state held in a float64 vector;
 ``BodyState`` is refreshed from it after every tick. On a ``Scene`` the kernel reads the scene's
-height grid itself (nearest cell, the arithmetic of ``Scene.ground_height``); any other ground
-is asked through ``ground_height`` between two kernel halves. The kernel also logs each tick's
-cumulative encoder travel for the wheel odometry (``drain_encoders``).
+height grid itself (``Scene.height_grid``, nearest cell as ``Scene.ground_height``); any
+other ground is asked through ``ground_height`` between two kernel halves. The kernel also logs
+each tick's cumulative encoder travel for the wheel odometry (``drain_encoders``).
 
 References: gz-sim DiffDrive and gz-math SpeedLimiter / DiffDriveOdometry (Gazebo Harmonic);
 Siegwart, Nourbakhsh, Scaramuzza, *Introduction to Autonomous Mobile Robots* (2011), 5.2.4
@@ -604,15 +604,15 @@ def _tick_on_grid(
 def _height_grid_of(
     ground: Ground,
 ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float64]] | None:
-    """The arrays of a ``Scene``'s height grid, for the kernel to read directly.
-
-    The one place that reads ``xiaomanlv_sim.scene.HeightGrid`` (the scene's private
-    ``_heights``: origin, cell, tile index, fine tiles, limit), so the kernel answers what
-    ``Scene.ground_height`` answers without a Python call per lookup;
+    """The arrays of a ``Scene``'s height grid (``Scene.height_grid``: origin, cell, tile
+    index, fine tiles, limit) for the kernel to read directly, so a tick needs no Python call
+    to look the ground up. The kernel keeps its own copy of the nearest-cell arithmetic
+    (``_grid_height``, as ``scene.height_at``) instead of calling scene's compiled function:
+    numba's cache would not notice a change to a function another file defines.
     ``test_kernel_height_lookup_matches_scene_ground_height`` holds the two together. Any other
-    ground (or a grid without that layout) gives None and is asked through ``ground_height``.
+    ground (or a grid of another layout) gives None and is asked through ``ground_height``.
     """
-    grid = getattr(ground, "_heights", None)
+    grid = getattr(ground, "height_grid", None)
     names = ("origin", "cell", "index", "fine", "limit")
     if grid is None or not all(hasattr(grid, n) for n in names):
         return None
