@@ -400,9 +400,11 @@ class Simulator:
             self.crowd = Crowd(spec, site, self.footprints, rngs[5])
         else:
             self._sync_obstacles()
-        self._agents = self.crowd.state if self.crowd else _empty_agents()
+        # The crowd's state as ground truth gives it: taken when first asked after a crowd step.
+        self._agents: AgentArrays | None = self.crowd.state if self.crowd else _empty_agents()
         if self.crowd is not None:
-            self.scene.set_agents(self._agents.positions, self._agents.radii, self._agents.heights)
+            c = self.crowd
+            self.scene.set_agents(c.pos.copy(), c.radius.copy(), c.height.copy())
         body = robot.body
         self.robot_radius = 0.5 * math.hypot(body.length, body.width)
         self._crowd_every = max(1, round(cfg.physics_rate / cfg.crowd_rate))
@@ -554,7 +556,7 @@ class Simulator:
             pose=st.world_from_base(),
             twist=np.array([st.speed, st.yaw_rate]),
             velocity=st.velocity_world(),
-            agents=self._agents,
+            agents=self._agent_arrays(),
             tipped=st.tipped,
             events=tuple(self.events),
         )
@@ -635,29 +637,37 @@ class Simulator:
                 np.array((ground * math.cos(st.yaw), ground * math.sin(st.yaw))),
                 self.robot_radius,
             )
-            self._agents = self.crowd.state
-            a = self._agents
-            self.scene.set_agents(a.positions, a.radii, a.heights)
+            self._agents = None
+            c = self.crowd
+            self.scene.set_agents(c.pos.copy(), c.radius.copy(), c.height.copy())
             self._agent_contacts(st, t)
         if self.footprints is not None:
             self._static_contacts(st, t)
 
+    def _agent_arrays(self) -> AgentArrays:
+        if self._agents is None:
+            assert self.crowd is not None
+            self._agents = self.crowd.state
+        return self._agents
+
     def _agent_contacts(self, st: BodyState, t: float) -> None:
         """A collision event for each agent whose disc starts to overlap the body box."""
-        a = self._agents
-        n_agents = len(a.ids)
+        crowd = self.crowd
+        assert crowd is not None
+        n_agents = len(crowd.ids)
         if not n_agents:
             return
         if len(self._touch_out) < n_agents:
             self._touch_out = np.zeros(n_agents, dtype=np.int64)
         bx, by, hl, hw = self._box_local
         pose = np.array((st.x, st.y, math.cos(st.yaw), math.sin(st.yaw), bx, by, hl, hw))
-        n = _touching_agents(a.positions, a.radii, pose, self._touch_out)
+        n = _touching_agents(crowd.pos, crowd.radius, pose, self._touch_out)
         if not n and not self._contacts:
             return
-        touching = {int(i) for i in a.ids[self._touch_out[:n]]}
+        ids = crowd.ids
+        touching = {int(i) for i in ids[self._touch_out[:n]]}
         for agent in sorted(touching - self._contacts):
-            kind = "cyclist" if a.kinds[a.ids == agent][0] == 1 else "pedestrian"
+            kind = "cyclist" if crowd.kind[ids == agent][0] == 1 else "pedestrian"
             self._emit(Event(t, "collision", f"{kind} {agent}"))
         self._contacts = touching
 

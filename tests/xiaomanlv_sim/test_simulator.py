@@ -351,3 +351,28 @@ def test_integrated_gyro_follows_the_true_heading_into_and_out_of_a_turn(
             assert gyro == pytest.approx(true, rel=0.15, abs=2e-4), k
     assert true > 0.5
     assert gyro == pytest.approx(true, abs=3e-3)  # sampling at 100 Hz, noise, slip lag
+
+
+def test_an_agent_under_the_robot_is_one_collision_event(robot) -> None:
+    world_path = assets.world_file("university")
+    world = load_world(world_path)
+    site = load_site(assets.site_file(world_path))
+    from xiaomanlv_sim.scene import Scene
+
+    scene = Scene.from_world(world)
+    config = SimulatorConfig(lidar=False, ultrasonic=False)
+    crowd = CrowdSpec(pedestrians=6, cyclists=2)
+    first = Simulator(world, robot, site, None, scene=scene, seed=5, config=config, crowd=crowd)
+    agents = first.ground_truth.agents
+    x, y = agents.positions[3]
+    # The same seed spawns the same crowd; this time the robot starts on agent 3.
+    sim = Simulator(
+        world, robot, site, None, scene=scene, seed=5, config=config, crowd=crowd,
+        start=Pose2D(float(x), float(y), 0.0),
+    )  # fmt: skip
+    np.testing.assert_array_equal(sim.ground_truth.agents.positions, agents.positions)
+    list(sim.run(0.2))
+    kind = "cyclist" if agents.kinds[3] == 1 else "pedestrian"
+    collisions = [e.detail for e in sim.pop_events() if e.kind == "collision"]
+    assert f"{kind} {int(agents.ids[3])}" in collisions
+    assert len(collisions) == len(set(collisions))  # once per contact, not per step
