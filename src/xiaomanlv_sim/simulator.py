@@ -421,7 +421,7 @@ class Simulator:
             self._rangers if cfg.ultrasonic else [],
             self._lidar if cfg.lidar else None,
         )
-        self._ranger_poses: dict[tuple[int, ...], NDArray[np.float64]] = {}
+        self._ranger_poses: dict[tuple[int, ...], tuple[list[Ultrasonic], NDArray[np.float64]]] = {}
         self._contacts: set[int] = set()
         self._static_contact = False
         half = np.array([body.length / 2, body.width / 2])
@@ -498,7 +498,7 @@ class Simulator:
         self.time = t
         if t >= self._next_transition:
             self._fault_events(t)
-        events = self.dynamics.step(slip_of=self._slip_of)
+        events = self.dynamics.step(self._slip_of)
         if events:
             for ev in events:
                 self._emit(Event(t, ev.kind, ev.detail))
@@ -519,7 +519,7 @@ class Simulator:
                 out.append(reading)
         if due.imu:
             bias = faults.imu_bias(t) if faults.has_bias_steps else None
-            imu = self.imu.read(st, t, *(bias if bias is not None else (None, None)))
+            imu = self.imu.read(st, t) if bias is None else self.imu.read(st, t, *bias)
             if not (dropouts and faults.dropped("imu", t)):
                 out.append(imu)
         pose: NDArray[np.float64] | None = None
@@ -533,9 +533,8 @@ class Simulator:
         if due.rangers and not (dropouts and faults.dropped("ultrasonic", t)):
             pose = pose if pose is not None else st.world_from_base()
             weather = weather or self._weather_at(t)
-            rangers = [self.rangers[i] for i in due.rangers]
-            sensors = list(np.matmul(pose, self._ranger_stack(due.rangers)))
-            out += read_rangers(rangers, self.scene, sensors, t, weather)
+            rangers, stack = self._due_rangers(due.rangers)
+            out += read_rangers(rangers, self.scene, list(np.matmul(pose, stack)), t, weather)
         if due.lidar and not (dropouts and faults.dropped("lidar", t)):
             pose = pose if pose is not None else st.world_from_base()
             weather = weather or self._weather_at(t)
@@ -587,13 +586,14 @@ class Simulator:
     def _weather_at(self, t: float) -> WeatherState:
         return weather_at(self._weather, t) if self._weather else CLEAR
 
-    def _ranger_stack(self, which: tuple[int, ...]) -> NDArray[np.float64]:
-        """(k, 4, 4) base_link <- ranger poses of the rangers ``which``."""
-        stack = self._ranger_poses.get(which)
-        if stack is None:
-            stack = np.stack([self.rangers[i].spec.pose for i in which]).astype(float)
-            self._ranger_poses[which] = stack
-        return stack
+    def _due_rangers(self, which: tuple[int, ...]) -> tuple[list[Ultrasonic], NDArray[np.float64]]:
+        """The rangers ``which`` and their (k, 4, 4) base_link <- ranger poses."""
+        found = self._ranger_poses.get(which)
+        if found is None:
+            rangers = [self.rangers[i] for i in which]
+            found = rangers, np.stack([r.spec.pose for r in rangers]).astype(float)
+            self._ranger_poses[which] = found
+        return found
 
     def _sync_obstacles(self) -> None:
         t = self.time
