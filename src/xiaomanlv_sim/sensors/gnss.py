@@ -417,7 +417,8 @@ class Gnss:
             jump: [m] east, north offset of an active GnssJump fault.
         """
         pos = self.antenna_position(world_from_base)
-        at = (sky, float(pos[0]), float(pos[1]), float(pos[2]))
+        px, py, pz = pos.tolist()
+        at = (sky, px, py, pz)
         if at != self._sky_at and not self._surely_open(sky, pos):
             self._sky_at = at
             self._sky_blocked = sky.sky_blocked_fraction(pos, SKY_MIN_ELEVATION)
@@ -427,14 +428,21 @@ class Gnss:
                 stamp, self.frame_id, nan, nan, nan, STATUS_NO_FIX, np.zeros(9),
                 np.full(3, nan),
             )  # fmt: skip
-        enu = self.plane.world_to_enu(pos)
-        noise = self.rng.standard_normal(6)
+        # World -> ENU and the errors in metres, on Python floats (world_to_enu's arithmetic).
+        n0, n1, n2, n3, n4, n5 = self.rng.standard_normal(6).tolist()
         h, v = self.spec.horizontal_stddev, self.spec.vertical_stddev
         self.multipath_offset = self._multipath(pos[:2], stamp)
-        enu[0] += h * noise[0] + self.multipath_offset[0] + jump[0]
-        enu[1] += h * noise[1] + self.multipath_offset[1] + jump[1]
-        enu[2] += v * noise[2]
+        m0, m1 = self.multipath_offset.tolist()
+        ch, sh = self.plane._ch, self.plane._sh
+        enu = np.array(
+            (
+                px * ch - py * sh + (h * n0 + m0 + jump[0]),
+                px * sh + py * ch + (h * n1 + m1 + jump[1]),
+                pz + v * n2,
+            )
+        )
         lat, lon, alt = self.plane.enu_to_geodetic(enu)
-        vel = self.plane.world_to_enu(np.asarray(velocity_world, float))
-        vel = vel + self.spec.velocity_stddev * noise[3:]
+        vx, vy, vz = np.asarray(velocity_world, float).tolist()
+        sd = self.spec.velocity_stddev
+        vel = np.array((vx * ch - vy * sh + sd * n3, vx * sh + vy * ch + sd * n4, vz + sd * n5))
         return GnssReading(stamp, self.frame_id, lat, lon, alt, STATUS_FIX, self._cov, vel)
