@@ -357,15 +357,59 @@ class Gnss:
         n = len(rays)
         self._sky_limit = max(k for k in range(n + 1) if k / n <= self.spec.outage_sky_fraction)
         self._scene = scene
+        self._z_low = math.inf  # antenna height the cells below are indexed for
+
+    def _index_bounds(self, z_low: float, cell: float = 20.0) -> None:
+        """Per square ``cell`` [m] of the plane, the shapes that can reach a sky ray from an
+        antenna at ``z_low`` [m] or higher anywhere in it: a top above ``z_low`` and a
+        footprint within (top - z_low) / tan(SKY_MIN_ELEVATION) of the cell."""
+        assert self._bounds is not None
+        b = self._bounds
+        reach = (b[:, 4] - z_low) / math.tan(SKY_MIN_ELEVATION)
+        keep = np.flatnonzero(reach > 0.0)
+        self._z_low = z_low
+        self._cells: list[NDArray[np.float64]] = []
+        self._cell_n = (0, 0)
+        if not len(keep):
+            return
+        lo = np.array([np.min(b[keep, 0] - reach[keep]), np.min(b[keep, 2] - reach[keep])])
+        hi = np.array([np.max(b[keep, 1] + reach[keep]), np.max(b[keep, 3] + reach[keep])])
+        nx, ny = (int(v) for v in np.ceil((hi - lo) / cell))
+        members: list[list[int]] = [[] for _ in range(nx * ny)]
+        for i in keep:
+            i0 = max(0, math.floor((b[i, 0] - reach[i] - lo[0]) / cell))
+            i1 = min(nx - 1, math.floor((b[i, 1] + reach[i] - lo[0]) / cell))
+            j0 = max(0, math.floor((b[i, 2] - reach[i] - lo[1]) / cell))
+            j1 = min(ny - 1, math.floor((b[i, 3] + reach[i] - lo[1]) / cell))
+            for j in range(j0, j1 + 1):
+                for k in range(i0, i1 + 1):
+                    members[j * nx + k].append(int(i))
+        self._cells = [np.ascontiguousarray(b[m]).reshape(-1, 5) for m in members]
+        self._cell_origin = (float(lo[0]), float(lo[1]))
+        self._cell_size = cell
+        self._cell_n = (nx, ny)
+
+    def _bounds_near(self, x: float, y: float, z: float) -> NDArray[np.float64]:
+        """The shapes that can reach a sky ray from (x, y, z) [m] (all of them off the cells)."""
+        assert self._bounds is not None
+        if z < self._z_low:
+            self._index_bounds(z - 1.0)
+        nx, ny = self._cell_n
+        i = math.floor((x - self._cell_origin[0]) / self._cell_size) if nx else -1
+        j = math.floor((y - self._cell_origin[1]) / self._cell_size) if ny else -1
+        if 0 <= i < nx and 0 <= j < ny:
+            return self._cells[j * nx + i]
+        return self._bounds
 
     def _surely_open(self, sky: Sky, pos: NDArray[np.float64]) -> bool:
         """True when ``sky`` is the attached scene and no more than ``outage_sky_fraction`` of
         its rays from ``pos`` can hit any shape."""
         if sky is not self._scene or self._bounds is None:
             return False
+        x, y, z = pos.tolist()
         reachable = _sky_reachable(
-            self._bounds, self._sky_elevation, self._sky_azimuth, float(pos[0]), float(pos[1]),
-            float(pos[2]), math.tan(SKY_MIN_ELEVATION), self._sky_limit,
+            self._bounds_near(x, y, z), self._sky_elevation, self._sky_azimuth, x, y, z,
+            math.tan(SKY_MIN_ELEVATION), self._sky_limit,
         )  # fmt: skip
         return bool(reachable <= self._sky_limit)
 
