@@ -258,6 +258,11 @@ def test_sky_bound_counts_every_ray_the_scene_sees_blocked(campus) -> None:
         assert _sky_reachable(near, elevation[order], azimuth, x, y, z, tan, 256) == reachable
         open_enough += reachable <= len(rays) // 2
     assert open_enough > 350  # the bound spares most sky casts
+    low = gnss._z_low - 5.0  # an antenna below what the cells were indexed for
+    near = gnss._bounds_near(10.0, 20.0, low)
+    assert gnss._z_low < low
+    every = _sky_reachable(bounds, elevation[order], azimuth, 10.0, 20.0, low, tan, 256)
+    assert _sky_reachable(near, elevation[order], azimuth, 10.0, 20.0, low, tan, 256) == every
 
 
 def test_fixes_are_the_same_with_the_scene_attached(campus) -> None:

@@ -213,8 +213,9 @@ def sky_rays(rows: int, cols: int, min_elevation: float) -> NDArray[np.float64]:
 
 
 def shape_bounds(world: World, pad: float = 0.02, rel: float = 0.01) -> NDArray[np.float64] | None:
-    """(N, 5) x_min, x_max, y_min, y_max, z_max [m] of every shape of ``world``, widened by
-    ``rel`` of the extent plus ``pad``; None when a shape is a mesh (its extent is in a file)."""
+    """(N, 6) x_min, x_max, y_min, y_max, z_max, z_min [m] of every shape of ``world``, widened
+    by ``rel`` of the extent plus ``pad``; None when a shape is a mesh (its extent is in a
+    file)."""
     rows = []
     for shape in world.shapes:
         g = shape.geometry
@@ -234,8 +235,11 @@ def shape_bounds(world: World, pad: float = 0.02, rel: float = 0.01) -> NDArray[
             assert isinstance(g, Mesh)
             return None
         ext = ext * (1.0 + rel) + pad
-        rows.append((t[0] - ext[0], t[0] + ext[0], t[1] - ext[1], t[1] + ext[1], t[2] + ext[2]))
-    return np.array(rows, dtype=np.float64).reshape(-1, 5)
+        rows.append(
+            (t[0] - ext[0], t[0] + ext[0], t[1] - ext[1], t[1] + ext[1], t[2] + ext[2],
+             t[2] - ext[2])
+        )  # fmt: skip
+    return np.array(rows, dtype=np.float64).reshape(-1, 6)
 
 
 @numba.njit(cache=True)
@@ -250,9 +254,10 @@ def _sky_reachable(
     limit: int,
 ) -> int:
     """How many of the rays (``elevation`` ascending, ``azimuth`` [rad]) from (x, y, z) point
-    into the angular box of some shape's bounds: the azimuths its footprint rectangle spans,
-    up to the elevation of its top over the nearest point of that rectangle. Every ray that
-    hits a shape is counted. Stops early once the count exceeds ``limit``."""
+    into the angular box of some shape's ``bounds`` (rows as ``shape_bounds`` gives them): the
+    azimuths its footprint rectangle spans, up to the elevation of its top over the nearest
+    point of that rectangle. Every ray that hits a shape is counted. Stops early once the
+    count exceeds ``limit``."""
     n = elevation.shape[0]
     marked = np.zeros(n, dtype=np.bool_)
     count = 0
@@ -330,6 +335,12 @@ class Gnss:
         self._sky_at: tuple[Sky, float, float, float] | None = None
         self._sky_blocked = 0.0
         self._scene: Sky | None = None  # the scene of this world (attach_scene)
+        self._z_low = math.inf  # [m] antenna height the cells of shapes are indexed for
+        self._cell_n = (0, 0)
+        self._cell_bounds = np.zeros((0, 6))
+        self._cell_start: list[int] = [0]
+        self._cell_origin = (0.0, 0.0)
+        self._cell_size = 1.0
         self._bounds = shape_bounds(world)
         self._sky_elevation = np.zeros(0)
         self._sky_azimuth = np.zeros(0)
@@ -357,7 +368,10 @@ class Gnss:
         n = len(rays)
         self._sky_limit = max(k for k in range(n + 1) if k / n <= self.spec.outage_sky_fraction)
         self._scene = scene
-        self._z_low = math.inf  # antenna height the cells below are indexed for
+        # Index for the lowest the antenna can be: on the lowest shape (or 0 m off them all),
+        # tilted (lower antennas re-index).
+        lowest = min(0.0, float(np.min(self._bounds[:, 5]))) if len(self._bounds) else 0.0
+        self._index_bounds(lowest + float(self.lever[2]) - 1.0)
 
     def _index_bounds(self, z_low: float, cell: float = 20.0) -> None:
         """Per square ``cell`` [m] of the plane, the shapes that can reach a sky ray from an
@@ -368,23 +382,27 @@ class Gnss:
         reach = (b[:, 4] - z_low) / math.tan(SKY_MIN_ELEVATION)
         keep = np.flatnonzero(reach > 0.0)
         self._z_low = z_low
-        self._cells: list[NDArray[np.float64]] = []
         self._cell_n = (0, 0)
         if not len(keep):
             return
-        lo = np.array([np.min(b[keep, 0] - reach[keep]), np.min(b[keep, 2] - reach[keep])])
-        hi = np.array([np.max(b[keep, 1] + reach[keep]), np.max(b[keep, 3] + reach[keep])])
-        nx, ny = (int(v) for v in np.ceil((hi - lo) / cell))
-        members: list[list[int]] = [[] for _ in range(nx * ny)]
-        for i in keep:
-            i0 = max(0, math.floor((b[i, 0] - reach[i] - lo[0]) / cell))
-            i1 = min(nx - 1, math.floor((b[i, 1] + reach[i] - lo[0]) / cell))
-            j0 = max(0, math.floor((b[i, 2] - reach[i] - lo[1]) / cell))
-            j1 = min(ny - 1, math.floor((b[i, 3] + reach[i] - lo[1]) / cell))
-            for j in range(j0, j1 + 1):
-                for k in range(i0, i1 + 1):
-                    members[j * nx + k].append(int(i))
-        self._cells = [np.ascontiguousarray(b[m]).reshape(-1, 5) for m in members]
+        r = reach[keep, None]
+        ext = b[keep, :4] + np.hstack([-r, r, -r, r])  # x0, x1, y0, y1 widened by the reach
+        lo = np.array([ext[:, 0].min(), ext[:, 2].min()])
+        nx, ny = (int(v) for v in np.ceil((ext[:, [1, 3]].max(axis=0) - lo) / cell))
+        nx, ny = max(nx, 1), max(ny, 1)
+        i0 = np.clip(np.floor((ext[:, 0] - lo[0]) / cell).astype(np.int64), 0, nx - 1)
+        i1 = np.clip(np.floor((ext[:, 1] - lo[0]) / cell).astype(np.int64), 0, nx - 1)
+        j0 = np.clip(np.floor((ext[:, 2] - lo[1]) / cell).astype(np.int64), 0, ny - 1)
+        j1 = np.clip(np.floor((ext[:, 3] - lo[1]) / cell).astype(np.int64), 0, ny - 1)
+        wide = i1 - i0 + 1
+        count = wide * (j1 - j0 + 1)  # cells each shape covers
+        k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        cells = (np.repeat(j0, count) + k // np.repeat(wide, count)) * nx + (
+            np.repeat(i0, count) + k % np.repeat(wide, count)
+        )
+        order = np.argsort(cells, kind="stable")
+        self._cell_bounds = np.ascontiguousarray(b[np.repeat(keep, count)[order]])
+        self._cell_start = np.searchsorted(cells[order], np.arange(nx * ny + 1)).tolist()
         self._cell_origin = (float(lo[0]), float(lo[1]))
         self._cell_size = cell
         self._cell_n = (nx, ny)
@@ -398,7 +416,8 @@ class Gnss:
         i = math.floor((x - self._cell_origin[0]) / self._cell_size) if nx else -1
         j = math.floor((y - self._cell_origin[1]) / self._cell_size) if ny else -1
         if 0 <= i < nx and 0 <= j < ny:
-            return self._cells[j * nx + i]
+            c = j * nx + i
+            return self._cell_bounds[self._cell_start[c] : self._cell_start[c + 1]]
         return self._bounds
 
     def _surely_open(self, sky: Sky, pos: NDArray[np.float64]) -> bool:
