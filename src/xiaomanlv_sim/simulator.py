@@ -43,9 +43,9 @@ from xiaomanlv_sim.faults import Faults
 from xiaomanlv_sim.footprint import Footprints
 from xiaomanlv_sim.robot import RobotSpec
 from xiaomanlv_sim.scenario import CrowdSpec, Scenario, ScenarioError, load_scenario
-from xiaomanlv_sim.scene import SKY_COLS, SKY_ROWS, Scene
+from xiaomanlv_sim.scene import Scene
 from xiaomanlv_sim.sdf import load_robot, load_world
-from xiaomanlv_sim.sensors.gnss import SKY_MIN_ELEVATION, Gnss, GnssReading, sky_rays
+from xiaomanlv_sim.sensors.gnss import Gnss, GnssReading
 from xiaomanlv_sim.sensors.imu import Imu, ImuReading
 from xiaomanlv_sim.sensors.lidar import Lidar, LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading, WheelOdometry
@@ -374,7 +374,6 @@ class Simulator:
         self.gnss: Gnss | None = None
         if world.spherical_coordinates is not None:
             self.gnss = Gnss(robot.gnss, world, rngs[3])
-            self.gnss.attach_scene(self.scene, sky_rays(SKY_ROWS, SKY_COLS, SKY_MIN_ELEVATION))
         else:
             log.warning("world %s has no <spherical_coordinates>: no GNSS fixes", world.name)
         self.lidar = Lidar(robot.lidar, rngs[4])

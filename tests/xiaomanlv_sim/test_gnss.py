@@ -11,16 +11,12 @@ import pytest
 from numpy.typing import NDArray
 
 from xiaomanlv_sim.sensors.gnss import (
-    SKY_MIN_ELEVATION,
     STATUS_FIX,
     STATUS_NO_FIX,
     Gnss,
     LocalTangentPlane,
-    _sky_reachable,
     ecef_to_geodetic,
     geodetic_to_ecef,
-    shape_bounds,
-    sky_rays,
 )
 from xiaomanlv_sim.world import Box, Shape, SphericalCoordinates, World
 
@@ -211,88 +207,3 @@ def test_wall_distance_is_asked_again_only_near_the_multipath_zone() -> None:
         assert (fixes[0].latitude, fixes[0].longitude) == (fixes[1].latitude, fixes[1].longitude)
         np.testing.assert_array_equal(cached.multipath_offset, exact.multipath_offset)
     assert 0 < asked < 400
-
-
-@pytest.fixture(scope="module")
-def campus():
-    from xiaomanlv_sim import assets
-    from xiaomanlv_sim.scene import Scene
-    from xiaomanlv_sim.sdf import load_world
-
-    campus = load_world(assets.world_file("university"))
-    return campus, Scene.from_world(campus)
-
-
-def test_sky_rays_are_the_scenes(campus) -> None:
-    from xiaomanlv_sim.scene import SKY_COLS, SKY_ROWS
-
-    _, scene = campus
-    scene.sky_blocked_fraction(np.array([0.0, 0.0, 1.6]), SKY_MIN_ELEVATION)
-    fan = scene._sky[SKY_MIN_ELEVATION]  # private: the rays the bound must count
-    mine = sky_rays(SKY_ROWS, SKY_COLS, SKY_MIN_ELEVATION)
-    np.testing.assert_array_equal(mine.astype(np.float32), fan.directions)
-
-
-def test_sky_bound_counts_every_ray_the_scene_sees_blocked(campus) -> None:
-    from xiaomanlv_sim.scene import SKY_COLS, SKY_ROWS
-
-    world_, scene = campus
-    bounds = shape_bounds(world_)
-    assert bounds is not None
-    rays = sky_rays(SKY_ROWS, SKY_COLS, SKY_MIN_ELEVATION)
-    elevation = np.arcsin(rays[:, 2])
-    order = np.argsort(elevation, kind="stable")
-    azimuth = np.arctan2(rays[order, 1], rays[order, 0])
-    gnss = Gnss(GnssSpecLike(), world_, np.random.default_rng(0))
-    gnss.attach_scene(scene, rays)
-    rng = np.random.default_rng(0)
-    open_enough = 0
-    tan = math.tan(SKY_MIN_ELEVATION)
-    for x, y in rng.uniform(-260.0, 260.0, (600, 2)):
-        z = float(scene.ground_height(np.array([[x, y]]))[0]) + rng.uniform(0.5, 2.5)
-        blocked = scene.sky_blocked_fraction(np.array([x, y, z]), SKY_MIN_ELEVATION)
-        reachable = _sky_reachable(bounds, elevation[order], azimuth, x, y, z, tan, len(rays))
-        assert reachable >= round(blocked * len(rays)), (x, y)
-        # The shapes indexed near (x, y) are all that can reach a ray from there.
-        near = gnss._bounds_near(x, y, z)
-        assert _sky_reachable(near, elevation[order], azimuth, x, y, z, tan, 256) == reachable
-        open_enough += reachable <= len(rays) // 2
-    assert open_enough > 350  # the bound spares most sky casts
-    low = gnss._z_low - 5.0  # an antenna below what the cells were indexed for
-    near = gnss._bounds_near(10.0, 20.0, low)
-    assert gnss._z_low < low
-    every = _sky_reachable(bounds, elevation[order], azimuth, 10.0, 20.0, low, tan, 256)
-    assert _sky_reachable(near, elevation[order], azimuth, 10.0, 20.0, low, tan, 256) == every
-
-
-def test_fixes_are_the_same_with_the_scene_attached(campus) -> None:
-    from xiaomanlv_sim.scene import SKY_COLS, SKY_ROWS
-
-    world_, scene = campus
-    spec = GnssSpecLike(horizontal_stddev=0.3)
-    attached, plain = (Gnss(spec, world_, np.random.default_rng(1)) for _ in range(2))
-    attached.attach_scene(scene, sky_rays(SKY_ROWS, SKY_COLS, SKY_MIN_ELEVATION))
-    asked = 0
-    sky = scene.sky_blocked_fraction
-
-    def counted(xyz: NDArray[np.float64], min_elevation: float = 0.26) -> float:
-        nonlocal asked
-        asked += 1
-        return sky(xyz, min_elevation)
-
-    scene.sky_blocked_fraction = counted
-    try:
-        statuses = set()
-        for k, (x, y) in enumerate(np.random.default_rng(2).uniform(-200.0, 200.0, (300, 2))):
-            pose = pose_at(x, y)
-            pose[2, 3] = 1.6  # the robot's antenna height
-            fixes = [g.read(pose, np.zeros(3), 0.2 * k, scene) for g in (attached, plain)]
-            assert fixes[0].status == fixes[1].status
-            np.testing.assert_array_equal(
-                [fixes[0].latitude, fixes[0].longitude], [fixes[1].latitude, fixes[1].longitude]
-            )
-            statuses.add(fixes[0].status)
-    finally:
-        del scene.sky_blocked_fraction
-    assert asked < 300 + 150  # the plain receiver asks 300 times, the attached one seldom
-    assert statuses == {STATUS_FIX, STATUS_NO_FIX}

@@ -15,10 +15,7 @@ from N(0, multipath_jump_stddev^2) per axis after exponentially distributed hold
 ``multipath_hold`` s, so it is correlated over a few seconds) and scaled by ``1 - d/D`` with
 ``d`` the distance to the wall; GnssJump faults add their offset. No fix (status -1, NaN
 position, covariance type unknown) while the scene's ``sky_blocked_fraction`` at the antenna
-exceeds ``outage_sky_fraction``. Speed: with the scene attached (``attach_scene``), a fix first
-counts the sky rays that the bounding boxes of the world's shapes could reach at all; where
-those are no more than ``outage_sky_fraction`` of them the fix cannot be lost and the scene is
-not asked (exact; ~10 us instead of ~100). Reference: Groves, *Principles of GNSS, Inertial, and
+exceeds ``outage_sky_fraction``. Reference: Groves, *Principles of GNSS, Inertial, and
 Multisensor Integrated Navigation Systems*, 2nd ed. (2013), 9.3.3 (multipath) and 2.4 (frames).
 """
 
@@ -29,12 +26,11 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-import numba
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Sphere, SphericalCoordinates, World
+from xiaomanlv_sim.world import Box, Cylinder, SphericalCoordinates, World
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +42,6 @@ WGS84_EP2 = (WGS84_A**2 - WGS84_B**2) / WGS84_B**2  # second eccentricity square
 
 STATUS_NO_FIX = -1
 STATUS_FIX = 0
-SKY_MIN_ELEVATION = 0.26  # [rad] elevation above which the receiver needs open sky
 
 
 def geodetic_to_ecef(lat_deg: float, lon_deg: float, alt: float) -> NDArray[np.float64]:
@@ -200,101 +195,6 @@ def tall_building_footprints(world: World, min_height: float) -> shapely.Geometr
     return union
 
 
-def sky_rays(rows: int, cols: int, min_elevation: float) -> NDArray[np.float64]:
-    """(rows * cols, 3) unit directions of ``Scene.sky_blocked_fraction``'s rays: rows evenly
-    spaced in sin(elevation) above ``min_elevation`` [rad], ``cols`` evenly spaced azimuths, one
-    ray at the middle of each cell (``test_sky_rays_are_the_scenes``)."""
-    z = math.sin(min_elevation) + (1.0 - math.sin(min_elevation)) * (np.arange(rows) + 0.5) / rows
-    az = (np.arange(cols) + 0.5) * (2.0 * math.pi / cols) - math.pi
-    e, a = np.meshgrid(np.arcsin(z), az, indexing="ij")
-    dirs = np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], axis=-1)
-    out: NDArray[np.float64] = dirs.reshape(-1, 3)
-    return out
-
-
-def shape_bounds(world: World, pad: float = 0.02, rel: float = 0.01) -> NDArray[np.float64] | None:
-    """(N, 6) x_min, x_max, y_min, y_max, z_max, z_min [m] of every shape of ``world``, widened
-    by ``rel`` of the extent plus ``pad``; None when a shape is a mesh (its extent is in a
-    file)."""
-    rows = []
-    for shape in world.shapes:
-        g = shape.geometry
-        pose = np.asarray(shape.pose, float)
-        rot, t = pose[:3, :3], pose[:3, 3]
-        if isinstance(g, Box):
-            ext = np.abs(rot) @ (np.asarray(g.size, float) / 2.0)
-        elif isinstance(g, Cylinder):
-            axis = rot[:, 2]
-            ext = np.abs(axis) * g.length / 2.0 + g.radius * np.sqrt(np.clip(1 - axis**2, 0, 1))
-        elif isinstance(g, Sphere):
-            ext = np.full(3, g.radius)
-        elif isinstance(g, Plane):  # within the disc around its rectangle, in its plane
-            normal = rot @ (np.asarray(g.normal, float) / np.linalg.norm(g.normal))
-            ext = 0.5 * math.hypot(*g.size) * np.sqrt(np.clip(1 - normal**2, 0, 1))
-        else:
-            assert isinstance(g, Mesh)
-            return None
-        ext = ext * (1.0 + rel) + pad
-        rows.append(
-            (t[0] - ext[0], t[0] + ext[0], t[1] - ext[1], t[1] + ext[1], t[2] + ext[2],
-             t[2] - ext[2])
-        )  # fmt: skip
-    return np.array(rows, dtype=np.float64).reshape(-1, 6)
-
-
-@numba.njit(cache=True)
-def _sky_reachable(
-    bounds: NDArray[np.float64],
-    elevation: NDArray[np.float64],
-    azimuth: NDArray[np.float64],
-    x: float,
-    y: float,
-    z: float,
-    tan_min_elevation: float,
-    limit: int,
-) -> int:
-    """How many of the rays (``elevation`` ascending, ``azimuth`` [rad]) from (x, y, z) point
-    into the angular box of some shape's ``bounds`` (rows as ``shape_bounds`` gives them): the
-    azimuths its footprint rectangle spans, up to the elevation of its top over the nearest
-    point of that rectangle. Every ray that hits a shape is counted. Stops early once the
-    count exceeds ``limit``."""
-    n = elevation.shape[0]
-    marked = np.zeros(n, dtype=np.bool_)
-    count = 0
-    for i in range(bounds.shape[0]):
-        x0, x1, y0, y1, top = bounds[i, 0], bounds[i, 1], bounds[i, 2], bounds[i, 3], bounds[i, 4]
-        rise = top - z
-        if rise <= 0.0:
-            continue
-        dx = max(x0 - x, 0.0, x - x1)
-        dy = max(y0 - y, 0.0, y - y1)
-        d = math.sqrt(dx * dx + dy * dy)
-        if d * tan_min_elevation >= rise:
-            continue  # its top is below every ray
-        highest = math.atan2(rise, d)
-        centre = math.atan2(0.5 * (y0 + y1) - y, 0.5 * (x0 + x1) - x)
-        lo = hi = 0.0
-        if d > 0.0:  # outside the rectangle: it spans less than half a turn
-            lo, hi = math.inf, -math.inf
-            for cx in (x0, x1):
-                for cy in (y0, y1):
-                    a = (math.atan2(cy - y, cx - x) - centre + math.pi) % (2 * math.pi) - math.pi
-                    lo = min(lo, a)
-                    hi = max(hi, a)
-        for k in range(n):
-            if elevation[k] > highest:
-                break
-            if marked[k]:
-                continue
-            a = (azimuth[k] - centre + math.pi) % (2 * math.pi) - math.pi
-            if d == 0.0 or (lo - 1e-9 <= a <= hi + 1e-9):
-                marked[k] = True
-                count += 1
-                if count > limit:
-                    return count
-    return count
-
-
 class Gnss:
     """A GNSS receiver on the robot (see module docstring).
 
@@ -334,103 +234,11 @@ class Gnss:
         # same again (the blocked share counts static geometry only).
         self._sky_at: tuple[Sky, float, float, float] | None = None
         self._sky_blocked = 0.0
-        self._scene: Sky | None = None  # the scene of this world (attach_scene)
-        self._z_low = math.inf  # [m] antenna height the cells of shapes are indexed for
-        self._cell_n = (0, 0)
-        self._cell_bounds = np.zeros((0, 6))
-        self._cell_start: list[int] = [0]
-        self._cell_origin = (0.0, 0.0)
-        self._cell_size = 1.0
-        self._bounds = shape_bounds(world)
-        self._sky_elevation = np.zeros(0)
-        self._sky_azimuth = np.zeros(0)
-        self._sky_limit = -1
         self._mp_raw = np.zeros(2)
         self._mp_until = -math.inf
         self.multipath_offset = np.zeros(2)  # [m] east, north of the last reading
         h, v = spec.horizontal_stddev, spec.vertical_stddev
         self._cov = np.diag([h * h, h * h, v * v]).ravel()
-
-    def attach_scene(self, scene: Sky, rays: NDArray[np.float64]) -> None:
-        """``scene`` is built from this receiver's world and casts ``rays`` (unit directions,
-        ``sky_rays``) for ``sky_blocked_fraction``: where the bounds of the world's shapes
-        leave no more than ``outage_sky_fraction`` of those rays to hit anything, a fix from
-        ``scene`` does not ask it (the fix cannot be lost there)."""
-        if self._bounds is None:
-            log.info("GNSS: the world has mesh shapes; the sky is asked at every fix")
-            return
-        rays = np.asarray(rays, dtype=np.float64).reshape(-1, 3)
-        elevation = np.arcsin(np.clip(rays[:, 2], -1.0, 1.0))
-        order = np.argsort(elevation, kind="stable")
-        self._sky_elevation = np.ascontiguousarray(elevation[order])
-        self._sky_azimuth = np.ascontiguousarray(np.arctan2(rays[order, 1], rays[order, 0]))
-        # Most rays that may hit with the share still not above outage_sky_fraction.
-        n = len(rays)
-        self._sky_limit = max(k for k in range(n + 1) if k / n <= self.spec.outage_sky_fraction)
-        self._scene = scene
-        # Index for the lowest the antenna can be: on the lowest shape (or 0 m off them all),
-        # tilted (lower antennas re-index).
-        lowest = min(0.0, float(np.min(self._bounds[:, 5]))) if len(self._bounds) else 0.0
-        self._index_bounds(lowest + float(self.lever[2]) - 1.0)
-
-    def _index_bounds(self, z_low: float, cell: float = 20.0) -> None:
-        """Per square ``cell`` [m] of the plane, the shapes that can reach a sky ray from an
-        antenna at ``z_low`` [m] or higher anywhere in it: a top above ``z_low`` and a
-        footprint within (top - z_low) / tan(SKY_MIN_ELEVATION) of the cell."""
-        assert self._bounds is not None
-        b = self._bounds
-        reach = (b[:, 4] - z_low) / math.tan(SKY_MIN_ELEVATION)
-        keep = np.flatnonzero(reach > 0.0)
-        self._z_low = z_low
-        self._cell_n = (0, 0)
-        if not len(keep):
-            return
-        r = reach[keep, None]
-        ext = b[keep, :4] + np.hstack([-r, r, -r, r])  # x0, x1, y0, y1 widened by the reach
-        lo = np.array([ext[:, 0].min(), ext[:, 2].min()])
-        nx, ny = (int(v) for v in np.ceil((ext[:, [1, 3]].max(axis=0) - lo) / cell))
-        nx, ny = max(nx, 1), max(ny, 1)
-        i0 = np.clip(np.floor((ext[:, 0] - lo[0]) / cell).astype(np.int64), 0, nx - 1)
-        i1 = np.clip(np.floor((ext[:, 1] - lo[0]) / cell).astype(np.int64), 0, nx - 1)
-        j0 = np.clip(np.floor((ext[:, 2] - lo[1]) / cell).astype(np.int64), 0, ny - 1)
-        j1 = np.clip(np.floor((ext[:, 3] - lo[1]) / cell).astype(np.int64), 0, ny - 1)
-        wide = i1 - i0 + 1
-        count = wide * (j1 - j0 + 1)  # cells each shape covers
-        k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        cells = (np.repeat(j0, count) + k // np.repeat(wide, count)) * nx + (
-            np.repeat(i0, count) + k % np.repeat(wide, count)
-        )
-        order = np.argsort(cells, kind="stable")
-        self._cell_bounds = np.ascontiguousarray(b[np.repeat(keep, count)[order]])
-        self._cell_start = np.searchsorted(cells[order], np.arange(nx * ny + 1)).tolist()
-        self._cell_origin = (float(lo[0]), float(lo[1]))
-        self._cell_size = cell
-        self._cell_n = (nx, ny)
-
-    def _bounds_near(self, x: float, y: float, z: float) -> NDArray[np.float64]:
-        """The shapes that can reach a sky ray from (x, y, z) [m] (all of them off the cells)."""
-        assert self._bounds is not None
-        if z < self._z_low:
-            self._index_bounds(z - 1.0)
-        nx, ny = self._cell_n
-        i = math.floor((x - self._cell_origin[0]) / self._cell_size) if nx else -1
-        j = math.floor((y - self._cell_origin[1]) / self._cell_size) if ny else -1
-        if 0 <= i < nx and 0 <= j < ny:
-            c = j * nx + i
-            return self._cell_bounds[self._cell_start[c] : self._cell_start[c + 1]]
-        return self._bounds
-
-    def _surely_open(self, sky: Sky, pos: NDArray[np.float64]) -> bool:
-        """True when ``sky`` is the attached scene and no more than ``outage_sky_fraction`` of
-        its rays from ``pos`` can hit any shape."""
-        if sky is not self._scene or self._bounds is None:
-            return False
-        x, y, z = pos.tolist()
-        reachable = _sky_reachable(
-            self._bounds_near(x, y, z), self._sky_elevation, self._sky_azimuth, x, y, z,
-            math.tan(SKY_MIN_ELEVATION), self._sky_limit,
-        )  # fmt: skip
-        return bool(reachable <= self._sky_limit)
 
     def antenna_position(self, world_from_base: NDArray[np.float64]) -> NDArray[np.float64]:
         """[m] antenna position in the world frame."""
@@ -482,10 +290,9 @@ class Gnss:
         pos = self.antenna_position(world_from_base)
         px, py, pz = pos.tolist()
         at = (sky, px, py, pz)
-        if at != self._sky_at and not self._surely_open(sky, pos):
-            self._sky_at = at
-            self._sky_blocked = sky.sky_blocked_fraction(pos, SKY_MIN_ELEVATION)
-        if at == self._sky_at and self._sky_blocked > self.spec.outage_sky_fraction:
+        if at != self._sky_at:
+            self._sky_at, self._sky_blocked = at, sky.sky_blocked_fraction(pos)
+        if self._sky_blocked > self.spec.outage_sky_fraction:
             nan = math.nan
             return GnssReading(
                 stamp, self.frame_id, nan, nan, nan, STATUS_NO_FIX, np.zeros(9),
