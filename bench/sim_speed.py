@@ -13,8 +13,9 @@ to 1 before numpy, numba and Open3D load, and the process is pinned to one CPU
 ``realtime_factor`` comes from runs with nothing wrapped. One more run, not counted in it, times
 every part by wrapping its method on the instances (no change to the simulator):
 lidar, ultrasonic (``read_rangers``: all due rangers in one batched cast), crowd,
-agents_to_scene (``Scene.set_agents``), physics (``dynamics.step``, which includes
-ground_height), ground_height alone, imu, odometry, gnss (incl. sky_blocked_fraction), and
+agents_to_scene (``Scene.set_agents``), physics (``dynamics.step``, which looks the ground up
+itself), imu, odometry (incl. integrating the encoder ticks since its last reading), gnss (incl.
+sky_blocked_fraction), and
 ``loop_other`` (the rest of ``Simulator.step``).
 
     source tools/env.sh && python bench/sim_speed.py [--quick] [--seconds 60]
@@ -186,7 +187,6 @@ def wrap_parts(sim: Simulator, timers: Timers) -> None:
     timers.wrap(simulator_module, "read_rangers", "ultrasonic", restore=True)
     timers.wrap(sim.crowd, "step", "crowd")
     timers.wrap(sim.scene, "set_agents", "agents_to_scene")
-    timers.wrap(sim.scene, "ground_height", "ground_height")
     timers.wrap(sim.dynamics, "step", "physics")
     timers.wrap(sim.imu, "read", "imu")
     timers.wrap(sim.odometry, "update", "odometry")
@@ -200,9 +200,8 @@ PARTS = ["lidar", "ultrasonic", "crowd", "agents_to_scene", "physics", "imu", "o
 
 
 def breakdown(seconds: float, timers: Timers) -> dict[str, float]:
-    """[ms] of wall time per simulated second, per part (physics includes ground_height)."""
+    """[ms] of wall time per simulated second, per part (physics includes its ground lookups)."""
     out = {p: 1e3 * timers.total(p) / seconds for p in PARTS}
-    out["ground_height_in_physics"] = 1e3 * timers.total("ground_height") / seconds
     out["loop_other"] = 1e3 * timers.total("step") / seconds - sum(out[p] for p in PARTS)
     return out
 
@@ -246,7 +245,7 @@ def main() -> None:
     print(f"  timed run: realtime_factor {seconds / wall:.2f} with every part wrapped", flush=True)
     lidar_ms += [1e3 * t for t in timers.calls["lidar"]]
     parts.append(breakdown(seconds, timers))
-    for p in [*PARTS, "ground_height", "step"]:
+    for p in [*PARTS, "step"]:
         calls[p] += timers.calls.get(p, [])
     truth = sim.ground_truth
     scenario = world_parts[0]
