@@ -240,128 +240,6 @@ def concat(parts: list[Primitives]) -> Primitives:
 
 
 @numba.njit(cache=True)
-def _intersect(
-    kind: int, c: F64, a: F64, ol: F64, h: F64, v: F64, dx: float, dy: float, dz: float
-) -> tuple[float, float, float, float]:
-    """First crossing t > 0 of the ray 0 + t d with one primitive given in the ray's frame.
-
-    c (3,) centre, a (3,3) axes (columns), ol (3,) the ray origin in the primitive's frame
-    (-a^T c), h (3,) half sizes, v (3,3) triangle vertices.
-    Returns (t, nx, ny, nz): t = inf for a miss; the normal is the surface's (either side).
-    """
-    inf = np.inf
-    if kind == SPHERE:
-        b = dx * c[0] + dy * c[1] + dz * c[2]
-        cc = c[0] * c[0] + c[1] * c[1] + c[2] * c[2] - h[0] * h[0]
-        disc = b * b - cc
-        if disc < 0.0:
-            return inf, 0.0, 0.0, 0.0
-        s = math.sqrt(disc)
-        t = b - s
-        if t <= 0.0:
-            t = b + s
-            if t <= 0.0:
-                return inf, 0.0, 0.0, 0.0
-        r = h[0]
-        return t, (t * dx - c[0]) / r, (t * dy - c[1]) / r, (t * dz - c[2]) / r
-    if kind == TRIANGLE:
-        e1x, e1y, e1z = v[1, 0] - v[0, 0], v[1, 1] - v[0, 1], v[1, 2] - v[0, 2]
-        e2x, e2y, e2z = v[2, 0] - v[0, 0], v[2, 1] - v[0, 1], v[2, 2] - v[0, 2]
-        px, py, pz = dy * e2z - dz * e2y, dz * e2x - dx * e2z, dx * e2y - dy * e2x
-        det = e1x * px + e1y * py + e1z * pz
-        if abs(det) < 1e-14:
-            return inf, 0.0, 0.0, 0.0
-        inv = 1.0 / det
-        sx, sy, sz = -v[0, 0], -v[0, 1], -v[0, 2]
-        u = (sx * px + sy * py + sz * pz) * inv
-        if u < 0.0 or u > 1.0:
-            return inf, 0.0, 0.0, 0.0
-        qx, qy, qz = sy * e1z - sz * e1y, sz * e1x - sx * e1z, sx * e1y - sy * e1x
-        w = (dx * qx + dy * qy + dz * qz) * inv
-        if w < 0.0 or u + w > 1.0:
-            return inf, 0.0, 0.0, 0.0
-        t = (e2x * qx + e2y * qy + e2z * qz) * inv
-        if t <= 0.0:
-            return inf, 0.0, 0.0, 0.0
-        nx, ny, nz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
-        norm = math.sqrt(nx * nx + ny * ny + nz * nz)
-        return t, nx / norm, ny / norm, nz / norm
-    # Local frame of the primitive: origin -a^T c, direction a^T d.
-    lx = a[0, 0] * dx + a[1, 0] * dy + a[2, 0] * dz
-    ly = a[0, 1] * dx + a[1, 1] * dy + a[2, 1] * dz
-    lz = a[0, 2] * dx + a[1, 2] * dy + a[2, 2] * dz
-    ox, oy, oz = ol[0], ol[1], ol[2]
-    if kind == QUAD:
-        if abs(lz) < 1e-14:
-            return inf, 0.0, 0.0, 0.0
-        t = -oz / lz
-        if t <= 0.0:
-            return inf, 0.0, 0.0, 0.0
-        if abs(ox + t * lx) > h[0] or abs(oy + t * ly) > h[1]:
-            return inf, 0.0, 0.0, 0.0
-        return t, a[0, 2], a[1, 2], a[2, 2]
-    if kind == BOX:
-        t0, t1 = -inf, inf
-        ax0, ax1 = 0, 0
-        for i in range(3):
-            o_i = ox if i == 0 else (oy if i == 1 else oz)
-            d_i = lx if i == 0 else (ly if i == 1 else lz)
-            if abs(d_i) < 1e-14:
-                if abs(o_i) > h[i]:
-                    return inf, 0.0, 0.0, 0.0
-                continue
-            inv = 1.0 / d_i
-            ta = (-h[i] - o_i) * inv
-            tb = (h[i] - o_i) * inv
-            if ta > tb:
-                ta, tb = tb, ta
-            if ta > t0:
-                t0, ax0 = ta, i
-            if tb < t1:
-                t1, ax1 = tb, i
-        if t0 > t1:
-            return inf, 0.0, 0.0, 0.0
-        if t0 > 0.0:
-            t, ax = t0, ax0
-        elif t1 > 0.0:
-            t, ax = t1, ax1
-        else:
-            return inf, 0.0, 0.0, 0.0
-        return t, a[0, ax], a[1, ax], a[2, ax]
-    # CYLINDER about local z, radius h[0], half length h[2].
-    r, hl = h[0], h[2]
-    best = inf
-    nlx, nly, nlz = 0.0, 0.0, 0.0
-    qa = lx * lx + ly * ly
-    if qa > 1e-14:
-        qb = ox * lx + oy * ly
-        qc = ox * ox + oy * oy - r * r
-        disc = qb * qb - qa * qc
-        if disc >= 0.0:
-            s = math.sqrt(disc)
-            for t in ((-qb - s) / qa, (-qb + s) / qa):
-                if 0.0 < t < best and abs(oz + t * lz) <= hl:
-                    best = t
-                    nlx, nly, nlz = (ox + t * lx) / r, (oy + t * ly) / r, 0.0
-    if abs(lz) > 1e-14:
-        for zc in (hl, -hl):
-            t = (zc - oz) / lz
-            if 0.0 < t < best:
-                px, py = ox + t * lx, oy + t * ly
-                if px * px + py * py <= r * r:
-                    best = t
-                    nlx, nly, nlz = 0.0, 0.0, 1.0
-    if best == inf:
-        return inf, 0.0, 0.0, 0.0
-    return (
-        best,
-        a[0, 0] * nlx + a[0, 1] * nly + a[0, 2] * nlz,
-        a[1, 0] * nlx + a[1, 1] * nly + a[1, 2] * nlz,
-        a[2, 0] * nlx + a[2, 1] * nly + a[2, 2] * nlz,
-    )
-
-
-@numba.njit(cache=True)
 def _to_frame(
     rot: F64,
     origin: F64,
@@ -556,151 +434,52 @@ def _sweep(
     near: float,
     tfar: float,
     cat: int,
-    a_s: F64,
-    o_s: F64,
-    c_s: F64,
-    v_s: F64,
-    half: F64,
-    axes: F64,
+    a: F64,
+    ol: F64,
+    c: F64,
+    v: F64,
+    h: F64,
+    w: F64,
     rot: F64,
 ) -> None:
-    """The sweep for primitive kind `k`."""
-    if k == BOX:
-        _sweep_box(dirs, t_out, n_out, cat_out, r0, r1, first, count, cols, near, tfar, cat,
-                   a_s, o_s, half, axes)  # fmt: skip
-    elif k == CYLINDER:
-        _sweep_cylinder(dirs, t_out, n_out, cat_out, r0, r1, first, count, cols, near, tfar,
-                        cat, a_s, o_s, half, axes)  # fmt: skip
-    elif k == SPHERE:
-        _sweep_sphere(dirs, t_out, n_out, cat_out, r0, r1, first, count, cols, near, tfar,
-                      cat, c_s, half[0], rot)  # fmt: skip
-    elif k == QUAD:
-        _sweep_quad(dirs, t_out, n_out, cat_out, r0, r1, first, count, cols, near, tfar, cat,
-                    a_s, o_s, half, axes)  # fmt: skip
-    else:
-        _sweep_triangle(dirs, t_out, n_out, cat_out, r0, r1, first, count, cols, near, tfar,
-                        cat, v_s, rot)  # fmt: skip
+    """Rays of rows r0..r1, `count` columns from `first` (wrapping), against one primitive of
+    kind `k` in the sensor frame: a (3,3) its axes, ol the origin in its frame, c its centre,
+    v a triangle's vertices, h its half sizes; w its world axes and rot the sensor's rotation
+    give the normals in the world frame.
 
-
-# Per-kind sweeps over a block of a fan's rays (rows r0..r1, `count` columns from `first`,
-# wrapping). Every per-primitive quantity is hoisted into a local scalar: numba does not keep
-# array elements in registers across the loop, and that costs ~10x on these short tests.
-
-
-@numba.njit(cache=True)
-def _sweep_box(
-    dirs: F64,
-    t_out: F32,
-    n_out: F32,
-    cat_out: I16,
-    r0: int,
-    r1: int,
-    first: int,
-    count: int,
-    cols: int,
-    near: float,
-    tfar: float,
-    cat: int,
-    a: F64,
-    ol: F64,
-    h: F64,
-    w: F64,
-) -> None:
-    a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
-    a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
-    a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
-    o0, o1, o2 = ol[0], ol[1], ol[2]
-    h0, h1, h2 = h[0], h[1], h[2]
+    Every per-primitive quantity is a local scalar before the loop: numba reloads array
+    elements on every iteration, which costs ~10x on these short tests. The branch on `k`
+    inside the loop always goes the same way.
+    """
     inf = np.inf
-    for row in range(r0, r1):
-        base = row * cols
-        for j in range(count):
-            col = first + j
-            if col >= cols:
-                col -= cols
-            ray = base + col
-            best = t_out[ray]
-            if best <= near:
-                continue
-            dx, dy, dz = dirs[ray, 0], dirs[ray, 1], dirs[ray, 2]
-            lx = a00 * dx + a10 * dy + a20 * dz
-            ly = a01 * dx + a11 * dy + a21 * dz
-            lz = a02 * dx + a12 * dy + a22 * dz
-            t0, t1, ax0, ax1 = -inf, inf, 0, 0
-            if abs(lx) < 1e-14:
-                if abs(o0) > h0:
-                    continue
-            else:
-                ta, tb = (-h0 - o0) / lx, (h0 - o0) / lx
-                if ta > tb:
-                    ta, tb = tb, ta
-                t0, t1 = ta, tb
-            if abs(ly) < 1e-14:
-                if abs(o1) > h1:
-                    continue
-            else:
-                ta, tb = (-h1 - o1) / ly, (h1 - o1) / ly
-                if ta > tb:
-                    ta, tb = tb, ta
-                if ta > t0:
-                    t0, ax0 = ta, 1
-                if tb < t1:
-                    t1, ax1 = tb, 1
-            if abs(lz) < 1e-14:
-                if abs(o2) > h2:
-                    continue
-            else:
-                ta, tb = (-h2 - o2) / lz, (h2 - o2) / lz
-                if ta > tb:
-                    ta, tb = tb, ta
-                if ta > t0:
-                    t0, ax0 = ta, 2
-                if tb < t1:
-                    t1, ax1 = tb, 2
-            if t0 > t1:
-                continue
-            if t0 > 0.0:
-                t, ax = t0, ax0
-            elif t1 > 0.0:
-                t, ax = t1, ax1
-            else:
-                continue
-            if t >= best or t > tfar:
-                continue
-            t_out[ray] = t
-            n_out[ray, 0], n_out[ray, 1], n_out[ray, 2] = w[0, ax], w[1, ax], w[2, ax]
-            cat_out[ray] = cat
-
-
-@numba.njit(cache=True)
-def _sweep_cylinder(
-    dirs: F64,
-    t_out: F32,
-    n_out: F32,
-    cat_out: I16,
-    r0: int,
-    r1: int,
-    first: int,
-    count: int,
-    cols: int,
-    near: float,
-    tfar: float,
-    cat: int,
-    a: F64,
-    ol: F64,
-    h: F64,
-    w: F64,
-) -> None:
     a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
     a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
     a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
+    ox, oy, oz = ol[0], ol[1], ol[2]
+    h0, h1, h2 = h[0], h[1], h[2]
+    cx, cy, cz = c[0], c[1], c[2]
+    # Normals: local -> world through the world axes w (box, cylinder, quad), sensor -> world
+    # through rot (sphere, triangle).
+    if k in (SPHERE, TRIANGLE):
+        w = rot
     w00, w01, w02 = w[0, 0], w[0, 1], w[0, 2]
     w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
     w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
-    ox, oy, oz = ol[0], ol[1], ol[2]
-    r, hl = h[0], h[2]
-    r2 = r * r
-    qc = ox * ox + oy * oy - r2
+    r2 = h0 * h0
+    qc = ox * ox + oy * oy - r2  # cylinder
+    cc = cx * cx + cy * cy + cz * cz - r2  # sphere
+    # Triangle (Moeller-Trumbore with the ray origin at 0).
+    e1x, e1y, e1z = v[1, 0] - v[0, 0], v[1, 1] - v[0, 1], v[1, 2] - v[0, 2]
+    e2x, e2y, e2z = v[2, 0] - v[0, 0], v[2, 1] - v[0, 1], v[2, 2] - v[0, 2]
+    sx, sy, sz = -v[0, 0], -v[0, 1], -v[0, 2]
+    qx, qy, qz = sy * e1z - sz * e1y, sz * e1x - sx * e1z, sx * e1y - sy * e1x
+    tq = e2x * qx + e2y * qy + e2z * qz
+    tnx, tny, tnz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
+    tn = math.sqrt(tnx * tnx + tny * tny + tnz * tnz)
+    if k == TRIANGLE:
+        if tn == 0.0:
+            return
+        tnx, tny, tnz = tnx / tn, tny / tn, tnz / tn
     for row in range(r0, r1):
         base = row * cols
         for j in range(count):
@@ -712,33 +491,69 @@ def _sweep_cylinder(
             if best <= near:
                 continue
             dx, dy, dz = dirs[ray, 0], dirs[ray, 1], dirs[ray, 2]
-            lx = a00 * dx + a10 * dy + a20 * dz
-            ly = a01 * dx + a11 * dy + a21 * dz
-            lz = a02 * dx + a12 * dy + a22 * dz
-            t = np.inf
-            nx, ny, nz = 0.0, 0.0, 0.0
-            qa = lx * lx + ly * ly
-            if qa > 1e-14:
-                qb = ox * lx + oy * ly
-                disc = qb * qb - qa * qc
+            t = inf
+            nx, ny, nz = 0.0, 0.0, 0.0  # in the frame `w` maps to the world
+            if k == SPHERE:
+                b = dx * cx + dy * cy + dz * cz
+                disc = b * b - cc
                 if disc >= 0.0:
                     sq = math.sqrt(disc)
-                    tn = (-qb - sq) / qa
-                    if tn <= 0.0 or abs(oz + tn * lz) > hl:
-                        tn = (-qb + sq) / qa
-                        if tn <= 0.0 or abs(oz + tn * lz) > hl:
-                            tn = np.inf
-                    if tn < t:
-                        t = tn
-                        nx, ny = (ox + t * lx) / r, (oy + t * ly) / r
-            if abs(lz) > 1e-14:
-                for zc in (hl, -hl):
-                    tn = (zc - oz) / lz
-                    if 0.0 < tn < t:
-                        px, py = ox + tn * lx, oy + tn * ly
-                        if px * px + py * py <= r2:
-                            t = tn
-                            nx, ny, nz = 0.0, 0.0, 1.0
+                    t = b - sq if b - sq > 0.0 else (b + sq if b + sq > 0.0 else inf)
+                    nx, ny, nz = (t * dx - cx) / h0, (t * dy - cy) / h0, (t * dz - cz) / h0
+            elif k == TRIANGLE:
+                px, py, pz = dy * e2z - dz * e2y, dz * e2x - dx * e2z, dx * e2y - dy * e2x
+                det = e1x * px + e1y * py + e1z * pz
+                if abs(det) >= 1e-14:
+                    inv = 1.0 / det
+                    u = (sx * px + sy * py + sz * pz) * inv
+                    wv = (dx * qx + dy * qy + dz * qz) * inv
+                    if u >= 0.0 and wv >= 0.0 and u + wv <= 1.0 and tq * inv > 0.0:
+                        t = tq * inv
+                        nx, ny, nz = tnx, tny, tnz
+            elif k == QUAD:
+                lz = a02 * dx + a12 * dy + a22 * dz
+                tt = -oz / lz if abs(lz) >= 1e-14 else inf
+                if 0.0 < tt < best:
+                    lx = a00 * dx + a10 * dy + a20 * dz
+                    ly = a01 * dx + a11 * dy + a21 * dz
+                    if abs(ox + tt * lx) <= h0 and abs(oy + tt * ly) <= h1:
+                        t = tt
+                        nz = 1.0
+            else:
+                lx = a00 * dx + a10 * dy + a20 * dz
+                ly = a01 * dx + a11 * dy + a21 * dz
+                lz = a02 * dx + a12 * dy + a22 * dz
+                if k == BOX:
+                    t, axis = _slab(ox, oy, oz, lx, ly, lz, h0, h1, h2)
+                    if axis == 0:
+                        nx = 1.0
+                    elif axis == 1:
+                        ny = 1.0
+                    else:
+                        nz = 1.0
+                else:  # CYLINDER about local z, radius h0, half length h2
+                    qa = lx * lx + ly * ly
+                    if qa > 1e-14:
+                        qb = ox * lx + oy * ly
+                        disc = qb * qb - qa * qc
+                        if disc >= 0.0:
+                            sq = math.sqrt(disc)
+                            tt = (-qb - sq) / qa
+                            if tt <= 0.0 or abs(oz + tt * lz) > h2:
+                                tt = (-qb + sq) / qa
+                                if tt <= 0.0 or abs(oz + tt * lz) > h2:
+                                    tt = inf
+                            if tt < t:
+                                t = tt
+                                nx, ny = (ox + t * lx) / h0, (oy + t * ly) / h0
+                    if abs(lz) > 1e-14:
+                        for zc in (h2, -h2):
+                            tt = (zc - oz) / lz
+                            if 0.0 < tt < t:
+                                px, py = ox + tt * lx, oy + tt * ly
+                                if px * px + py * py <= r2:
+                                    t = tt
+                                    nx, ny, nz = 0.0, 0.0, 1.0
             if t >= best or t > tfar:
                 continue
             t_out[ray] = t
@@ -749,169 +564,50 @@ def _sweep_cylinder(
 
 
 @numba.njit(cache=True)
-def _sweep_sphere(
-    dirs: F64,
-    t_out: F32,
-    n_out: F32,
-    cat_out: I16,
-    r0: int,
-    r1: int,
-    first: int,
-    count: int,
-    cols: int,
-    near: float,
-    tfar: float,
-    cat: int,
-    c: F64,
-    r: float,
-    rot: F64,
-) -> None:
-    cx, cy, cz = c[0], c[1], c[2]
-    m00, m01, m02 = rot[0, 0], rot[0, 1], rot[0, 2]
-    m10, m11, m12 = rot[1, 0], rot[1, 1], rot[1, 2]
-    m20, m21, m22 = rot[2, 0], rot[2, 1], rot[2, 2]
-    cc = cx * cx + cy * cy + cz * cz - r * r
-    inv_r = 1.0 / r
-    for row in range(r0, r1):
-        base = row * cols
-        for j in range(count):
-            col = first + j
-            if col >= cols:
-                col -= cols
-            ray = base + col
-            best = t_out[ray]
-            if best <= near:
-                continue
-            dx, dy, dz = dirs[ray, 0], dirs[ray, 1], dirs[ray, 2]
-            b = dx * cx + dy * cy + dz * cz
-            disc = b * b - cc
-            if disc < 0.0:
-                continue
-            sq = math.sqrt(disc)
-            t = b - sq
-            if t <= 0.0:
-                t = b + sq
-                if t <= 0.0:
-                    continue
-            if t >= best or t > tfar:
-                continue
-            nx, ny, nz = (t * dx - cx) * inv_r, (t * dy - cy) * inv_r, (t * dz - cz) * inv_r
-            t_out[ray] = t
-            n_out[ray, 0] = m00 * nx + m01 * ny + m02 * nz
-            n_out[ray, 1] = m10 * nx + m11 * ny + m12 * nz
-            n_out[ray, 2] = m20 * nx + m21 * ny + m22 * nz
-            cat_out[ray] = cat
-
-
-@numba.njit(cache=True)
-def _sweep_quad(
-    dirs: F64,
-    t_out: F32,
-    n_out: F32,
-    cat_out: I16,
-    r0: int,
-    r1: int,
-    first: int,
-    count: int,
-    cols: int,
-    near: float,
-    tfar: float,
-    cat: int,
-    a: F64,
-    ol: F64,
-    h: F64,
-    w: F64,
-) -> None:
-    a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
-    a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
-    a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
-    ox, oy, oz = ol[0], ol[1], ol[2]
-    hx, hy = h[0], h[1]
-    nx, ny, nz = w[0, 2], w[1, 2], w[2, 2]
-    for row in range(r0, r1):
-        base = row * cols
-        for j in range(count):
-            col = first + j
-            if col >= cols:
-                col -= cols
-            ray = base + col
-            best = t_out[ray]
-            if best <= near:
-                continue
-            dx, dy, dz = dirs[ray, 0], dirs[ray, 1], dirs[ray, 2]
-            lz = a02 * dx + a12 * dy + a22 * dz
-            if abs(lz) < 1e-14:
-                continue
-            t = -oz / lz
-            if t <= 0.0 or t >= best or t > tfar:
-                continue
-            lx = a00 * dx + a10 * dy + a20 * dz
-            ly = a01 * dx + a11 * dy + a21 * dz
-            if abs(ox + t * lx) > hx or abs(oy + t * ly) > hy:
-                continue
-            t_out[ray] = t
-            n_out[ray, 0], n_out[ray, 1], n_out[ray, 2] = nx, ny, nz
-            cat_out[ray] = cat
-
-
-@numba.njit(cache=True)
-def _sweep_triangle(
-    dirs: F64,
-    t_out: F32,
-    n_out: F32,
-    cat_out: I16,
-    r0: int,
-    r1: int,
-    first: int,
-    count: int,
-    cols: int,
-    near: float,
-    tfar: float,
-    cat: int,
-    v: F64,
-    rot: F64,
-) -> None:
-    e1x, e1y, e1z = v[1, 0] - v[0, 0], v[1, 1] - v[0, 1], v[1, 2] - v[0, 2]
-    e2x, e2y, e2z = v[2, 0] - v[0, 0], v[2, 1] - v[0, 1], v[2, 2] - v[0, 2]
-    sx, sy, sz = -v[0, 0], -v[0, 1], -v[0, 2]
-    qx, qy, qz = sy * e1z - sz * e1y, sz * e1x - sx * e1z, sx * e1y - sy * e1x
-    tq = e2x * qx + e2y * qy + e2z * qz
-    nsx, nsy, nsz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
-    norm = math.sqrt(nsx * nsx + nsy * nsy + nsz * nsz)
-    if norm == 0.0:
-        return
-    nsx, nsy, nsz = nsx / norm, nsy / norm, nsz / norm
-    nx = rot[0, 0] * nsx + rot[0, 1] * nsy + rot[0, 2] * nsz
-    ny = rot[1, 0] * nsx + rot[1, 1] * nsy + rot[1, 2] * nsz
-    nz = rot[2, 0] * nsx + rot[2, 1] * nsy + rot[2, 2] * nsz
-    for row in range(r0, r1):
-        base = row * cols
-        for j in range(count):
-            col = first + j
-            if col >= cols:
-                col -= cols
-            ray = base + col
-            best = t_out[ray]
-            if best <= near:
-                continue
-            dx, dy, dz = dirs[ray, 0], dirs[ray, 1], dirs[ray, 2]
-            px, py, pz = dy * e2z - dz * e2y, dz * e2x - dx * e2z, dx * e2y - dy * e2x
-            det = e1x * px + e1y * py + e1z * pz
-            if abs(det) < 1e-14:
-                continue
-            inv = 1.0 / det
-            u = (sx * px + sy * py + sz * pz) * inv
-            if u < 0.0 or u > 1.0:
-                continue
-            wv = (dx * qx + dy * qy + dz * qz) * inv
-            if wv < 0.0 or u + wv > 1.0:
-                continue
-            t = tq * inv
-            if t <= 0.0 or t >= best or t > tfar:
-                continue
-            t_out[ray] = t
-            n_out[ray, 0], n_out[ray, 1], n_out[ray, 2] = nx, ny, nz
-            cat_out[ray] = cat
+def _slab(
+    ox: float, oy: float, oz: float, lx: float, ly: float, lz: float, h0: float, h1: float,
+    h2: float,
+) -> tuple[float, int]:  # fmt: skip
+    """First crossing (t, axis of the face) of the ray o + t l with the box |x_i| <= h_i; (inf,
+    0) for a miss (Kay & Kajiya's slabs)."""
+    inf = np.inf
+    t0, t1, ax0, ax1 = -inf, inf, 0, 0
+    if abs(lx) < 1e-14:
+        if abs(ox) > h0:
+            return inf, 0
+    else:
+        t0, t1 = (-h0 - ox) / lx, (h0 - ox) / lx
+        if t0 > t1:
+            t0, t1 = t1, t0
+    if abs(ly) < 1e-14:
+        if abs(oy) > h1:
+            return inf, 0
+    else:
+        ta, tb = (-h1 - oy) / ly, (h1 - oy) / ly
+        if ta > tb:
+            ta, tb = tb, ta
+        if ta > t0:
+            t0, ax0 = ta, 1
+        if tb < t1:
+            t1, ax1 = tb, 1
+    if abs(lz) < 1e-14:
+        if abs(oz) > h2:
+            return inf, 0
+    else:
+        ta, tb = (-h2 - oz) / lz, (h2 - oz) / lz
+        if ta > tb:
+            ta, tb = tb, ta
+        if ta > t0:
+            t0, ax0 = ta, 2
+        if tb < t1:
+            t1, ax1 = tb, 2
+    if t0 > t1:
+        return inf, 0
+    if t0 > 0.0:
+        return t0, ax0
+    if t1 > 0.0:
+        return t1, ax1
+    return inf, 0
 
 
 @numba.njit(cache=True)
@@ -1047,12 +743,11 @@ def _cast_rays(
                 continue
             if along < 0.0 and q2 > r2:
                 continue
+            # The ray as a fan of one, in a frame at its origin with the world's axes.
             _to_frame(eye, o, kind[p], center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
-            t, nx, ny, nz = _intersect(kind[p], c_s, a_s, o_s, half[p], v_s, dx, dy, dz)
-            if t < t_out[ray]:
-                t_out[ray] = t
-                n_out[ray, 0], n_out[ray, 1], n_out[ray, 2] = nx, ny, nz
-                cat_out[ray] = category[p]
+            _sweep(kind[p], dirs[ray : ray + 1], t_out[ray : ray + 1], n_out[ray : ray + 1],
+                   cat_out[ray : ray + 1], 0, 1, 0, 1, 1, -np.inf, np.inf, category[p], a_s,
+                   o_s, c_s, v_s, half[p], axes[p], eye)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- entry points
