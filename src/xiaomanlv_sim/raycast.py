@@ -572,35 +572,21 @@ def _slab(
     0) for a miss (Kay & Kajiya's slabs)."""
     inf = np.inf
     t0, t1, ax0, ax1 = -inf, inf, 0, 0
-    if abs(lx) < 1e-14:
-        if abs(ox) > h0:
-            return inf, 0
-    else:
-        t0, t1 = (-h0 - ox) / lx, (h0 - ox) / lx
-        if t0 > t1:
-            t0, t1 = t1, t0
-    if abs(ly) < 1e-14:
-        if abs(oy) > h1:
-            return inf, 0
-    else:
-        ta, tb = (-h1 - oy) / ly, (h1 - oy) / ly
+    for i in range(3):
+        o_i = ox if i == 0 else (oy if i == 1 else oz)
+        d_i = lx if i == 0 else (ly if i == 1 else lz)
+        h_i = h0 if i == 0 else (h1 if i == 1 else h2)
+        if abs(d_i) < 1e-14:
+            if abs(o_i) > h_i:
+                return inf, 0
+            continue
+        ta, tb = (-h_i - o_i) / d_i, (h_i - o_i) / d_i
         if ta > tb:
             ta, tb = tb, ta
         if ta > t0:
-            t0, ax0 = ta, 1
+            t0, ax0 = ta, i
         if tb < t1:
-            t1, ax1 = tb, 1
-    if abs(lz) < 1e-14:
-        if abs(oz) > h2:
-            return inf, 0
-    else:
-        ta, tb = (-h2 - oz) / lz, (h2 - oz) / lz
-        if ta > tb:
-            ta, tb = tb, ta
-        if ta > t0:
-            t0, ax0 = ta, 2
-        if tb < t1:
-            t1, ax1 = tb, 2
+            t1, ax1 = tb, i
     if t0 > t1:
         return inf, 0
     if t0 > 0.0:
