@@ -246,19 +246,6 @@ def speed_limit(
     return min(max(previous + dv, min_vel), max_vel)
 
 
-def integrate_arc(
-    x: float, y: float, yaw: float, ds: float, dth: float
-) -> tuple[float, float, float]:
-    """Exact integration of a circular arc (gz-math DiffDriveOdometry::IntegrateExact), with
-    the second-order Runge-Kutta step for near-straight motion."""
-    if abs(dth) < 1e-6:
-        mid = yaw + 0.5 * dth
-        return x + ds * math.cos(mid), y + ds * math.sin(mid), yaw + dth
-    r = ds / dth
-    new = yaw + dth
-    return x + r * (math.sin(new) - math.sin(yaw)), y - r * (math.cos(new) - math.cos(yaw)), new
-
-
 def _wrap(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
 
@@ -327,7 +314,10 @@ def _limit(
 
 @numba.njit(cache=True)
 def _arc(x: float, y: float, yaw: float, ds: float, dth: float) -> tuple[float, float, float]:
-    """integrate_arc, compiled."""
+    """Exact integration of a circular arc (gz-math DiffDriveOdometry::IntegrateExact), with
+    the second-order Runge-Kutta step for near-straight motion. The odometry keeps its own copy
+    (numba's cache does not see changes in another module's kernels);
+    test_without_slip_odometry_equals_the_truth holds the two together."""
     if abs(dth) < 1e-6:
         mid = yaw + 0.5 * dth
         return x + ds * math.cos(mid), y + ds * math.sin(mid), yaw + dth

@@ -28,7 +28,19 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_sim.dynamics import _arc
+
+@numba.njit(cache=True)
+def _arc(x: float, y: float, yaw: float, ds: float, dth: float) -> tuple[float, float, float]:
+    """The dynamics' exact arc integration (gz-math DiffDriveOdometry::IntegrateExact), here
+    again because numba's cache does not see changes in another module's kernels;
+    test_without_slip_odometry_equals_the_truth holds the two together."""
+    if abs(dth) < 1e-6:
+        mid = yaw + 0.5 * dth
+        return x + ds * math.cos(mid), y + ds * math.sin(mid), yaw + dth
+    r = ds / dth
+    new = yaw + dth
+    return x + r * (math.sin(new) - math.sin(yaw)), y - r * (math.cos(new) - math.cos(yaw)), new
+
 
 # Odometry state vector (WheelOdometry._s).
 _X, _Y, _YAW, _LEFT, _RIGHT, _TIME, _TRAVELLED, _WHEEL_SUM, _STARTED = 0, 1, 2, 3, 4, 5, 6, 7, 8
