@@ -13,7 +13,11 @@ The format (see ``docs/bringup.md``)::
         parameters: [<file in config/>, ...]
         remappings: {<from>: <to>}  # optional
         on_exit: restart | shutdown
-        max_restarts: 3            # for on_exit: restart
+        max_restarts: 5            # for on_exit: restart, within any restart_window
+        restart_window: 60.0       # [s] the sliding window the restart budget covers
+        critical: true             # may its loss stop the graph? (default true)
+        retry_after: 300.0         # [s] a non-critical node that used up its budget is
+                                   # started afresh after this long; 0: left down
     profiles:
       <profile>:
         description: <text>
@@ -25,6 +29,7 @@ The format (see ``docs/bringup.md``)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +40,13 @@ import yaml
 
 PACKAGE = "xiaomanlv"
 ON_EXIT = ("restart", "shutdown")
+# Defaults of the exit policy, here only (the YAML overrides per node): at most 5 restarts in
+# any 60 s (systemd's StartLimitBurst / StartLimitIntervalSec pattern, not a lifetime count);
+# a node nobody declared non-critical stops the graph when it is lost for good (fail safe).
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0  # [s]
+RETRY_AFTER = 300.0  # [s]
+MAX_SECONDS = 86_400.0  # [s] upper bound of restart_window and retry_after (a day)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _EXECUTABLE_LINE = re.compile(
     r"^(?P<kind>node|cli)\s+(?P<name>[A-Za-z][A-Za-z0-9_]*)\s*=\s*"
@@ -66,8 +78,11 @@ class NodeSpec:
     parameters: tuple[Path, ...]
     remappings: tuple[tuple[str, str], ...]
     on_exit: str
-    max_restarts: int
+    max_restarts: int  # restarts allowed within any restart_window
     use_sim_time: bool
+    restart_window: float = RESTART_WINDOW  # [s]
+    critical: bool = True  # its loss for good (shutdown, or budget used up) stops the graph
+    retry_after: float = RETRY_AFTER  # [s] non-critical, budget used up: retried after; 0 never
 
     def ros_args(self) -> list[str]:
         """The ``--ros-args`` tail that ``ros2 run`` would pass for this node."""
@@ -112,7 +127,13 @@ class Profile:
 def read_executables(path: Path) -> dict[str, Executable]:
     """Parse ``executables.txt``: ``<node|cli> <name> = <module>:<function>`` per line."""
     table: dict[str, Executable] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise GraphError(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise GraphError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -194,6 +215,9 @@ def _node_spec(
         "remappings",
         "on_exit",
         "max_restarts",
+        "restart_window",
+        "critical",
+        "retry_after",
     }
     if unknown:
         raise GraphError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -215,9 +239,16 @@ def _node_spec(
     on_exit = body.get("on_exit", "shutdown")
     if on_exit not in ON_EXIT:
         raise GraphError(f"{where}.on_exit: {on_exit!r} is not one of {', '.join(ON_EXIT)}")
-    max_restarts = body.get("max_restarts", 3)
+    max_restarts = body.get("max_restarts", MAX_RESTARTS)
     if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
         raise GraphError(f"{where}.max_restarts: expected an integer >= 0, got {max_restarts!r}")
+    restart_window = _seconds(body.get("restart_window", RESTART_WINDOW), f"{where}.restart_window")
+    if restart_window <= 0.0:
+        raise GraphError(f"{where}.restart_window: expected seconds > 0, got {restart_window!r}")
+    retry_after = _seconds(body.get("retry_after", RETRY_AFTER), f"{where}.retry_after")
+    critical = body.get("critical", True)
+    if not isinstance(critical, bool):
+        raise GraphError(f"{where}.critical: expected true or false, got {critical!r}")
     return NodeSpec(
         name=name,
         executable=executable,
@@ -227,7 +258,18 @@ def _node_spec(
         on_exit=on_exit,
         max_restarts=max_restarts,
         use_sim_time=use_sim_time,
+        restart_window=restart_window,
+        critical=critical,
+        retry_after=retry_after,
     )
+
+
+def _seconds(value: Any, where: str) -> float:
+    """A duration field: a finite number of seconds in [0, MAX_SECONDS]."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not 0.0 <= value <= MAX_SECONDS:
+        raise GraphError(f"{where}: expected seconds in [0, {MAX_SECONDS:g}], got {value!r}")
+    return float(value)
 
 
 def _parameter_files(graph_file: Path, value: Any, where: str) -> tuple[Path, ...]:
@@ -245,6 +287,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise GraphError(f"cannot read graph declaration {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise GraphError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
     except yaml.YAMLError as err:
         raise GraphError(f"{path}: not valid YAML: {err}") from None
     return _mapping(doc, str(path))

@@ -129,7 +129,9 @@ def test_defaults_for_optional_fields(full_graph: Path) -> None:
     monitor = load_profile(full_graph, "robot").node("monitor")
     assert monitor.namespace == ""
     assert monitor.remappings == ()
-    assert (monitor.on_exit, monitor.max_restarts, monitor.use_sim_time) == ("shutdown", 3, False)
+    assert (monitor.on_exit, monitor.max_restarts, monitor.use_sim_time) == ("shutdown", 5, False)
+    # The restart budget is 5 in any 60 s; a node not declared otherwise is critical.
+    assert (monitor.restart_window, monitor.critical, monitor.retry_after) == (60.0, True, 300.0)
 
 
 def test_ros_args(full_graph: Path) -> None:
@@ -270,6 +272,83 @@ def test_max_restarts_zero_is_allowed(tmp_path: Path) -> None:
     _files(tmp_path, "nav.yaml")
     path = _graph(tmp_path, _doc(node={"on_exit": "restart", "max_restarts": 0}))
     assert load_profile(path, "sim").node("nav").max_restarts == 0
+
+
+def test_exit_policy_fields_are_read(tmp_path: Path) -> None:
+    _files(tmp_path, "nav.yaml")
+    node = {
+        "on_exit": "restart",
+        "max_restarts": 2,
+        "restart_window": 30,
+        "critical": False,
+        "retry_after": 0,
+    }
+    nav = load_profile(_graph(tmp_path, _doc(node=node)), "sim").node("nav")
+    assert (nav.max_restarts, nav.restart_window, nav.critical, nav.retry_after) == (
+        2,
+        30.0,
+        False,
+        0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("restart_window", 0, "expected seconds > 0, got 0.0"),
+        ("restart_window", -1.0, "expected seconds in [0, 86400], got -1.0"),
+        ("restart_window", ".nan", "expected seconds in [0, 86400], got nan"),
+        ("restart_window", "1.0e+400", "expected seconds in [0, 86400], got inf"),
+        ("restart_window", "60", "expected seconds in [0, 86400], got '60'"),
+        ("restart_window", True, "expected seconds in [0, 86400], got True"),
+        ("retry_after", 1e6, "expected seconds in [0, 86400], got 1000000.0"),
+        ("retry_after", None, "expected seconds in [0, 86400], got None"),
+        ("critical", "yes", "expected true or false, got 'yes'"),
+        ("critical", 1, "expected true or false, got 1"),
+    ],
+)
+def test_exit_policy_fields_are_validated(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    _files(tmp_path, "nav.yaml")
+    path = tmp_path / "graph.yaml"
+    text = yaml.safe_dump(_doc(node={"on_exit": "restart"}), sort_keys=False)
+    raw = value if field == "restart_window" and value in (".nan", "1.0e+400") else None
+    if raw is not None:  # YAML spellings of NaN and an overflowing float
+        text = text.replace("on_exit: restart", f"on_exit: restart\n    {field}: {raw}")
+        path.write_text(text, encoding="utf-8")
+    else:
+        path = _graph(tmp_path, _doc(node={"on_exit": "restart", field: value}))
+    with pytest.raises(GraphError, match=_at(path, f"nodes.nav.{field}: {message}")):
+        load_profile(path, "sim")
+
+
+def test_graph_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "graph.yaml"
+    path.write_bytes(b"nodes: {}\nprofiles: {sim: {nodes: []}}\n# \xff\xfe\n")
+    message = f"{path}: not UTF-8 text (byte 41: invalid start byte)"
+    with pytest.raises(GraphError, match=re.escape(message)):
+        load_profile(path, "sim")
+    table = tmp_path / "executables.txt"
+    table.write_bytes(b"node a = m:f  # \xe9\n")
+    with pytest.raises(GraphError, match=re.escape(f"{table}: not UTF-8 text")):
+        read_executables(table)
+
+
+def test_shipped_graph_declares_which_nodes_are_critical() -> None:
+    # The /clock source and the map are what the rest cannot run without; the locker and the
+    # kiosk are each other's clients and the graph runs on without them.
+    sim = load_profile(REPO / "config" / "graph.yaml", "sim")
+    critical = {n.name: n.critical for n in sim.nodes}
+    assert critical == {
+        "sim": True,
+        "map_server": True,
+        "health_monitor": True,
+        "locker": False,
+        "kiosk": False,
+    }
+    for node in sim.nodes:
+        assert node.on_exit == "shutdown" or (node.max_restarts, node.restart_window) == (5, 60.0)
 
 
 def test_unknown_node_field(tmp_path: Path) -> None:

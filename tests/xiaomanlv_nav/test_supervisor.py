@@ -46,6 +46,14 @@ print("crashing", flush=True)
 sys.exit(3)
 """
 
+# Prints 100 numbered lines, then dies.
+CHATTY = """
+import sys
+for i in range(1, 101):
+    print(f"line {i}", flush=True)
+sys.exit(4)
+"""
+
 # Ignores SIGINT, so only SIGTERM (or SIGKILL) stops it.
 STUBBORN = """
 import signal, sys, time
@@ -86,6 +94,9 @@ def _spec(
     namespace: str = "",
     remappings: tuple[tuple[str, str], ...] = (),
     use_sim_time: bool = False,
+    restart_window: float = 60.0,
+    critical: bool = True,
+    retry_after: float = 0.0,
 ) -> NodeSpec:
     return NodeSpec(
         name=name,
@@ -96,7 +107,20 @@ def _spec(
         on_exit=on_exit,
         max_restarts=max_restarts,
         use_sim_time=use_sim_time,
+        restart_window=restart_window,
+        critical=critical,
+        retry_after=retry_after,
     )
+
+
+class FakeClock:
+    """An injectable monotonic clock that moves only when the test says so. [s]"""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _wait_for(condition: Callable[[], object], timeout: float = TIMEOUT) -> bool:
@@ -118,6 +142,7 @@ def scripts(tmp_path: Path) -> dict[str, Path]:
     return {
         "sleeper": _script(tmp_path, "sleeper", SLEEPER),
         "crasher": _script(tmp_path, "crasher", CRASHER),
+        "chatty": _script(tmp_path, "chatty", CHATTY),
         "stubborn": _script(tmp_path, "stubborn", STUBBORN),
         "recorder": _script(tmp_path, "recorder", RECORDER, OUT=str(tmp_path / "record.json")),
     }
@@ -247,6 +272,14 @@ def test_shutdown_twice_is_harmless(make_supervisor: Callable[..., Supervisor]) 
 # -- exit policies ----------------------------------------------------------------------------
 
 
+def _poll_until(supervisor: Supervisor, condition: Callable[[], object]) -> bool:
+    def polled() -> object:
+        supervisor.poll()
+        return condition()
+
+    return _wait_for(polled)
+
+
 def test_restart_policy_restarts_up_to_max_restarts_then_fails(
     make_supervisor: Callable[..., Supervisor],
 ) -> None:
@@ -254,24 +287,117 @@ def test_restart_policy_restarts_up_to_max_restarts_then_fails(
     spec = _spec("crash", "crasher", on_exit="restart", max_restarts=2)
     supervisor = make_supervisor([spec], output=output)
     supervisor.start()
-
-    def failed() -> bool:
-        supervisor.poll()
-        return supervisor.failure is not None
-
-    assert _wait_for(failed), output.getvalue()
-    assert supervisor.failure == "crash exited with code 3 after 2 restart(s)"
+    assert _poll_until(supervisor, lambda: supervisor.failure is not None), output.getvalue()
+    assert supervisor.failure == (
+        "crash exited with code 3: restart budget used up (2 restart(s) within 60 s)"
+    )
     assert supervisor.restarts() == {"crash": 2}
     assert supervisor.exit_codes() == {"crash": [3, 3, 3]}
     text = output.getvalue()
     assert text.count("[bringup] started crash (pid") == 3
-    assert "crash exited with code 3; restart 1/2" in text
-    assert "crash exited with code 3; restart 2/2" in text
+    assert "crash exited with code 3; restart 1/2 within 60 s" in text
+    assert "crash exited with code 3; restart 2/2 within 60 s" in text
     assert "restart 3/2" not in text
-    assert "[bringup] crash exited with code 3 after 2 restart(s); stopping the graph" in text
+    assert "crash is critical: stopping the graph" in text
     supervisor.poll()  # nothing more happens once the graph is stopping
     assert supervisor.restarts() == {"crash": 2}
     assert supervisor.running() == []
+
+
+def test_restart_budget_is_a_sliding_window_not_a_lifetime_count(
+    make_supervisor: Callable[..., Supervisor],
+) -> None:
+    # Two restarts allowed in any 60 s: a node that dies twice, then again a minute later,
+    # is restarted every time (a lifetime count of 2 would stop the graph at the third death).
+    clock = FakeClock()
+    output = io.StringIO()
+    spec = _spec("crash", "crasher", on_exit="restart", max_restarts=2, restart_window=60.0)
+    supervisor = make_supervisor([spec], output=output, clock=clock, restart_delay=0.0)
+    supervisor.start()
+    assert _poll_until(supervisor, lambda: supervisor.restarts()["crash"] == 2), output.getvalue()
+    clock.now += 60.5  # both restarts have slid out of the window
+    assert _poll_until(supervisor, lambda: supervisor.restarts()["crash"] == 4), output.getvalue()
+    assert supervisor.failure is None
+    # Four restarts over the node's life; at most two in any 60 s.
+    assert _poll_until(supervisor, lambda: supervisor.failure is not None), output.getvalue()
+    assert supervisor.restarts() == {"crash": 4}
+    assert "restart budget used up (2 restart(s) within 60 s)" in supervisor.failure
+
+
+def test_a_node_that_keeps_dying_is_reported_with_its_last_output(
+    make_supervisor: Callable[..., Supervisor],
+) -> None:
+    output = io.StringIO()
+    spec = _spec("chatty", "chatty", on_exit="restart", max_restarts=0)
+    supervisor = make_supervisor([spec], output=output, output_lines=5)
+    supervisor.start()
+    assert _poll_until(supervisor, lambda: supervisor.failure is not None), output.getvalue()
+    assert supervisor.last_output("chatty") == [f"line {i}" for i in range(96, 101)]
+    text = output.getvalue()
+    report = text[text.index("[bringup] last 5 line(s) of chatty:") :]
+    assert report.splitlines()[1:6] == [f"[bringup]   | line {i}" for i in range(96, 101)]
+
+
+def test_a_non_critical_node_out_of_budget_is_left_down_and_the_graph_runs_on(
+    make_supervisor: Callable[..., Supervisor],
+) -> None:
+    output = io.StringIO()
+    nodes = [
+        _spec("keeper", "sleeper"),
+        _spec("flaky", "crasher", on_exit="restart", max_restarts=1, critical=False),
+    ]
+    supervisor = make_supervisor(nodes, output=output)
+    supervisor.start()
+    assert _poll_until(supervisor, lambda: "flaky" in supervisor.down()), output.getvalue()
+    assert supervisor.failure is None
+    assert supervisor.running() == ["keeper"]
+    assert supervisor.down() == {
+        "flaky": "flaky exited with code 3: restart budget used up (1 restart(s) within 60 s);"
+        " left down"
+    }
+    assert "[bringup]   | crashing" in output.getvalue()
+    assert "not critical: the graph runs on, flaky left down" in output.getvalue()
+    for _ in range(5):  # left down: polling starts nothing
+        supervisor.poll()
+    assert supervisor.exit_codes()["flaky"] == [3, 3]
+    supervisor.shutdown()
+    assert supervisor.exit_codes()["keeper"] == [0]
+
+
+def test_a_non_critical_node_that_exits_with_on_exit_shutdown_does_not_stop_the_graph(
+    make_supervisor: Callable[..., Supervisor],
+) -> None:
+    nodes = [_spec("keeper", "sleeper"), _spec("quitter", "crasher", critical=False)]
+    supervisor = make_supervisor(nodes)
+    supervisor.start()
+    assert _poll_until(supervisor, lambda: "quitter" in supervisor.down())
+    assert supervisor.down()["quitter"].endswith("(on_exit: shutdown); left down")
+    assert supervisor.failure is None
+    assert supervisor.running() == ["keeper"]
+
+
+def test_a_non_critical_node_is_retried_after_its_cool_down(
+    make_supervisor: Callable[..., Supervisor],
+) -> None:
+    clock = FakeClock()
+    output = io.StringIO()
+    spec = _spec(
+        "flaky", "crasher", on_exit="restart", max_restarts=1, critical=False, retry_after=30.0
+    )
+    supervisor = make_supervisor([spec], output=output, clock=clock, restart_delay=0.0)
+    supervisor.start()
+    assert _poll_until(supervisor, lambda: "flaky" in supervisor.down()), output.getvalue()
+    assert supervisor.down()["flaky"].endswith("; retrying in 30 s")
+    clock.now += 29.0
+    for _ in range(5):
+        supervisor.poll()
+    assert len(supervisor.exit_codes()["flaky"]) == 2  # still cooling down
+    clock.now += 1.0
+    # Started afresh, with a fresh budget: one restart, then down again.
+    assert _poll_until(supervisor, lambda: len(supervisor.exit_codes()["flaky"]) == 4)
+    assert _poll_until(supervisor, lambda: "flaky" in supervisor.down())
+    assert output.getvalue().count("[bringup] started flaky (pid") == 4
+    assert supervisor.failure is None
 
 
 def test_shutdown_policy_stops_the_graph_and_run_returns_1(
@@ -292,7 +418,10 @@ def test_shutdown_policy_stops_the_graph_and_run_returns_1(
     codes = supervisor.exit_codes()
     assert codes["quitter"] == [3]
     assert len(codes["keeper"]) == 1  # stopped along with it
-    assert "quitter exited with code 3 (on_exit: shutdown); stopping the graph" in output.getvalue()
+    assert (
+        "quitter exited with code 3 (on_exit: shutdown); quitter is critical: stopping the graph"
+        in output.getvalue()
+    )
 
 
 def test_run_returns_0_after_request_stop(make_supervisor: Callable[..., Supervisor]) -> None:

@@ -26,7 +26,9 @@ def generate_for_profile(profile: str) -> Any:
     for node_spec in spec.nodes:
         node = Node(**node_spec.launch_ros_kwargs())
         actions.append(node)
-        if node_spec.on_exit == "shutdown":
+        # Only a critical node's exit ends the launch. launch respawns `restart` nodes without
+        # a windowed budget (that is `xiaomanlv bringup`'s), so here they always come back.
+        if node_spec.on_exit == "shutdown" and node_spec.critical:
             actions.append(
                 RegisterEventHandler(
                     OnProcessExit(
