@@ -17,7 +17,9 @@ still gets them), all in frame ``map``:
 - /map/markers    visualization_msgs/MarkerArray: routes and stops for RViz
 
 and /diagnostics at ``diagnostics_rate`` (steady clock): OK with the map's statistics, and
-the hand-edited files (routes.geojson, stops.yaml changed since sealing) if any.
+the hand-edited files (routes.geojson, stops.yaml changed since sealing) if any. It subscribes
+to nothing; its parameter services refuse ``map``/``site`` changes with the reason, and every
+callback is guarded (:mod:`xiaomanlv_nav.ros.guard`: ``callback_errors`` in /diagnostics).
 Helpers for subscribers: ``xiaomanlv_mapping.ros.conversions`` (*_from_msg).
 """
 
@@ -47,6 +49,7 @@ from xiaomanlv_mapping.ros.conversions import (
 )
 from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_nav.ros.entry import run_node
+from xiaomanlv_nav.ros.guard import guard_node
 from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 LATCHED = QoSProfile(
@@ -84,6 +87,7 @@ class MapServerNode(Node):
             1.0 / self.config.diagnostics_rate, self._publish_diagnostics, clock=self._steady
         )
         watch_config(self, lambda: self.config, self._reconfigure)
+        self._guard = guard_node(self)
         prior = self.loaded.prior
         edited = f"; hand-edited: {', '.join(self.loaded.edited)}" if self.loaded.edited else ""
         self.get_logger().info(
@@ -125,6 +129,7 @@ class MapServerNode(Node):
             "stops": str(len(prior.stops.stops)),
             "station": prior.stops.station,
             "hand_edited": ", ".join(loaded.edited) or "none",
+            **self._guard.diagnostics_values(),
         }
         status = DiagnosticStatus(
             level=DiagnosticStatus.OK,
@@ -145,7 +150,9 @@ class MapServerNode(Node):
         self._diag_timer.cancel()
         self.destroy_timer(self._diag_timer)
         self._diag_timer = self.create_timer(
-            1.0 / config.diagnostics_rate, self._publish_diagnostics, clock=self._steady
+            1.0 / config.diagnostics_rate,
+            self._guard.wrap(self._publish_diagnostics, "timer _publish_diagnostics"),
+            clock=self._steady,
         )
 
 

@@ -14,11 +14,15 @@ have no time to be logged at and are dropped (counted in /diagnostics).
 Shutdown (SIGINT, SIGTERM) closes the bag, which writes the MCAP summary and metadata.yaml;
 a killed recorder leaves a bag that `xiaomanlv_mapping.bag.open_drive` reports as truncated.
 Publishes its state on /diagnostics at ``diagnostics_rate`` (messages written per topic,
-topics still awaited, write errors).
+topics still awaited, write errors, ``callback_errors``). Its parameters are fixed while it
+records: a change is refused with the reason. Every callback, the recording subscriptions
+created on discovery included, is guarded (:mod:`xiaomanlv_nav.ros.guard`): an unforeseen
+exception is counted, never fatal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -42,7 +46,8 @@ from rosbags.interfaces import (
 from xiaomanlv_mapping.bag import BagError, BagWriter, RecorderConfig
 from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.params import declare_config
+from xiaomanlv_nav.ros.guard import guard_node
+from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 
 def _time(duration: Any) -> QosTime:
@@ -114,9 +119,19 @@ class MapRecorderNode(Node):
         )
         self._diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._prefix = self.get_fully_qualified_name().lstrip("/")
+        self._guard = guard_node(self)  # the parameter services, before discovery subscribes
         self._discover()
-        self.create_timer(cfg.discovery_period, self._discover, clock=self._steady)
-        self.create_timer(1.0 / cfg.diagnostics_rate, self._publish_diagnostics, clock=self._steady)
+        self.create_timer(
+            cfg.discovery_period,
+            self._guard.wrap(self._discover, "timer _discover"),
+            clock=self._steady,
+        )
+        self.create_timer(
+            1.0 / cfg.diagnostics_rate,
+            self._guard.wrap(self._publish_diagnostics, "timer _publish_diagnostics"),
+            clock=self._steady,
+        )
+        watch_config(self, lambda: self.config, self._refuse_changes)
         optional = ", ".join(cfg.optional_topics) or "none"
         self.get_logger().info(
             f"recording to {self.bag.path}: {', '.join(cfg.topics)} (if present: {optional})"
@@ -154,7 +169,8 @@ class MapRecorderNode(Node):
         if topic in self._unsupported:
             self.get_logger().error(f"cannot record {topic}: {self._unsupported[topic]}")
             return
-        self.create_subscription(cls, topic, self._writer(topic), self._qos, raw=True)
+        writer = self._guard.wrap(self._writer(topic), f"subscription {topic}")
+        self.create_subscription(cls, topic, writer, self._qos, raw=True)
         self.get_logger().info(f"recording {topic} ({msgtype})")
 
     def _writer(self, topic: str) -> Callable[[bytes], None]:
@@ -201,6 +217,7 @@ class MapRecorderNode(Node):
             "waiting_for": ", ".join(waiting),
             "write_errors": str(self.write_errors),
             "dropped_before_clock": str(self.before_clock),
+            **self._guard.diagnostics_values(),
         }
         status = DiagnosticStatus(
             level=level,
@@ -212,6 +229,17 @@ class MapRecorderNode(Node):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag.publish(array)
+
+    def _refuse_changes(self, config: RecorderConfig) -> None:
+        changed = [
+            f.name
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(self.config, f.name)
+        ]
+        if changed:
+            raise ConfigError(
+                f"{', '.join(changed)} cannot change while recording; restart the node"
+            )
 
     def close(self) -> None:
         """Close the bag (MCAP summary, metadata.yaml); idempotent."""

@@ -14,12 +14,21 @@ unmatched): /clock (KEEP_LAST 1), /lidar/points, /imu/data, /wheel/odom, /gnss/f
 /ultrasonic/<where>, /sim/ground_truth/pose, /sim/ground_truth/odom,
 /sim/ground_truth/agents, /sim/ground_truth/events (TRANSIENT_LOCAL, KEEP_LAST 100),
 /diagnostics. Subscribes /cmd_vel (geometry_msgs/Twist, RELIABLE 10): a command with a
-non-finite linear.x or angular.z is counted (``malformed_commands`` in /diagnostics) and
-ignored; without a new command for ``cmd_timeout`` sim seconds the robot is told to stop.
+non-finite linear.x or angular.z, or one beyond ``COMMAND_LIMIT_FACTOR`` times the drive's
+limits in models/xiaomanlv/model.sdf (no controller means 1e300 m/s), never reaches the
+dynamics: it is counted (``malformed_commands`` and ``last_rejection`` in /diagnostics) and
+the robot is told to stop, as if its commander had fallen silent. Without a new command for
+``cmd_timeout`` sim seconds the robot is told to stop too.
+
+Parameters that cannot change at run time (world, scenario, seed, crowd, physics, sensors)
+and frame names that are empty or hold whitespace or control characters are refused with a
+reason. Every callback is guarded (:mod:`xiaomanlv_nav.ros.guard`): what the validation did
+not foresee is counted (``callback_errors``), never fatal.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -35,6 +44,7 @@ from visualization_msgs.msg import MarkerArray
 
 from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_nav.ros.entry import run_node
+from xiaomanlv_nav.ros.guard import guard_node
 from xiaomanlv_nav.ros.params import declare_config, watch_config
 from xiaomanlv_sim.assets import AssetNotFoundError
 from xiaomanlv_sim.ros.conversions import (
@@ -74,6 +84,22 @@ EVENTS_QOS = QoSProfile(
 TIMER_PERIOD = 0.005  # [s] steady; each callback simulates up to the wall-clock target
 MAX_LAG = 0.5  # [s] sim; further behind than this the pace is re-anchored (no catch-up burst)
 FLAT_OUT_CHUNK = 0.05  # [s] sim per callback at real_time_factor 0
+# A /cmd_vel beyond this many times the drive's limits is garbage, not a command the
+# DiffDrive limiter should quietly clip (a teleop's scale or a controller's overshoot is less).
+COMMAND_LIMIT_FACTOR = 10.0
+_FRAME = re.compile(r"^[^\x00-\x20\x7f]{1,256}$")  # no whitespace, no control characters
+FRAME_FIELDS = ("world_frame", "odom_frame", "base_frame")
+
+
+def check_frames(config: SimNodeConfig) -> None:
+    """Raises ConfigError naming the first frame parameter that is no usable frame id."""
+    for name in FRAME_FIELDS:
+        value = getattr(config, name)
+        if not _FRAME.match(value):
+            raise ConfigError(
+                f"parameter '{name}' = {value!r} is not a frame id (1-256 characters, no "
+                "whitespace or control characters)"
+            )
 
 
 class SimNode(Node):
@@ -81,6 +107,7 @@ class SimNode(Node):
         super().__init__("sim")
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.config = declare_config(self, SimNodeConfig)
+        check_frames(self.config)
         try:
             self.sim: Simulator = simulator_for(self.config)
         except (ScenarioError, SiteError, SdfError, AssetNotFoundError) as err:
@@ -89,6 +116,12 @@ class SimNode(Node):
             ) from None
         cfg = self.config
         self.malformed = 0
+        self.last_rejection = ""
+        drive = self.sim.robot.drive
+        self._max_v = COMMAND_LIMIT_FACTOR * max(abs(drive.max_velocity), abs(drive.min_velocity))
+        self._max_w = COMMAND_LIMIT_FACTOR * max(
+            abs(drive.max_angular_velocity), abs(drive.min_angular_velocity)
+        )
         self.commands = 0
         self.timeouts = 0
         self._last_cmd: float | None = None  # [s] sim time of the last good command
@@ -121,6 +154,7 @@ class SimNode(Node):
             1.0 / cfg.diagnostics_rate, self._publish_diagnostics, clock=self._steady
         )
         watch_config(self, lambda: self.config, self._reconfigure)
+        self._guard = guard_node(self)
         self._pub_clock.publish(clock_msg(0.0))
         self.get_logger().info(
             f"simulating {self.sim.world.name} (seed {self.sim.seed}) at real-time factor "
@@ -198,9 +232,18 @@ class SimNode(Node):
     def _on_cmd(self, msg: Twist) -> None:
         try:
             linear, angular = twist_to_command(msg)
+            if not (abs(linear) <= self._max_v and abs(angular) <= self._max_w):
+                raise ValueError(
+                    f"cmd_vel linear.x={linear:g} angular.z={angular:g} is beyond "
+                    f"{COMMAND_LIMIT_FACTOR:g} x the drive's limits "
+                    f"(|v| <= {self._max_v:g} m/s, |w| <= {self._max_w:g} rad/s)"
+                )
         except ValueError as err:
             self.malformed += 1
-            self.get_logger().warn(f"ignored /cmd_vel: {err}", throttle_duration_sec=5.0)
+            self.last_rejection = str(err)
+            self.get_logger().warn(f"rejected /cmd_vel, stopping: {err}", throttle_duration_sec=5.0)
+            self.sim.set_cmd_vel(0.0, 0.0)  # as if the commander had fallen silent
+            self._last_cmd = None
             return
         self.commands += 1
         self.sim.set_cmd_vel(linear, angular)
@@ -224,6 +267,8 @@ class SimNode(Node):
             "real_time_factor": f"{measured:.2f}",
             "target_real_time_factor": f"{target:g}",
             "malformed_commands": str(self.malformed),
+            "last_rejection": self.last_rejection,
+            **self._guard.diagnostics_values(),
             "commands": str(self.commands),
             "command_timeouts": str(self.timeouts),
             "tipped": str(truth.tipped).lower(),
@@ -250,6 +295,7 @@ class SimNode(Node):
         changed = [f for f in fixed if getattr(config, f) != getattr(self.config, f)]
         if changed:
             raise ConfigError(f"{', '.join(changed)} cannot change at run time; restart the node")
+        check_frames(config)
         self.config = config
         rate = self.sim.physics_rate
         self._clock_every = max(1, round(rate / config.clock_rate))
@@ -259,7 +305,9 @@ class SimNode(Node):
         self._diag_timer.cancel()
         self.destroy_timer(self._diag_timer)
         self._diag_timer = self.create_timer(
-            1.0 / config.diagnostics_rate, self._publish_diagnostics, clock=self._steady
+            1.0 / config.diagnostics_rate,
+            self._guard.wrap(self._publish_diagnostics, "timer _publish_diagnostics"),
+            clock=self._steady,
         )
 
 

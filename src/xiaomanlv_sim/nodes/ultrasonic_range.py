@@ -3,13 +3,18 @@
 Subscribes ``/ultrasonic/<where>/scan`` (LaserScan, from ros_gz_bridge with config/gz_bridge.yaml)
 and publishes ``/ultrasonic/<where>`` (Range, ULTRASOUND) with the scan's header, the cone's
 horizontal field of view and its limits; the range is the first echo
-(:func:`xiaomanlv_sim.gazebo.range_from_scan`). A malformed scan is counted and reported on
-/diagnostics, never fatal. The headless simulator publishes Range directly and does not need it.
+(:func:`xiaomanlv_sim.gazebo.range_from_scan`). A malformed scan (limits not finite or out of
+order, a cone that is not finite or wider than a full turn: a float32 Range cannot hold
+3e38 - -3e38) is counted and reported on /diagnostics, never fatal; so is anything else a
+callback raises (:mod:`xiaomanlv_nav.ros.guard`). ``sensors`` cannot change at run time (a
+change is refused with the reason); ``diagnostics_rate`` can. The headless simulator
+publishes Range directly and does not need it.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -19,7 +24,8 @@ from sensor_msgs.msg import LaserScan, Range
 
 from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.params import declare_config
+from xiaomanlv_nav.ros.guard import guard_node
+from xiaomanlv_nav.ros.params import declare_config, watch_config
 from xiaomanlv_sim.assets import robot_model_file
 from xiaomanlv_sim.gazebo import ScanError, UltrasonicRangeConfig, range_from_scan
 from xiaomanlv_sim.ros.qos import SENSOR_QOS
@@ -60,14 +66,22 @@ class UltrasonicRangeNode(Node):
             )
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Steady clock: diagnostics keep coming when simulated time stalls.
-        steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(
-            1.0 / self.config.diagnostics_rate, self._publish_diagnostics, clock=steady
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diag_timer = self.create_timer(
+            1.0 / self.config.diagnostics_rate, self._publish_diagnostics, clock=self._steady
         )
+        watch_config(self, lambda: self.config, self._reconfigure)
+        self._guard = guard_node(self)
 
     def _on_scan(self, name: str, scan: LaserScan) -> None:
         try:
             distance = range_from_scan(scan.ranges, scan.range_min, scan.range_max)
+            field_of_view = float(scan.angle_max) - float(scan.angle_min)
+            if not 0.0 <= abs(field_of_view) <= 2.0 * math.pi:  # NaN fails too
+                raise ScanError(
+                    f"angle_min={scan.angle_min:g}, angle_max={scan.angle_max:g}: the cone "
+                    "must be finite and at most a full turn"
+                )
         except ScanError as err:
             self.malformed += 1
             self._last_error = f"/ultrasonic/{name}/scan: {err}"
@@ -76,7 +90,7 @@ class UltrasonicRangeNode(Node):
         msg = Range(
             header=scan.header,
             radiation_type=Range.ULTRASOUND,
-            field_of_view=float(abs(scan.angle_max - scan.angle_min)),
+            field_of_view=abs(field_of_view),
             min_range=float(scan.range_min),
             max_range=float(scan.range_max),
             range=float(distance),
@@ -95,11 +109,24 @@ class UltrasonicRangeNode(Node):
                 KeyValue(key="converted", value=str(self.converted)),
                 KeyValue(key="malformed_messages", value=str(self.malformed)),
                 KeyValue(key="rangers", value=", ".join(self._pubs)),
+                *(KeyValue(key=k, value=v) for k, v in self._guard.diagnostics_values().items()),
             ],
         )
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._pub_diag.publish(array)
+
+    def _reconfigure(self, config: UltrasonicRangeConfig) -> None:
+        if config.sensors != self.config.sensors:
+            raise ConfigError("sensors cannot change at run time; restart the node")
+        self.config = config
+        self._diag_timer.cancel()
+        self.destroy_timer(self._diag_timer)
+        self._diag_timer = self.create_timer(
+            1.0 / config.diagnostics_rate,
+            self._guard.wrap(self._publish_diagnostics, "timer _publish_diagnostics"),
+            clock=self._steady,
+        )
 
 
 def main(args: Sequence[str] | None = None) -> int:
