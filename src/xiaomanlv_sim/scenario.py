@@ -22,6 +22,7 @@ import yaml
 
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.site import Pose2D, Site, SiteError, load_site
+from xiaomanlv_sim.yamlfile import YamlFileError, read_yaml
 
 _log = logging.getLogger(__name__)
 
@@ -506,17 +507,11 @@ def load_scenario(path: Path, *, check_assets: bool = True) -> Scenario:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_yaml(path)
     except OSError as err:
         raise ScenarioError(f"{path}: cannot read: {err.strerror or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        raise ScenarioError(
-            f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})"
-        ) from None
+    except YamlFileError as err:  # not UTF-8 or YAML, too large, too deep, a YAML bomb
+        raise ScenarioError(f"{path}: {err}") from None
     scenario = scenario_from_dict(data, str(path), base_dir=path.parent, check_assets=check_assets)
     return dataclasses.replace(scenario, source=path)
 

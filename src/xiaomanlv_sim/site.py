@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
+
+from xiaomanlv_sim.yamlfile import YamlFileError, read_yaml
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,11 @@ def load_site(path: Path) -> Site:
     path = Path(path)
     label = path.name
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_yaml(path)
     except OSError as error:
         raise SiteError(f"{label}: cannot read {path}: {error.strerror or error}") from error
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SiteError(f"{label}: not valid YAML: {error}") from error
+    except YamlFileError as error:  # not UTF-8 or YAML, too large, too deep, a YAML bomb
+        raise SiteError(f"{label}: {error}") from None
     reader = _Reader(label)
     root = reader.mapping(data, "", _TOP_KEYS, required=_TOP_KEYS)
     name = reader.name(root["name"], "name")

@@ -266,7 +266,7 @@ def test_the_unmodified_copy_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("name: [unclosed\n", r"^odd\.site\.yaml: not valid YAML"),
+        ("name: [unclosed\n", r"^odd\.site\.yaml: line 2: not valid YAML"),
         ("- just\n- a list\n", r"^odd\.site\.yaml: top level: expected a mapping, got list"),
         ("", r"^odd\.site\.yaml: top level: expected a mapping, got NoneType"),
     ],
