@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -201,6 +202,8 @@ def start_graph(
             "sim_actor_delay": 3.0,  # [s] long enough to see the open door on the page
             "kiosk_free_attempts": 3,
             "backoff_base": LOCKOUT,
+            # The site's one stop where the test's odometry stands (no map server here).
+            "site_stops": [f"{STOP} 0.0 0.0"],
         }
     return ros_graph(
         nodes=["locker", "kiosk"] if locker else ["kiosk"],
@@ -391,7 +394,8 @@ def test_a_locker_that_stops_answering_reads_unavailable_in_chromium(
 def test_kiosk_process_stops_on_sigint_and_names_bad_parameters(
     ros_domain: int, tmp_path: Path
 ) -> None:
-    """The executable as `ros2 run` starts it: bad port -> 2, port taken -> 1, SIGINT -> 0."""
+    """The executable as `ros2 run` starts it: bad port or a public bind without allow_remote
+    -> 2, port taken -> 1; waitress serves and refuses a foreign Host; SIGINT -> 0."""
     from xiaomanlv_nav.paths import node_executable
 
     exe = str(node_executable("kiosk"))
@@ -405,6 +409,16 @@ def test_kiosk_process_stops_on_sigint_and_names_bad_parameters(
     )
     assert bad.returncode == 2, bad.stderr
     assert "'port' = 70000 is out of range [1, 65535]" in bad.stderr
+    public = subprocess.run(
+        [exe, "--ros-args", "-p", "host:=0.0.0.0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert public.returncode == 2, public.stderr
+    assert "'host' = '0.0.0.0' serves beyond this machine" in public.stderr
+    assert "'allow_remote'" in public.stderr
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -430,6 +444,15 @@ def test_kiosk_process_stops_on_sigint_and_names_bad_parameters(
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/api/status", lambda s: s["kiosk_id"] == "kiosk-1")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as ok:
+            assert ok.headers["Server"] == "xiaomanlv-kiosk"  # waitress, not Werkzeug
+        foreign = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/status", headers={"Host": f"evil.test:{port}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign, timeout=5)
+        assert refused.value.code == 400
+        assert json.load(refused.value)["error"] == "bad_host"
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:

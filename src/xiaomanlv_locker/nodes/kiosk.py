@@ -1,20 +1,29 @@
 """kiosk: the locker's touchscreen web app and its ROS client, in one process.
 
-Serves the Flask app of :mod:`xiaomanlv_locker.kiosk.app` with Werkzeug's threaded server on
-``host:port`` (default 127.0.0.1:8080) while an executor thread spins the node, whose
+Serves the Flask app of :mod:`xiaomanlv_locker.kiosk.app` with waitress, a production WSGI
+server (https://docs.pylonsproject.org/projects/waitress/), on ``host:port`` (default
+127.0.0.1:8080; an address beyond loopback only with ``allow_remote``, and then with a warning)
+while an executor thread spins the node, whose
 :class:`~xiaomanlv_locker.kiosk.ros.client.RosLockerClient` calls /locker/submit_code and
 /locker/load_parcel and listens to /locker/compartment_NN/status. Publishes its state on
 /diagnostics every ``diagnostics_period``: ERROR while the locker's services are missing or
 the last call went unanswered, with counts of codes, lockouts, loads, refused input and
-unusable statuses.
+unusable statuses and answers, requests refused by the attempt limits and internal errors.
 
-SIGINT or SIGTERM stops the web server, then the executor, then rclpy (the ros2/examples
-entry pattern, with rclpy's signal handlers off so that one handler stops both loops).
+waitress runs its event loop on a thread of ours, one poll of at most 0.2 s at a time, so a
+stop needs no signal inside waitress; it caps request bodies and headers (a flood cannot make
+it buffer megabytes) and closes idle connections.
+
+SIGINT or SIGTERM stops the web server (waiting for requests in flight), then the executor,
+then rclpy (the ros2/examples entry pattern, with rclpy's signal handlers off so that one
+handler stops both loops).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import signal
 import sys
 import threading
@@ -27,9 +36,10 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress import wasyncore
+from waitress.server import create_server
 
-from xiaomanlv_locker.kiosk.app import create_app, stats_of
+from xiaomanlv_locker.kiosk.app import MAX_BODY, create_app, stats_of
 from xiaomanlv_locker.kiosk.config import KioskConfig
 from xiaomanlv_locker.kiosk.ros.client import RosLockerClient
 from xiaomanlv_nav.config import ConfigError
@@ -37,6 +47,7 @@ from xiaomanlv_nav.ros.entry import EXIT_CONFIG
 from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 EXIT_SERVE = 1  # the web server could not bind its address
+POLL = 0.2  # [s] longest wait of the web server's event loop before it checks for a stop
 RUNTIME_FIELDS = ("service_timeout", "status_timeout")  # may change while running
 
 
@@ -75,6 +86,7 @@ class KioskNode(Node):
             "locker_calls": link.calls,
             "locker_unanswered": link.unavailable,
             "malformed_messages": link.malformed_status,
+            "malformed_responses": link.malformed_responses,
             **stats_of(self.app).snapshot(),
         }
         return DiagnosticStatus(
@@ -93,9 +105,10 @@ class KioskNode(Node):
 
     def _reconfigure(self, config: KioskConfig) -> None:
         fixed = [
-            name
-            for name in ("host", "port", "kiosk_id", "code_length", "diagnostics_period")
-            if getattr(config, name) != getattr(self.config, name)
+            field.name
+            for field in dataclasses.fields(config)
+            if field.name not in RUNTIME_FIELDS
+            and getattr(config, field.name) != getattr(self.config, field.name)
         ]
         if fixed:
             raise ConfigError(
@@ -110,19 +123,38 @@ class KioskNode(Node):
 def serve(node: KioskNode, stop: threading.Event) -> int:
     """Run the web server and the executor until ``stop`` is set or either of them ends."""
     log = logging.getLogger("xiaomanlv_locker.kiosk")
+    config = node.config
+    socket_map: dict[int, Any] = {}
     try:
-        server: BaseWSGIServer = make_server(
-            node.config.host, node.config.port, node.app, threaded=True
+        server = create_server(
+            node.app,
+            map=socket_map,
+            host=config.host,
+            port=config.port,
+            threads=config.server_threads,
+            ident="xiaomanlv-kiosk",
+            max_request_body_size=16 * MAX_BODY,  # [bytes] larger: cut off by waitress unread
+            max_request_header_size=16 * 1024,  # [bytes]
+            channel_timeout=30,  # [s] idle connections are closed
+            clear_untrusted_proxy_headers=True,  # no proxy is trusted: X-Forwarded-* dropped
+            asyncore_use_poll=True,  # DDS opens many descriptors; select() stops at 1024
         )
-    except (OSError, SystemExit) as err:  # Werkzeug exits(1) itself when the port is taken
+    except OSError as err:
         print(
-            f"[FATAL] cannot serve the kiosk on {node.config.host}:{node.config.port} "
-            f"(parameters 'host', 'port'): "
-            f"{'address in use' if isinstance(err, SystemExit) else err}",
+            f"[FATAL] cannot serve the kiosk on {config.host}:{config.port} "
+            f"(parameters 'host', 'port'): {err}",
             file=sys.stderr,
             flush=True,
         )
         return EXIT_SERVE
+    if config.remote:
+        log.warning(
+            "kiosk bound to %s beyond loopback (allow_remote): any machine that reaches it can "
+            "try pickup codes and operator credentials; attempt limits apply per client "
+            "address, and Host must be one of %s",
+            config.host,
+            ", ".join(sorted(config.host_names())),
+        )
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
@@ -136,26 +168,27 @@ def serve(node: KioskNode, stop: threading.Event) -> int:
 
     def web() -> None:
         try:
-            server.serve_forever(poll_interval=0.2)
+            while not stop.is_set():
+                wasyncore.loop(timeout=POLL, map=socket_map, use_poll=True, count=1)
         finally:
             stop.set()
+            wasyncore.close_all(socket_map, ignore_all=True)
+            # Requests in flight finish (a locker call waits at most service_timeout).
+            server.task_dispatcher.shutdown(timeout=math.ceil(node.config.service_timeout) + 1)
 
-    threads = [
-        threading.Thread(target=spin, name="kiosk-ros", daemon=True),
-        threading.Thread(target=web, name="kiosk-web", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    log.info("kiosk %s serving %s", node.config.kiosk_id, node.url)
+    ros_thread = threading.Thread(target=spin, name="kiosk-ros", daemon=True)
+    web_thread = threading.Thread(target=web, name="kiosk-web", daemon=True)
+    ros_thread.start()
+    web_thread.start()
+    log.info("kiosk %s serving %s (waitress)", config.kiosk_id, node.url)
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        server.shutdown()
-        server.server_close()
+        stop.set()
+        web_thread.join(timeout=node.config.service_timeout + 3.0)  # the executor still spins
         executor.shutdown(timeout_sec=2.0)
-        for thread in threads:
-            thread.join(timeout=3.0)
+        ros_thread.join(timeout=3.0)
     log.info("kiosk stopped")
     return 0
 

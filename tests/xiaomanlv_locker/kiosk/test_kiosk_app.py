@@ -3,69 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from kiosk_rig import BASE, CREDENTIAL, GOOD, LOAD, Locker, client_of
 
 from xiaomanlv_locker.kiosk.app import create_app, stats_of
-from xiaomanlv_locker.kiosk.client import (
-    CodeResult,
-    CompartmentView,
-    LoadRequest,
-    LoadResult,
-    LockerStatus,
-    LockerUnavailableError,
-)
+from xiaomanlv_locker.kiosk.client import CodeResult, LoadRequest, LoadResult
 from xiaomanlv_locker.kiosk.config import KioskConfig
-
-GOOD = "48291375"
-CREDENTIAL = "s3cret-pass"
-LOAD = {
-    "operator_id": "op-7",
-    "operator_credential": CREDENTIAL,
-    "parcel_id": "P-100",
-    "recipient": "+86 555 0100",
-    "stop": "library",
-    "size": "medium",
-}
-
-
-@dataclass
-class Locker:
-    """A LockerClient with one armed code; locks out after ``max_wrong`` wrong codes."""
-
-    codes: dict[str, int] = field(default_factory=lambda: {GOOD: 17})
-    max_wrong: int = 3
-    lockout: float = 30.0  # [s]
-    reachable: bool = True
-    load_error: str = ""
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-    wrong: int = 0
-
-    def submit_code(self, kiosk_id: str, code: str) -> CodeResult:
-        self.calls.append(("submit_code", (kiosk_id, code)))
-        if not self.reachable:
-            raise LockerUnavailableError("/locker/submit_code did not answer within 3 s")
-        if self.wrong >= self.max_wrong:
-            return CodeResult(False, 0, "locked out", retry_after=self.lockout)
-        if code in self.codes:
-            return CodeResult(True, self.codes.pop(code), "opened")
-        self.wrong += 1
-        return CodeResult(False, 0, f"wrong code, {self.max_wrong - self.wrong} attempts left")
-
-    def load_parcel(self, request: LoadRequest) -> LoadResult:
-        self.calls.append(("load_parcel", request))
-        if not self.reachable:
-            raise LockerUnavailableError("/locker/load_parcel did not answer within 3 s")
-        if self.load_error:
-            return LoadResult(False, self.load_error, 0)
-        return LoadResult(True, "", 4, expires=1_700_000_000.0)
-
-    def status(self) -> LockerStatus:
-        door = CompartmentView(4, "medium", "loaded", door_closed=True)
-        return LockerStatus(self.reachable, (door,) if self.reachable else ())
 
 
 @pytest.fixture
@@ -75,7 +22,7 @@ def locker() -> Locker:
 
 @pytest.fixture
 def web(locker: Locker) -> FlaskClient:
-    return create_app(locker, KioskConfig(kiosk_id="gate-3")).test_client()
+    return client_of(create_app(locker, KioskConfig(kiosk_id="gate-3")))
 
 
 def test_the_right_code_opens_its_door_and_names_it(web: FlaskClient, locker: Locker) -> None:
@@ -147,7 +94,7 @@ def test_malformed_codes_are_refused_before_any_locker_call(
 
 
 def test_code_length_comes_from_the_config(locker: Locker) -> None:
-    web = create_app(locker, KioskConfig(code_length=6)).test_client()
+    web = client_of(create_app(locker, KioskConfig(code_length=6)))
     assert web.post("/api/code", json={"code": "123456"}).status_code == 200
     refused = web.post("/api/code", json={"code": GOOD})
     assert refused.status_code == 400
@@ -189,7 +136,7 @@ def test_non_json_and_cross_site_posts_are_refused(web: FlaskClient, locker: Loc
     cross = web.post("/api/code", json={"code": GOOD}, headers={"Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403
     assert locker.calls == []
-    same = web.post("/api/code", json={"code": GOOD}, headers={"Origin": "http://localhost"})
+    same = web.post("/api/code", json={"code": GOOD}, headers={"Origin": BASE})
     assert same.status_code == 200
 
 
@@ -299,3 +246,250 @@ def test_stats_count_each_outcome(web: FlaskClient) -> None:
     assert counts["codes_rejected"] == 1
     assert counts["codes_accepted"] == 1
     assert counts["loads"] == 1
+
+
+# Same site: the kiosk's own host names, not whatever the request says ---------------------
+
+
+def test_a_rebound_dns_name_is_refused_not_trusted(web: FlaskClient, locker: Locker) -> None:
+    """DNS rebinding: evil.test resolves to the robot, so the attacker's page is same-origin
+    with itself (Origin equals Host); the Host is not one of the kiosk's names."""
+    evil = "http://evil.test:8080"
+    posted = web.post("/api/code", json={"code": GOOD}, base_url=evil, headers={"Origin": evil})
+    assert posted.status_code == 400
+    assert posted.json is not None and posted.json["error"] == "bad_host"
+    assert "'evil.test:8080'" in posted.json["message"]
+    assert "allowed_hosts" in posted.json["message"]
+    page = web.get("/api/status", base_url=evil)
+    assert page.status_code == 400 and page.is_json
+    assert locker.calls == []
+    assert stats_of(web.application).refused_requests == 2
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8080", 200),
+        ("localhost:8080", 200),
+        ("LOCALHOST:8080", 200),
+        ("[::1]:8080", 200),
+        ("robot.campus:8080", 200),
+        ("robot.campus.:8080", 200),
+        ("localhost", 400),  # port 80: another origin
+        ("127.0.0.1:9090", 400),
+        ("robot.campus:8080@evil.test", 400),
+        ("evil.test@127.0.0.1:8080", 400),
+        ("127.0.0.1:8080/x", 400),
+        ("127.0.0.1:99999", 400),
+        ("", 400),
+    ],
+)
+def test_only_the_kiosks_host_names_and_port_are_served(
+    locker: Locker, host: str, status: int
+) -> None:
+    web = client_of(create_app(locker, KioskConfig(allowed_hosts=("Robot.Campus",))))
+    response = web.get("/api/status", headers={"Host": host})
+    assert response.status_code == status
+    assert response.is_json
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        ("http://localhost:8080", 200),  # another of the kiosk's own names
+        ("http://127.0.0.1:8080", 200),
+        ("http://localhost", 403),
+        ("https://127.0.0.1:8080", 403),
+        ("http://evil.test:8080", 403),
+        ("null", 403),
+        ("http://127.0.0.1:8080/path", 403),
+    ],
+)
+def test_the_origin_must_be_one_of_the_kiosks_names(
+    web: FlaskClient, origin: str, status: int
+) -> None:
+    response = web.post("/api/code", json={"code": GOOD}, headers={"Origin": origin})
+    assert response.status_code == status
+
+
+# Attempt limits per client address and operator id ----------------------------------------
+
+
+@dataclass
+class FakeClock:
+    now: float = 0.0  # [s]
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limited(locker: Locker, **config: Any) -> tuple[FlaskClient, FakeClock]:
+    clock = FakeClock()
+    app = create_app(locker, KioskConfig(kiosk_id="gate-3", **config), clock=clock)
+    return client_of(app), clock
+
+
+def load_from(web: FlaskClient, address: str, **changes: str) -> Any:
+    return web.post("/api/load", json={**LOAD, **changes}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_one_client_gets_at_most_ten_credential_guesses_a_minute(locker: Locker) -> None:
+    """A guesser that retries the moment the kiosk lets it, for ten (simulated) minutes."""
+    web, clock = limited(locker)
+    guesses: list[float] = []  # [s] when a guess reached the locker
+    answers = 0
+    while clock.now < 600.0:
+        before = len(locker.calls)
+        response = load_from(web, "10.0.0.66", operator_credential=f"guess-{answers}")
+        answers += 1
+        if len(locker.calls) > before:
+            guesses.append(clock.now)
+            assert response.status_code == 422
+            continue
+        assert response.status_code == 429
+        body = response.json
+        assert body is not None
+        assert body["error"] == "locked_out" and body["field"] == "operator_credential"
+        assert body["scope"] == "client" and body["retry_after"] > 0.0
+        assert int(response.headers["Retry-After"]) >= 1
+        clock.now += body["retry_after"]
+    per_minute = max(sum(1 for t in guesses if s <= t < s + 60.0) for s in guesses)
+    assert per_minute <= 10
+    assert len(guesses) < 40  # backoff, not just the ceiling: ~7 in the first minute, then fewer
+    assert stats_of(web.application).throttled == answers - len(guesses)
+    assert stats_of(web.application).credential_failures == len(guesses)
+
+
+def test_an_operator_id_is_limited_across_client_addresses(locker: Locker) -> None:
+    web, _clock = limited(locker)
+    for number in range(3):
+        assert load_from(web, f"10.0.1.{number}", operator_credential="nope").status_code == 422
+    refused = load_from(web, "10.0.1.99")  # the right credential, but op-7 is locked for now
+    assert refused.status_code == 429
+    assert refused.json is not None and refused.json["scope"] == "operator"
+    other = load_from(web, "10.0.1.99", operator_id="op-8")
+    assert other.status_code == 200
+    assert len(locker.calls) == 4
+
+
+def test_a_mistyped_credential_then_the_right_one_loads(locker: Locker) -> None:
+    web, _clock = limited(locker)
+    assert load_from(web, "127.0.0.1", operator_credential="s3cret-pas").status_code == 422
+    assert load_from(web, "127.0.0.1").status_code == 200
+
+
+def test_refusals_naming_other_fields_and_silence_are_not_guesses(locker: Locker) -> None:
+    web, _clock = limited(locker, operator_free_attempts=1)
+    locker.load_error = "field 'stop' = 'moon' is not a stop of this site"
+    for _ in range(3):
+        assert load_from(web, "10.0.0.5").status_code == 422
+    locker.reachable = False
+    for _ in range(3):
+        assert load_from(web, "10.0.0.5").status_code == 503
+    assert stats_of(web.application).throttled == 0
+
+
+def test_refused_codes_are_limited_per_client_address(locker: Locker) -> None:
+    locker.max_wrong = 1000  # the locker's own lockout out of the way
+    web, clock = limited(locker)
+    flood = {"REMOTE_ADDR": "10.0.0.66"}
+    for _ in range(5):
+        assert (
+            web.post("/api/code", json={"code": "00000000"}, environ_base=flood).status_code == 200
+        )
+    throttled = web.post("/api/code", json={"code": "00000000"}, environ_base=flood)
+    assert throttled.status_code == 429
+    body = throttled.json
+    assert body is not None and body["error"] == "locked_out" and body["permanent"] is False
+    assert body["retry_after"] == 2.0 and throttled.headers["Retry-After"] == "2"
+    assert len(locker.calls) == 5
+    screen = web.post("/api/code", json={"code": GOOD})  # the robot's own screen is not blocked
+    assert screen.status_code == 200 and screen.json is not None and screen.json["ok"] is True
+    clock.now += 2.0
+    assert web.post("/api/code", json={"code": "00000000"}, environ_base=flood).status_code == 200
+
+
+# Total input: every body gets a JSON answer naming the problem -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "expected"),
+    [
+        ("/api/code", b"[" * 5000 + b"]" * 5000, "nested deeper than 4 levels"),
+        ("/api/load", b"[" * 5000 + b"]" * 5000, "nested deeper than 4 levels"),
+        ("/api/code", b'["12345678"]', "not an array"),
+        ("/api/code", b'{"code": NaN}', "NaN is not a JSON number"),
+        ("/api/load", b'{"size": 1e400}', "overflows"),
+        ("/api/code", b'{"code": ' + b"1" * 4400 + b"}", "4400 digits is too long"),
+        ("/api/code", b'{"code": "4829\xc0\xaf1375"}', "not UTF-8"),
+        ("/api/code", b'{"code": "1", "code": "2"}', "appears twice"),
+        ("/api/code", b"", "the body is empty"),
+        ("/api/load", b"{'a': 1}", "not valid JSON"),
+    ],
+)
+def test_malformed_bodies_get_a_json_400_naming_the_problem(
+    web: FlaskClient, locker: Locker, path: str, raw: bytes, expected: str
+) -> None:
+    response = web.post(path, data=raw, content_type="application/json")
+    assert response.status_code == 400, response.data[:200]
+    assert response.is_json and response.json is not None
+    assert expected in response.json["message"]
+    assert locker.calls == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "bad_field", "code_point"),
+    [
+        ({"parcel_id": "P-100\x00"}, "parcel_id", "U+0000"),
+        ({"recipient": "a@b.test\r\nBcc: x"}, "recipient", "U+000D"),
+        ({"stop": "library\u202e"}, "stop", "U+202E"),
+        ({"operator_id": "op\ud800"}, "operator_id", "U+D800"),
+        ({"operator_credential": "pass\x7f"}, "operator_credential", "U+007F"),
+    ],
+)
+def test_control_characters_in_load_fields_are_named(
+    web: FlaskClient, locker: Locker, changes: dict[str, str], bad_field: str, code_point: str
+) -> None:
+    response = web.post("/api/load", json={**LOAD, **changes})
+    assert response.status_code == 400
+    assert response.json is not None and response.json["field"] == bad_field
+    assert code_point in response.json["message"]
+    assert locker.calls == []
+
+
+def test_a_code_with_a_nul_is_refused_before_the_locker(web: FlaskClient, locker: Locker) -> None:
+    response = web.post("/api/code", json={"code": "4829137\x00"})
+    assert response.status_code == 400 and locker.calls == []
+
+
+def test_http_errors_and_oversized_bodies_are_json(web: FlaskClient) -> None:
+    missing = web.get("/nowhere")
+    assert missing.status_code == 404 and missing.is_json
+    assert missing.json is not None and missing.json["error"] == "not_found"
+    wrong_method = web.put("/api/code", json={"code": GOOD})
+    assert wrong_method.status_code == 405 and wrong_method.is_json
+    huge = web.post("/api/load", json={**LOAD, "recipient": "x" * 20_000})
+    assert huge.status_code == 413 and huge.is_json
+    assert huge.json is not None and huge.json["error"] == "too_large"
+    assert "larger than 16384 bytes" in huge.json["message"]
+
+
+def test_an_unexpected_failure_is_a_counted_json_500_that_logs_no_secret(
+    web: FlaskClient, locker: Locker, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(request: LoadRequest) -> LoadResult:
+        raise RuntimeError(f"serialiser choked on {request.operator_credential}")
+
+    locker.load_parcel = broken  # type: ignore[method-assign]
+    caplog.set_level(logging.DEBUG)
+    response = web.post("/api/load", json=LOAD)
+    assert response.status_code == 500
+    assert response.is_json and response.json is not None
+    assert response.json["error"] == "internal"
+    assert stats_of(web.application).internal_errors == 1
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "internal error (RuntimeError)" in logged and "broken" in logged
+    assert CREDENTIAL not in logged
+    # The limiter released the attempt: the next load is admitted.
+    locker.load_parcel = Locker().load_parcel  # type: ignore[method-assign]
+    assert web.post("/api/load", json=LOAD).status_code == 200

@@ -6,14 +6,17 @@ not answer in ``service_timeout`` raises LockerUnavailableError, which the page 
 "Locker unavailable, please wait" and the node reports on /diagnostics. Compartment
 statuses arrive on /locker/compartment_NN/status (best effort, so any publisher QoS matches)
 and are kept with their arrival time; a status older than ``status_timeout`` is not shown.
+A status or an answer the locker would never send (see ``conversions``) is counted, not used:
+a malformed answer reads as "locker unavailable" with the reason on /diagnostics.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from rclpy.client import Client
 from rclpy.node import Node
@@ -39,6 +42,7 @@ from xiaomanlv_locker.kiosk.ros.conversions import (
 
 SUBMIT_CODE = "/locker/submit_code"
 LOAD_PARCEL = "/locker/load_parcel"
+T = TypeVar("T")
 STATUS_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1,
@@ -60,6 +64,7 @@ class LinkState:
     unavailable: int = 0  # calls the locker did not answer
     last_error: str = ""  # "" after a call that was answered
     malformed_status: int = 0  # compartment statuses that could not be used
+    malformed_responses: int = 0  # locker answers that could not be used
 
 
 class RosLockerClient:
@@ -88,7 +93,7 @@ class RosLockerClient:
 
     def submit_code(self, kiosk_id: str, code: str) -> CodeResult:
         request = SubmitCode.Request(kiosk_id=kiosk_id, code=code)
-        return code_result(self._call(self._submit, request))
+        return self._convert(code_result, self._call(self._submit, request), SUBMIT_CODE)
 
     def load_parcel(self, request: LoadRequest) -> LoadResult:
         msg = LoadParcel.Request(
@@ -99,7 +104,7 @@ class RosLockerClient:
             operator_id=request.operator_id,
             operator_credential=request.operator_credential,
         )
-        return load_result(self._call(self._load, msg))
+        return self._convert(load_result, self._call(self._load, msg), LOAD_PARCEL)
 
     def status(self) -> LockerStatus:
         now = time.monotonic()
@@ -145,6 +150,22 @@ class RosLockerClient:
                 self._seen[number] = (view, time.monotonic())
 
         return callback
+
+    def _convert(self, convert: Callable[[Any], T], response: Any, service: str) -> T:
+        """``convert(response)``; a malformed answer is counted and raises
+        LockerUnavailableError (the page says the locker is unavailable)."""
+        try:
+            return convert(response)
+        except ValueError as err:
+            error = f"{service} sent a malformed answer: {err}"
+            with self._lock:
+                self._link = replace(
+                    self._link,
+                    malformed_responses=self._link.malformed_responses + 1,
+                    last_error=error,
+                )
+            self._node.get_logger().warn(error, throttle_duration_sec=5.0)
+            raise LockerUnavailableError(error) from None
 
     def _call(self, client: Client, request: Any) -> Any:
         timeout = self.service_timeout
