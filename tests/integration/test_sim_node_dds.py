@@ -130,3 +130,21 @@ def test_malformed_cmd_vel_is_counted_and_the_node_survives(sim_session: Any) ->
     before = seconds_of(session.wait_for_message(Clock, "/clock", timeout=5.0).clock)
     time.sleep(0.3)
     assert seconds_of(session.wait_for_message(Clock, "/clock", timeout=5.0).clock) > before
+
+
+def test_a_huge_cmd_vel_is_rejected_over_dds_and_reported(sim_session: Any) -> None:
+    session = sim_session(**PARAMETERS)
+    pub = session.client.create_publisher(Twist, "/cmd_vel", 10)
+    huge = Twist()
+    huge.linear.x = 1e300  # finite: before, it went to the dynamics for the limiter to clip
+    deadline = time.monotonic() + 15.0
+    values: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        pub.publish(huge)
+        values = sim_summary(session)
+        if int(values["malformed_commands"]) >= 1:
+            break
+    assert int(values["malformed_commands"]) >= 1
+    assert "beyond 10 x the drive's limits" in values["last_rejection"]
+    assert values["callback_errors"] == "0"
+    assert session.supervisor.running() == ["sim"]

@@ -50,3 +50,27 @@ def test_a_malformed_scan_is_counted_and_the_node_goes_on(ros_graph: Any) -> Non
     with session.publishing("/ultrasonic/rear_left/scan", scan([math.inf] * 15)):
         got = session.wait_for_message(Range, "/ultrasonic/rear_left", timeout=10.0)
     assert got.range == math.inf
+
+
+def test_a_scan_whose_cone_overflows_a_float32_range_does_not_kill_the_node(
+    ros_graph: Any,
+) -> None:
+    # Each angle is a valid float32; their span (6e38) is not, and the Range constructor
+    # refused it with an AssertionError that ended the process (issue 11).
+    session = ros_graph(
+        profile="gazebo", nodes=["ultrasonic_range"], topics=["/ultrasonic/front_right"]
+    )
+    hostile = scan([1.0])
+    hostile.angle_min, hostile.angle_max = -3.0e38, 3.0e38
+    with session.publishing("/ultrasonic/front_right/scan", hostile):
+        deadline = time.monotonic() + 15.0
+        values: dict[str, str] = {}
+        while int(values.get("malformed_messages", 0)) == 0 and time.monotonic() < deadline:
+            diag = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
+            values = {kv.key: kv.value for st in diag.status for kv in st.values}
+    assert int(values["malformed_messages"]) > 0
+    assert values["callback_errors"] == "0"  # rejected by validation, not by the safety net
+    assert session.supervisor.running() == ["ultrasonic_range"]
+    with session.publishing("/ultrasonic/front_right/scan", scan([0.8])):
+        got = session.wait_for_message(Range, "/ultrasonic/front_right", timeout=10.0)
+    assert got.range == pytest.approx(0.8)
