@@ -11,6 +11,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from xiaomanlv_nav.config import ConfigError
+from xiaomanlv_nav.ros.guard import guard_node
 
 EXIT_CONFIG = 2  # a parameter or file was rejected at start-up
 
@@ -41,6 +42,10 @@ def run_node(
         except ConfigError as err:
             print(f"[FATAL] configuration rejected: {err}", file=sys.stderr, flush=True)
             return EXIT_CONFIG
+        # The safety net under every node, also for callbacks the node did not write (rclpy's
+        # /clock subscription raises on negative seconds); idempotent for nodes that already
+        # guard themselves to report the guard's counts in their /diagnostics.
+        guard_node(node)
         try:
             spin(node)
         except Exception:

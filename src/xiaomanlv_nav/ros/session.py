@@ -123,9 +123,13 @@ class GraphSession:
         return self.node
 
     def _check_alive(self) -> None:
+        """Raise when the graph stopped, or a node of it is down for good."""
         self.supervisor.poll()
         if self.supervisor.failure:
             raise RuntimeError(self.supervisor.failure)
+        down = self.supervisor.down()
+        if down:
+            raise RuntimeError("; ".join(f"{name}: {why}" for name, why in down.items()))
 
     def wait_for_topics(self, topics: Sequence[str], timeout: float = 20.0) -> None:
         """Block until every topic in ``topics`` has a publisher.
