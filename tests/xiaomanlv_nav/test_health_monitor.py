@@ -7,6 +7,7 @@ import re
 import pytest
 
 from xiaomanlv_nav.config import ConfigError, config_from_mapping
+from xiaomanlv_nav.health.content import OK
 from xiaomanlv_nav.health.monitor import (
     HealthMonitor,
     HealthMonitorConfig,
@@ -14,6 +15,7 @@ from xiaomanlv_nav.health.monitor import (
     Level,
     TopicReport,
     TopicWatch,
+    Verdict,
 )
 
 LIDAR = "/lidar/points"
@@ -264,7 +266,11 @@ def test_default_config_is_valid() -> None:
     ("spec", "message"),
     [
         ("/imu/data sensor_msgs/msg/Imu", "entry '/imu/data sensor_msgs/msg/Imu' must be"),
-        ("/imu/data sensor_msgs/msg/Imu 80 x", "entry '/imu/data sensor_msgs/msg/Imu 80 x'"),
+        ("/imu/data sensor_msgs/msg/Imu 80 1 x", "entry '/imu/data sensor_msgs/msg/Imu 80 1 x'"),
+        ("/imu/data sensor_msgs/msg/Imu 80 x", "max publishers 'x' in "),
+        ("/imu/data sensor_msgs/msg/Imu 80 0", "max publishers '0' in "),
+        ("/imu/data sensor_msgs/msg/Imu 80 1.5", "max publishers '1.5' in "),
+        ("/imu/data sensor_msgs/msg/Imu 80 1001", "max publishers '1001' in "),
         ("", "entry '' must be"),
         (
             "imu/data sensor_msgs/msg/Imu 80",
@@ -340,3 +346,228 @@ def test_config_from_mapping_names_the_source() -> None:
     )
     assert cfg.stale_factor == 5.0
     assert cfg.watched_topics == ("/a std_msgs/msg/Empty 1",)
+
+
+# -- content, stamps, publishers ----------------------------------------------------------------
+
+EMPTY = Verdict(Level.ERROR, "empty cloud (0 points)")
+
+
+def _feed_judged(
+    monitor: HealthMonitor,
+    topic: str,
+    rate: float,
+    start: float,
+    end: float,
+    content: Verdict = OK,
+    lag: float = 0.0,
+) -> float:
+    """Like :func:`_feed`, each message with ``content`` and a header stamp ``lag`` s old on a
+    ROS clock that reads the arrival time."""
+    count = round((end - start) * rate)
+    for i in range(count + 1):
+        t = start + i / rate
+        monitor.observe(topic, t, content, header_stamp=t - lag, ros_now=t)
+    return start + count / rate
+
+
+def test_bad_content_at_full_rate_is_not_healthy() -> None:
+    monitor = _monitor()
+    last = _feed_judged(monitor, LIDAR, 10.0, 0.0, 4.0, EMPTY)
+    lidar = _topic(monitor.evaluate(last + 0.05), LIDAR)
+    assert lidar.level == Level.ERROR
+    assert lidar.rate == pytest.approx(10.0, rel=0.02)
+    assert lidar.message == "empty cloud (0 points) (20 of 20 messages in the last 2 s)"
+    assert lidar.topic in monitor.evaluate(last + 0.05).unhealthy_topics()
+
+
+def test_one_bad_message_holds_its_topic_for_one_window_then_clears() -> None:
+    monitor = _monitor()  # rate_window 2 s
+    _feed_judged(monitor, LIDAR, 10.0, 0.0, 3.0)
+    monitor.observe(LIDAR, 3.05, EMPTY)
+    last = _feed_judged(monitor, LIDAR, 10.0, 3.1, 5.0)
+    lidar = _topic(monitor.evaluate(last), LIDAR)
+    assert lidar.level == Level.ERROR
+    assert "(1 of 22 messages in the last 2 s)" in lidar.message
+    last = _feed_judged(monitor, LIDAR, 10.0, 5.1, 5.2)
+    assert _topic(monitor.evaluate(last), LIDAR).level == Level.OK
+
+
+def test_the_worst_bad_message_of_the_window_is_reported() -> None:
+    monitor = _monitor()
+    _feed_judged(monitor, LIDAR, 10.0, 0.0, 1.0, Verdict(Level.WARN, "no fix"))
+    monitor.observe(LIDAR, 1.05, EMPTY)
+    last = _feed_judged(monitor, LIDAR, 10.0, 1.1, 2.0, Verdict(Level.WARN, "no fix"))
+    lidar = _topic(monitor.evaluate(last), LIDAR)
+    assert lidar.level == Level.ERROR
+    assert lidar.message.startswith("empty cloud (0 points) (1 of 22 messages")
+
+
+def test_content_warn_is_a_warn() -> None:
+    gnss = "/gnss/fix"
+    monitor = _monitor((f"{gnss} sensor_msgs/msg/NavSatFix 4",))
+    last = _feed_judged(monitor, gnss, 5.0, 0.0, 3.0, Verdict(Level.WARN, "no fix"))
+    report = _topic(monitor.evaluate(last), gnss)
+    assert report.level == Level.WARN
+    assert report.message.startswith("no fix (")
+
+
+def test_old_stamps_are_an_error_naming_their_age() -> None:
+    monitor = _monitor(max_stamp_age=1.0)
+    last = _feed_judged(monitor, IMU, 100.0, 100.0, 103.0, lag=30.0)
+    imu = _topic(monitor.evaluate(last), IMU)
+    assert imu.level == Level.ERROR
+    assert imu.message.startswith("stamp 30.00 s old (limit 1 s)")
+
+
+def test_stamps_within_the_age_limit_are_fine() -> None:
+    monitor = _monitor(max_stamp_age=1.0)
+    last = _feed_judged(monitor, IMU, 100.0, 100.0, 103.0, lag=0.9)
+    assert _topic(monitor.evaluate(last), IMU).level == Level.OK
+
+
+def test_future_stamps_are_an_error() -> None:
+    monitor = _monitor(max_stamp_lead=0.5)
+    last = _feed_judged(monitor, IMU, 100.0, 100.0, 103.0, lag=-2.0)
+    imu = _topic(monitor.evaluate(last), IMU)
+    assert imu.level == Level.ERROR
+    assert "stamp 2.00 s in the future (limit 0.5 s)" in imu.message
+    ok = _monitor(max_stamp_lead=0.5)
+    last = _feed_judged(ok, IMU, 100.0, 100.0, 103.0, lag=-0.4)
+    assert _topic(ok.evaluate(last), IMU).level == Level.OK
+
+
+def test_unstamped_messages_on_a_running_clock_are_an_error() -> None:
+    monitor = _monitor()
+    for i in range(50):
+        monitor.observe(IMU, 10.0 + i / 100, header_stamp=0.0, ros_now=1000.0)
+    imu = _topic(monitor.evaluate(10.5), IMU)
+    assert imu.level == Level.ERROR
+    assert imu.message.startswith("unstamped (header stamp 0)")
+
+
+def test_stamps_are_not_judged_before_the_ros_clock_starts() -> None:
+    """use_sim_time before the first /clock: the clock reads 0, nothing to judge against."""
+    monitor = _monitor()
+    last = 0.0
+    for i in range(300):
+        last = i / 100
+        monitor.observe(IMU, last, header_stamp=12345.0, ros_now=0.0)
+    assert _topic(monitor.evaluate(last), IMU).level == Level.OK
+
+
+def test_observe_returns_the_verdict_on_the_message() -> None:
+    monitor = _monitor()
+    assert monitor.observe(IMU, 1.0, header_stamp=1.0, ros_now=1.0).ok
+    old = monitor.observe(IMU, 1.1, header_stamp=0.5, ros_now=100.0)
+    assert old.level == Level.ERROR and "old" in old.cause
+    # bad content outranks a bad stamp only when worse; equal levels keep the content's cause
+    both = monitor.observe(IMU, 1.2, EMPTY, header_stamp=0.5, ros_now=100.0)
+    assert both == EMPTY
+    assert monitor.observe("/unwatched", 1.3, EMPTY).ok
+
+
+def test_a_second_publisher_is_an_error_naming_the_publishers() -> None:
+    monitor = _monitor()
+    last = _feed_judged(monitor, IMU, 100.0, 0.0, 3.0)
+    monitor.observe_publishers(IMU, 1, ("/sim",))
+    assert _topic(monitor.evaluate(last), IMU).level == Level.OK
+    monitor.observe_publishers(IMU, 2, ("/sim", "/spoofer"))
+    imu = _topic(monitor.evaluate(last), IMU)
+    assert imu.level == Level.ERROR
+    assert imu.message == "2 publishers (/sim, /spoofer), 1 declared"
+    monitor.observe_publishers(IMU, 1, ("/sim",))
+    assert _topic(monitor.evaluate(last), IMU).level == Level.OK
+
+
+def test_declared_publishers_are_allowed() -> None:
+    watched = (f"{IMU} sensor_msgs/msg/Imu 80 2",)
+    monitor = _monitor(watched)
+    last = _feed_judged(monitor, IMU, 100.0, 0.0, 3.0)
+    monitor.observe_publishers(IMU, 2, ("/imu_left", "/imu_right"))
+    assert _topic(monitor.evaluate(last), IMU).level == Level.OK
+    monitor.observe_publishers(IMU, 3)
+    assert _topic(monitor.evaluate(last), IMU).message == "3 publishers, 2 declared"
+
+
+def test_extra_publishers_are_reported_for_a_silent_topic_too() -> None:
+    monitor = _monitor()
+    monitor.observe_publishers(LIDAR, 2, ("/a", "/b"))
+    lidar = _topic(monitor.evaluate(1.0), LIDAR)
+    assert lidar.level == Level.STALE
+    assert lidar.message == "2 publishers (/a, /b), 1 declared; no message yet"
+
+
+def test_slow_and_bad_reports_both_causes() -> None:
+    monitor = _monitor()
+    last = _feed_judged(monitor, LIDAR, 5.0, 0.0, 3.0, EMPTY)
+    lidar = _topic(monitor.evaluate(last), LIDAR)
+    assert lidar.level == Level.ERROR
+    assert lidar.message.endswith("; 5.0 Hz, below 8 Hz")
+
+
+def test_a_clock_reset_forgets_bad_messages() -> None:
+    monitor = _monitor()
+    _feed_judged(monitor, LIDAR, 10.0, 100.0, 102.0, EMPTY)
+    last = _feed_judged(monitor, LIDAR, 10.0, 1.0, 1.5)
+    assert _topic(monitor.evaluate(last), LIDAR).level == Level.OK
+
+
+def test_parse_watch_with_publishers() -> None:
+    assert TopicWatch.parse("/imu/data sensor_msgs/msg/Imu 80 2") == TopicWatch(
+        topic="/imu/data", msg_type="sensor_msgs/msg/Imu", min_rate=80.0, max_publishers=2
+    )
+    assert TopicWatch.parse("/imu/data sensor_msgs/msg/Imu 80").max_publishers == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [
+        ("max_stamp_age", 0.0, "[0.01, 3600] s"),
+        ("max_stamp_age", float("inf"), "[0.01, 3600] s"),
+        ("max_stamp_lead", -0.1, "[0, 3600] s"),
+        ("max_wait", 0.5, "[1, 86400] s"),
+    ],
+)
+def test_config_rejects_stamp_limits_out_of_range(field: str, value: float, allowed: str) -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape(f"parameter '{field}' = {value!r} is out of range {allowed}")
+    ):
+        HealthMonitorConfig(**{field: value})
+
+
+# -- hostile component statuses -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "error"),
+    [
+        ("", "ok", "status with an empty name"),
+        ("driver\x1b[2J", "ok", "status 'driver\\x1b[2J': name contains control character"),
+        ("driver", "line\nforged line", "status 'driver': message contains control character"),
+        ("driver", "bad \ufffd bytes", "status 'driver': message is not valid UTF-8"),
+        ("d" * 300, "ok", "name is 300 characters long, at most 256"),
+        ("driver", "m" * 5000, "status 'driver': message is 5000 characters long, at most 2048"),
+    ],
+)
+def test_unfit_status_text_is_refused_naming_the_field(name: str, message: str, error: str) -> None:
+    monitor = _monitor(())
+    with pytest.raises(ValueError, match=re.escape(error)):
+        monitor.observe_status(name, 0, message, 1.0)
+    assert monitor.evaluate(1.0).components == ()
+
+
+def test_a_long_name_is_cut_in_the_error() -> None:
+    with pytest.raises(ValueError, match=r"status 'x{60}'\.\.\. has level 9"):
+        _monitor(()).observe_status("x" * 10_000, 9, "", 1.0)
+
+
+def test_component_table_is_bounded_and_makes_room_only_from_stale_entries() -> None:
+    monitor = _monitor((), max_components=3, diagnostics_timeout=5.0)
+    for i in range(3):
+        monitor.observe_status(f"c{i}", 0, "ok", 1.0 + i)
+    with pytest.raises(ValueError, match=re.escape("'flood' refused: 3 components tracked")):
+        monitor.observe_status("flood", 0, "ok", 4.0)
+    monitor.observe_status("c1", 1, "updated", 4.0)  # a known name is always updated
+    monitor.observe_status("late", 0, "ok", 6.5)  # c0 (t=1) is stale by now: it makes room
+    assert [c.name for c in monitor.evaluate(6.5).components] == ["c1", "c2", "late"]
