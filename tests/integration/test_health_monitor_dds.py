@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from sensor_msgs.msg import Imu
+from sensor_msgs.msg import Imu, PointCloud2
 from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus, TopicHealth
 from xiaomanlv.srv import GetHealth
@@ -236,3 +238,164 @@ def test_bringup_command_runs_the_profile_and_stops_on_sigint(ros_domain: int) -
     assert "[bringup] started health_monitor" in out
     assert "[health_monitor] " in out
     assert "still running" not in out, "every node must stop on the forwarded SIGINT"
+
+
+# -- content, stamps, publishers: arriving is not enough ----------------------------------------
+
+CLOUD_WATCH = {
+    "watched_topics": [
+        "/test/imu sensor_msgs/msg/Imu 20.0",
+        "/test/points sensor_msgs/msg/PointCloud2 5.0",
+    ],
+    "publish_rate": 10.0,
+}
+
+
+def _topic_health(status: HealthStatus, topic: str) -> TopicHealth:
+    (found,) = [t for t in status.topics if t.topic == topic]
+    return found
+
+
+def wait_for_topic(session: Any, topic: str, predicate: Any, timeout: float = 20.0) -> TopicHealth:
+    status = wait_for_status(session, lambda s: predicate(_topic_health(s, topic)), timeout)
+    return _topic_health(status, topic)
+
+
+def is_error_with(cause: str) -> Any:
+    def check(t: TopicHealth) -> bool:
+        return level(t.level) == level(TopicHealth.ERROR) and t.message.startswith(cause)
+
+    return check
+
+
+def test_an_empty_cloud_at_full_rate_is_an_error(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": CLOUD_WATCH}, topics=STATUS_TOPICS
+    )
+    with session.publishing("/test/points", PointCloud2(), rate=20.0):
+        points = wait_for_topic(session, "/test/points", is_error_with("empty cloud (0 points)"))
+    assert points.rate > 5.0  # it arrived at its rate: the content made it unhealthy
+    assert "messages in the last 2 s" in points.message
+
+
+def test_a_nan_imu_is_an_error(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    nan_imu = Imu()
+    nan_imu.orientation.w = float("nan")
+    nan_imu.angular_velocity.z = float("nan")
+    with session.publishing("/test/imu", nan_imu, rate=50.0):
+        imu = wait_for_topic(
+            session, "/test/imu", is_error_with("non-finite orientation, angular_velocity")
+        )
+    assert imu.rate > 20.0
+
+
+def test_old_and_future_stamps_are_errors_on_the_ros_clock(ros_graph: Any) -> None:
+    """The robot profile runs on wall time: a stamp from 1970 is old, one from 2036 ahead."""
+    session = ros_graph(
+        profile="robot",
+        nodes=["health_monitor"],
+        parameters={"health_monitor": WATCH},
+        topics=STATUS_TOPICS,
+    )
+    old = Imu()
+    old.header.stamp = Time(sec=1000)
+    with session.publishing("/test/imu", old, rate=50.0):
+        wait_for_topic(session, "/test/imu", lambda t: " s old (limit 1 s)" in t.message)
+    future = Imu()
+    future.header.stamp = Time(sec=2_100_000_000)  # 2036, ahead of any clock this runs on
+    with session.publishing("/test/imu", future, rate=50.0):
+        imu = wait_for_topic(
+            session, "/test/imu", lambda t: " s in the future (limit 0.5 s)" in t.message
+        )
+    assert level(imu.level) == level(TopicHealth.ERROR)
+
+
+def test_a_second_publisher_is_an_error_naming_it(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    with publishing_imu(session):
+        wait_for_topic(session, "/test/imu", lambda t: level(t.level) == level(TopicHealth.OK))
+        spoofer = rclpy.create_node("spoofer", context=session.client.context)
+        try:
+            spoofer.create_publisher(Imu, "/test/imu", 10)  # discovered; need not even publish
+            imu = wait_for_topic(session, "/test/imu", is_error_with("2 publishers ("))
+            assert "/spoofer" in imu.message and "1 declared" in imu.message
+        finally:
+            spoofer.destroy_node()
+        # the spoofer gone, the topic recovers
+        wait_for_topic(session, "/test/imu", lambda t: level(t.level) == level(TopicHealth.OK))
+
+
+# -- hostile input: counted, reported, never fatal ----------------------------------------------
+
+
+def test_unreadable_bytes_and_refused_goals_are_counted_not_fatal(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    pub = session.client.create_publisher(Imu, "/test/imu", 10)
+    garbage = b"\x00\x01\x00\x00" + b"\xff" * 7  # a CDR header, then too few bytes for an Imu
+    deadline = time.monotonic() + 15.0
+    imu = None
+    while time.monotonic() < deadline:
+        pub.publish(garbage)
+        status = session.wait_for_message(HealthStatus, "/health/status", timeout=5.0)
+        imu = _topic_health(status, "/test/imu")
+        if imu.message.startswith("unreadable Imu"):
+            break
+    assert imu is not None and imu.message.startswith("unreadable Imu"), imu
+    assert level(imu.level) == level(TopicHealth.ERROR)
+
+    hostile_goals = [
+        WaitForHealthy.Goal(timeout=float("nan")),
+        WaitForHealthy.Goal(timeout=float("inf")),
+        WaitForHealthy.Goal(timeout=-1.0),
+        WaitForHealthy.Goal(topics=["/test/imu\x1b[2J"], timeout=1.0),
+        WaitForHealthy.Goal(topics=["/x"] * 10_000, timeout=1.0),
+        WaitForHealthy.Goal(topics=["/" + "a" * 100_000], timeout=1.0),
+    ]
+    for goal in hostile_goals:
+        result, _, goal_status = session.send_goal(
+            WaitForHealthy, "/health/wait_until_healthy", goal
+        )
+        assert goal_status == 6 and not result.healthy  # STATUS_ABORTED
+    status = session.call(GetHealth, "/health/get", GetHealth.Request()).status
+    assert status.malformed_messages >= 1 + len(hostile_goals)
+    assert session.supervisor.running() == ["health_monitor"]
+    values: dict[str, str] = {}
+    deadline = time.monotonic() + 15.0
+    while "malformed /health/wait_until_healthy" not in values and time.monotonic() < deadline:
+        own = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
+        for s in own.status:
+            if s.name.endswith("summary"):
+                values = {kv.key: kv.value for kv in s.values}
+    assert int(values["malformed /health/wait_until_healthy"]) == len(hostile_goals)
+    assert int(values["malformed /test/imu"]) >= 1
+
+
+def test_hostile_diagnostics_are_refused_and_counted(ros_graph: Any) -> None:
+    session = ros_graph(
+        nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
+    )
+    pub = session.client.create_publisher(DiagnosticArray, "/diagnostics", 10)
+    good = DiagnosticStatus(level=DiagnosticStatus.OK, name="driver: wheels", message="fine")
+    hostile = [
+        DiagnosticStatus(level=DiagnosticStatus.OK, name="x\x1b[2J", message="escape"),
+        DiagnosticStatus(level=DiagnosticStatus.OK, name="y", message="forged\nline"),
+        DiagnosticStatus(level=DiagnosticStatus.OK, name="z" * 1000, message="long"),
+        DiagnosticStatus(level=DiagnosticStatus.OK, name="", message="nameless"),
+    ]
+    deadline = time.monotonic() + 15.0
+    status = None
+    while time.monotonic() < deadline:
+        pub.publish(DiagnosticArray(status=[good, *hostile]))
+        status = session.wait_for_message(HealthStatus, "/health/status", timeout=5.0)
+        if status.malformed_messages >= len(hostile) and status.components:
+            break
+    assert status is not None and status.malformed_messages >= len(hostile)
+    assert [c.name for c in status.components] == ["driver: wheels"]
+    assert session.supervisor.running() == ["health_monitor"]
