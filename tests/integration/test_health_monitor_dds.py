@@ -189,6 +189,10 @@ def test_a_killed_node_is_restarted_as_declared(ros_graph: Any) -> None:
         time.sleep(0.05)
     assert session.supervisor.restarts()["health_monitor"] == 1
     assert session.supervisor.exit_codes()["health_monitor"] == [-signal.SIGKILL]
+    # the supervisor restarts after its restart delay: wait for the new process
+    while "health_monitor" not in session.supervisor.pids() and time.monotonic() < deadline:
+        session.supervisor.poll()
+        time.sleep(0.05)
     assert session.supervisor.pids()["health_monitor"] != pid
     session.wait_for_message(HealthStatus, "/health/status", timeout=20.0)
 
