@@ -9,8 +9,9 @@ cannot read is counted, never raised; small converters here extract what the cor
 header stamp; for PointCloud2, Imu, Odometry, NavSatFix, Range and LaserScan the values whose
 emptiness or finiteness :mod:`xiaomanlv_nav.health.content` checks). At each publish it counts
 each watched topic's publishers. Every rejection (a message it could not read, an unfit
-/diagnostics status, a refused goal) is counted per source in ``malformed_messages`` and in its
-/diagnostics summary. Also subscribes to /diagnostics; publishes
+/diagnostics status, a refused goal) is counted: the total in ``malformed_messages`` (HealthStatus
+and the /diagnostics summary), one ``from <source>`` value per source beside it in the summary.
+Also subscribes to /diagnostics; publishes
 xiaomanlv/HealthStatus on /health/status and its own statuses on /diagnostics at
 ``publish_rate``; serves /health/get (GetHealth) and /health/wait_until_healthy
 (WaitForHealthy). Core: :class:`xiaomanlv_nav.health.monitor.HealthMonitor`.
@@ -291,7 +292,7 @@ class HealthMonitorNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = report_to_diagnostics(report, self._prefix, self.malformed)
         array.status[0].values.extend(
-            KeyValue(key=f"malformed {source}", value=str(count))
+            KeyValue(key=f"from {source}", value=str(count))
             for source, count in sorted(self.rejected.items())
         )
         self.diag_pub.publish(array)
