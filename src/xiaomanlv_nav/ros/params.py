@@ -71,6 +71,8 @@ def declare_config(node: Node, cls: type[C]) -> C:
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         default = field.default
         value = list(default) if isinstance(default, tuple) else default
+        if isinstance(default, tuple) and not default:
+            value = Parameter.Type.STRING_ARRAY  # rclpy types a plain [] as a byte array
         try:
             param = node.declare_parameter(field.name, value, descriptor_for(field))
         except InvalidParameterValueException as err:
@@ -86,7 +88,7 @@ def declare_config(node: Node, cls: type[C]) -> C:
                 f"parameter '{field.name}' has the wrong type: expected "
                 f"{type(default).__name__} ({source}): {err}"
             ) from None
-        values[field.name] = param.value
+        values[field.name] = default if param.value is None else param.value
     return config_from_mapping(cls, values, source)
 
 
