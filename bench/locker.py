@@ -54,6 +54,7 @@ from xiaomanlv_locker.store import Store, Transaction
 
 OPERATOR = ("bench-op", "bench-credential")
 STOPS = ("A", "B", "C")
+SITE_STOPS = tuple(f"{name} {10.0 * k} 0" for k, name in enumerate(STOPS))  # name x y [m]
 LAYOUT = ("small 4", "medium 3", "large 1")  # small locker: compartments fill and recycle
 
 
@@ -122,6 +123,7 @@ def bench_config(folder: Path) -> LockerConfig:
         sim_auto_actor=False,
         stop_free_attempts=10**6,
         kiosk_free_attempts=10**3,
+        site_stops=SITE_STOPS,
     )
 
 
@@ -444,6 +446,7 @@ def latency_bench(submissions: int) -> dict[str, Any]:
         "stop_free_attempts": 1_000_000,
         "stop_max_failures": 10_000_000,
         "kiosk_free_attempts": 1000,
+        "site_stops": list(SITE_STOPS),
     }
     add_operator(LockerConfig(data_dir=str(folder)), *OPERATOR, n=2**12)
     path = folder / "params.yaml"

@@ -7,8 +7,10 @@
   :func:`hmac.compare_digest` over every candidate (no early exit).
 - Operator credentials: scrypt (RFC 7914, :func:`hashlib.scrypt`) with a random salt; the cost
   parameters are stored with each hash.
-- Attempt limits: a counter per scope (a stop, a kiosk) with exponential backoff after the free
-  attempts and, for stops, a permanent lockout after ``max_failures`` (the brute-force bound).
+- Attempt limits: a counter per scope (a stop, a kiosk, an operator id, all operators) with
+  exponential backoff after the free attempts and, for stops, a permanent lockout after
+  ``max_failures`` (the brute-force bound). Operator scopes forget their consecutive failures
+  after a quiet period (:meth:`Attempts.forgotten`) instead of on any success.
 """
 
 from __future__ import annotations
@@ -51,13 +53,23 @@ def is_code_shaped(code: str, digits: int) -> bool:
     return len(code) == digits and code.isascii() and code.isdigit()
 
 
+def make_private_dir(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) if needed; the folder itself gets mode 0700.
+
+    An existing folder is left as it is (it may be shared on purpose, e.g. /tmp).
+    """
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+
+
 def load_or_create_secret(path: Path) -> bytes:
     """Read the device secret, creating it (mode 0600, ``O_EXCL``) on first start.
 
     Raises:
         SecretFileError: the file is group/other accessible, or not ``SECRET_BYTES`` long.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -115,12 +127,14 @@ def verify_credential(credential: str, stored: CredentialHash) -> bool:
 
 @dataclass(frozen=True)
 class Attempts:
-    """Failed-attempt state of one scope (``stop:<name>`` or ``kiosk:<id>``)."""
+    """Failed-attempt state of one scope (``stop:<name>``, ``kiosk:<id>``, ``operator:<id>``,
+    ``operators``)."""
 
     failures: int = 0  # total wrong codes since the counter was last reset
     consecutive: int = 0  # wrong codes since the last success
     locked_until: float = 0.0  # [s] wall time
     permanent: bool = False
+    last_failure: float = 0.0  # [s] wall time of the newest wrong attempt
 
     def retry_after(self, now: float) -> float:
         """[s] until the next attempt is accepted; inf when permanently locked; 0 if free."""
@@ -149,7 +163,13 @@ class Attempts:
         if beyond >= 0:
             locked_until = now + min(backoff_max, backoff_base * 2.0 ** min(beyond, 60))
         permanent = self.permanent or (max_failures is not None and failures >= max_failures)
-        return Attempts(failures, consecutive, locked_until, permanent)
+        return Attempts(failures, consecutive, locked_until, permanent, now)
+
+    def forgotten(self, now: float, after: float) -> Attempts:
+        """The consecutive count is forgotten once the newest failure is ``after`` s old."""
+        if self.consecutive and now - self.last_failure > after and now >= self.locked_until:
+            return replace(self, consecutive=0)
+        return self
 
     def succeeded(self) -> Attempts:
         """A right code resets the consecutive count (not the total, nor a permanent lock)."""

@@ -61,6 +61,63 @@ class LockerConfig:
         high=10_000_000,
         description="wrong codes at a stop before its permanent lockout (operator clears it)",
     )
+    operator_free_attempts: int = param(
+        3,
+        low=1,
+        high=100,
+        description="wrong credentials per operator id before backoff starts",
+    )
+    operator_global_free_attempts: int = param(
+        5,
+        low=1,
+        high=1000,
+        description="wrong operator credentials, all ids together, before backoff starts "
+        "(the locker-wide budget: a DDS request carries no trustworthy source)",
+    )
+    operator_backoff_base: float = param(
+        10.0,
+        low=0.0,
+        high=3600.0,
+        unit="s",
+        description="first operator lockout; doubles per further wrong credential",
+    )  # [s]
+    operator_backoff_max: float = param(
+        300.0, low=0.0, high=86400.0, unit="s", description="longest operator lockout"
+    )  # [s]
+    operator_forget_after: float = param(
+        3600.0,
+        low=1.0,
+        high=30 * 86400.0,
+        unit="s",
+        description="an operator scope's wrong credentials are forgotten after this long "
+        "without one (the locker-wide count is not reset by a success)",
+    )  # [s]
+    refusal_summary_window: float = param(
+        60.0,
+        low=1.0,
+        high=3600.0,
+        unit="s",
+        description="attempts refused during a lockout are audited as one row per window",
+    )  # [s]
+    site_stops: tuple[str, ...] = param(
+        (),
+        description="'<name> <x m> <y m>' per stop (map frame): the site's stops; "
+        "() = take them from the map server's /map/stops",
+    )
+    stop_radius: float = param(
+        3.0,
+        low=0.1,
+        high=100.0,
+        unit="m",
+        description="arming needs a fresh localised pose within this distance of the stop",
+    )  # [m]
+    pose_timeout: float = param(
+        1.0,
+        low=0.01,
+        high=60.0,
+        unit="s",
+        description="a /localization/pose older than this is not used for the stop check",
+    )  # [s]
     moving_speed: float = param(
         0.05, low=0.0, high=5.0, unit="m/s", description="linear speed above which the robot moves"
     )  # [m/s]
@@ -111,6 +168,12 @@ class LockerConfig:
                 f"parameter 'backoff_max' = {self.backoff_max} is below backoff_base "
                 f"= {self.backoff_base}"
             )
+        if self.operator_backoff_max < self.operator_backoff_base:
+            raise ConfigError(
+                f"parameter 'operator_backoff_max' = {self.operator_backoff_max} is below "
+                f"operator_backoff_base = {self.operator_backoff_base}"
+            )
+        self.stop_positions()
         self.compartment_sizes()
         for index, spec in enumerate(self.sim_faults):
             parse_fault(spec, f"sim_faults[{index}]", len(self.compartment_sizes()))
@@ -131,6 +194,31 @@ class LockerConfig:
         if not 1 <= len(sizes) <= 255:
             raise ConfigError(f"parameter 'layout' gives {len(sizes)} compartments, allowed 1..255")
         return tuple(sizes)
+
+    def stop_positions(self) -> dict[str, tuple[float, float]] | None:
+        """``site_stops`` as name -> (x, y) [m] in map; None when empty (use /map/stops).
+
+        Raises:
+            ConfigError: naming the bad ``site_stops`` entry.
+        """
+        if not self.site_stops:
+            return None
+        stops: dict[str, tuple[float, float]] = {}
+        for index, entry in enumerate(self.site_stops):
+            where = f"parameter 'site_stops'[{index}] = {entry!r}"
+            parts = entry.split()
+            try:
+                if len(parts) != 3:
+                    raise ValueError
+                x, y = float(parts[1]), float(parts[2])
+            except ValueError:
+                raise ConfigError(f"{where} must be '<name> <x m> <y m>'") from None
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise ConfigError(f"{where}: x and y must be finite")
+            if parts[0] in stops:
+                raise ConfigError(f"{where}: stop {parts[0]!r} is listed twice")
+            stops[parts[0]] = (x, y)
+        return stops
 
     def path(self, name: str) -> Path:
         """The resolved path of ``db``, ``secret``, ``notify`` or ``sim_state``."""

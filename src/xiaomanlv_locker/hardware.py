@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from xiaomanlv_locker.codes import make_private_dir
 from xiaomanlv_locker.config import LockerConfig, parse_fault
 from xiaomanlv_nav.config import ConfigError
 
@@ -221,7 +222,7 @@ class SimDriver:
             "taken": list(self.world.taken),
         }
         tmp = self._state_path.with_suffix(".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(tmp.parent)
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self._state_path)
         journal = self.journal_path

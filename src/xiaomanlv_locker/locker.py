@@ -23,22 +23,36 @@ at a time (a step that settles a door lets waiting callers in between its two co
 code waits at most for one short critical section, never for a whole tick; later steps
 re-read their compartment when another caller committed meanwhile. An operator's scrypt
 check (tens of ms) runs without the lock.
+
+Hostile input (docs/locker.md, "Security"): every field is checked (:mod:`.fields`) and a
+bad one is a counted rejection (:attr:`Locker.rejected`, per kind); stops must be the site's
+(:meth:`Locker.set_stops`, fed by the node from ``/map/stops``); operator credentials have
+attempt limits per operator id and locker-wide, and a locked-out attempt is answered from
+memory before any scrypt or lock; attempts refused during a lockout are audited as one
+summarising row per ``refusal_summary_window`` (:meth:`Locker.flush_refusals`), not one each.
+Parked is judged from every motion source: each fresh ``/wheel/odom`` sample when more than
+one node publishes it, the IMU's yaw rate, and a fresh localised pose near the stop to arm.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from xiaomanlv_locker.audit import AuditEvent
 from xiaomanlv_locker.codes import (
+    CredentialHash,
     code_tag,
+    hash_credential,
     is_code_shaped,
     load_or_create_secret,
     matches,
@@ -47,6 +61,7 @@ from xiaomanlv_locker.codes import (
 )
 from xiaomanlv_locker.config import SIZES, LockerConfig
 from xiaomanlv_locker.fair_lock import FairLock
+from xiaomanlv_locker.fields import text_problem
 from xiaomanlv_locker.hardware import LockerDriver, Reading, make_driver
 from xiaomanlv_locker.machine import FREE, HOLDS_PARCEL, Event, State, next_state
 from xiaomanlv_locker.notify import Notification, NotificationSender, make_sender
@@ -54,8 +69,11 @@ from xiaomanlv_locker.store import Compartment, Parcel, Store, Transaction
 
 log = logging.getLogger(__name__)
 
-MAX_FIELD = 128  # characters in an id, recipient or stop name
 CHECKPOINT_COMMITS = 100  # commits between two WAL checkpoints run by the tick
+MAX_REASON = 200  # [characters] an operator's reason
+IMU_WINDOW = 0.2  # [s] the IMU's yaw rate is averaged over this long (noise)
+TALLY_SOURCES = 20  # distinct kiosks/operators named in one refusal summary row
+OPERATORS_SCOPE = "operators"  # the locker-wide scope of wrong operator credentials
 
 
 class Clock(Protocol):
@@ -116,14 +134,36 @@ class CompartmentView:
     fault: str
 
 
-def _bad_text(name: str, value: str) -> str | None:
-    if not value or not value.strip():
-        return f"field '{name}' is empty"
-    if len(value) > MAX_FIELD:
-        return f"field '{name}' is {len(value)} characters long, at most {MAX_FIELD}"
-    if not value.isprintable():
-        return f"field '{name}' = {value!r} contains control characters"
-    return None
+_bad_text = text_problem  # a field's problem, naming it; None when usable
+
+
+def _operator_scope(operator_id: str) -> str:
+    return f"operator:{operator_id}"
+
+
+@dataclass
+class _Tally:
+    """Attempts refused during a lockout since ``first`` [s wall], not yet audited."""
+
+    first: float
+    count: int = 0
+    sources: Counter[str] = dataclasses.field(default_factory=Counter)
+    others: int = 0  # refusals from sources beyond the first TALLY_SOURCES
+
+    def add(self, source: str) -> None:
+        self.count += 1
+        if source in self.sources or len(self.sources) < TALLY_SOURCES:
+            self.sources[source] += 1
+        else:
+            self.others += 1
+
+    def detail(self, window: float, until: float) -> str:
+        named = ", ".join(f"{k} x{n}" for k, n in self.sources.most_common())
+        more = f", {self.others} from others" if self.others else ""
+        return (
+            f"{self.count} attempt(s) refused during a lockout in {until - self.first:.0f} s "
+            f"(one row per {window:g} s): {named}{more}"
+        )
 
 
 _P = ParamSpec("_P")
@@ -160,11 +200,19 @@ class Locker:
         self._secret = secret
         self.clock: Clock = clock or SystemClock()
         self.sizes = config.compartment_sizes()
-        self.malformed = 0  # requests with a malformed field
+        self.rejected: Counter[str] = Counter()  # rejected inputs per kind (service, topic)
         self._events: list[AuditEvent] = []
         self._odom_at: float | None = None  # [s] monotonic
         self._speed = 0.0  # [m/s]
         self._yaw_rate = 0.0  # [rad/s]
+        self._odom_sources = 1  # publishers of /wheel/odom (the node counts them)
+        self._odom_recent: deque[tuple[float, bool]] = deque(maxlen=1024)  # (monotonic, moving)
+        self._imu: deque[tuple[float, float]] = deque(maxlen=256)  # (monotonic [s], yaw [rad/s])
+        self._pose: tuple[float, float, float] | None = None  # (monotonic [s], x, y [m] in map)
+        self._stops: Mapping[str, tuple[float, float]] | None = config.stop_positions()
+        self._counting = threading.Lock()  # rejection counts and refusal tallies, any thread
+        self._tallies: dict[tuple[str, str], _Tally] = {}  # (kind, stop) -> refused in lockout
+        self._dummy_hash: CredentialHash | None = None  # scrypt for unknown operator ids
         self._readings: dict[int, Reading] = {}
         self._moving_alarmed: set[int] = set()
         self._changed = True
@@ -174,6 +222,12 @@ class Locker:
         self.lock = FairLock()  # held by every public method; see the module docstring
         store.manual_checkpoints()  # the tick checkpoints, outside the lock
         store.init_layout(self.sizes, self.clock.time())
+        # [s wall] lockouts of operator scopes, mirrored from the attempts table so a locked-out
+        # attempt is answered without the store, its lock or scrypt
+        self._operator_locked = {
+            scope: a.locked_until
+            for scope, a in store.read().attempts_with_prefix("operator").items()
+        }
 
     @classmethod
     def open(
@@ -205,8 +259,15 @@ class Locker:
 
     @_exclusive
     def close(self) -> None:
+        """Audit the refusals still tallied, then close the driver and the database."""
+        self.flush_refusals(force=True)
         self.driver.close()
         self.store.close()
+
+    @property
+    def malformed(self) -> int:
+        """Rejected requests and messages, all kinds together."""
+        return sum(self.rejected.values())
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -222,51 +283,230 @@ class Locker:
         out, self._events = self._events, []
         return out
 
-    def _malformed(self, message: str) -> str:
-        self.malformed += 1
+    def reject(self, kind: str, message: str = "") -> str:
+        """Count one rejected input of ``kind`` (a service or topic); returns ``message``."""
+        with self._counting:
+            self.rejected[kind] += 1
         return message
 
+    # ------------------------------------------------------------------ operators
     def _credential_ok(self, operator_id: str, credential: str) -> bool:
-        """The scrypt check (tens of ms), without the lock: codes are served meanwhile."""
+        """The scrypt check (tens of ms), without the lock: codes are served meanwhile.
+
+        An unknown operator id costs the same scrypt (against a fixed dummy hash), so the
+        time of an answer does not tell which ids exist.
+        """
         with self.lock:
             stored = self.store.read().operator(operator_id)
-        return stored is not None and verify_credential(credential, stored)
+        if stored is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = hash_credential("no such operator")
+            verify_credential(credential, self._dummy_hash)
+            return False
+        return verify_credential(credential, stored)
+
+    def operator_retry_after(self, operator_id: str) -> float:
+        """[s] until ``operator_id`` may try a credential again (0 = now); no lock, no store."""
+        now = self.clock.time()
+        until = max(
+            self._operator_locked.get(_operator_scope(operator_id), 0.0),
+            self._operator_locked.get(OPERATORS_SCOPE, 0.0),
+        )
+        return max(0.0, until - now)
+
+    def _operator_refused(self, operator_id: str) -> str | None:
+        """The answer to a credential attempt during a lockout (tallied, not audited each)."""
+        wait = self.operator_retry_after(operator_id)
+        if wait <= 0.0:
+            return None
+        self._tally("operator_refused", "", f"operator {operator_id}")
+        return (
+            "field 'operator_credential': too many wrong operator credentials, "
+            f"locked out for another {math.ceil(wait)} s"
+        )
 
     def _operator_ok(self, tx: Transaction, ok: bool, operator_id: str, what: str) -> bool:
-        if not ok:
-            tx.audit("operator_rejected", detail=f"{what}: operator {operator_id!r} rejected")
-        return ok
+        """Count the attempt (per id and locker-wide), audit a rejection and any lockout."""
+        cfg = self.config
+        scope = _operator_scope(operator_id)
+        if ok:
+            attempts = tx.attempts(scope).succeeded()
+            tx.set_attempts(scope, attempts)
+            self._operator_locked[scope] = attempts.locked_until
+            return True
+        now = tx.stamp
+        tx.audit("operator_rejected", detail=f"{what}: operator {operator_id!r} rejected")
+        for name, free in (
+            (scope, cfg.operator_free_attempts),
+            (OPERATORS_SCOPE, cfg.operator_global_free_attempts),
+        ):
+            attempts = (
+                tx.attempts(name)
+                .forgotten(now, cfg.operator_forget_after)
+                .failed(now, free, cfg.operator_backoff_base, cfg.operator_backoff_max)
+            )
+            tx.set_attempts(name, attempts)
+            self._operator_locked[name] = attempts.locked_until
+            wait = attempts.retry_after(now)
+            if wait > 0.0:
+                who = "all operators" if name == OPERATORS_SCOPE else f"operator {operator_id!r}"
+                tx.audit(
+                    "operator_lockout",
+                    detail=f"{who}: {wait:.0f} s after {attempts.consecutive} wrong credentials",
+                )
+        return False
+
+    # ------------------------------------------------------------------ refusal summaries
+    def _tally(self, kind: str, stop: str, source: str) -> None:
+        """Count an attempt refused during a lockout; :meth:`flush_refusals` audits them."""
+        with self._counting:
+            tally = self._tallies.get((kind, stop))
+            if tally is None:
+                tally = self._tallies[(kind, stop)] = _Tally(self.clock.time())
+            tally.add(source)
+
+    @_exclusive
+    def flush_refusals(self, force: bool = False) -> int:
+        """Audit each tally whose window is over (every one with ``force``); rows written.
+
+        One row per kind and stop and window: a flood of refused attempts during a lockout
+        adds one row a minute (by default), with the counts per kiosk or operator id.
+        """
+        now = self.clock.time()
+        window = self.config.refusal_summary_window
+        with self._counting:
+            due = {
+                key: tally
+                for key, tally in self._tallies.items()
+                if force or now - tally.first >= window
+            }
+            for key in due:
+                del self._tallies[key]
+        if not due:
+            return 0
+        with self._tx() as tx:
+            for (kind, stop), tally in sorted(due.items()):
+                tx.audit(kind, stop=stop, detail=tally.detail(window, now))
+        return len(due)
+
+    # ------------------------------------------------------------------ stops
+    def set_stops(self, stops: Mapping[str, tuple[float, float]] | None) -> None:
+        """The site's stops: name -> (x, y) [m] in map (from ``/map/stops``); None = unknown.
+
+        ``site_stops`` in the config, when given, is the initial value.
+        """
+        self._stops = dict(stops) if stops is not None else None
+
+    def stops(self) -> Mapping[str, tuple[float, float]] | None:
+        return self._stops
+
+    def _stop_problem(self, stop: str, kind: str) -> str | None:
+        """Why ``stop`` cannot be loaded for or armed: not known yet, or not the site's."""
+        stops = self._stops
+        if stops is None:
+            return (
+                "the site's stops are not known yet (no /map/stops from the map server): "
+                "try again once the map server runs"
+            )
+        if stop not in stops:
+            return self.reject(
+                kind,
+                f"field 'stop' = {stop!r} is not a stop of this site ({len(stops)} stops; "
+                "see them with: ros2 topic echo --once /map/stops, or maps/<site>/stops.yaml)",
+            )
+        return None
 
     # ------------------------------------------------------------------ motion
     @_exclusive
-    def observe_odom(self, speed: float, yaw_rate: float = 0.0) -> None:
-        """Record one /wheel/odom twist: ``speed`` [m/s] linear, ``yaw_rate`` [rad/s]."""
+    def observe_odom(self, speed: float, yaw_rate: float = 0.0) -> bool:
+        """Record one /wheel/odom twist: ``speed`` [m/s] linear, ``yaw_rate`` [rad/s].
+
+        Returns False (and counts an ``odom`` rejection) for a non-finite twist.
+        """
         if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
-            self.malformed += 1
-            return
-        self._odom_at = self.clock.monotonic()
+            self.reject("odom")
+            return False
+        now = self.clock.monotonic()
+        self._odom_at = now
         self._speed, self._yaw_rate = abs(speed), abs(yaw_rate)
+        self._odom_recent.append((now, self._twist_moving(self._speed, self._yaw_rate)))
+        return True
+
+    def set_odom_sources(self, publishers: int) -> None:
+        """How many nodes publish /wheel/odom; with more than one, every fresh sample counts."""
+        self._odom_sources = publishers
+
+    @_exclusive
+    def observe_imu(self, yaw_rate: float) -> bool:
+        """Record one /imu/data yaw rate [rad/s]; False (counted) when not finite."""
+        if not math.isfinite(yaw_rate):
+            self.reject("imu")
+            return False
+        self._imu.append((self.clock.monotonic(), yaw_rate))
+        return True
+
+    @_exclusive
+    def observe_pose(self, x: float, y: float) -> bool:
+        """Record the localised position (x, y) [m] in map; False (counted) when not finite."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            self.reject("pose")
+            return False
+        self._pose = (self.clock.monotonic(), x, y)
+        return True
+
+    def _twist_moving(self, speed: float, yaw_rate: float) -> bool:
+        return speed > self.config.moving_speed or yaw_rate > self.config.moving_yaw_rate
+
+    def _imu_rotating(self, now: float) -> bool:
+        """The IMU's mean yaw rate over :data:`IMU_WINDOW` is above ``moving_yaw_rate``."""
+        if not self._imu or now - self._imu[-1][0] > self.config.odom_timeout:
+            return False
+        recent = [rate for t, rate in self._imu if now - t <= IMU_WINDOW]
+        return bool(recent) and abs(sum(recent) / len(recent)) > self.config.moving_yaw_rate
+
+    def _sources_disagree(self, now: float) -> bool:
+        """More than one /wheel/odom publisher, and a fresh sample of them reports motion."""
+        timeout = self.config.odom_timeout
+        return self._odom_sources > 1 and any(
+            moving for t, moving in self._odom_recent if now - t <= timeout
+        )
 
     def _measured_moving(self) -> bool:
-        return (
-            self._odom_at is not None
-            and self.clock.monotonic() - self._odom_at <= self.config.odom_timeout
-            and (
-                self._speed > self.config.moving_speed
-                or self._yaw_rate > self.config.moving_yaw_rate
-            )
-        )
+        """Some fresh source measures motion (odometry, any of its publishers, the IMU)."""
+        now = self.clock.monotonic()
+        fresh = self._odom_at is not None and now - self._odom_at <= self.config.odom_timeout
+        if fresh and self._twist_moving(self._speed, self._yaw_rate):
+            return True
+        return self._sources_disagree(now) or self._imu_rotating(now)
+
+    @_exclusive
+    def motion_problem(self) -> str:
+        """Why the robot does not count as parked ('' when it does); unknown counts as moving.
+
+        Parked: the newest /wheel/odom is at most ``odom_timeout`` old and below
+        ``moving_speed`` and ``moving_yaw_rate``; with several /wheel/odom publishers none of
+        their fresh samples reports motion; a fresh IMU does not measure rotation.
+        """
+        now = self.clock.monotonic()
+        if self._odom_at is None:
+            return "no odometry yet"
+        if now - self._odom_at > self.config.odom_timeout:
+            return "odometry is stale"
+        if self._twist_moving(self._speed, self._yaw_rate):
+            return "odometry reports motion"
+        if self._sources_disagree(now):
+            return f"the {self._odom_sources} publishers of /wheel/odom disagree"
+        if self._imu_rotating(now):
+            return "the IMU measures rotation while odometry stands still"
+        return ""
 
     @_exclusive
     def is_moving(self) -> bool:
-        """True when moving, or when odometry is missing/stale (unknown = moving)."""
-        if self._odom_at is None:
-            return True
-        if self.clock.monotonic() - self._odom_at > self.config.odom_timeout:
-            return True
-        return (
-            self._speed > self.config.moving_speed or self._yaw_rate > self.config.moving_yaw_rate
-        )
+        """True when moving, or when motion is unknown or contradicted (see motion_problem)."""
+        return bool(self.motion_problem())
+
+    def _moving_message(self, what: str) -> str:
+        return f"the robot is moving, or its motion is unknown ({self.motion_problem()}): {what}"
 
     @_exclusive
     def armed_stop(self) -> str:
@@ -402,7 +642,36 @@ class Locker:
         Idempotent: loading a parcel id that is loaded for the same recipient and stop returns
         its compartment again (and re-opens it while loading is unconfirmed), so an operator
         whose request was lost in a crash can simply repeat it.
+
+        Checked in this order, cheapest first: the fields (``stop`` must be the site's), an
+        operator lockout (answered at once), then the credential (scrypt, without the lock).
         """
+        for name, value in (
+            ("parcel_id", parcel_id),
+            ("recipient", recipient),
+            ("stop", stop),
+            ("operator_id", operator_id),
+        ):
+            bad = _bad_text(name, value)
+            if bad:
+                return LoadResult(False, self.reject("load_parcel", bad))
+        if size not in SIZES:
+            return LoadResult(
+                False,
+                self.reject(
+                    "load_parcel",
+                    f"field 'size' = {size!r} must be one of {', '.join(SIZES)}",
+                ),
+            )
+        bad = _bad_text("operator_credential", credential, max_chars=1024)
+        if bad:
+            return LoadResult(False, self.reject("load_parcel", bad))
+        bad = self._stop_problem(stop, "load_parcel")
+        if bad:
+            return LoadResult(False, bad)
+        refused = self._operator_refused(operator_id)
+        if refused:
+            return LoadResult(False, refused)
         ok = self._credential_ok(operator_id, credential)
         with self.lock:
             return self._load_parcel(parcel_id, recipient, stop, size, operator_id, ok)
@@ -416,21 +685,8 @@ class Locker:
         operator_id: str,
         credential_ok: bool,
     ) -> LoadResult:
-        for name, value in (
-            ("parcel_id", parcel_id),
-            ("recipient", recipient),
-            ("stop", stop),
-            ("operator_id", operator_id),
-        ):
-            bad = _bad_text(name, value)
-            if bad:
-                return LoadResult(False, self._malformed(bad))
-        if size not in SIZES:
-            return LoadResult(
-                False, self._malformed(f"field 'size' = {size!r} must be one of {', '.join(SIZES)}")
-            )
         if self.is_moving():
-            return LoadResult(False, "the robot is moving (or odometry is stale): no door opens")
+            return LoadResult(False, self._moving_message("no door opens"))
         now = self.clock.time()
         with self._tx() as tx:
             if not self._operator_ok(tx, credential_ok, operator_id, f"load {parcel_id}"):
@@ -506,12 +762,21 @@ class Locker:
 
     @_exclusive
     def arm_stop(self, stop: str, arm: bool) -> ArmResult:
-        """Arm ``stop`` (robot parked there) or disarm it; arming fails while moving."""
+        """Arm ``stop`` (robot parked there) or disarm it.
+
+        Arming needs a stop of the site, the robot parked (:meth:`motion_problem`) and, when a
+        localised pose is at most ``pose_timeout`` old, that pose within ``stop_radius`` of
+        the stop. Disarming takes any well-formed name.
+        """
         bad = _bad_text("stop", stop)
         if bad:
-            return ArmResult(False, self._malformed(bad))
-        if arm and self.is_moving():
-            return ArmResult(False, "the robot is moving (or odometry is stale): cannot arm")
+            return ArmResult(False, self.reject("arm_stop", bad))
+        if arm:
+            bad = self._stop_problem(stop, "arm_stop") or self._away_from(stop)
+            if bad:
+                return ArmResult(False, bad)
+            if self.is_moving():
+                return ArmResult(False, self._moving_message("cannot arm"))
         with self._tx() as tx:
             current = tx.meta("armed_stop")
             if current and current != stop and arm:
@@ -527,6 +792,22 @@ class Locker:
                 message = f"stop {stop!r} was not armed ({current or 'none'} was)"
                 return ArmResult(True, message)
         return ArmResult(True, "armed" if arm else "disarmed", self.available(stop) if arm else ())
+
+    def _away_from(self, stop: str) -> str | None:
+        """Why a fresh localised pose puts the robot away from ``stop``; None: at it, or no pose."""
+        if self._pose is None or self._stops is None:
+            return None
+        at, x, y = self._pose
+        if self.clock.monotonic() - at > self.config.pose_timeout:
+            return None  # no fresh localisation: odometry's standstill alone decides
+        sx, sy = self._stops[stop]
+        distance = math.hypot(x - sx, y - sy)
+        if distance <= self.config.stop_radius:
+            return None
+        return (
+            f"the localised pose is {distance:.1f} m from stop {stop!r} "
+            f"(at most stop_radius = {self.config.stop_radius:g} m): cannot arm"
+        )
 
     def _make_available(self, tx: Transaction, stop: str) -> None:
         parcels = tx.parcels(stop=stop, status="loaded")
@@ -563,7 +844,7 @@ class Locker:
         """
         bad = _bad_text("kiosk_id", kiosk_id)
         if bad:
-            return SubmitResult(False, self._malformed(bad))
+            return SubmitResult(False, self.reject("submit_code", bad))
         now = self.clock.time()
         stop = self.armed_stop()
         if not stop:
@@ -571,17 +852,21 @@ class Locker:
         if self.is_moving():
             return SubmitResult(False, "the robot is moving: please wait until it stops")
         cfg = self.config
+        kiosk_scope, stop_scope = f"kiosk:{kiosk_id}", f"stop:{stop}"
+        reader = self.store.read()
+        wait = max(
+            reader.attempts(kiosk_scope).retry_after(now),
+            reader.attempts(stop_scope).retry_after(now),
+        )
+        if wait > 0.0:  # tallied: one audit row per window, not a synced row per attempt
+            self._tally("code_refused", stop, f"kiosk {kiosk_id}")
+            return SubmitResult(False, "too many wrong codes: please wait", retry_after=wait)
         with self._tx() as tx:
-            kiosk_scope, stop_scope = f"kiosk:{kiosk_id}", f"stop:{stop}"
             kiosk, at_stop = tx.attempts(kiosk_scope), tx.attempts(stop_scope)
-            wait = max(kiosk.retry_after(now), at_stop.retry_after(now))
-            if wait > 0.0:
-                tx.audit("code_refused", stop=stop, detail=f"kiosk {kiosk_id}: locked out")
-                return SubmitResult(False, "too many wrong codes: please wait", retry_after=wait)
             match: Parcel | None = None
             shaped = is_code_shaped(code, cfg.code_digits)
             if not shaped:
-                self.malformed += 1
+                self.reject("submit_code")
             for parcel in tx.parcels(stop=stop, status="loaded"):
                 # every candidate is compared (constant time each), whatever matched before
                 hit = matches(self._secret, parcel.parcel_id, stop, code, parcel.code_tag)
@@ -649,7 +934,28 @@ class Locker:
     def operator_open(
         self, compartment: int, operator_id: str, credential: str, reason: str
     ) -> OperatorResult:
-        """Open one compartment with an operator credential (never while moving)."""
+        """Open one compartment with an operator credential (never while moving).
+
+        Fields first, then an operator lockout (answered at once), then scrypt without the lock.
+        """
+        if not 1 <= compartment <= len(self.sizes):
+            return OperatorResult(
+                False,
+                self.reject(
+                    "operator_open",
+                    f"field 'compartment' = {compartment} not in 1..{len(self.sizes)}",
+                ),
+            )
+        bad = (
+            _bad_text("operator_id", operator_id)
+            or _bad_text("operator_credential", credential, max_chars=1024)
+            or _bad_text("reason", reason, max_chars=MAX_REASON, allow_empty=True)
+        )
+        if bad:
+            return OperatorResult(False, self.reject("operator_open", bad))
+        refused = self._operator_refused(operator_id)
+        if refused:
+            return OperatorResult(False, refused)
         ok = self._credential_ok(operator_id, credential)
         with self.lock:
             return self._operator_open(compartment, operator_id, ok, reason)
@@ -657,16 +963,8 @@ class Locker:
     def _operator_open(
         self, compartment: int, operator_id: str, credential_ok: bool, reason: str
     ) -> OperatorResult:
-        if not 1 <= compartment <= len(self.sizes):
-            return OperatorResult(
-                False,
-                self._malformed(f"field 'compartment' = {compartment} not in 1..{len(self.sizes)}"),
-            )
-        bad = _bad_text("operator_id", operator_id)
-        if bad:
-            return OperatorResult(False, self._malformed(bad))
         if self.is_moving():
-            return OperatorResult(False, "the robot is moving (or odometry is stale)")
+            return OperatorResult(False, self._moving_message("no door opens"))
         with self._tx() as tx:
             if not self._operator_ok(tx, credential_ok, operator_id, f"open {compartment}"):
                 return OperatorResult(False, "field 'operator_credential' rejected")
@@ -689,7 +987,7 @@ class Locker:
                 compartment,
                 c.parcel_id,
                 self._stop_of(tx, c),
-                f"operator {operator_id}: {reason[:200]}",
+                f"operator {operator_id}: {reason}",
             )
         if not self._open(compartment):
             return OperatorResult(False, f"compartment {compartment} is jammed")
@@ -770,6 +1068,8 @@ class Locker:
         with self.lock:
             if any(not p.notified for p in reader.parcels(status="loaded")):
                 self._notify_pending()
+            if self._tallies:
+                self.flush_refusals()
             due = self._commits - self._checkpointed >= CHECKPOINT_COMMITS
             if due:
                 self._checkpointed = self._commits
@@ -967,3 +1267,8 @@ class Locker:
         out["faults"] = len(faults)
         out["malformed_requests"] = self.malformed
         return out
+
+    def rejections(self) -> dict[str, int]:
+        """Rejected inputs per kind (``load_parcel``, ``odom``, ...), for /diagnostics."""
+        with self._counting:
+            return dict(self.rejected)

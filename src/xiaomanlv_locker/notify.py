@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from xiaomanlv_locker.codes import make_private_dir
 from xiaomanlv_locker.config import LockerConfig
 from xiaomanlv_nav.config import ConfigError
 
@@ -45,7 +46,7 @@ class JsonLinesSender:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
 
     def send(self, notification: Notification) -> None:
         line = (json.dumps(asdict(notification), sort_keys=True) + "\n").encode()

@@ -20,16 +20,19 @@ writers. Durability is unchanged: every commit still fsyncs the WAL.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from xiaomanlv_locker import audit
 from xiaomanlv_locker.audit import AuditEvent
-from xiaomanlv_locker.codes import Attempts, CredentialHash
+from xiaomanlv_locker.codes import Attempts, CredentialHash, make_private_dir
 from xiaomanlv_locker.machine import State
 
 SCHEMA = """
@@ -69,7 +72,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     failures INTEGER NOT NULL,
     consecutive INTEGER NOT NULL,
     locked_until REAL NOT NULL,
-    permanent INTEGER NOT NULL
+    permanent INTEGER NOT NULL,
+    last_failure REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS operators (
     operator_id TEXT PRIMARY KEY,
@@ -77,6 +81,12 @@ CREATE TABLE IF NOT EXISTS operators (
     n INTEGER NOT NULL, r INTEGER NOT NULL, p INTEGER NOT NULL
 );
 """
+
+
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o600  # the database and its -wal / -shm files: recipients, hashes, audit log
+SIDE_FILES = ("-wal", "-shm")  # SQLite creates them with the database file's mode
 
 
 class StoreError(RuntimeError):
@@ -182,12 +192,25 @@ class Transaction:
 
     def attempts(self, scope: str) -> Attempts:
         row = self._conn.execute(
-            "SELECT failures, consecutive, locked_until, permanent FROM attempts WHERE scope = ?",
+            "SELECT failures, consecutive, locked_until, permanent, last_failure FROM attempts "
+            "WHERE scope = ?",
             (scope,),
         ).fetchone()
         if row is None:
             return Attempts()
-        return Attempts(int(row[0]), int(row[1]), float(row[2]), bool(row[3]))
+        return Attempts(int(row[0]), int(row[1]), float(row[2]), bool(row[3]), float(row[4]))
+
+    def attempts_with_prefix(self, prefix: str) -> dict[str, Attempts]:
+        """Every scope whose name starts with ``prefix``, by scope."""
+        rows = self._conn.execute(
+            "SELECT scope, failures, consecutive, locked_until, permanent, last_failure "
+            "FROM attempts WHERE substr(scope, 1, ?) = ?",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {
+            str(r[0]): Attempts(int(r[1]), int(r[2]), float(r[3]), bool(r[4]), float(r[5]))
+            for r in rows
+        }
 
     def operator(self, operator_id: str) -> CredentialHash | None:
         row = self._conn.execute(
@@ -262,16 +285,18 @@ class Transaction:
 
     def set_attempts(self, scope: str, attempts: Attempts) -> None:
         self._conn.execute(
-            "INSERT INTO attempts (scope, failures, consecutive, locked_until, permanent) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET failures = excluded.failures,"
-            " consecutive = excluded.consecutive, locked_until = excluded.locked_until,"
-            " permanent = excluded.permanent",
+            "INSERT INTO attempts (scope, failures, consecutive, locked_until, permanent,"
+            " last_failure) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET"
+            " failures = excluded.failures, consecutive = excluded.consecutive,"
+            " locked_until = excluded.locked_until, permanent = excluded.permanent,"
+            " last_failure = excluded.last_failure",
             (
                 scope,
                 attempts.failures,
                 attempts.consecutive,
                 attempts.locked_until,
                 int(attempts.permanent),
+                attempts.last_failure,
             ),
         )
 
@@ -298,18 +323,41 @@ class Store:
     """The locker database. One connection, used from one thread."""
 
     def __init__(self, path: Path, secret: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         self.path = path
         self._secret = secret
+        self.tightened = self._private_files()  # what was readable by others, now 0600
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA + audit.SCHEMA)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(attempts)")}
+        if "last_failure" not in columns:  # a database from before operator limits
+            self._conn.execute(
+                "ALTER TABLE attempts ADD COLUMN last_failure REAL NOT NULL DEFAULT 0"
+            )
         mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
             raise StoreError(f"{path}: journal_mode is {mode!r}, WAL required")
         self._checkpointer: sqlite3.Connection | None = None
+
+    def _private_files(self) -> list[str]:
+        """Create the database file 0600 before SQLite does (its -wal and -shm copy that
+        mode); tighten an existing one, or its side files, that others could read."""
+        tightened = []
+        with suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        for name in (self.path, *(self.path.with_name(self.path.name + s) for s in SIDE_FILES)):
+            try:
+                mode = stat.S_IMODE(name.stat().st_mode)
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+                tightened.append(f"{name} had mode {mode:04o}, now {mode & 0o700:04o}")
+                log.warning("locker database file %s was readable by others: now 0600", name)
+        return tightened
 
     def close(self) -> None:
         if self._checkpointer is not None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -35,6 +36,7 @@ from xiaomanlv_locker.store import Store
 pytestmark = pytest.mark.integration
 
 OPERATOR = ("op1", "station-secret-1")
+SITE_STOPS = ("A 0 0", "B 50 0")  # name, x, y [m] in map
 LATCHED = QoSProfile(
     depth=200, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -57,9 +59,13 @@ def locker_node(
     sessions: list[GraphSession] = []
     logs = io.StringIO()
 
-    def start(**params: Any) -> Any:
+    def start(stops_from_map: bool = False, **params: Any) -> Any:
+        """``site_stops`` are A and B unless ``stops_from_map`` (then /map/stops gives them)."""
         data = tmp_path / "locker"
-        values = {"data_dir": str(data), "sim_actor_delay": 0.3, "status_rate": 5.0, **params}
+        values = {"data_dir": str(data), "sim_actor_delay": 0.3, "status_rate": 5.0}
+        if not stops_from_map:
+            values["site_stops"] = list(SITE_STOPS)
+        values.update(params)
         add_operator(LockerConfig(data_dir=str(data)), *OPERATOR, n=2**12)
         path = tmp_path / "locker.params.yaml"
         path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
@@ -272,11 +278,11 @@ def test_sigkill_mid_delivery_then_restart_reconciles(locker_node: Any) -> None:
         status.wait(lambda s: s.state == "open" and not s.door_closed)
         pid = session.supervisor.pids()["locker"]
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20.0
-        while session.supervisor.restarts()["locker"] == 0 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20.0  # the supervisor restarts it after restart_delay
+        while session.supervisor.pids().get("locker", pid) == pid and time.monotonic() < deadline:
             session.supervisor.poll()
             time.sleep(0.05)
-        assert session.supervisor.pids()["locker"] != pid
+        assert session.supervisor.pids().get("locker", pid) != pid
         restarted = Watch(session, CompartmentStatus, "/locker/compartment_01/status")
         restarted.wait(lambda s: s.state == "open", timeout=30.0)  # state survived the kill
         time.sleep(0.5)
@@ -291,3 +297,88 @@ def test_sigkill_mid_delivery_then_restart_reconciles(locker_node: Any) -> None:
         assert store.verify_audit() is None
     finally:
         store.close()
+
+
+def diagnostics_values(session: Any, until: Callable[[dict[str, str]], bool]) -> dict[str, str]:
+    """The locker's /diagnostics values, once ``until`` holds for them (15 s at most)."""
+    deadline = time.monotonic() + 15.0
+    values: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        array = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
+        for s in array.status:
+            if s.name.startswith("locker"):
+                values = {kv.key: kv.value for kv in s.values}
+                if until(values):
+                    return values
+    raise AssertionError(f"diagnostics never matched; last: {values}")
+
+
+HOSTILE_SIM_COMMANDS = (
+    '{"action": "take", "compartment": 1e400}',  # int(inf): OverflowError killed the node
+    '{"action": "take", "compartment": 100000000000000000000000000000000000}',
+    '{"action": "fault", "kind": "jammed", "compartment": 1, "duration": NaN}',
+    '{"action": "fault", "kind": "jammed", "compartment": 1, "duration": 1e400}',
+    '{"action": "fault", "kind": "jammed", "compartment": 1, "duration": '
+    + "9" * 400
+    + "}",  # float() of it: OverflowError
+    "[" * 3000 + "]" * 3000,  # json.loads: RecursionError
+    '["take", 1]',
+    '{"action": ["take"], "compartment": 1}',
+    '{"action": "place", "compartment": 1, "tag": "P-1\\u0000evil"}',
+    '{"action": "place", "compartment": 1, "tag": {"nested": true}}',
+    '{"action": "open", "compartment": 256}',
+    '{"action": "open", "compartment": true}',
+    '{"action": "open", "compartment": 1, "extra": 1}',
+)
+
+
+def test_hostile_messages_are_counted_and_the_node_lives_on(locker_node: Any) -> None:
+    session = locker_node()
+    sim = session.client.create_publisher(String, "/locker/sim/command", 50)
+    pose = session.client.create_publisher(PoseWithCovarianceStamped, "/localization/pose", 10)
+    deadline = time.monotonic() + 10.0
+    while session.client.count_subscribers("/locker/sim/command") == 0:
+        assert time.monotonic() < deadline, "the locker never subscribed to /locker/sim/command"
+        time.sleep(0.05)
+    time.sleep(0.3)  # matched both ways (the publisher's side too)
+    for data in HOSTILE_SIM_COMMANDS:
+        sim.publish(String(data=data))
+    elsewhere = PoseWithCovarianceStamped()
+    elsewhere.header.frame_id = "odom"  # a pose in the wrong frame
+    pose.publish(elsewhere)
+    values = diagnostics_values(
+        session, lambda v: int(v.get("rejected_sim_command", 0)) >= len(HOSTILE_SIM_COMMANDS)
+    )
+    assert int(values["rejected_sim_command"]) == len(HOSTILE_SIM_COMMANDS)
+    assert values["internal_errors"] == "0" and values["callback_errors"] == "0"
+    assert session.supervisor.running() == ["locker"]
+    assert session.supervisor.restarts()["locker"] == 0
+    with odometry(session, lambda: 0.0):
+        assert load(session, "after-the-storm").success  # still serving
+        nul = load(session, "P-1\x00evil")  # rclpy cuts a NUL on the way out: "P-1" arrives
+        assert nul.success and "P-1" in latest_codes(session.data_dir / "notifications.jsonl")
+        moon = load(session, "parcel-moon", stop="moon")
+        assert not moon.success and "field 'stop' = 'moon' is not a stop" in moon.message
+
+
+def test_stops_come_from_the_map_servers_latched_topic(locker_node: Any) -> None:
+    from xiaomanlv_mapping.model import MapStop, StopSet
+    from xiaomanlv_mapping.ros.conversions import stops_to_msg
+
+    session = locker_node(stops_from_map=True)
+    with odometry(session, lambda: 0.0):
+        early = load(session, "parcel-early", stop="library")
+        assert not early.success and "stops are not known yet" in early.message
+        values = diagnostics_values(session, lambda v: "site_stops" in v)
+        assert values["site_stops"] == "unknown"
+        here = MapStop("loading", 0.0, 0.0, 0.0)
+        site = StopSet("station", here, here, (MapStop("library", 31.0, 70.0, 0.0),))
+        stops_pub = session.client.create_publisher(String, "/map/stops", LATCHED)
+        stops_pub.publish(stops_to_msg(site))
+        diagnostics_values(session, lambda v: v.get("site_stops") == "1")
+        assert load(session, "parcel-library", stop="library").success
+        moon = load(session, "parcel-moon", stop="moon")
+        assert not moon.success and "field 'stop' = 'moon'" in moon.message
+        stops_pub.publish(String(data='{"station": 1}'))  # broken: the known stops stay
+        values = diagnostics_values(session, lambda v: v.get("rejected_map_stops") == "1")
+        assert values["site_stops"] == "1"

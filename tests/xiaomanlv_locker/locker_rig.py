@@ -12,6 +12,7 @@ from xiaomanlv_locker.locker import Locker
 from xiaomanlv_locker.notify import JsonLinesSender, latest_codes
 
 OPERATOR = ("op1", "correct horse battery staple")
+SITE_STOPS = ("A 0 0", "B 100 0", "C 0 100")  # the site's stops, as the map server would give
 
 
 class FakeClock:
@@ -41,7 +42,11 @@ class Rig:
         self.tmp_path = tmp_path
         self.driver_cls = driver_cls
         self.clock = FakeClock()
-        values: dict[str, Any] = {"data_dir": str(tmp_path), "sim_auto_actor": False}
+        values: dict[str, Any] = {
+            "data_dir": str(tmp_path),
+            "sim_auto_actor": False,
+            "site_stops": SITE_STOPS,
+        }
         values.update(overrides)
         self.config = LockerConfig(**values)
         self.driver = self.driver_cls(

@@ -4,11 +4,20 @@ Serves /locker/load_parcel (LoadParcel), /locker/submit_code (SubmitCode),
 /locker/operator_open (OperatorOpen), /locker/arm_stop (ArmStop); publishes
 /locker/compartment_NN/status (CompartmentStatus, on change and at ``status_rate``),
 /locker/events (LockerEvent, reliable + transient local: late joiners get the recent history)
-and /diagnostics; subscribes to /wheel/odom (moving or stale = no door opens). With the ``sim``
-driver it also takes people's actions on /locker/sim/command (std_msgs/String, JSON:
+and /diagnostics; subscribes to /wheel/odom (moving or stale = no door opens; with more than
+one publisher every fresh sample counts), /imu/data (rotation while odometry stands still = not
+parked), /localization/pose (arming needs a fresh pose near the stop) and the map server's
+latched /map/stops (the site's stops; not subscribed when ``site_stops`` gives them). With the
+``sim`` driver it also takes people's actions on /locker/sim/command (std_msgs/String, JSON:
 ``{"action": "take"|"place"|"close"|"open"|"fault", "compartment": N, ...}``).
 Core: :class:`xiaomanlv_locker.locker.Locker`. Timers run on the steady clock: the locker's
 safety must not stall with simulated time.
+
+Total: every callback checks what it converts (:mod:`xiaomanlv_locker.fields`) and counts a bad
+input per kind in the core's ``rejected`` (reported in /diagnostics as ``rejected_<kind>`` and
+in sum as ``malformed_messages``); :func:`xiaomanlv_nav.ros.guard.guard_node` wraps every
+callback of both nodes as a safety net, so an unforeseen exception is logged and counted
+(``callback_errors``), never fatal.
 
 Threads: /locker/submit_code is served by a second node in this process, ``<name>_codes``
 (no parameters; it ignores the command line's remappings, so ``__node:=`` renames only the
@@ -26,15 +35,15 @@ every thread, scanned those ~38,000 objects in 10-35 ms here; now only what was 
 from __future__ import annotations
 
 import gc
-import json
 import math
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -46,12 +55,21 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 from xiaomanlv.msg import CompartmentStatus, LockerEvent
 from xiaomanlv.srv import ArmStop, LoadParcel, OperatorOpen, SubmitCode
 
 from xiaomanlv_locker.codes import SecretFileError
-from xiaomanlv_locker.config import LockerConfig
+from xiaomanlv_locker.config import FAULT_KINDS, LockerConfig
+from xiaomanlv_locker.fields import (
+    FieldError,
+    check_text,
+    finite_in,
+    int_in,
+    json_object,
+    text_problem,
+)
 from xiaomanlv_locker.hardware import SimDriver
 from xiaomanlv_locker.locker import CompartmentView, Locker
 from xiaomanlv_locker.ros.conversions import (
@@ -61,8 +79,11 @@ from xiaomanlv_locker.ros.conversions import (
     wall_to_time,
 )
 from xiaomanlv_locker.store import StoreError
+from xiaomanlv_mapping.model import MapFormatError
+from xiaomanlv_mapping.ros.conversions import stops_from_msg
 from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_nav.ros.entry import run_node
+from xiaomanlv_nav.ros.guard import guard_node
 from xiaomanlv_nav.ros.params import declare_config
 
 EVENT_HISTORY = 200  # events a late subscriber receives
@@ -79,6 +100,11 @@ EVENTS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+SIM_ACTIONS = ("take", "place", "close", "open", "fault")
+SIM_KEYS = ("action", "compartment", "tag", "kind", "duration")
+MAX_FAULT_DURATION = 86400.0  # [s] of an injected sim fault
+MAX_STOPS_JSON = 1 << 20  # [characters] of /map/stops
+MAP_FRAME = "map"
 
 
 class LockerNode(Node):
@@ -89,7 +115,9 @@ class LockerNode(Node):
             self.locker = Locker.open(self.config)
         except (SecretFileError, StoreError) as err:
             raise ConfigError(str(err)) from None
-        self.malformed = 0  # messages the node could not use (odometry, sim commands)
+        self.internal_errors = 0  # exceptions a service handler caught (see _failed)
+        for line in self.locker.store.tightened:
+            self.get_logger().warn(f"database file was readable by others: {line}")
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._published: dict[int, CompartmentView] = {}
         self._publishing = threading.Lock()  # events go out in order, from either thread
@@ -113,21 +141,30 @@ class LockerNode(Node):
         self.codes.create_service(SubmitCode, "/locker/submit_code", self._on_submit)
         self.create_service(OperatorOpen, "/locker/operator_open", self._on_operator_open)
         self.create_service(ArmStop, "/locker/arm_stop", self._on_arm)
+        sensor_qos = QoSPresetProfiles.SENSOR_DATA.value
+        self.create_subscription(Odometry, "/wheel/odom", self._on_odom, sensor_qos)
+        self.create_subscription(Imu, "/imu/data", self._on_imu, sensor_qos)
         self.create_subscription(
-            Odometry, "/wheel/odom", self._on_odom, QoSPresetProfiles.SENSOR_DATA.value
+            PoseWithCovarianceStamped, "/localization/pose", self._on_pose, sensor_qos
         )
+        if self.locker.stops() is None:
+            self.create_subscription(String, "/map/stops", self._on_stops, LATCHED)
         if isinstance(self.locker.driver, SimDriver):
             self.create_subscription(String, "/locker/sim/command", self._on_sim_command, 50)
         self.create_timer(1.0 / self.config.tick_rate, self._on_tick, clock=self._steady)
         self.create_timer(1.0 / self.config.status_rate, self._on_status, clock=self._steady)
+        self.guard = guard_node(self)  # the safety net under the checks of every callback
+        guard_node(self.codes, self.guard)
         history = self.locker.store.events_since(0)[-EVENT_HISTORY:]
         self.locker.drain_events()
         for event in history:
             self.event_pub.publish(event_to_msg(event))
         self._flush(force=True)
+        stops = self.locker.stops()
         self.get_logger().info(
             f"{count} compartments, db {self.config.path('db')}, driver {self.config.driver}, "
-            f"brute-force bound {self.config.bruteforce_probability():.1e}"
+            f"brute-force bound {self.config.bruteforce_probability():.1e}, stops "
+            + ("from /map/stops" if stops is None else f"from site_stops ({len(stops)})")
         )
 
     # -- publishing
@@ -143,6 +180,7 @@ class LockerNode(Node):
                     self.status_pubs[view.number].publish(status_to_msg(view, stamp))
 
     def _on_tick(self) -> None:
+        self.locker.set_odom_sources(self.count_publishers("/wheel/odom"))
         try:
             self.locker.tick()
         except Exception as err:  # a driver or disk error must not kill the locker
@@ -154,57 +192,119 @@ class LockerNode(Node):
         self._flush(force=True)
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        malformed = self.malformed + self.locker.malformed
-        array.status = [
-            locker_diagnostics(
-                f"{self._name}: summary",
-                self.locker.counts(),
-                self.locker.armed_stop(),
-                self.locker.is_moving(),
-                malformed,
-            )
+        stops = self.locker.stops()
+        status = locker_diagnostics(
+            f"{self._name}: summary",
+            self.locker.counts(),
+            self.locker.armed_stop(),
+            self.locker.is_moving(),
+            self.locker.malformed,
+            rejections=self.locker.rejections(),
+            internal_errors=self.internal_errors + self.guard.count,
+            stops=None if stops is None else len(stops),
+            motion=self.locker.motion_problem(),
+        )
+        status.values += [
+            KeyValue(key=k, value=v) for k, v in self.guard.diagnostics_values().items()
         ]
+        array.status = [status]
         self.diag_pub.publish(array)
 
     # -- inputs
+    def _rejected(self, kind: str, topic: str, why: str) -> None:
+        self.locker.reject(kind)
+        self.get_logger().warn(f"ignored a message on {topic}: {why}", throttle_duration_sec=5.0)
+
     def _on_odom(self, msg: Odometry) -> None:
         v = msg.twist.twist.linear
-        speed = math.hypot(v.x, v.y)
-        before = self.locker.malformed
-        self.locker.observe_odom(speed, msg.twist.twist.angular.z)
-        if self.locker.malformed != before:  # non-finite twist: counted by the core
+        if not (math.isfinite(v.x) and math.isfinite(v.y)):
+            self._rejected("odom", "/wheel/odom", "a non-finite twist")
+            return
+        if not self.locker.observe_odom(math.hypot(v.x, v.y), msg.twist.twist.angular.z):
             self.get_logger().warn(
                 "ignored /wheel/odom with a non-finite twist", throttle_duration_sec=5.0
             )
+
+    def _on_imu(self, msg: Imu) -> None:
+        if not self.locker.observe_imu(msg.angular_velocity.z):
+            self.get_logger().warn(
+                "ignored /imu/data with a non-finite yaw rate", throttle_duration_sec=5.0
+            )
+
+    def _on_pose(self, msg: PoseWithCovarianceStamped) -> None:
+        if msg.header.frame_id != MAP_FRAME:
+            self._rejected(
+                "pose",
+                "/localization/pose",
+                f"header.frame_id = {msg.header.frame_id[:64]!r}, expected {MAP_FRAME!r}",
+            )
+            return
+        p = msg.pose.pose.position
+        if not self.locker.observe_pose(p.x, p.y):
+            self.get_logger().warn(
+                "ignored /localization/pose with a non-finite position", throttle_duration_sec=5.0
+            )
+
+    def _on_stops(self, msg: String) -> None:
+        try:
+            if len(msg.data) > MAX_STOPS_JSON:
+                raise FieldError(f"{len(msg.data)} characters, at most {MAX_STOPS_JSON}")
+            json_object(msg.data, "/map/stops", max_chars=MAX_STOPS_JSON, max_depth=4)
+            site = stops_from_msg(msg)
+        except (FieldError, MapFormatError) as err:
+            self._rejected("map_stops", "/map/stops", f"{err} (the stops known stay as they are)")
+            return
+        stops: dict[str, tuple[float, float]] = {}
+        for stop in site.stops:
+            bad = text_problem("stop", stop.name)
+            if bad:  # a name no request could carry: dropped, the others stay usable
+                self._rejected("map_stops", "/map/stops", f"a stop dropped: {bad}")
+            else:
+                stops[stop.name] = (stop.x, stop.y)
+        self.locker.set_stops(stops)
+        self.get_logger().info(f"{len(stops)} stops of the site from /map/stops")
 
     def _on_sim_command(self, msg: String) -> None:
         driver = self.locker.driver
         assert isinstance(driver, SimDriver)
         try:
-            command = json.loads(msg.data)
-            action = command["action"]
-            number = int(command.get("compartment", 0))
+            act = self._sim_action(driver, msg.data)
             with self.locker.lock:  # the submit thread drives the same doors
-                if action == "take":
-                    driver.take_parcel(number)
-                elif action == "place":
-                    driver.place_parcel(number, str(command.get("tag", f"sim-{number}")))
-                elif action == "close":
-                    driver.close_door(number)
-                elif action == "open":
-                    driver.open_door(number)
-                elif action == "fault":
-                    duration = command.get("duration")
-                    driver.inject(
-                        str(command["kind"]), number, None if duration is None else float(duration)
-                    )
-                else:
-                    raise ValueError(f"unknown action {action!r}")
-        except (ValueError, KeyError, TypeError, ConfigError) as err:
-            self.malformed += 1
-            self.get_logger().warn(f"ignored /locker/sim/command {msg.data!r}: {err}")
+                act()
+        except (FieldError, ValueError, ConfigError) as err:
+            self._rejected("sim_command", "/locker/sim/command", str(err))
             return
         self._on_tick()
+
+    def _sim_action(self, driver: SimDriver, data: str) -> Callable[[], object]:
+        """The driver call a /locker/sim/command asks for, every field checked.
+
+        Raises:
+            FieldError: naming the bad field (JSON, action, compartment, tag, kind, duration).
+        """
+        command = json_object(data, "/locker/sim/command")
+        unknown = sorted(set(command) - set(SIM_KEYS))
+        if unknown:
+            raise FieldError(f"unknown field(s) {unknown[:5]} (known: {', '.join(SIM_KEYS)})")
+        action = command.get("action")
+        if not isinstance(action, str) or action not in SIM_ACTIONS:
+            raise FieldError(f"field 'action' = {action!r} must be one of {', '.join(SIM_ACTIONS)}")
+        number = int_in("compartment", command.get("compartment"), 1, len(self.locker.sizes))
+        if action == "take":
+            return lambda: driver.take_parcel(number)
+        if action == "place":
+            tag = check_text("tag", command.get("tag", f"sim-{number}"))
+            return lambda: driver.place_parcel(number, tag)
+        if action == "close":
+            return lambda: driver.close_door(number)
+        if action == "open":
+            return lambda: driver.open_door(number)
+        kind = command.get("kind")
+        if not isinstance(kind, str) or kind not in FAULT_KINDS:
+            raise FieldError(f"field 'kind' = {kind!r} must be one of {', '.join(FAULT_KINDS)}")
+        raw = command.get("duration")
+        duration = None if raw is None else finite_in("duration", raw, 0.0, MAX_FAULT_DURATION)
+        return lambda: driver.inject(kind, number, duration)
 
     # -- services (the core validates fields and counts malformed requests)
     def _on_load(self, request: Any, response: Any) -> Any:
@@ -261,7 +361,8 @@ class LockerNode(Node):
         return response
 
     def _failed(self, response: Any, what: str, err: Exception) -> Any:
-        self.get_logger().error(f"{what} failed: {err}")
+        self.internal_errors += 1
+        self.get_logger().error(f"{what} failed: {err}", throttle_duration_sec=5.0)
         response.success = False
         response.message = f"internal error in {what}; see the locker log"
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -50,16 +51,41 @@ def event_to_msg(event: AuditEvent) -> LockerEvent:
 
 
 def locker_diagnostics(
-    name: str, counts: dict[str, int], armed_stop: str, moving: bool, malformed: int
+    name: str,
+    counts: dict[str, int],
+    armed_stop: str,
+    moving: bool,
+    malformed: int,
+    *,
+    rejections: Mapping[str, int] | None = None,
+    internal_errors: int = 0,
+    stops: int | None = 0,
+    motion: str = "",
 ) -> DiagnosticStatus:
-    """One status for the locker: WARN with faults, ERROR never (faults are per door)."""
+    """One status for the locker: WARN with faults or while the site's stops are unknown
+    (``stops`` None), ERROR never (faults are per door).
+
+    Values: counts per state, faults, ``armed_stop``, ``moving`` and why (``motion``),
+    ``malformed_messages`` (every rejected input) with ``rejected_<kind>`` per kind,
+    ``internal_errors`` (exceptions the node's safety net caught), ``site_stops``.
+    """
     faults = counts.get("faults", 0)
-    level = DiagnosticStatus.WARN if faults else DiagnosticStatus.OK
-    message = f"{faults} compartment fault(s)" if faults else "ok"
+    problems = [f"{faults} compartment fault(s)"] if faults else []
+    if stops is None:
+        problems.append("site stops unknown (no /map/stops yet)")
+    level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+    message = "; ".join(problems) if problems else "ok"
     values = [KeyValue(key=k, value=str(v)) for k, v in sorted(counts.items())]
     values += [
         KeyValue(key="armed_stop", value=armed_stop),
         KeyValue(key="moving", value=str(moving).lower()),
+        KeyValue(key="motion", value=motion or "parked"),
         KeyValue(key="malformed_messages", value=str(malformed)),
+        KeyValue(key="internal_errors", value=str(internal_errors)),
+        KeyValue(key="site_stops", value="unknown" if stops is None else str(stops)),
+    ]
+    values += [
+        KeyValue(key=f"rejected_{kind}", value=str(n))
+        for kind, n in sorted((rejections or {}).items())
     ]
     return DiagnosticStatus(level=level, name=name, message=message, values=values)

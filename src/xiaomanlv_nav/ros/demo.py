@@ -251,9 +251,13 @@ def _load(session: GraphSession, data_dir: Path, out: TextIO) -> tuple[int, str]
     request.operator_credential = OPERATOR[1]
     for key, value in PARCEL.items():
         setattr(request, key, value)
-    deadline = time.monotonic() + 20.0  # the locker first needs odometry saying "parked"
+    # the locker first needs odometry saying "parked" and the site's stops from the map server
+    deadline = time.monotonic() + 20.0
     got = session.call(LoadParcel, "/locker/load_parcel", request, timeout=15.0)
-    while not got.success and "moving" in got.message and time.monotonic() < deadline:
+    waiting = ("moving", "not known yet")
+    while (
+        not got.success and any(w in got.message for w in waiting) and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
         got = session.call(LoadParcel, "/locker/load_parcel", request, timeout=15.0)
     if not got.success:
