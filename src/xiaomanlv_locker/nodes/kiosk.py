@@ -44,9 +44,11 @@ from xiaomanlv_locker.kiosk.config import KioskConfig
 from xiaomanlv_locker.kiosk.ros.client import RosLockerClient
 from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_nav.ros.entry import EXIT_CONFIG
+from xiaomanlv_nav.ros.guard import guard_node
 from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 EXIT_SERVE = 1  # the web server could not bind its address
+EXIT_ROS = 3  # the ROS executor thread ended with an error
 POLL = 0.2  # [s] longest wait of the web server's event loop before it checks for a stop
 RUNTIME_FIELDS = ("service_timeout", "status_timeout")  # may change while running
 
@@ -64,6 +66,9 @@ class KioskNode(Node):
             self.config.diagnostics_period, self._publish_diagnostics, clock=self._steady
         )
         watch_config(self, lambda: self.config, self._reconfigure)
+        # The net under every callback, rclpy's /clock subscription included (it raises on a
+        # Clock with negative seconds): counted in /diagnostics, the node goes on.
+        self._guard = guard_node(self)
 
     @property
     def url(self) -> str:
@@ -87,6 +92,7 @@ class KioskNode(Node):
             "locker_unanswered": link.unavailable,
             "malformed_messages": link.malformed_status,
             "malformed_responses": link.malformed_responses,
+            **self._guard.diagnostics_values(),
             **stats_of(self.app).snapshot(),
         }
         return DiagnosticStatus(
@@ -158,11 +164,17 @@ def serve(node: KioskNode, stop: threading.Event) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
+    failed: list[BaseException] = []
+
     def spin() -> None:
         try:
             executor.spin()
         except ExternalShutdownException:
             pass
+        except Exception as err:  # rclpy itself failed: end the process non-zero
+            if not stop.is_set():
+                failed.append(err)
+                log.exception("the kiosk's ROS executor stopped")
         finally:
             stop.set()
 
@@ -190,7 +202,7 @@ def serve(node: KioskNode, stop: threading.Event) -> int:
         executor.shutdown(timeout_sec=2.0)
         ros_thread.join(timeout=3.0)
     log.info("kiosk stopped")
-    return 0
+    return EXIT_ROS if failed else 0
 
 
 def main(args: Sequence[str] | None = None) -> int:

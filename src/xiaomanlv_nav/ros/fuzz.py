@@ -28,7 +28,7 @@ import math
 import struct
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -397,12 +397,16 @@ class _Diagnostics:
         from diagnostic_msgs.msg import DiagnosticArray
 
         self.counts: dict[str, int] = {}
+        self.received = 0  # messages so far
+        self._heard: dict[str, int] = {}  # status name -> message number it was last in
         self._lock = threading.Lock()
         self._sub = client.create_subscription(DiagnosticArray, "/diagnostics", self._on, 100)
 
     def _on(self, msg: Any) -> None:
         with self._lock:
+            self.received += 1
             for status in msg.status:
+                self._heard[status.name] = self.received
                 total = 0
                 for kv in status.values:
                     if any(word in kv.key.lower() for word in REJECTION_WORDS):
@@ -415,6 +419,11 @@ class _Diagnostics:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self.counts)
+
+    def heard_since(self, received: int) -> set[str]:
+        """Status names published after the ``received``-th message."""
+        with self._lock:
+            return {name for name, at in self._heard.items() if at > received}
 
 
 class Fuzzer:
@@ -523,6 +532,7 @@ class Fuzzer:
         died and the graph stopped); ``progress`` receives the report after every round.
         """
         active = list(self.targets)
+        chunk = max(1, min(chunk, count // len(active)))  # every target in the first round
         round_ = 0
         while active and self.report.total < count:
             for index, target in enumerate(list(active)):
@@ -565,12 +575,13 @@ class Fuzzer:
         return sent
 
     def settle(self, seconds: float) -> dict[str, int]:
-        """Wait up to ``seconds`` for the nodes' next /diagnostics; the rejection counts."""
+        """Wait until every status heard so far was published again (at most ``seconds``);
+        the rejection counts."""
         deadline = time.monotonic() + seconds
-        before = self._diagnostics.snapshot()
+        since = self._diagnostics.received
+        names = set(self._diagnostics.snapshot())
         while time.monotonic() < deadline:
-            now = self._diagnostics.snapshot()
-            if now != before and set(now) >= set(before):
+            if self._diagnostics.heard_since(since) >= names:
                 break
             time.sleep(0.1)
         self.report.rejections = self._diagnostics.snapshot()
@@ -584,16 +595,18 @@ class Fuzzer:
 
 
 def rejections_by_node(rejections: dict[str, int], nodes: Iterable[str]) -> dict[str, int]:
-    """Sum the diagnostics statuses' rejection counts per node (a status named after its node)."""
-    total: dict[str, int] = defaultdict(int)
+    """Sum the rejection counts per node over the statuses named after it (``"<node>: ..."``).
+
+    Statuses of other names are left out: the fuzzer itself publishes random /diagnostics to
+    the health monitor, and hears them too.
+    """
+    total = dict.fromkeys(nodes, 0)
     for status, count in rejections.items():
-        for node in nodes:
-            if status.lstrip("/").startswith(node):
+        for node in total:
+            if status.lstrip("/").startswith(f"{node}:") or status.lstrip("/") == node:
                 total[node] += count
                 break
-        else:
-            total[status] += count
-    return dict(total)
+    return total
 
 
 def wait_for_nodes(session: GraphSession, names: Sequence[str], timeout: float = 90.0) -> None:
