@@ -1,4 +1,4 @@
-"""The fuzzer's strategies reach the values that break parsers, and always build sendable messages."""
+"""The fuzzer's strategies reach values that break parsers and always build sendable messages."""
 
 from __future__ import annotations
 
