@@ -400,6 +400,7 @@ class _Diagnostics:
         self.received = 0  # messages so far
         self._heard: dict[str, int] = {}  # status name -> message number it was last in
         self._lock = threading.Lock()
+        self._client = client
         self._sub = client.create_subscription(DiagnosticArray, "/diagnostics", self._on, 100)
 
     def _on(self, msg: Any) -> None:
@@ -420,6 +421,14 @@ class _Diagnostics:
         with self._lock:
             return dict(self.counts)
 
+    def counts_or_zero(self) -> dict[str, int]:
+        """Every status heard so far, with its count plus one (so that heard reads truthy)."""
+        with self._lock:
+            return {name: count + 1 for name, count in self.counts.items()}
+
+    def close(self) -> None:
+        self._client.destroy_subscription(self._sub)
+
     def heard_since(self, received: int) -> set[str]:
         """Status names published after the ``received``-th message."""
         with self._lock:
@@ -433,7 +442,8 @@ class Fuzzer:
         client: a node spun by an executor on another thread.
         targets: what to fuzz (from :func:`discover`).
         service_timeout: how long to wait for each service's answer before moving on. [s]
-        raw_share: share of topic messages sent as mutated serialized bytes.
+        raw_every: every this many-th topic message goes out as mutated serialized bytes
+            (10: 10 %).
     """
 
     def __init__(
@@ -442,14 +452,15 @@ class Fuzzer:
         targets: Sequence[Target],
         *,
         service_timeout: float = 1.0,
-        raw_share: float = 0.1,
+        raw_every: int = 10,
     ) -> None:
         if not targets:
             raise ValueError("nothing to fuzz: no subscriptions or services found on the graph")
         self.client = client
         self.targets = list(targets)
         self.service_timeout = service_timeout
-        self.raw_share = raw_share
+        self.raw_every = raw_every
+        self._topic_draws = 0  # topic messages drawn so far, all targets
         self.report = FuzzReport(targets=len(targets))
         self._publishers: dict[tuple[str, str], Any] = {}
         self._clients: dict[tuple[str, str], Any] = {}
@@ -487,9 +498,11 @@ class Fuzzer:
         if target.kind == "topic":
             msg = data.draw(message_strategy(cls), label=target.name)
             publisher = self._publisher(target)
+            raw = data.draw(raw_mutation(msg))  # drawn always: the draws stay one sequence
+            self._topic_draws += 1
             try:
-                if data.draw(st.floats(0, 1)) < self.raw_share:
-                    publisher.publish(data.draw(raw_mutation(msg)))
+                if self._topic_draws % self.raw_every == 0:
+                    publisher.publish(raw)
                     self.report.raw_sent += 1
                 else:
                     publisher.publish(msg)
@@ -574,14 +587,15 @@ class Fuzzer:
         one()
         return sent
 
-    def settle(self, seconds: float) -> dict[str, int]:
-        """Wait until every status heard so far was published again (at most ``seconds``);
-        the rejection counts."""
+    def settle(self, seconds: float, nodes: Iterable[str]) -> dict[str, int]:
+        """Wait until each of ``nodes`` published /diagnostics again (at most ``seconds``);
+        the rejection counts per status."""
         deadline = time.monotonic() + seconds
         since = self._diagnostics.received
-        names = set(self._diagnostics.snapshot())
+        wanted = set(nodes)
         while time.monotonic() < deadline:
-            if self._diagnostics.heard_since(since) >= names:
+            heard = self._diagnostics.heard_since(since)
+            if all(any(_names_node(status, node) for status in heard) for node in wanted):
                 break
             time.sleep(0.1)
         self.report.rejections = self._diagnostics.snapshot()
@@ -603,31 +617,63 @@ def rejections_by_node(rejections: dict[str, int], nodes: Iterable[str]) -> dict
     total = dict.fromkeys(nodes, 0)
     for status, count in rejections.items():
         for node in total:
-            if status.lstrip("/").startswith(f"{node}:") or status.lstrip("/") == node:
+            if _names_node(status, node):
                 total[node] += count
                 break
     return total
 
 
-def wait_for_nodes(session: GraphSession, names: Sequence[str], timeout: float = 90.0) -> None:
-    """Block until every node in ``names`` is on the graph and serves its parameter services.
+def _names_node(status: str, node: str) -> bool:
+    """Whether a diagnostics status name is one of ``node``'s (``"<node>: ..."``)."""
+    name = status.lstrip("/")
+    return name == node or name.startswith(f"{node}:")
+
+
+def wait_for_nodes(
+    session: GraphSession, names: Sequence[str], timeout: float = 90.0, quiet: float = 2.0
+) -> None:
+    """Block until every node in ``names`` has published its first /diagnostics (its
+    constructor has finished) and what it listens to has stopped changing for ``quiet`` s.
+
+    A node's parameter services and /clock subscription exist from the start of its
+    constructor, the rest only once it has loaded what it needs (the simulator: its world),
+    so the first sight of a node on the graph is not all of it.
 
     Raises:
         TimeoutError: naming the nodes still missing.
         RuntimeError: the graph stopped (a critical node died) before they appeared.
     """
     deadline = time.monotonic() + timeout
+    seen: tuple[Any, ...] = ()
+    since = time.monotonic()
+    diagnostics = _Diagnostics(session.client)
     while True:
         session.supervisor.poll()
         if session.supervisor.failure:
             raise RuntimeError(f"the graph stopped: {session.supervisor.failure}")
         present = {name for name, _ in session.client.get_node_names_and_namespaces()}
-        ready = {n for n in names if n in present}
-        ready = {n for n in ready if session.client.get_service_names_and_types_by_node(n, "/")}
-        if ready >= set(names):
+        inputs = tuple(
+            (
+                sorted(map(str, session.client.get_subscriber_names_and_types_by_node(n, "/"))),
+                sorted(map(str, session.client.get_service_names_and_types_by_node(n, "/"))),
+            )
+            if n in present
+            else None
+            for n in names
+        )
+        now = time.monotonic()
+        if inputs != seen:
+            seen, since = inputs, now
+        elif (
+            all(i is not None and i[1] for i in inputs)
+            and now - since >= quiet
+            and all(rejections_by_node(diagnostics.counts_or_zero(), names).values())
+        ):
+            diagnostics.close()
             return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not on the graph after {timeout:g} s: {set(names) - ready}")
+        if now > deadline:
+            missing = [n for n, i in zip(names, inputs, strict=True) if i is None or not i[1]]
+            raise TimeoutError(f"not on the graph after {timeout:g} s: {missing}")
         time.sleep(0.2)
 
 
@@ -651,7 +697,7 @@ def fuzz_session(
     exits_before = sum(len(c) for c in supervisor.exit_codes().values())
     try:
         report = fuzzer.run(count, seed=seed, alive=supervisor.poll, progress=progress)
-        rejections = fuzzer.settle(5.0)
+        rejections = fuzzer.settle(10.0, names)
     finally:
         fuzzer.close()
     supervisor.poll()
