@@ -73,8 +73,8 @@ def audit_rows(db: Path) -> int:
 
 def specs(folder: Path, kiosk_port: int | None) -> list[Any]:
     """The locker (and the kiosk) of the sim profile, on ``folder`` and a free port."""
-    from xiaomanlv_nav.graph import load_profile, read_executables
-    from xiaomanlv_nav.paths import executables_file, graph_file
+    from xiaomanlv_bringup.graph import load_profile, read_executables
+    from xiaomanlv_core.paths import executables_file, graph_file
 
     profile = load_profile(graph_file(), "sim", executables=read_executables(executables_file()))
     overrides: dict[str, dict[str, Any]] = {
@@ -100,7 +100,7 @@ def dds_flood(seconds: float) -> dict[str, Any]:
     from nav_msgs.msg import Odometry
     from xiaomanlv.srv import ArmStop, LoadParcel, SubmitCode
 
-    from xiaomanlv_nav.ros.session import GraphSession, reserved_domain_id
+    from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
 
     folder = Path(tempfile.mkdtemp(prefix="locker-credentials-"))
     add_operator(LockerConfig(data_dir=str(folder)), *OPERATOR, n=2**12)
@@ -166,7 +166,7 @@ def http_flood(seconds: float) -> dict[str, Any]:
     """Operator guesses through the kiosk's /api/load against a fresh locker."""
     from nav_msgs.msg import Odometry
 
-    from xiaomanlv_nav.ros.session import GraphSession, reserved_domain_id
+    from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
 
     folder = Path(tempfile.mkdtemp(prefix="locker-credentials-http-"))
     add_operator(LockerConfig(data_dir=str(folder)), *OPERATOR, n=2**12)

@@ -5,7 +5,7 @@
 Brings up the profile (default ``sim``: simulator, map server, health monitor, locker, kiosk)
 as processes through the same supervisor ``xiaomanlv bringup`` uses, on a reserved
 ROS_DOMAIN_ID, with the locker on a fresh data folder. The fuzzer
-(:mod:`xiaomanlv_nav.ros.fuzz`) discovers every subscription and service of every node
+(:mod:`xiaomanlv_bringup.ros.fuzz`) discovers every subscription and service of every node
 (parameter and action services included) and sends ``--count`` hypothesis-drawn messages and
 requests, spread evenly over them: NaN, infinities, integer bounds, huge and empty sequences,
 control characters, JSON nested thousands deep, lying point clouds, and 10 % raw CDR cut short
@@ -28,11 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from xiaomanlv_nav.graph import load_profile, read_executables
-from xiaomanlv_nav.paths import executables_file, graph_file
-from xiaomanlv_nav.ros.demo import _free_port, _with_locker_data
-from xiaomanlv_nav.ros.fuzz import FuzzReport, fuzz_session
-from xiaomanlv_nav.ros.session import GraphSession, reserved_domain_id
+from xiaomanlv_bringup.graph import load_profile, read_executables
+from xiaomanlv_bringup.ros.demo import _free_port, _with_locker_data
+from xiaomanlv_bringup.ros.fuzz import FuzzReport, fuzz_session
+from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
+from xiaomanlv_core.paths import executables_file, graph_file
 
 
 def main() -> int:

@@ -431,8 +431,8 @@ def latency_bench(submissions: int) -> dict[str, Any]:
     from nav_msgs.msg import Odometry
     from xiaomanlv.srv import ArmStop, LoadParcel, SubmitCode
 
-    from xiaomanlv_nav.graph import NodeSpec
-    from xiaomanlv_nav.ros.session import GraphSession, reserved_domain_id
+    from xiaomanlv_bringup.graph import NodeSpec
+    from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
 
     folder = Path(tempfile.mkdtemp(prefix="locker-latency-"))
     load_before = os.getloadavg()[0]
@@ -468,7 +468,7 @@ def latency_bench(submissions: int) -> dict[str, Any]:
         time.sleep(0.5)
 
         def call(client: Any, request: Any) -> Any:
-            from xiaomanlv_nav.ros.session import _wait_future
+            from xiaomanlv_bringup.ros.session import _wait_future
 
             return _wait_future(client.call_async(request), 30.0, "service")
 

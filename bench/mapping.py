@@ -34,10 +34,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from xiaomanlv_bringup.map_evaluation import evaluate_map, evaluate_trajectory  # noqa: E402
+from xiaomanlv_bringup.ros.mapping_drive import record_mapping_drive  # noqa: E402
 from xiaomanlv_mapping.bag import open_drive  # noqa: E402
 from xiaomanlv_mapping.build import build_map  # noqa: E402
-from xiaomanlv_mapping.evaluate import evaluate_map, evaluate_trajectory  # noqa: E402
-from xiaomanlv_mapping.ros.record import record_mapping_drive  # noqa: E402
 from xiaomanlv_sim import assets  # noqa: E402
 from xiaomanlv_sim.sdf import load_robot  # noqa: E402
 from xiaomanlv_sim.site import load_site  # noqa: E402

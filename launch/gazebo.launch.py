@@ -30,7 +30,7 @@ from launch.actions import (
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from xiaomanlv_nav.ros.launch import generate_for_profile
+from xiaomanlv_bringup.ros.launch import generate_for_profile
 from xiaomanlv_sim.assets import models_dir, robot_model_file, site_file, world_file
 from xiaomanlv_sim.sdf import load_robot
 from xiaomanlv_sim.site import load_site

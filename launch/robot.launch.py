@@ -1,6 +1,6 @@
 """`ros2 launch xiaomanlv robot.launch.py`: the 'robot' profile of config/graph.yaml."""
 
-from xiaomanlv_nav.ros.launch import generate_for_profile
+from xiaomanlv_bringup.ros.launch import generate_for_profile
 
 
 def generate_launch_description():

@@ -2,7 +2,7 @@
 
 The harness is the launch_testing pattern in pytest: ``ros_graph`` brings up a declared profile
 (or some of its nodes) as real processes on a ``ROS_DOMAIN_ID`` reserved for this test, hands
-the test a :class:`~xiaomanlv_nav.ros.session.GraphSession` with a client node on that domain,
+the test a :class:`~xiaomanlv_bringup.ros.session.GraphSession` with a client node on that domain,
 and always tears the processes down, also when the test fails.
 """
 
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,10 +28,21 @@ def repo() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def map_rig() -> ModuleType:
+    """tests/xiaomanlv_mapping/map_rig.py (a synthetic prior map), for tests in any folder."""
+    path = REPO / "tests" / "xiaomanlv_mapping" / "map_rig.py"
+    spec = importlib.util.spec_from_file_location("map_rig", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def ros_domain() -> Iterator[int]:
     """A ROS_DOMAIN_ID no other test or run on this machine holds while this test runs."""
-    from xiaomanlv_nav.ros.session import reserved_domain_id
+    from xiaomanlv_bringup.ros.session import reserved_domain_id
 
     with reserved_domain_id() as domain:
         yield domain
@@ -48,9 +61,9 @@ def ros_graph(
     a file on ``tmp_path``, waits until ``topics`` have publishers and returns the running
     :class:`GraphSession`. Node output is attached to the test report when the test fails.
     """
-    from xiaomanlv_nav.graph import load_profile, read_executables
-    from xiaomanlv_nav.paths import executables_file, graph_file
-    from xiaomanlv_nav.ros.session import GraphSession
+    from xiaomanlv_bringup.graph import load_profile, read_executables
+    from xiaomanlv_bringup.ros.session import GraphSession
+    from xiaomanlv_core.paths import executables_file, graph_file
 
     stack = contextlib.ExitStack()
     logs = io.StringIO()

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from xiaomanlv_nav.graph import load_profile, profile_names, read_executables
+from xiaomanlv_bringup.graph import load_profile, profile_names, read_executables
 
-PACKAGES = ("xiaomanlv_nav", "xiaomanlv_mapping", "xiaomanlv_locker", "xiaomanlv_sim")
+PACKAGES = (
+    "xiaomanlv_core",
+    "xiaomanlv_nav",
+    "xiaomanlv_mapping",
+    "xiaomanlv_locker",
+    "xiaomanlv_sim",
+    "xiaomanlv_bringup",
+)
 ADAPTER_DIRS = {"nodes", "ros"}  # the only places allowed to import rclpy
 
 
@@ -53,7 +60,7 @@ def test_design_card_layout_exists(repo: Path) -> None:
 
 def test_core_modules_never_import_rclpy(repo: Path) -> None:
     modules = core_modules(repo)
-    assert "xiaomanlv_nav.health.monitor" in modules and "xiaomanlv_nav.bringup" in modules
+    assert "xiaomanlv_nav.health.monitor" in modules and "xiaomanlv_bringup.supervisor" in modules
     script = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -67,13 +74,13 @@ def test_core_modules_never_import_rclpy(repo: Path) -> None:
 
 def test_the_check_would_catch_an_adapter(repo: Path) -> None:
     """The rclpy check above can fail: an adapter module does pull rclpy in."""
-    script = "import sys, xiaomanlv_nav.ros.params; print('rclpy' in sys.modules)"
+    script = "import sys, xiaomanlv_core.ros.params; print('rclpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.stdout.strip() == "True", out.stderr
 
 
 def test_every_listed_executable_is_installed_and_importable(repo: Path) -> None:
-    from xiaomanlv_nav.paths import package_prefix
+    from xiaomanlv_core.paths import package_prefix
 
     executables = read_executables(repo / "executables.txt")
     assert {e.kind for e in executables.values()} == {"node", "cli"}

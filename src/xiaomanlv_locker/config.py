@@ -1,6 +1,6 @@
 """Configuration of the compartment locker: one frozen dataclass, defaults only here.
 
-Ranges and units are declared with :func:`xiaomanlv_nav.config.param`, so the locker node
+Ranges and units are declared with :func:`xiaomanlv_core.config.param`, so the locker node
 declares its ROS parameters from this class and ``config/locker.yaml`` only overrides.
 """
 
@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from xiaomanlv_nav.config import ConfigError, param, validate_fields
+from xiaomanlv_core.config import ConfigError, param, validate_fields
 
 SIZES = ("small", "medium", "large")  # in increasing order; a parcel fits its size or larger
 FAULT_KINDS = ("jammed", "lock_fails", "sensor_disagree", "forced_open")

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_locker.codes import make_private_dir
 from xiaomanlv_locker.config import LockerConfig, parse_fault
-from xiaomanlv_nav.config import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_locker.codes import make_private_dir
 from xiaomanlv_locker.config import LockerConfig
-from xiaomanlv_nav.config import ConfigError
 
 
 @dataclass(frozen=True)

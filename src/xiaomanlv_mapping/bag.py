@@ -53,6 +53,7 @@ from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 from scipy.spatial.transform import Rotation
 
+from xiaomanlv_core.config import ConfigError, param, validate_fields
 from xiaomanlv_mapping.model import (
     BagError,
     GnssSeries,
@@ -61,7 +62,6 @@ from xiaomanlv_mapping.model import (
     PoseSeries,
     Scan,
 )
-from xiaomanlv_nav.config import ConfigError, param, validate_fields
 
 log = logging.getLogger(__name__)
 

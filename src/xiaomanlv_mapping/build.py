@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_mapping.bag import DriveTopics, open_drive
 from xiaomanlv_mapping.cloud import assemble_cloud, downsample
 from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
@@ -34,7 +35,6 @@ from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, MapStop, PriorMap, StopSet
 from xiaomanlv_mapping.routes import RouteConfig, route_graph
 from xiaomanlv_mapping.slam import SlamConfig, estimate
-from xiaomanlv_nav.config import param, validate_fields
 from xiaomanlv_sim.robot import RobotSpec
 from xiaomanlv_sim.site import Site, Stop
 

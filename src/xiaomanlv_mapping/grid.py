@@ -54,8 +54,8 @@ from numpy.typing import NDArray
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MappingError, PoseSeries
-from xiaomanlv_nav.config import param, validate_fields
 
 _log = logging.getLogger(__name__)
 

@@ -52,6 +52,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
+from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
@@ -68,7 +69,6 @@ from xiaomanlv_mapping.model import (
     RouteNode,
     StopSet,
 )
-from xiaomanlv_nav.config import param, validate_fields
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def maps_roots() -> list[Path]:
     if (_SOURCE_ROOT / "maps").is_dir():
         roots.append(_SOURCE_ROOT / "maps")
     try:
-        from xiaomanlv_nav.paths import PackageNotBuiltError, share_dir
+        from xiaomanlv_core.paths import PackageNotBuiltError, share_dir
 
         with contextlib.suppress(PackageNotBuiltError):
             roots.append(share_dir() / "maps")

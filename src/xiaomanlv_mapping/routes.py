@@ -58,6 +58,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from shapely.geometry import LineString, Point
 
+from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
@@ -70,7 +71,6 @@ from xiaomanlv_mapping.model import (
     RouteNode,
     StopSet,
 )
-from xiaomanlv_nav.config import param, validate_fields
 
 _log = logging.getLogger(__name__)
 

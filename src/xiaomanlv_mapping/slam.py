@@ -37,6 +37,7 @@ import numpy as np
 import small_gicp
 from numpy.typing import NDArray
 
+from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_mapping import model
 from xiaomanlv_mapping.datum import fit_datum, lla_to_map, tangent_plane
 from xiaomanlv_mapping.loops import LoopResult, LoopVerifier, loop_candidates
@@ -50,7 +51,6 @@ from xiaomanlv_mapping.odometry import (
     yaw_of,
 )
 from xiaomanlv_mapping.posegraph import GnssFactor, PoseGraph
-from xiaomanlv_nav.config import param, validate_fields
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,8 @@
-"""xiaomanlv_nav: the robot's runtime stack.
+"""xiaomanlv_nav: the robot's runtime stack, one subpackage per subsystem.
 
-Localisation, fusion, perception, planning, safety and mission cores (pure Python, no rclpy),
-their thin rclpy adapters in ``nodes/``, shared ROS helpers in ``ros/``, and the graph
-declaration plus process supervisor behind ``xiaomanlv bringup``.
+Each subsystem (``health`` today; localisation, fusion, perception, planning, safety and the
+mission follow) has one shape: pure-Python cores (no rclpy), its ``config.py`` (one frozen
+dataclass per node, defaults only there), and its rclpy adapters in ``nodes/`` (executables)
+and ``ros/`` (message conversions). Subsystems share only ``xiaomanlv_core`` and published
+interfaces, never each other's modules.
 """

@@ -22,7 +22,7 @@ def _roots() -> list[Path]:
     if (_SOURCE_ROOT / "worlds").is_dir() and (_SOURCE_ROOT / "models").is_dir():
         roots.append(_SOURCE_ROOT)
     try:
-        from xiaomanlv_nav.paths import PackageNotBuiltError, share_dir
+        from xiaomanlv_core.paths import PackageNotBuiltError, share_dir
 
         with contextlib.suppress(PackageNotBuiltError):
             roots.append(share_dir())

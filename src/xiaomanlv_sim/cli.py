@@ -1,7 +1,7 @@
 """`xiaomanlv sim ...`: render worlds and scenarios, validate and generate scenarios.
 
 `add_sim_commands(subparsers)` adds the `sim` command to the `xiaomanlv` parser
-(xiaomanlv_nav/cli.py); every handler returns an exit code and turns domain errors into one
+(xiaomanlv_bringup/cli.py); every handler returns an exit code and turns domain errors into one
 line on stderr and exit code 2. `main(argv)` runs the same commands standalone
 (`python -m xiaomanlv_sim.cli sim render university`).
 

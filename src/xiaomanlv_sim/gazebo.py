@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xiaomanlv_nav.config import param
+from xiaomanlv_core.config import param
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
+from xiaomanlv_core.yamlfile import YamlFileError, read_yaml
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.site import Pose2D, Site, SiteError, load_site
-from xiaomanlv_sim.yamlfile import YamlFileError, read_yaml
 
 _log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_nav.config import param, validate_fields
+from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.agents import AgentArrays, Crowd
 from xiaomanlv_sim.dynamics import BodyState, DiffDriveDynamics

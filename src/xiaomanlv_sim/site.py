@@ -19,7 +19,7 @@ from typing import Any
 
 import networkx as nx
 
-from xiaomanlv_sim.yamlfile import YamlFileError, read_yaml
+from xiaomanlv_core.yamlfile import YamlFileError, read_yaml
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Every input of every node of the sim profile, fuzzed over DDS: no node dies.
 
-The same fuzzer as ``bench/fuzz.py`` (``xiaomanlv_nav.ros.fuzz``), smaller: a few hundred
+The same fuzzer as ``bench/fuzz.py`` (``xiaomanlv_bringup.ros.fuzz``), smaller: a few hundred
 hypothesis-drawn messages and service calls spread evenly over every subscription and service
 (parameter and action services included) of the simulator, map server, health monitor, locker
 and kiosk. Found before it existed: one /clock message with negative seconds raised inside
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaomanlv_nav.ros.fuzz import fuzz_session
+from xiaomanlv_bringup.ros.fuzz import fuzz_session
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus, TopicHealth
 from xiaomanlv.srv import GetHealth
 
-from xiaomanlv_nav.ros.conversions import level_of as level
+from xiaomanlv_nav.health.ros.conversions import level_of as level
 
 pytestmark = pytest.mark.integration
 
@@ -200,7 +200,7 @@ def test_a_killed_node_is_restarted_as_declared(ros_graph: Any) -> None:
 def test_bad_parameter_file_fails_at_start_up_naming_parameter_and_range(
     tmp_path: Any, ros_domain: int
 ) -> None:
-    from xiaomanlv_nav.paths import node_executable
+    from xiaomanlv_core.paths import node_executable
 
     params = tmp_path / "bad.yaml"
     params.write_text("/**:\n  ros__parameters:\n    publish_rate: 500.0\n")
@@ -218,7 +218,7 @@ def test_bad_parameter_file_fails_at_start_up_naming_parameter_and_range(
 
 def test_bringup_command_runs_the_profile_and_stops_on_sigint(ros_domain: int) -> None:
     """`xiaomanlv bringup sim` as a user runs it: prefixed output, SIGINT, clean exit."""
-    from xiaomanlv_nav.ros.session import GraphSession
+    from xiaomanlv_bringup.ros.session import GraphSession
 
     env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}
     proc = subprocess.Popen(

@@ -396,7 +396,7 @@ def test_kiosk_process_stops_on_sigint_and_names_bad_parameters(
 ) -> None:
     """The executable as `ros2 run` starts it: bad port or a public bind without allow_remote
     -> 2, port taken -> 1; waitress serves and refuses a foreign Host; SIGINT -> 0."""
-    from xiaomanlv_nav.paths import node_executable
+    from xiaomanlv_core.paths import node_executable
 
     exe = str(node_executable("kiosk"))
     env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}

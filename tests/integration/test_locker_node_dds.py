@@ -53,8 +53,8 @@ def locker_node(
     """
     import io
 
-    from xiaomanlv_nav.graph import NodeSpec
-    from xiaomanlv_nav.ros.session import GraphSession
+    from xiaomanlv_bringup.graph import NodeSpec
+    from xiaomanlv_bringup.ros.session import GraphSession
 
     sessions: list[GraphSession] = []
     logs = io.StringIO()

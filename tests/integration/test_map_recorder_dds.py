@@ -22,11 +22,11 @@ from geometry_msgs.msg import Twist
 from mcap.reader import make_reader
 from sensor_msgs.msg import Imu
 
+from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
+from xiaomanlv_bringup.ros.session import GraphSession
+from xiaomanlv_core.paths import executables_file, graph_file, node_executable
 from xiaomanlv_mapping.bag import open_drive
-from xiaomanlv_nav.graph import NodeSpec, load_profile, read_executables
-from xiaomanlv_nav.paths import executables_file, graph_file, node_executable
-from xiaomanlv_nav.ros.conversions import level_of
-from xiaomanlv_nav.ros.session import GraphSession
+from xiaomanlv_nav.health.ros.conversions import level_of
 
 pytestmark = pytest.mark.integration
 

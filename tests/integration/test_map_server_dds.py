@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -21,6 +20,9 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
+from xiaomanlv_bringup.graph import NodeSpec
+from xiaomanlv_bringup.ros.session import GraphSession
+from xiaomanlv_core.paths import node_executable
 from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.ros.conversions import (
     cloud_from_msg,
@@ -29,9 +31,6 @@ from xiaomanlv_mapping.ros.conversions import (
     routes_from_msg,
     stops_from_msg,
 )
-from xiaomanlv_nav.graph import NodeSpec
-from xiaomanlv_nav.paths import node_executable
-from xiaomanlv_nav.ros.session import GraphSession
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +42,6 @@ LATCHED_TOPICS = {
     "/map/datum": String,
     "/map/markers": MarkerArray,
 }
-
-
-def map_rig() -> ModuleType:
-    """tests/xiaomanlv_mapping/map_rig.py (this folder is not on that folder's import path)."""
-    path = Path(__file__).resolve().parents[1] / "xiaomanlv_mapping" / "map_rig.py"
-    spec = importlib.util.spec_from_file_location("map_rig", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def map_server_spec(map_dir: Path, params: Path) -> NodeSpec:
@@ -70,8 +59,10 @@ def map_server_spec(map_dir: Path, params: Path) -> NodeSpec:
 
 
 @pytest.fixture
-def served(tmp_path: Path, ros_domain: int) -> Iterator[tuple[GraphSession, Any]]:
-    rig = map_rig()
+def served(
+    tmp_path: Path, ros_domain: int, map_rig: ModuleType
+) -> Iterator[tuple[GraphSession, Any]]:
+    rig = map_rig
     prior = rig.synthetic_map()
     out = write_map(prior, tmp_path / "maps" / "testsite")
     logs = io.StringIO()
@@ -122,9 +113,9 @@ def test_a_late_subscriber_gets_every_map_topic(served: tuple[GraphSession, Any]
 
 
 def test_a_corrupt_map_stops_the_node_at_start_up_naming_the_file(
-    tmp_path: Path, ros_domain: int
+    tmp_path: Path, ros_domain: int, map_rig: ModuleType
 ) -> None:
-    out = write_map(map_rig().synthetic_map(), tmp_path / "maps" / "testsite")
+    out = write_map(map_rig.synthetic_map(), tmp_path / "maps" / "testsite")
     path = out / "map.yaml"
     path.write_text(path.read_text().replace("resolution: 0.25", "resolution: -1"))
     env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from xiaomanlv_core.config import ConfigError, config_from_mapping
 from xiaomanlv_locker.config import LockerConfig
-from xiaomanlv_nav.config import ConfigError, config_from_mapping
 
 
 def test_default_layout_is_20_20_10() -> None:

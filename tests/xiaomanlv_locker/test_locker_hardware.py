@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_locker.config import LockerConfig
 from xiaomanlv_locker.hardware import (
     Reading,
@@ -15,7 +16,6 @@ from xiaomanlv_locker.hardware import (
     faults_from_scenario,
     make_driver,
 )
-from xiaomanlv_nav.config import ConfigError
 
 
 class Tick:

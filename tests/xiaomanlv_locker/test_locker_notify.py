@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_locker.config import LockerConfig
 from xiaomanlv_locker.notify import (
     JsonLinesSender,
@@ -15,7 +16,6 @@ from xiaomanlv_locker.notify import (
     make_sender,
     read_notifications,
 )
-from xiaomanlv_nav.config import ConfigError
 
 
 def note(gen: int, code: str) -> Notification:

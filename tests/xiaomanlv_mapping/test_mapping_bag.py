@@ -25,6 +25,7 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, PointField
 from std_msgs.msg import String
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_mapping.bag import (
     EXPECTED_TYPES,
     BagWriter,
@@ -33,7 +34,6 @@ from xiaomanlv_mapping.bag import (
     open_drive,
 )
 from xiaomanlv_mapping.model import BagError
-from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_sim.ros.conversions import lidar_to_msg, stamp_of
 from xiaomanlv_sim.sensors.lidar import LidarScan
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xiaomanlv_bringup.cli import main as xiaomanlv
+from xiaomanlv_bringup.ros.mapping_drive import record_mapping_drive
 from xiaomanlv_mapping import build as build_module
 from xiaomanlv_mapping.build import build_map
 from xiaomanlv_mapping.mapfiles import load_map
 from xiaomanlv_mapping.model import MappingError
-from xiaomanlv_mapping.ros.record import record_mapping_drive
-from xiaomanlv_nav.cli import main as xiaomanlv
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.robot import RobotSpec
 from xiaomanlv_sim.sdf import load_robot

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
 from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MappingError, PoseSeries
-from xiaomanlv_nav.config import ConfigError
 
 STEP = 0.05  # [m] spacing of synthetic points
 

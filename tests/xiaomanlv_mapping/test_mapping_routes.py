@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
@@ -23,7 +24,6 @@ from xiaomanlv_mapping.model import (
     StopSet,
 )
 from xiaomanlv_mapping.routes import RouteConfig, route_graph, speed_for_width
-from xiaomanlv_nav.config import ConfigError
 
 RES = 0.1  # [m]
 

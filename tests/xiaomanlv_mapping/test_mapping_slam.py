@@ -12,6 +12,7 @@ import pytest
 from numpy.typing import NDArray
 from sim_drive import SimDrive, simulate_drive
 
+from xiaomanlv_core.config import ConfigError
 from xiaomanlv_mapping.datum import lla_to_map
 from xiaomanlv_mapping.model import (
     GnssSeries,
@@ -23,7 +24,6 @@ from xiaomanlv_mapping.model import (
     Scan,
 )
 from xiaomanlv_mapping.slam import SlamConfig, estimate
-from xiaomanlv_nav.config import ConfigError
 from xiaomanlv_sim.sensors.gnss import LocalTangentPlane
 
 STRAIGHT_START = (150.0, -150.0, 0.0)  # on the walkway north of the station, facing east

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from xiaomanlv_nav.config import ConfigError, param, validate_fields
+from xiaomanlv_core.config import ConfigError, param, validate_fields
 
 _KIOSK_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # A DNS name (RFC 1123 labels) or an IPv4 literal; IPv6 literals are checked by ipaddress.

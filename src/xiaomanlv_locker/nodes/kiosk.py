@@ -39,13 +39,13 @@ from rclpy.signals import SignalHandlerOptions
 from waitress import wasyncore
 from waitress.server import create_server
 
+from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.entry import EXIT_CONFIG
+from xiaomanlv_core.ros.guard import guard_node
+from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_locker.kiosk.app import MAX_BODY, create_app, stats_of
 from xiaomanlv_locker.kiosk.config import KioskConfig
 from xiaomanlv_locker.kiosk.ros.client import RosLockerClient
-from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import EXIT_CONFIG
-from xiaomanlv_nav.ros.guard import guard_node
-from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 EXIT_SERVE = 1  # the web server could not bind its address
 EXIT_ROS = 3  # the ROS executor thread ended with an error

@@ -15,7 +15,7 @@ safety must not stall with simulated time.
 
 Total: every callback checks what it converts (:mod:`xiaomanlv_locker.fields`) and counts a bad
 input per kind in the core's ``rejected`` (reported in /diagnostics as ``rejected_<kind>`` and
-in sum as ``malformed_messages``); :func:`xiaomanlv_nav.ros.guard.guard_node` wraps every
+in sum as ``malformed_messages``); :func:`xiaomanlv_core.ros.guard.guard_node` wraps every
 callback of both nodes as a safety net, so an unforeseen exception is logged and counted
 (``callback_errors``), never fatal.
 
@@ -60,6 +60,10 @@ from std_msgs.msg import String
 from xiaomanlv.msg import CompartmentStatus, LockerEvent
 from xiaomanlv.srv import ArmStop, LoadParcel, OperatorOpen, SubmitCode
 
+from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.entry import run_node
+from xiaomanlv_core.ros.guard import guard_node
+from xiaomanlv_core.ros.params import declare_config
 from xiaomanlv_locker.codes import SecretFileError
 from xiaomanlv_locker.config import FAULT_KINDS, LockerConfig
 from xiaomanlv_locker.fields import (
@@ -81,10 +85,6 @@ from xiaomanlv_locker.ros.conversions import (
 from xiaomanlv_locker.store import StoreError
 from xiaomanlv_mapping.model import MapFormatError
 from xiaomanlv_mapping.ros.conversions import stops_from_msg
-from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.guard import guard_node
-from xiaomanlv_nav.ros.params import declare_config
 
 EVENT_HISTORY = 200  # events a late subscriber receives
 GIL_SWITCH_INTERVAL = 0.001  # [s] sys.setswitchinterval while the node spins (Python: 0.005)

@@ -19,7 +19,7 @@ still gets them), all in frame ``map``:
 and /diagnostics at ``diagnostics_rate`` (steady clock): OK with the map's statistics, and
 the hand-edited files (routes.geojson, stops.yaml changed since sealing) if any. It subscribes
 to nothing; its parameter services refuse ``map``/``site`` changes with the reason, and every
-callback is guarded (:mod:`xiaomanlv_nav.ros.guard`: ``callback_errors`` in /diagnostics).
+callback is guarded (:mod:`xiaomanlv_core.ros.guard`: ``callback_errors`` in /diagnostics).
 Helpers for subscribers: ``xiaomanlv_mapping.ros.conversions`` (*_from_msg).
 """
 
@@ -37,6 +37,10 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
+from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.entry import run_node
+from xiaomanlv_core.ros.guard import guard_node
+from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_mapping.mapfiles import LoadedMap, MapServerConfig, load_map, resolve_map_dir
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_mapping.ros.conversions import (
@@ -47,10 +51,6 @@ from xiaomanlv_mapping.ros.conversions import (
     routes_to_msg,
     stops_to_msg,
 )
-from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.guard import guard_node
-from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 LATCHED = QoSProfile(
     depth=1,

@@ -16,7 +16,7 @@ a killed recorder leaves a bag that `xiaomanlv_mapping.bag.open_drive` reports a
 Publishes its state on /diagnostics at ``diagnostics_rate`` (messages written per topic,
 topics still awaited, write errors, ``callback_errors``). Its parameters are fixed while it
 records: a change is refused with the reason. Every callback, the recording subscriptions
-created on discovery included, is guarded (:mod:`xiaomanlv_nav.ros.guard`): an unforeseen
+created on discovery included, is guarded (:mod:`xiaomanlv_core.ros.guard`): an unforeseen
 exception is counted, never fatal.
 """
 
@@ -43,11 +43,11 @@ from rosbags.interfaces import (
     QosTime,
 )
 
+from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.entry import run_node
+from xiaomanlv_core.ros.guard import guard_node
+from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_mapping.bag import BagError, BagWriter, RecorderConfig
-from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.guard import guard_node
-from xiaomanlv_nav.ros.params import declare_config, watch_config
 
 
 def _time(duration: Any) -> QosTime:

@@ -23,7 +23,7 @@ import unicodedata
 from collections import deque
 from dataclasses import dataclass
 
-from xiaomanlv_nav.config import ConfigError, param, validate_fields
+from xiaomanlv_core.config import ConfigError, param, validate_fields
 from xiaomanlv_nav.health.content import OK, Level, Verdict, publishers_verdict, stamp_verdict
 
 __all__ = [

@@ -22,7 +22,7 @@ the robot is told to stop, as if its commander had fallen silent. Without a new 
 
 Parameters that cannot change at run time (world, scenario, seed, crowd, physics, sensors)
 and frame names that are empty or hold whitespace or control characters are refused with a
-reason. Every callback is guarded (:mod:`xiaomanlv_nav.ros.guard`): what the validation did
+reason. Every callback is guarded (:mod:`xiaomanlv_core.ros.guard`): what the validation did
 not foresee is counted (``callback_errors``), never fatal.
 """
 
@@ -42,10 +42,11 @@ from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.guard import guard_node
-from xiaomanlv_nav.ros.params import declare_config, watch_config
+from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.entry import run_node
+from xiaomanlv_core.ros.guard import guard_node
+from xiaomanlv_core.ros.params import declare_config, watch_config
+from xiaomanlv_core.ros.qos import SENSOR_QOS
 from xiaomanlv_sim.assets import AssetNotFoundError
 from xiaomanlv_sim.ros.conversions import (
     agents_to_markers,
@@ -61,7 +62,6 @@ from xiaomanlv_sim.ros.conversions import (
     truth_pose_to_msg,
     twist_to_command,
 )
-from xiaomanlv_sim.ros.qos import SENSOR_QOS
 from xiaomanlv_sim.scenario import ScenarioError
 from xiaomanlv_sim.sdf import SdfError
 from xiaomanlv_sim.sensors.gnss import GnssReading

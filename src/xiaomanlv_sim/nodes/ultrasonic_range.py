@@ -6,7 +6,7 @@ horizontal field of view and its limits; the range is the first echo
 (:func:`xiaomanlv_sim.gazebo.range_from_scan`). A malformed scan (limits not finite or out of
 order, a cone that is not finite or wider than a full turn: a float32 Range cannot hold
 3e38 - -3e38) is counted and reported on /diagnostics, never fatal; so is anything else a
-callback raises (:mod:`xiaomanlv_nav.ros.guard`). ``sensors`` cannot change at run time (a
+callback raises (:mod:`xiaomanlv_core.ros.guard`). ``sensors`` cannot change at run time (a
 change is refused with the reason); ``diagnostics_rate`` can. The headless simulator
 publishes Range directly and does not need it.
 """
@@ -22,13 +22,13 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan, Range
 
-from xiaomanlv_nav.config import ConfigError
-from xiaomanlv_nav.ros.entry import run_node
-from xiaomanlv_nav.ros.guard import guard_node
-from xiaomanlv_nav.ros.params import declare_config, watch_config
+from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.entry import run_node
+from xiaomanlv_core.ros.guard import guard_node
+from xiaomanlv_core.ros.params import declare_config, watch_config
+from xiaomanlv_core.ros.qos import SENSOR_QOS
 from xiaomanlv_sim.assets import robot_model_file
 from xiaomanlv_sim.gazebo import ScanError, UltrasonicRangeConfig, range_from_scan
-from xiaomanlv_sim.ros.qos import SENSOR_QOS
 from xiaomanlv_sim.sdf import SdfError, load_robot
 
 PREFIX = "ultrasonic_"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from xiaomanlv_core.config import ConfigError, config_from_mapping
 from xiaomanlv_locker.kiosk.config import KioskConfig
-from xiaomanlv_nav.config import ConfigError, config_from_mapping
 
 
 def test_defaults_serve_the_screen_only() -> None:

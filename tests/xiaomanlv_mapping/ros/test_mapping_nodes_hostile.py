@@ -6,10 +6,10 @@ called as rclpy's executor calls them, with hostile values.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,17 +19,8 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 
+from xiaomanlv_bringup.ros.session import reserved_domain_id
 from xiaomanlv_mapping.mapfiles import write_map
-from xiaomanlv_nav.ros.session import reserved_domain_id
-
-
-def _map_rig() -> Any:
-    path = Path(__file__).resolve().parents[1] / "map_rig.py"
-    spec = importlib.util.spec_from_file_location("map_rig", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def set_parameters(node: Node, *params: ParameterMsg) -> SetParameters.Response:
@@ -42,10 +33,10 @@ def _param(name: str, **value: Any) -> ParameterMsg:
 
 
 @pytest.fixture
-def map_server(tmp_path: Path) -> Iterator[Any]:
+def map_server(tmp_path: Path, map_rig: ModuleType) -> Iterator[Any]:
     from xiaomanlv_mapping.nodes.map_server import MapServerNode
 
-    out = write_map(_map_rig().synthetic_map(), tmp_path / "maps" / "testsite")
+    out = write_map(map_rig.synthetic_map(), tmp_path / "maps" / "testsite")
     with reserved_domain_id() as domain:
         rclpy.init(args=["--ros-args", "-p", f"map:={out}"], domain_id=domain)
         node = MapServerNode()

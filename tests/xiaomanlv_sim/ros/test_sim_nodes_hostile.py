@@ -20,7 +20,7 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 
-from xiaomanlv_nav.ros.session import reserved_domain_id
+from xiaomanlv_bringup.ros.session import reserved_domain_id
 
 
 @pytest.fixture(scope="module")

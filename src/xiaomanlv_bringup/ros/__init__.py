@@ -1,0 +1,1 @@
+"""Bring-up's rclpy parts: graph sessions, the demo, the fuzzer, launch helpers."""

@@ -1,0 +1,414 @@
+"""``xiaomanlv demo``: bring up the sim profile over real DDS and report what it sees.
+
+Grows with the stack. Today the graph is the headless simulator (the /clock source, every
+sensor of models/xiaomanlv/model.sdf, a crowd), the map server with the site's prior map, the
+health monitor, the locker and its kiosk. The demo reports the map as a late-joining planner
+receives it, loads a parcel, drives the robot from the station with timed /cmd_vel commands
+(no planner yet), listens to every sensor topic as a stack node would, asks the monitor for
+its picture through its service and its action, delivers the parcel through the kiosk, and
+draws what the robot saw: a top-down PNG with the last lidar scan, the crowd and the driven
+path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import yaml
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import OccupancyGrid, Odometry
+from numpy.typing import NDArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+from xiaomanlv.action import WaitForHealthy
+from xiaomanlv.msg import HealthStatus, LockerEvent
+from xiaomanlv.srv import ArmStop, GetHealth, LoadParcel
+
+from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
+from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
+from xiaomanlv_core.paths import executables_file, graph_file
+from xiaomanlv_nav.health.monitor import Level
+from xiaomanlv_nav.health.ros.conversions import level_of
+
+SENSORS = {
+    "/lidar/points": PointCloud2,
+    "/imu/data": Imu,
+    "/wheel/odom": Odometry,
+    "/gnss/fix": NavSatFix,
+}
+# Timed commands [(wall seconds, linear m/s, angular rad/s)]: from the station's loading pose
+# (facing the station building), turn round, then drive up the walkway.
+DRIVE = [(3.9, 0.0, 0.8), (1.0, 0.0, 0.0), (6.0, 1.2, 0.0), (1.5, 0.0, 0.0)]
+WINDOW = 30.0  # [m] half-width of the picture around the robot
+PARCEL = {"parcel_id": "P-0001", "recipient": "alice@campus.example", "stop": "library_west"}
+OPERATOR = ("demo-operator", "demo-credential")
+EVENTS_QOS = QoSProfile(
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+@dataclass
+class _Recorder:
+    """Everything the demo hears, filled by subscription callbacks on the client's thread."""
+
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last: dict[str, Any] = field(default_factory=dict)
+    path: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, z, yaw
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def callback(self, topic: str) -> Any:
+        def on_message(msg: Any) -> None:
+            with self.lock:
+                self.counts[topic] += 1
+                self.last[topic] = msg
+                if isinstance(msg, PoseStamped):
+                    p, q = msg.pose.position, msg.pose.orientation
+                    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+                    self.path.append((p.x, p.y, p.z, yaw))
+
+        return on_message
+
+
+def _drive(session: GraphSession, recorder: _Recorder, out: TextIO) -> float:
+    """Send the timed commands at 10 Hz; returns the wall time spent [s]."""
+    pub = session.client.create_publisher(Twist, "/cmd_vel", 10)
+    start = time.monotonic()
+    try:
+        for duration, linear, angular in DRIVE:
+            until = time.monotonic() + duration
+            while time.monotonic() < until:
+                cmd = Twist()
+                cmd.linear.x, cmd.angular.z = linear, angular
+                pub.publish(cmd)
+                time.sleep(0.1)
+    finally:
+        session.client.destroy_publisher(pub)
+    return time.monotonic() - start
+
+
+def _scan_in_world(
+    cloud: PointCloud2, pose: tuple[float, float, float, float]
+) -> NDArray[np.float64]:
+    """The lidar scan's points in the world frame, from the robot's (ground-truth) pose."""
+    from xiaomanlv_sim.assets import robot_model_file
+    from xiaomanlv_sim.ros.conversions import cloud_arrays
+    from xiaomanlv_sim.sdf import load_robot
+
+    points, _, _ = cloud_arrays(cloud)
+    base_from_lidar = load_robot(robot_model_file()).lidar.pose
+    x, y, z, yaw = pose
+    world_from_base = np.eye(4)
+    c, s = math.cos(yaw), math.sin(yaw)
+    world_from_base[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
+    world_from_base[:3, 3] = (x, y, z)
+    transform = world_from_base @ base_from_lidar
+    return np.asarray(points, dtype=np.float64) @ transform[:3, :3].T + transform[:3, 3]
+
+
+def _picture(recorder: _Recorder, output: Path) -> Path | None:
+    from xiaomanlv_sim.agents import AgentArrays
+    from xiaomanlv_sim.assets import site_file, world_file
+    from xiaomanlv_sim.render import render_top_down
+    from xiaomanlv_sim.sdf import load_world
+    from xiaomanlv_sim.site import load_site
+
+    if not recorder.path:
+        return None
+    world_path = world_file("university")
+    world, site = load_world(world_path), load_site(site_file(world_path))
+    here = recorder.path[-1]
+    cloud = recorder.last.get("/lidar/points")
+    points = _scan_in_world(cloud, here) if cloud is not None else None
+    markers = recorder.last.get("/sim/ground_truth/agents")
+    agents = None
+    if markers is not None and markers.markers:
+        m = markers.markers
+        agents = AgentArrays(
+            positions=np.array([[k.pose.position.x, k.pose.position.y] for k in m]),
+            velocities=np.zeros((len(m), 2)),
+            radii=np.array([k.scale.x / 2 for k in m]),
+            heights=np.array([k.scale.z for k in m]),
+            kinds=np.array([1 if k.ns == "cyclists" else 0 for k in m], dtype=np.int8),
+            ids=np.array([k.id for k in m], dtype=np.int32),
+        )
+    window = (here[0] - WINDOW, here[1] - WINDOW, here[0] + WINDOW, here[1] + WINDOW)
+    return render_top_down(
+        world,
+        site,
+        agents=agents,
+        trajectory=np.array([p[:2] for p in recorder.path]),
+        points=points,
+        resolution=0.05,
+        window=window,
+        path=output / "sim.png",
+        title="demo: robot view",
+    )
+
+
+def _sensor_lines(recorder: _Recorder, seconds: float, ultrasonic: list[str]) -> list[str]:
+    last, counts = recorder.last, recorder.counts
+    lines = []
+    cloud = last.get("/lidar/points")
+    if cloud is not None:
+        from xiaomanlv_sim.ros.conversions import cloud_arrays
+
+        points, _, rings = cloud_arrays(cloud)
+        nearest = float(np.min(np.linalg.norm(points, axis=1))) if len(points) else math.inf
+        what = f"{len(points)} returns in {len(set(rings.tolist()))} rings, nearest {nearest:.1f} m"
+    else:
+        what = "no scan"
+    imu, odom, fix = last.get("/imu/data"), last.get("/wheel/odom"), last.get("/gnss/fix")
+    gyro = f"gyro z {imu.angular_velocity.z:+.2f} rad/s, " if imu else ""
+    accel = f"accel z {imu.linear_acceleration.z:.2f} m/s^2" if imu else "no reading"
+    odo = (
+        f"x {odom.pose.pose.position.x:.1f} y {odom.pose.pose.position.y:.1f} m, "
+        f"v {odom.twist.twist.linear.x:.2f} m/s"
+        if odom
+        else "no reading"
+    )
+    gnss = (
+        f"{fix.latitude:.6f} N {fix.longitude:.6f} E, status {fix.status.status}"
+        if fix
+        else "no fix"
+    )
+    details = {"/lidar/points": what, "/imu/data": gyro + accel, "/wheel/odom": odo}
+    details["/gnss/fix"] = gnss
+    for topic in SENSORS:
+        rate = counts[topic] / seconds
+        lines.append(f"    {topic:<16} {rate:6.1f} Hz  {details[topic]}")
+    ranges = []
+    for name in ultrasonic:
+        msg = last.get(f"/ultrasonic/{name}")
+        ranges.append(f"{name} {msg.range:.2f}" if msg else f"{name} -")
+    rate = min((counts[f"/ultrasonic/{n}"] for n in ultrasonic), default=0) / seconds
+    lines.append(f"    /ultrasonic/*    {rate:6.1f} Hz  each (slowest); ranges [m]:")
+    lines.append("      " + ", ".join(ranges[:4]))
+    lines.append("      " + ", ".join(ranges[4:]))
+    return lines
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _with_locker_data(nodes: list[NodeSpec], data_dir: Path, port: int) -> list[NodeSpec]:
+    """The profile's locker and kiosk on a fresh data folder and a free port (the demo must
+    not touch a real locker's database), with a registered demo operator."""
+    from xiaomanlv_locker.config import LockerConfig
+    from xiaomanlv_locker.operators import add_operator
+
+    overrides = {"locker": {"data_dir": str(data_dir)}, "kiosk": {"port": port}}
+    add_operator(LockerConfig(data_dir=str(data_dir)), *OPERATOR)
+    out = []
+    for node in nodes:
+        if node.name in overrides:
+            path = data_dir / f"{node.name}.params.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": overrides[node.name]}}))
+            node = dataclasses.replace(node, parameters=(*node.parameters, path))
+        out.append(node)
+    return out
+
+
+def _kiosk_code(port: int, code: str) -> dict[str, Any]:
+    """POST a code to the kiosk page's endpoint, as its keypad does."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/code",
+        data=json.dumps({"code": code}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10.0) as response:
+            answer: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as err:  # 4xx answers carry the page's message too
+        answer = json.load(err)
+    return answer
+
+
+def _load(session: GraphSession, data_dir: Path, out: TextIO) -> tuple[int, str]:
+    """Load the demo parcel at the station; returns (compartment, the recipient's code)."""
+    request = LoadParcel.Request(size="small", operator_id=OPERATOR[0])
+    request.operator_credential = OPERATOR[1]
+    for key, value in PARCEL.items():
+        setattr(request, key, value)
+    # the locker first needs odometry saying "parked" and the site's stops from the map server
+    deadline = time.monotonic() + 20.0
+    got = session.call(LoadParcel, "/locker/load_parcel", request, timeout=15.0)
+    waiting = ("moving", "not known yet")
+    while (
+        not got.success and any(w in got.message for w in waiting) and time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+        got = session.call(LoadParcel, "/locker/load_parcel", request, timeout=15.0)
+    if not got.success:
+        raise RuntimeError(f"load_parcel failed: {got.message}")
+    note = json.loads((data_dir / "notifications.jsonl").read_text().splitlines()[-1])
+    print(
+        f"  locker: loaded {PARCEL['parcel_id']} for {PARCEL['stop']} into compartment "
+        f"{got.compartment}; the recipient's notification carries the code",
+        file=out,
+    )
+    return int(got.compartment), str(note["code"])
+
+
+def _deliver(session: GraphSession, port: int, code: str, events: list[Any], out: TextIO) -> bool:
+    """Arm the stop, type a wrong then the right code on the kiosk; True once delivered."""
+    armed = session.call(
+        ArmStop, "/locker/arm_stop", ArmStop.Request(stop=PARCEL["stop"], arm=True)
+    )
+    print(
+        f"  locker: stop {PARCEL['stop']} armed (the mission will do this when it parks there): "
+        f"{armed.message or 'ok'}, compartments {list(armed.compartments)}",
+        file=out,
+    )
+    wrong = str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
+    print(f"  kiosk, wrong code: {_kiosk_code(port, wrong)['message']}", file=out)
+    print(f"  kiosk, right code: {_kiosk_code(port, code)['message']}", file=out)
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        if any(e.kind == "delivered" for e in list(events)):
+            break
+        time.sleep(0.2)
+    kinds = [e.kind for e in list(events)]
+    print(f"  locker events: {', '.join(kinds)}", file=out)
+    return "delivered" in kinds
+
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+def _map_lines(session: GraphSession) -> list[str]:
+    """What map_server serves, as a late-joining planner receives it (latched topics)."""
+    grid = session.wait_for_message(OccupancyGrid, "/map", timeout=30.0, qos=LATCHED)
+    cloud = session.wait_for_message(PointCloud2, "/map/cloud", timeout=30.0, qos=LATCHED)
+    routes = json.loads(
+        session.wait_for_message(String, "/map/route_graph", timeout=30.0, qos=LATCHED).data
+    )
+    stops = json.loads(
+        session.wait_for_message(String, "/map/stops", timeout=30.0, qos=LATCHED).data
+    )
+    kinds = [f["geometry"]["type"] for f in routes["features"]]
+    info = grid.info
+    return [
+        f"  prior map (map_server, latched): grid {info.width} x {info.height} cells at "
+        f"{info.resolution:g} m, cloud {cloud.width * cloud.height} points, route graph "
+        f"{kinds.count('Point')} nodes / {kinds.count('MultiLineString')} one-way edges, "
+        f"{len(stops['stops'])} stops"
+    ]
+
+
+def run_demo(
+    profile_name: str = "sim", out: TextIO | None = None, output: Path = Path("build/demo")
+) -> int:
+    from xiaomanlv_sim.assets import robot_model_file
+    from xiaomanlv_sim.sdf import load_robot
+
+    out = out or sys.stdout
+    started = time.monotonic()
+    profile = load_profile(
+        graph_file(), profile_name, executables=read_executables(executables_file())
+    )
+    ultrasonic = [
+        s.name.removeprefix("ultrasonic_") for s in load_robot(robot_model_file()).ultrasonic
+    ]
+    topics = {**SENSORS, **{f"/ultrasonic/{n}": Range for n in ultrasonic}}
+    topics["/sim/ground_truth/pose"] = PoseStamped
+    topics["/sim/ground_truth/agents"] = MarkerArray
+    logs = io.StringIO()
+    recorder = _Recorder()
+    picture = None
+    delivered = None
+    events: list[Any] = []
+    print(f"xiaomanlv demo: profile '{profile.name}' - {profile.description}", file=out)
+    data = Path(tempfile.mkdtemp(prefix="xiaomanlv-demo-locker-"))
+    port = _free_port()
+    nodes = _with_locker_data(list(profile.nodes), data, port)
+    with_locker = any(n.name == "locker" for n in nodes) and any(n.name == "kiosk" for n in nodes)
+    with reserved_domain_id() as domain, GraphSession(nodes, domain, output=logs) as s:
+        print(f"  ROS_DOMAIN_ID {domain}, nodes: {', '.join(s.supervisor.pids())}", file=out)
+        s.wait_for_topics(["/clock", "/health/status", *topics], timeout=60.0)
+        if any(n.name == "map_server" for n in nodes):
+            print("\n".join(_map_lines(s)), file=out)
+        for topic, cls in topics.items():
+            s.client.create_subscription(cls, topic, recorder.callback(topic), 10)
+        if with_locker:
+            s.client.create_subscription(LockerEvent, "/locker/events", events.append, EVENTS_QOS)
+            s.wait_for_topics(["/locker/events"], timeout=30.0)
+            _, code = _load(s, data, out)
+            deadline = time.monotonic() + 15.0  # never drive off with a door open
+            while time.monotonic() < deadline and "locked" not in [e.kind for e in events]:
+                time.sleep(0.1)
+        print(f"  driving from the station for {sum(d for d, *_ in DRIVE):.0f} s ...", file=out)
+        seconds = _drive(s, recorder, out)
+        with recorder.lock:
+            lines = _sensor_lines(recorder, seconds, ultrasonic)
+            path = list(recorder.path)
+        print(f"  sensors, as a stack node hears them over DDS for {seconds:.1f} s:", file=out)
+        print("\n".join(lines), file=out)
+        if len(path) > 1:
+            xy = np.array([p[:2] for p in path])
+            driven = float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)))
+            print(
+                f"  ground truth: drove {driven:.1f} m to ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f})",
+                file=out,
+            )
+        got = s.call(GetHealth, "/health/get", GetHealth.Request(), timeout=10.0)
+        print(
+            f"  health monitor (/health/get): {Level(level_of(got.status.level)).name}",
+            file=out,
+        )
+        for topic in got.status.topics:
+            print(
+                f"    {topic.topic:<16} {Level(level_of(topic.level)).name:<5} "
+                f"{topic.rate:5.1f} Hz (min {topic.min_rate:g})  {topic.message}",
+                file=out,
+            )
+        result, feedback, _ = s.send_goal(
+            WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=5.0), 15.0
+        )
+        print(
+            f"  wait_until_healthy: healthy={result.healthy} after {len(feedback)} feedback "
+            "message(s)",
+            file=out,
+        )
+        status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
+        print(f"  /health/status: {Level(level_of(status.level)).name}", file=out)
+        if with_locker:
+            delivered = _deliver(s, port, code, events, out)
+        with recorder.lock:
+            picture = _picture(recorder, output)
+        if picture is not None:
+            print(f"  picture: {picture} ({2 * WINDOW:.0f} m around the robot: lidar returns, "
+                  "crowd, driven path)", file=out)  # fmt: skip
+    shutil.rmtree(data, ignore_errors=True)
+    unclean = {n: c for n, c in s.supervisor.exit_codes().items() if any(c)}
+    failure = s.supervisor.failure or (f"non-zero exit codes {unclean}" if unclean else None)
+    if delivered is False:
+        failure = failure or "the demo parcel was not delivered"
+    print(f"  shutdown: {failure or 'clean, every node exited 0 on SIGINT'}", file=out)
+    if failure:
+        print("  node output:\n" + logs.getvalue(), file=out)
+    print(f"demo finished in {time.monotonic() - started:.1f} s", file=out)
+    return 1 if failure else 0

@@ -1,0 +1,228 @@
+"""A declared graph running as real processes, plus a client node on the same ROS domain.
+
+The launch_testing pattern without launch_testing: :class:`GraphSession` starts nodes of a
+profile through the bring-up supervisor on a reserved ``ROS_DOMAIN_ID``, gives the caller an
+rclpy node (spun on a background thread) to publish, subscribe, call services and send action
+goals with, and always tears everything down. The pytest fixtures in tests/conftest.py and
+``xiaomanlv demo`` both use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+from xiaomanlv_bringup.graph import NodeSpec
+from xiaomanlv_bringup.supervisor import Supervisor
+from xiaomanlv_core.paths import node_executable
+
+DOMAIN_IDS = range(1, 101)  # Fast DDS ports stay below 32768 for these
+
+
+@contextlib.contextmanager
+def reserved_domain_id(lock_dir: Path | None = None) -> Iterator[int]:
+    """Hold an exclusive lock on a free ``ROS_DOMAIN_ID`` so concurrent runs never share one."""
+    folder = lock_dir or Path(tempfile.gettempdir()) / "xiaomanlv-ros-domains"
+    folder.mkdir(parents=True, exist_ok=True)
+    candidates = list(DOMAIN_IDS)
+    random.shuffle(candidates)
+    for domain in candidates:
+        handle = open(folder / f"{domain}.lock", "w")  # noqa: SIM115 - held while in use
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield domain
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        return
+    raise RuntimeError(f"no free ROS_DOMAIN_ID in {DOMAIN_IDS} (locks in {folder})")
+
+
+class GraphSession:
+    """Run ``nodes`` as processes on ``domain_id`` with a client node for the caller.
+
+    Use as a context manager; the processes and the client stop on exit, also on failure.
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[NodeSpec],
+        domain_id: int,
+        *,
+        output: TextIO | None = None,
+        client_name: str = "xiaomanlv_client",
+        grace: float = 5.0,
+    ) -> None:
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        self.domain_id = domain_id
+        self.supervisor = Supervisor(nodes, node_executable, env=env, output=output, grace=grace)
+        self._client_name = client_name
+        self._context: Context | None = None
+        self._executor: SingleThreadedExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self.node: Node | None = None
+
+    def __enter__(self) -> GraphSession:
+        try:
+            self.supervisor.start()
+            self._context = Context()
+            rclpy.init(context=self._context, domain_id=self.domain_id)
+            self.node = rclpy.create_node(self._client_name, context=self._context)
+            self._executor = SingleThreadedExecutor(context=self._context)
+            self._executor.add_node(self.node)
+            self._thread = threading.Thread(target=self._spin, daemon=True)
+            self._thread.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=2.0)
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if self.node is not None:
+            self.node.destroy_node()
+        if self._context is not None:
+            self._context.try_shutdown()
+        self.supervisor.shutdown()
+
+    def _spin(self) -> None:
+        assert self._executor is not None
+        with contextlib.suppress(Exception):
+            self._executor.spin()
+
+    @property
+    def client(self) -> Node:
+        if self.node is None:
+            raise RuntimeError("the session is not running")
+        return self.node
+
+    def _check_alive(self) -> None:
+        """Raise when the graph stopped, or a node of it is down for good."""
+        self.supervisor.poll()
+        if self.supervisor.failure:
+            raise RuntimeError(self.supervisor.failure)
+        down = self.supervisor.down()
+        if down:
+            raise RuntimeError("; ".join(f"{name}: {why}" for name, why in down.items()))
+
+    def wait_for_topics(self, topics: Sequence[str], timeout: float = 20.0) -> None:
+        """Block until every topic in ``topics`` has a publisher.
+
+        Raises:
+            TimeoutError: naming the topics that never appeared.
+            RuntimeError: a node of the graph died and its policy stopped the graph.
+        """
+        deadline = time.monotonic() + timeout
+        missing = set(topics)
+        while True:
+            self._check_alive()
+            missing = {t for t in topics if not self.client.get_publishers_info_by_topic(t)}
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no publisher after {timeout:g} s on: {', '.join(sorted(missing))}"
+                )
+            time.sleep(0.05)
+
+    def wait_for_message(
+        self, msg_type: Any, topic: str, timeout: float = 10.0, qos: QoSProfile | int = 10
+    ) -> Any:
+        """The next message on ``topic``; TimeoutError if none arrives in ``timeout`` s."""
+        received: list[Any] = []
+        event = threading.Event()
+
+        def on_message(msg: Any) -> None:
+            if not event.is_set():
+                received.append(msg)
+                event.set()
+
+        sub = self.client.create_subscription(msg_type, topic, on_message, qos)
+        try:
+            if not event.wait(timeout):
+                self._check_alive()
+                raise TimeoutError(f"no message on {topic} within {timeout:g} s")
+            return received[0]
+        finally:
+            self.client.destroy_subscription(sub)
+
+    @contextlib.contextmanager
+    def publishing(self, topic: str, msg: Any, rate: float = 20.0) -> Iterator[None]:
+        """Publish ``msg`` on ``topic`` at ``rate`` [Hz] from the client while the block runs."""
+        pub = self.client.create_publisher(type(msg), topic, 10)
+        timer = self.client.create_timer(1.0 / rate, lambda: pub.publish(msg))
+        try:
+            yield
+        finally:
+            self.client.destroy_timer(timer)
+            self.client.destroy_publisher(pub)
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
+        """Call service ``name`` and return its response; TimeoutError if it does not answer."""
+        client = self.client.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                self._check_alive()
+                raise TimeoutError(f"service {name} not available within {timeout:g} s")
+            future = client.call_async(request)
+            return _wait_future(future, timeout, f"service {name}")
+        finally:
+            self.client.destroy_client(client)
+
+    def send_goal(
+        self, action_type: Any, name: str, goal: Any, timeout: float = 30.0
+    ) -> tuple[Any, list[Any], int]:
+        """Send an action goal; returns (result, feedback messages, goal status)."""
+        client = ActionClient(self.client, action_type, name)
+        feedback: list[Any] = []
+        try:
+            if not client.wait_for_server(timeout_sec=timeout):
+                self._check_alive()
+                raise TimeoutError(f"action server {name} not available within {timeout:g} s")
+            handle = _wait_future(
+                client.send_goal_async(
+                    goal, feedback_callback=lambda f: feedback.append(f.feedback)
+                ),
+                timeout,
+                f"goal acceptance by {name}",
+            )
+            if not handle.accepted:
+                raise RuntimeError(f"action server {name} rejected the goal")
+            response = _wait_future(handle.get_result_async(), timeout, f"result of {name}")
+            return response.result, feedback, response.status
+        finally:
+            client.destroy()
+
+
+def _wait_future(future: Any, timeout: float, what: str) -> Any:
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    if not done.wait(timeout):
+        raise TimeoutError(f"{what}: no answer within {timeout:g} s")
+    return future.result()

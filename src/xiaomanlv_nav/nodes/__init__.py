@@ -1,1 +1,0 @@
-"""Thin rclpy adapters: convert messages, make one core call, publish."""

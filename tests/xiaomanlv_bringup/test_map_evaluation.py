@@ -1,0 +1,285 @@
+"""Map evaluation: trajectory alignment, cloud-to-surface distances, grid scores, the picture."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from scipy.spatial.transform import Rotation
+
+from xiaomanlv_bringup.map_evaluation import (
+    CloudConfig,
+    Evaluation,
+    GridEvaluationConfig,
+    evaluate_cloud,
+    evaluate_grid,
+    evaluate_map,
+    evaluate_trajectory,
+    render_evaluation,
+    true_obstacles,
+    umeyama_rigid,
+)
+from xiaomanlv_mapping.mapfiles import write_map
+from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MappingError, PoseSeries
+from xiaomanlv_sim.render import PANEL_WIDTH
+from xiaomanlv_sim.scene import Scene
+from xiaomanlv_sim.world import Box, Geometry, Plane, Shape, Sphere, World
+
+RES = 0.1  # [m]
+
+
+def pose(x: float, y: float, z: float, yaw: float = 0.0) -> NDArray[np.float64]:
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_euler("z", yaw).as_matrix()
+    out[:3, 3] = (x, y, z)
+    return out
+
+
+def shape(name: str, geometry: Geometry, at: NDArray[np.float64], category: str) -> Shape:
+    return Shape(name=name, geometry=geometry, pose=at, model=name, category=category)
+
+
+def box_world(*extra: Shape) -> World:
+    """A 40 m ground plane with a 4 x 4 x 3 m building at (5, 0)."""
+    shapes = (
+        shape("ground", Plane((0.0, 0.0, 1.0), (40.0, 40.0)), pose(0, 0, 0), "ground"),
+        shape("house", Box((4.0, 4.0, 3.0)), pose(5.0, 0.0, 1.5), "building"),
+        *extra,
+    )
+    return World(name="box", source=Path("box.sdf"), shapes=shapes, spherical_coordinates=None)
+
+
+def frame(x0: float = -10.0, y0: float = -10.0, w: int = 200, h: int = 200) -> Grid:
+    return Grid(RES, (x0, y0, 0.0), np.full((h, w), FREE, dtype=np.int8))
+
+
+def at(grid: Grid, x: float, y: float) -> tuple[int, int]:
+    return (math.floor((y - grid.origin[1]) / RES), math.floor((x - grid.origin[0]) / RES))
+
+
+# ---- trajectory -----------------------------------------------------------------------------
+def circle_drive(n: int = 400, t0: float = 0.0) -> PoseSeries:
+    t = t0 + np.arange(n) * 0.1
+    ang = t / 8.0
+    poses = np.stack([pose(10 * math.cos(a), 10 * math.sin(a), 0.1 * math.sin(3 * a),
+                           a + math.pi / 2) for a in ang])  # fmt: skip
+    return PoseSeries(stamps=t, poses=poses)
+
+
+def test_umeyama_recovers_a_known_rigid_motion() -> None:
+    rng = np.random.default_rng(4)
+    src = rng.uniform(-20.0, 20.0, (50, 3))
+    motion = np.eye(4)
+    motion[:3, :3] = Rotation.from_euler("zyx", [0.7, -0.1, 0.05]).as_matrix()
+    motion[:3, 3] = (3.0, -7.0, 0.4)
+    dst = src @ motion[:3, :3].T + motion[:3, 3]
+    np.testing.assert_allclose(umeyama_rigid(src, dst), motion, atol=1e-9)
+    with pytest.raises(MappingError, match="N >= 3"):
+        umeyama_rigid(src[:2], dst[:2])
+
+
+def test_ate_after_alignment_is_the_noise_and_without_it_the_offset() -> None:
+    truth = circle_drive()
+    estimate_t = circle_drive(n=390, t0=0.05)  # other stamps: truth is interpolated there
+    offset = pose(2.0, -1.0, 0.3, yaw=0.2)
+    noise = np.random.default_rng(2).normal(0.0, 0.02, (len(estimate_t.stamps), 3))
+    moved = np.einsum("ij,njk->nik", offset, estimate_t.poses)
+    moved[:, :3, 3] += noise
+    result = evaluate_trajectory(PoseSeries(estimate_t.stamps, moved), truth)
+    assert result.poses == 390
+    assert result.ate_rmse_m == pytest.approx(0.02 * math.sqrt(3), rel=0.25)
+    assert result.ate_max_m >= result.ate_rmse_m
+    assert result.ate_rmse_unaligned_m > 1.0
+    assert result.ate_rot_rmse_deg < 0.5
+    np.testing.assert_allclose(result.alignment, np.linalg.inv(offset), atol=0.02)
+    assert result.errors.shape == (390,)
+
+
+def test_ate_needs_estimate_stamps_within_the_truth() -> None:
+    truth = circle_drive(n=50)
+    late = circle_drive(n=20, t0=100.0)
+    with pytest.raises(MappingError, match="0 of 20 stamps lie within"):
+        evaluate_trajectory(late, truth)
+    backwards = PoseSeries(truth.stamps[::-1].copy(), truth.poses)
+    with pytest.raises(MappingError, match="increasing"):
+        evaluate_trajectory(truth, backwards)
+
+
+# ---- cloud ----------------------------------------------------------------------------------
+def box_surface_points(rng: np.random.Generator, noise: float) -> NDArray[np.float64]:
+    """Points on the ground round the house and on its four walls and roof, with noise [m]."""
+    ground = rng.uniform(-15.0, 15.0, (4000, 2))
+    ground = ground[(np.abs(ground[:, 0] - 5.0) > 2.2) | (np.abs(ground[:, 1]) > 2.2)]
+    pts = [np.column_stack([ground, np.zeros(len(ground))])]
+    u = rng.uniform(-2.0, 2.0, (500, 4))
+    z = rng.uniform(0.0, 3.0, (500, 4))
+    pts += [np.column_stack([np.full(500, 3.0), u[:, 0], z[:, 0]])]
+    pts += [np.column_stack([np.full(500, 7.0), u[:, 1], z[:, 1]])]
+    pts += [np.column_stack([5.0 + u[:, 2], np.full(500, -2.0), z[:, 2]])]
+    pts += [np.column_stack([5.0 + u[:, 3], np.full(500, 2.0), z[:, 3]])]
+    pts += [np.column_stack([5.0 + rng.uniform(-2, 2, 500), rng.uniform(-2, 2, 500),
+                             np.full(500, 3.0)])]  # fmt: skip
+    cloud = np.vstack(pts)
+    return cloud + rng.normal(0.0, noise, cloud.shape)
+
+
+def test_a_cloud_on_the_true_surfaces_scores_its_noise() -> None:
+    world = box_world()
+    cloud = box_surface_points(np.random.default_rng(7), noise=0.01)
+    result = evaluate_cloud(cloud, world)
+    # distance to the nearest surface is about the noise across it
+    assert result.map_rms_m == pytest.approx(0.01, rel=0.3)
+    assert result.map_p95_m < 0.03
+    assert result.map_points == len(cloud)
+    assert result.map_outlier_share == 0.0
+    lifted = cloud + np.array([0.0, 0.0, 0.5])  # half a metre up: the ground points are 0.5 m off
+    worse = evaluate_cloud(lifted, world, config=CloudConfig(max_points=1000))
+    assert worse.map_rms_m > 0.3
+    assert worse.map_points <= 1000
+    assert worse.map_outlier_share > 0.5
+
+
+def test_cloud_errors_name_the_input() -> None:
+    with pytest.raises(MappingError, match=r"non-empty \(N,3\)"):
+        evaluate_cloud(np.zeros((0, 3)), box_world())
+    empty = World(name="void", source=Path("void.sdf"), shapes=(), spherical_coordinates=None)
+    with pytest.raises(MappingError, match="void"):
+        evaluate_cloud(np.zeros((3, 3)), empty)
+
+
+# ---- grid -----------------------------------------------------------------------------------
+def test_truth_holds_what_the_robot_cannot_cross() -> None:
+    world = box_world(
+        shape("kerb_high", Box((10.0, 0.15, 0.13)), pose(0.0, -5.0, 0.065), "kerb"),
+        shape("kerb_low", Box((10.0, 0.15, 0.08)), pose(0.0, 5.0, 0.04), "kerb"),
+        shape("track", Box((6.0, 3.0, 0.03)), pose(-6.0, 8.0, 0.015), "field"),
+        shape("landing", Box((2.0, 3.0, 0.15)), pose(-2.0, 0.0, 0.075), "ramp"),
+        shape("crown", Sphere(1.5), pose(0.0, -8.0, 4.0), "tree"),
+    )
+    grid = frame()
+    truth = true_obstacles(world, grid)
+    assert truth[at(grid, 5.0, 0.0)] and truth[at(grid, 3.05, 0.0)]  # the house, solid
+    assert not truth[at(grid, 2.95, 0.0)]
+    assert truth[at(grid, 0.0, -5.0)]  # a 0.13 m kerb is above the 0.12 m step
+    assert not truth[at(grid, 0.0, 5.0)]  # a 0.08 m one is not
+    assert not truth[at(grid, -6.0, 8.0)]  # the track surface
+    assert not truth[at(grid, -2.95, 8.0)]  # and its 0.03 m edge
+    assert not truth[at(grid, 0.0, -8.0)]  # a crown 2.5 m up
+    assert not truth[at(grid, -2.0, 0.0)]  # the landing is driven on...
+    assert truth[at(grid, -2.95, 0.0)]  # ...but its 0.15 m edge is a step
+
+
+def test_a_grid_drawn_from_the_truth_scores_one_and_a_shifted_one_less() -> None:
+    world = box_world(shape("kerb", Box((10.0, 0.15, 0.13)), pose(0.0, -5.0, 0.065), "kerb"))
+    scene = Scene.from_world(world)
+    grid = frame()
+    truth = true_obstacles(world, grid, scene=scene)
+    cells = np.where(truth, OCCUPIED, FREE).astype(np.int8)
+    perfect = evaluate_grid(Grid(RES, grid.origin, cells), world, scene=scene)
+    assert perfect.grid_iou == pytest.approx(1.0)
+    assert perfect.grid_iou_strict == pytest.approx(1.0)
+    assert perfect.grid_missed_cells == perfect.grid_phantom_cells == 0
+    assert perfect.grid_known_cells == cells.size
+    # a map sees walls, not interiors: an unknown interior is left out, not counted wrong
+    seen = cells.copy()
+    r, c = at(grid, 5.0, 0.0)
+    seen[r - 15 : r + 15, c - 15 : c + 15] = UNKNOWN
+    walls = evaluate_grid(Grid(RES, grid.origin, seen), world, scene=scene)
+    assert walls.grid_iou == pytest.approx(1.0)
+    assert walls.grid_truth_cells < perfect.grid_truth_cells
+    # one cell off is within the tolerance; three cells off is not
+    one = evaluate_grid(Grid(RES, grid.origin, np.roll(cells, 1, axis=1)), world, scene=scene)
+    assert one.grid_iou == pytest.approx(1.0)
+    assert one.grid_iou_strict < 1.0
+    three = evaluate_grid(Grid(RES, grid.origin, np.roll(cells, 3, axis=0)), world, scene=scene)
+    assert three.grid_iou < 0.95
+    assert three.grid_missed_cells > 0 and three.grid_phantom_cells > 0
+    strict = evaluate_grid(
+        Grid(RES, grid.origin, np.roll(cells, 1, axis=1)),
+        world,
+        config=GridEvaluationConfig(tolerance=0.0),
+        scene=scene,
+    )
+    assert strict.grid_iou == pytest.approx(strict.grid_iou_strict)
+
+
+def test_grid_errors_name_the_field() -> None:
+    with pytest.raises(MappingError, match="yaw"):
+        evaluate_grid(Grid(RES, (0.0, 0.0, 0.3), np.zeros((4, 4), np.int8)), box_world())
+    with pytest.raises(MappingError, match="truth_max_height"):
+        GridEvaluationConfig(truth_min_height=1.0, truth_max_height=0.5)
+
+
+# ---- the whole and the picture ----------------------------------------------------------------
+def test_evaluation_flattens_to_named_numbers() -> None:
+    truth = circle_drive(n=50)
+    traj = evaluate_trajectory(truth, truth)
+    report = Evaluation(trajectory=traj).as_dict()
+    assert report["ate_rmse_m"] == pytest.approx(0.0, abs=1e-9)
+    assert report["ate_poses"] == 50
+    assert "grid_iou" not in report
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(150, 200), (1300, 300)])
+def test_the_picture_has_the_grid_size_plus_the_legend_panel(
+    tmp_path: Path, rows: int, cols: int
+) -> None:
+    world = box_world()
+    grid = Grid(RES, (-10.0, -10.0, 0.0), np.full((rows, cols), FREE, dtype=np.int8))
+    truth = circle_drive(n=200)
+    out = render_evaluation(grid, world, truth, truth, tmp_path / "eval" / "map.png")
+    image = cv2.imread(str(out))
+    assert image is not None
+    k = 2  # 0.2 m per pixel at 0.1 m cells
+    assert image.shape[1] == math.ceil(cols / k) + PANEL_WIDTH
+    assert image.shape[0] >= math.ceil(rows / k)
+    if rows / k > 500:
+        assert image.shape[0] == math.ceil(rows / k)  # taller than the legend
+    without = render_evaluation(grid, world, truth, None, tmp_path / "plain.png")
+    assert cv2.imread(str(without)).shape[1] == image.shape[1]
+
+
+BOX_SDF = """<?xml version="1.0"?>
+<sdf version="1.9" xmlns:xiaomanlv="https://github.com/xiaomanlv/sdf"><world name="box">
+<model name="ground"><static>true</static><xiaomanlv:category>ground</xiaomanlv:category>
+<link name="link"><collision name="c"><geometry><plane><normal>0 0 1</normal><size>40 40</size>
+</plane></geometry></collision></link></model>
+<model name="house"><static>true</static><pose>5 0 1.5 0 0 0</pose>
+<xiaomanlv:category>building</xiaomanlv:category><link name="link"><collision name="c">
+<geometry><box><size>4 4 3</size></box></geometry></collision></link></model>
+</world></sdf>
+"""
+
+
+def test_evaluate_map_reads_a_map_directory_and_writes_the_picture(
+    tmp_path: Path, map_rig: ModuleType
+) -> None:
+    world_path = tmp_path / "box.sdf"
+    world_path.write_text(BOX_SDF)
+    grid = frame()
+    truth = true_obstacles(box_world(), grid)
+    cells = np.where(truth, OCCUPIED, FREE).astype(np.int8)
+    cloud = box_surface_points(np.random.default_rng(3), noise=0.01).astype(np.float32)
+    prior = dataclasses.replace(
+        map_rig.synthetic_map(site="box"),
+        cloud=cloud,
+        cloud_voxel=0.1,
+        grid=Grid(RES, grid.origin, cells),
+        trajectory=circle_drive(n=100),
+    )
+    map_dir = write_map(prior, tmp_path / "maps" / "box")
+    png = tmp_path / "eval.png"
+    report = evaluate_map(map_dir, world=world_path, png=png)
+    assert report["grid_iou"] == pytest.approx(1.0)
+    assert report["map_rms_m"] == pytest.approx(0.01, rel=0.3)
+    assert report["drive_m"] >= 0.0
+    assert "ate_rmse_m" not in report  # no bag: no ground truth to compare the drive with
+    assert cv2.imread(str(png)) is not None
+    with pytest.raises(MappingError, match=r"nowhere\.sdf"):
+        evaluate_map(map_dir, world=tmp_path / "nowhere.sdf")
