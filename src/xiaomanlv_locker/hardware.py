@@ -8,9 +8,11 @@ factory taking the :class:`~xiaomanlv_locker.config.LockerConfig`.
 
 :class:`SimDriver` simulates the physics and the people:
 - an unlocked door springs open; ``lock`` engages only on a closed door;
-- faults with a time window: ``jammed`` (the lock does not release; the simulator's
-  ``DoorJam``), ``lock_fails`` (the lock does not engage), ``sensor_disagree`` (the presence
-  sensor reads the opposite), ``forced_open`` (the door is broken open at the window start);
+- faults with a time window, given as data (:class:`SimFault` records; a scenario's door
+  jams become ``jammed`` records in ``xiaomanlv_bringup.scenario_faults``): ``jammed`` (the
+  lock does not release), ``lock_fails`` (the lock does not engage), ``sensor_disagree``
+  (the presence sensor reads the opposite), ``forced_open`` (the door is broken open at the
+  window start);
 - with ``auto_actor`` a person acts ``actor_delay`` seconds after a door opened: takes the
   parcel if there is one (a recipient, or an operator unloading), else puts one in (an operator
   loading), then closes the door. Without it, tests drive :meth:`SimDriver.take_parcel`,
@@ -91,16 +93,6 @@ class _Physical:
 class _World:
     compartments: list[_Physical]
     taken: list[str] = field(default_factory=list)  # parcels people took out, in order
-
-
-def faults_from_scenario(scenario: object) -> list[SimFault]:
-    """The DoorJam faults of a :class:`xiaomanlv_sim.scenario.Scenario` as sim faults."""
-    from xiaomanlv_sim.scenario import DoorJam
-
-    faults = getattr(scenario, "faults", ())
-    return [
-        SimFault("jammed", f.compartment, f.start, f.end) for f in faults if isinstance(f, DoorJam)
-    ]
 
 
 class SimDriver:

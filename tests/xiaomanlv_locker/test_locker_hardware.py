@@ -13,7 +13,6 @@ from xiaomanlv_locker.hardware import (
     Reading,
     SimDriver,
     SimFault,
-    faults_from_scenario,
     make_driver,
 )
 
@@ -96,20 +95,6 @@ def test_people_cannot_act_through_a_closed_door() -> None:
         d.take_parcel(1)
     with pytest.raises(ValueError, match="cannot place"):
         d.place_parcel(1, "x")
-
-
-def test_door_jams_from_a_scenario() -> None:
-    from xiaomanlv_sim.scenario import DoorJam, GnssJump, Scenario
-
-    scenario = Scenario(
-        name="jam",
-        world="w",
-        seed=1,
-        duration=60.0,
-        start="station",
-        faults=(DoorJam(compartment=7, start=5.0, end=9.0), GnssJump(0.0, 1.0, (1.0, 0.0))),
-    )
-    assert faults_from_scenario(scenario) == [SimFault("jammed", 7, 5.0, 9.0)]
 
 
 def test_registry(tmp_path: Path) -> None:
