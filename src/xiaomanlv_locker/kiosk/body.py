@@ -18,6 +18,8 @@ import json
 import math
 from typing import Any
 
+from xiaomanlv_locker.fields import nesting_depth
+
 MAX_DEPTH = 4  # the kiosk's bodies are flat objects; a little room for future fields
 MAX_INT_DIGITS = 32  # a longer integer literal is refused before int() parses it
 
@@ -59,28 +61,6 @@ def parse_object(raw: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BodyError(f"send a JSON object, not {_json_kind(value)}")
     return value
-
-
-def nesting_depth(text: str) -> int:
-    """Deepest nesting of ``[``/``{`` in JSON ``text``, ignoring brackets inside strings."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def text_problem(value: str, max_length: int) -> str | None:
