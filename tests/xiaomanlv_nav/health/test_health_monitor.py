@@ -7,14 +7,13 @@ import re
 import pytest
 
 from xiaomanlv_core.config import ConfigError, config_from_mapping
+from xiaomanlv_nav.health.config import HealthMonitorConfig, TopicWatch
 from xiaomanlv_nav.health.content import OK
 from xiaomanlv_nav.health.monitor import (
     HealthMonitor,
-    HealthMonitorConfig,
     HealthReport,
     Level,
     TopicReport,
-    TopicWatch,
     Verdict,
 )
 

@@ -49,6 +49,7 @@ from xiaomanlv_core.ros.params import declare_config, watch_config
 
 # The map's PointCloud2 reader (x, y, z of any layout whose x/y/z are FLOAT32), not a second one.
 from xiaomanlv_mapping.ros.conversions import cloud_from_msg
+from xiaomanlv_nav.health.config import HealthMonitorConfig
 from xiaomanlv_nav.health.content import (
     OK,
     Level,
@@ -63,7 +64,6 @@ from xiaomanlv_nav.health.content import (
 from xiaomanlv_nav.health.monitor import (
     MAX_NAME,
     HealthMonitor,
-    HealthMonitorConfig,
     HealthReport,
     shown,
     text_problem,
