@@ -7,7 +7,7 @@ in the map are matched to the fixes in a local tangent plane by a weighted 2D ro
 3D translation (Umeyama, "Least-squares estimation of transformation parameters between two
 point patterns", IEEE PAMI 1991, without scale), made robust to multipath by iteratively
 reweighted least squares with Huber weights (Huber, "Robust Estimation of a Location
-Parameter", 1964). The tangent-plane geodesy is `xiaomanlv_sim.sensors.gnss.LocalTangentPlane`.
+Parameter", 1964). The geodesy (WGS84 <-> ENU <-> map) is `xiaomanlv_core.geodesy`.
 """
 
 from __future__ import annotations
@@ -18,25 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_mapping.model import Datum, MappingError
-from xiaomanlv_sim.sensors.gnss import LocalTangentPlane
-from xiaomanlv_sim.world import SphericalCoordinates
-
-
-def tangent_plane(datum: Datum) -> LocalTangentPlane:
-    return LocalTangentPlane(
-        SphericalCoordinates(datum.latitude, datum.longitude, datum.altitude, datum.heading_deg)
-    )
-
-
-def lla_to_map(datum: Datum, lla: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(N,3) [m] map positions of WGS84 fixes (latitude [deg], longitude [deg], altitude [m])."""
-    plane = tangent_plane(datum)
-    enu = np.array([plane.geodetic_to_enu(*row) for row in np.asarray(lla, float)]).reshape(-1, 3)
-    h = math.radians(datum.heading_deg)
-    c, s = math.cos(h), math.sin(h)
-    # enu = Rz(h) map, so map = Rz(-h) enu.
-    return np.stack([c * enu[:, 0] + s * enu[:, 1], -s * enu[:, 0] + c * enu[:, 1], enu[:, 2]], 1)
+from xiaomanlv_core.geodesy import Datum, enu_to_geodetic, geodetic_to_local
+from xiaomanlv_mapping.model import MappingError
 
 
 @dataclass(frozen=True)
@@ -97,7 +80,7 @@ def fit_datum(
     angle = 0.0
     for _ in range(2):  # the second round in the tangent plane at the first round's origin
         ref = Datum(lat, lon, alt, 0.0)
-        enu = lla_to_map(ref, lla)  # heading 0: east, north, up at ref's origin
+        enu = geodetic_to_local(ref, lla)  # heading 0: east, north, up at ref's origin
         w = 1.0 / sig_h**2
         t = np.zeros(2)
         for _ in range(iterations):
@@ -108,10 +91,10 @@ def fit_datum(
             w = np.where(r <= huber, 1.0, huber / np.maximum(r, 1e-12)) / sig_h**2
         wz = w * sig_h**2 / sig_v**2
         tz = float(np.sum(wz * (enu[:, 2] - m[:, 2])) / np.sum(wz))
-        lat, lon, alt = tangent_plane(ref).enu_to_geodetic(np.array([t[0], t[1], tz]))
+        lat, lon, alt = enu_to_geodetic(ref, (t[0], t[1], tz)).tolist()
     heading = (math.degrees(angle) + 180.0) % 360.0 - 180.0
     guess = Datum(lat, lon, alt, heading)
-    res = np.linalg.norm(lla_to_map(guess, lla)[:, :2] - m[:, :2], axis=1)
+    res = np.linalg.norm(geodetic_to_local(guess, lla)[:, :2] - m[:, :2], axis=1)
     inliers = res <= outlier_sigma * sig_h
     rms = float(np.sqrt(np.mean(res[inliers] ** 2))) if inliers.any() else math.inf
     return DatumFit(guess, inliers, rms)

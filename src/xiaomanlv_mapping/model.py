@@ -20,6 +20,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from xiaomanlv_core.geodesy import Datum
+
 
 class MappingError(ValueError):
     """A mapping input (bag, map directory, parameter) is unusable; the message names it."""
@@ -118,18 +120,6 @@ class Keyframe:
     stamp: float  # [s]
     pose: NDArray[np.float64]  # 4x4 map <- base_link, after pose-graph optimisation
     points: NDArray[np.float32]  # (M,3) [m] in base_link
-
-
-@dataclass(frozen=True)
-class Datum:
-    """Where the map frame sits on the Earth: WGS84 position of the map origin and the angle
-    from east to the map's +x axis, counter-clockwise (as SDF ``<spherical_coordinates>``'s
-    ``heading_deg``: 0 means x east, y north)."""
-
-    latitude: float  # [deg]
-    longitude: float  # [deg]
-    altitude: float  # [m] WGS84 ellipsoidal height
-    heading_deg: float  # [deg]
 
 
 @dataclass(frozen=True)

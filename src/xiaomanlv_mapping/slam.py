@@ -38,8 +38,9 @@ import small_gicp
 from numpy.typing import NDArray
 
 from xiaomanlv_core.config import param, validate_fields
+from xiaomanlv_core.geodesy import Datum, enu_to_geodetic, geodetic_to_local
 from xiaomanlv_mapping import model
-from xiaomanlv_mapping.datum import fit_datum, lla_to_map, tangent_plane
+from xiaomanlv_mapping.datum import fit_datum
 from xiaomanlv_mapping.loops import LoopResult, LoopVerifier, loop_candidates
 from xiaomanlv_mapping.model import DriveSource, MappingError, MappingResult
 from xiaomanlv_mapping.odometry import (
@@ -442,11 +443,11 @@ class _EnuGraph:
         front: _Front,
         anchor: NDArray[np.float64],
         fixes: _Fixes,
-        ref: model.Datum,
+        ref: Datum,
         c: SlamConfig,
     ) -> None:
         self.front, self.anchor, self.fixes, self.ref, self.c = front, anchor, fixes, ref, c
-        self.enu = lla_to_map(ref, fixes.lla)  # ref has heading 0: east, north, up
+        self.enu = geodetic_to_local(ref, fixes.lla)  # ref has heading 0: east, north, up
         self.used = np.ones(len(fixes.keyframe), dtype=bool)
         self.loops: list[LoopResult] = []
         self.dropped_loops: list[LoopResult] = []
@@ -459,7 +460,7 @@ class _EnuGraph:
         )
         # ENU <- map from the fit on the odometry alone: the first solve's starting point.
         d = fit.datum
-        origin = lla_to_map(ref, np.array([[d.latitude, d.longitude, d.altitude]]))[0]
+        origin = geodetic_to_local(ref, np.array([[d.latitude, d.longitude, d.altitude]]))[0]
         enu_map = planar_pose(float(origin[0]), float(origin[1]), math.radians(d.heading_deg))
         enu_map[2, 3] = origin[2]
         self.poses_enu = [enu_map @ p for p in front.kf_pose]
@@ -515,10 +516,10 @@ class _EnuGraph:
         ]
         return out
 
-    def datum(self) -> model.Datum:
-        lat, lon, alt = tangent_plane(self.ref).enu_to_geodetic(self.enu_map[:3, 3])
+    def datum(self) -> Datum:
+        lat, lon, alt = enu_to_geodetic(self.ref, self.enu_map[:3, 3]).tolist()
         heading = math.degrees(yaw_of(self.enu_map))
-        return model.Datum(lat, lon, alt, (heading + 180.0) % 360.0 - 180.0)
+        return Datum(lat, lon, alt, (heading + 180.0) % 360.0 - 180.0)
 
 
 def _trajectory(
@@ -619,7 +620,7 @@ def estimate(
             "lidar sweeps' time span; the datum needs at least 3"
         )
     lat, lon, alt = (float(v) for v in fixes.lla[0])
-    graph = _EnuGraph(front, front.kf_pose[0], fixes, model.Datum(lat, lon, alt, 0.0), c)
+    graph = _EnuGraph(front, front.kf_pose[0], fixes, Datum(lat, lon, alt, 0.0), c)
     poses = graph.solve()
     graph.used = np.linalg.norm(graph.residuals(), axis=1) <= c.gnss_outlier_sigma
     stats["time_graph_s"] = time.perf_counter() - t0

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
+from xiaomanlv_core.geodesy import Datum
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.robot import (
     BodySpec,
@@ -45,7 +46,6 @@ from xiaomanlv_sim.world import (
     Plane,
     Shape,
     Sphere,
-    SphericalCoordinates,
     World,
 )
 
@@ -591,7 +591,8 @@ def load_world(path: Path | str, model_path: Sequence[Path] = ()) -> World:
     )
 
 
-def _spherical(welem: ET.Element, file: Path) -> SphericalCoordinates | None:
+def _spherical(welem: ET.Element, file: Path) -> Datum | None:
+    """The world's georeference; <elevation> is the WGS84 height of the origin."""
     sc = welem.find("spherical_coordinates")
     if sc is None:
         return None
@@ -602,10 +603,10 @@ def _spherical(welem: ET.Element, file: Path) -> SphericalCoordinates | None:
             return 0.0
         return _float(text, file, f"world/spherical_coordinates/{name}")
 
-    return SphericalCoordinates(
-        latitude_deg=value("latitude_deg"),
-        longitude_deg=value("longitude_deg"),
-        elevation=value("elevation"),
+    return Datum(
+        latitude=value("latitude_deg"),
+        longitude=value("longitude_deg"),
+        altitude=value("elevation"),
         heading_deg=value("heading_deg"),
     )
 

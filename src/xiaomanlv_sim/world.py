@@ -3,7 +3,7 @@
 `xiaomanlv_sim.sdf.load_world` builds a `World` from an SDF 1.9+ file; the scene (ray casting),
 the crowd (walls) and the renderer (top-down picture) all read this one model. Units are SI:
 metres, radians. The world frame is SDF's: x east, y north, z up (ENU), its origin at the
-world's `<spherical_coordinates>`.
+world's `<spherical_coordinates>` (read as a `xiaomanlv_core.geodesy.Datum`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from xiaomanlv_core.geodesy import Datum
 
 
 @dataclass(frozen=True)
@@ -58,19 +60,9 @@ class Shape:
 
 
 @dataclass(frozen=True)
-class SphericalCoordinates:
-    """Georeference of the world origin (SDF <spherical_coordinates>, ENU)."""
-
-    latitude_deg: float
-    longitude_deg: float
-    elevation: float  # [m]
-    heading_deg: float  # SDF <heading_deg>
-
-
-@dataclass(frozen=True)
 class World:
     name: str
     source: Path  # the SDF file it was read from
     shapes: tuple[Shape, ...]
-    spherical_coordinates: SphericalCoordinates | None
+    spherical_coordinates: Datum | None  # the georeference of <spherical_coordinates>
     models: tuple[str, ...] = ()  # top-level model names, in file order

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from sim_drive import SimDrive, simulate_drive
 
 from xiaomanlv_core.config import ConfigError
-from xiaomanlv_mapping.datum import lla_to_map
+from xiaomanlv_core.geodesy import geodetic_to_enu, geodetic_to_local, local_to_geodetic
 from xiaomanlv_mapping.model import (
     GnssSeries,
     ImuSeries,
@@ -24,7 +24,6 @@ from xiaomanlv_mapping.model import (
     Scan,
 )
 from xiaomanlv_mapping.slam import SlamConfig, estimate
-from xiaomanlv_sim.sensors.gnss import LocalTangentPlane
 
 STRAIGHT_START = (150.0, -150.0, 0.0)  # on the walkway north of the station, facing east
 # A 165 m loop on the block east of the station, ending 35 m into the segment it began on.
@@ -110,16 +109,15 @@ def test_datum_matches_the_worlds_spherical_coordinates(
     world = drive.simulator.world.spherical_coordinates
     assert world is not None
     datum = result.datum
-    plane = LocalTangentPlane(world)
-    origin_error = plane.geodetic_to_enu(datum.latitude, datum.longitude, datum.altitude)
+    origin_error = geodetic_to_enu(world, (datum.latitude, datum.longitude, datum.altitude))
     # 50 m of GNSS at 1 m noise fix the heading to a few tenths of a degree, which is most
     # of the origin's error 200 m away; where the robot drove, the fit is much closer.
     assert np.linalg.norm(origin_error[:2]) < 1.5
     assert abs(origin_error[2]) < 1.0
     assert abs(datum.heading_deg - world.heading_deg) < 0.5
     truth = _truth_at(drive, result.trajectory.stamps)[::20, :3, 3]
-    lla = np.array([plane.world_to_geodetic(p) for p in truth])
-    assert np.abs(lla_to_map(datum, lla)[:, :2] - truth[:, :2]).max() < 0.3
+    lla = local_to_geodetic(world, truth)
+    assert np.abs(geodetic_to_local(datum, lla)[:, :2] - truth[:, :2]).max() < 0.3
     assert result.stats["gnss_used"] >= 0.8 * result.stats["gnss_fixes"]
 
 

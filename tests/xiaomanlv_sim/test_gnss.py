@@ -1,4 +1,4 @@
-"""GNSS: WGS84 conversion against pyproj's values, noise, multipath, outage, jump fault."""
+"""GNSS: noise, multipath, outage, jump fault (the WGS84 conversion is tested in core)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from xiaomanlv_sim.sensors.gnss import (
-    STATUS_FIX,
-    STATUS_NO_FIX,
-    Gnss,
-    LocalTangentPlane,
-    ecef_to_geodetic,
-    geodetic_to_ecef,
-)
-from xiaomanlv_sim.world import Box, Shape, SphericalCoordinates, World
+from xiaomanlv_core.geodesy import Datum, geodetic_to_enu
+from xiaomanlv_sim.sensors.gnss import STATUS_FIX, STATUS_NO_FIX, Gnss
+from xiaomanlv_sim.world import Box, Shape, World
 
-ORIGIN = SphericalCoordinates(31.0252, 121.4365, 10.0, 0.0)
+ORIGIN = Datum(31.0252, 121.4365, 10.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -61,49 +55,11 @@ def pose_at(x: float, y: float) -> NDArray[np.float64]:
     return p
 
 
-# Reference values from pyproj 3 (EPSG:4979 <-> EPSG:4978, WGS84).
-def test_geodetic_to_ecef_matches_pyproj() -> None:
-    np.testing.assert_allclose(
-        geodetic_to_ecef(31.0252, 121.4365, 10.0),
-        [-2853188.6118102972, 4667584.382313429, 3268293.2076795977],
-        atol=1e-6,
-    )
-    np.testing.assert_allclose(geodetic_to_ecef(0.0, 0.0, 0.0), [6378137.0, 0.0, 0.0])
-
-
-@pytest.mark.parametrize(
-    ("enu", "expected"),
-    [
-        ((100.0, 200.0, 5.0), (31.0270039074, 121.4375473665, 15.003932)),
-        ((-1500.0, 800.0, -3.0), (31.0324146963, 121.4207885953, 7.226601)),
-    ],
-)
-def test_enu_to_geodetic_matches_pyproj(enu, expected) -> None:
-    lat, lon, alt = LocalTangentPlane(ORIGIN).enu_to_geodetic(np.array(enu))
-    assert lat == pytest.approx(expected[0], abs=1e-9)  # ~0.1 mm
-    assert lon == pytest.approx(expected[1], abs=1e-9)
-    assert alt == pytest.approx(expected[2], abs=1e-5)
-
-
-def test_round_trip_and_heading() -> None:
-    plane = LocalTangentPlane(SphericalCoordinates(-33.9, 18.4, 50.0, 90.0))
-    enu = plane.world_to_enu(np.array([10.0, 0.0, 1.0]))  # heading 90: world x points north
-    np.testing.assert_allclose(enu, [0.0, 10.0, 1.0], atol=1e-12)
-    lat, lon, alt = plane.enu_to_geodetic(np.array([123.0, -456.0, 7.0]))
-    np.testing.assert_allclose(
-        plane.geodetic_to_enu(lat, lon, alt), [123.0, -456.0, 7.0], atol=1e-6
-    )
-    np.testing.assert_allclose(
-        ecef_to_geodetic(geodetic_to_ecef(89.9, 10.0, 3.0)), (89.9, 10.0, 3.0)
-    )
-
-
 def test_noise_has_the_declared_stddev_in_metres() -> None:
     spec = GnssSpecLike(horizontal_stddev=0.5, vertical_stddev=1.0)
     gnss = Gnss(spec, world(), np.random.default_rng(0))
-    plane = LocalTangentPlane(ORIGIN)
     fixes = [gnss.read(pose_at(50.0, 20.0), np.zeros(3), k * 0.2, OpenSky()) for k in range(3000)]
-    enu = np.array([plane.geodetic_to_enu(f.latitude, f.longitude, f.altitude) for f in fixes])
+    enu = geodetic_to_enu(ORIGIN, [(f.latitude, f.longitude, f.altitude) for f in fixes])
     np.testing.assert_allclose(enu.mean(axis=0), [50.0, 20.0, 0.0], atol=0.05)
     np.testing.assert_allclose(enu.std(axis=0), [0.5, 0.5, 1.0], rtol=0.05)
     assert fixes[0].status == STATUS_FIX
@@ -147,10 +103,9 @@ def test_low_buildings_cause_no_multipath() -> None:
 
 def test_jump_fault_moves_the_fix_by_its_offset() -> None:
     gnss = Gnss(GnssSpecLike(), world(), np.random.default_rng(0))
-    plane = LocalTangentPlane(ORIGIN)
     fix = gnss.read(pose_at(5.0, 5.0), np.zeros(3), 0.0, OpenSky(), jump=(10.0, -4.0))
     np.testing.assert_allclose(
-        plane.geodetic_to_enu(fix.latitude, fix.longitude, fix.altitude),
+        geodetic_to_enu(ORIGIN, (fix.latitude, fix.longitude, fix.altitude)),
         [15.0, 1.0, 0.0],
         atol=1e-6,
     )
@@ -207,3 +162,16 @@ def test_wall_distance_is_asked_again_only_near_the_multipath_zone() -> None:
         assert (fixes[0].latitude, fixes[0].longitude) == (fixes[1].latitude, fixes[1].longitude)
         np.testing.assert_array_equal(cached.multipath_offset, exact.multipath_offset)
     assert 0 < asked < 400
+
+
+def test_a_turned_world_reports_fixes_in_enu() -> None:
+    turned = Datum(-33.9, 18.4, 50.0, heading_deg=90.0)  # world x points north
+    bare = World("turned", Path("turned.sdf"), (), turned)
+    gnss = Gnss(GnssSpecLike(), bare, np.random.default_rng(0))
+    fix = gnss.read(pose_at(10.0, 0.0), np.array([1.0, 0.0, 0.0]), 0.0, OpenSky())
+    np.testing.assert_allclose(
+        geodetic_to_enu(turned, (fix.latitude, fix.longitude, fix.altitude)),
+        [0.0, 10.0, 0.0],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(fix.velocity_enu, [0.0, 1.0, 0.0], atol=1e-12)

@@ -285,7 +285,7 @@ def test_spherical_coordinates_are_read(tmp_path: Path) -> None:
       <elevation>4.5</elevation><heading_deg>0</heading_deg></spherical_coordinates>"""
     sc = load_world(world_file(tmp_path, body)).spherical_coordinates
     assert sc is not None
-    assert (sc.latitude_deg, sc.longitude_deg, sc.elevation) == (31.03, 121.44, 4.5)
+    assert (sc.latitude, sc.longitude, sc.altitude) == (31.03, 121.44, 4.5)
 
 
 @pytest.mark.parametrize("name", ["university", "residential"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xiaomanlv_core.geodesy import Datum
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.robot import RobotSpec
 from xiaomanlv_sim.scenario import (
@@ -36,9 +37,9 @@ from xiaomanlv_sim.simulator import (
     start_pose,
 )
 from xiaomanlv_sim.site import Pose2D, load_site
-from xiaomanlv_sim.world import Box, Shape, SphericalCoordinates, World
+from xiaomanlv_sim.world import Box, Shape, World
 
-ORIGIN = SphericalCoordinates(31.0252, 121.4365, 10.0, 0.0)
+ORIGIN = Datum(31.0252, 121.4365, 10.0, 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,8 @@
 
 Conversion: world (x, y, z) is rotated by the world's ``heading_deg`` (counter-clockwise, so
 ``heading_deg = 0`` means x east, y north as in all shipped worlds) into ENU at the origin of
-``<spherical_coordinates>``, then ENU -> ECEF -> geodetic on the WGS84 ellipsoid (the same
-chain gz-math ``SphericalCoordinates`` uses; ECEF -> geodetic by Bowring's iteration,
-converging to < 1 mm in three steps). pyproj is not installed here, so this is written out;
-tests check it against pyproj's EPSG:4978/4979 values.
+``<spherical_coordinates>``, then ENU -> geodetic on the WGS84 ellipsoid by
+`xiaomanlv_core.geodesy` (pymap3d; the same chain gz-math ``SphericalCoordinates`` uses).
 
 Errors (all in metres in ENU before the conversion, as gz-sensors ``NavSatSensor`` adds its
 noise): white gaussian ``horizontal_stddev`` on east and north, ``vertical_stddev`` on up;
@@ -30,84 +28,13 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from xiaomanlv_sim.world import Box, Cylinder, SphericalCoordinates, World
+from xiaomanlv_core.geodesy import Datum, enu_to_geodetic
+from xiaomanlv_sim.world import Box, Cylinder, World
 
 log = logging.getLogger(__name__)
 
-WGS84_A = 6378137.0  # [m] semi-major axis
-WGS84_F = 1.0 / 298.257223563
-WGS84_B = WGS84_A * (1.0 - WGS84_F)
-WGS84_E2 = WGS84_F * (2.0 - WGS84_F)  # first eccentricity squared
-WGS84_EP2 = (WGS84_A**2 - WGS84_B**2) / WGS84_B**2  # second eccentricity squared
-
 STATUS_NO_FIX = -1
 STATUS_FIX = 0
-
-
-def geodetic_to_ecef(lat_deg: float, lon_deg: float, alt: float) -> NDArray[np.float64]:
-    """[m] ECEF of a WGS84 latitude/longitude [deg] and ellipsoidal height [m]."""
-    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
-    n = WGS84_A / math.sqrt(1.0 - WGS84_E2 * math.sin(lat) ** 2)
-    return np.array(
-        [
-            (n + alt) * math.cos(lat) * math.cos(lon),
-            (n + alt) * math.cos(lat) * math.sin(lon),
-            (n * (1.0 - WGS84_E2) + alt) * math.sin(lat),
-        ]
-    )
-
-
-def ecef_to_geodetic(xyz: NDArray[np.float64]) -> tuple[float, float, float]:
-    """(latitude [deg], longitude [deg], height [m]) of an ECEF point; Bowring's iteration."""
-    x, y, z = (float(v) for v in xyz)
-    lon = math.atan2(y, x)
-    p = math.hypot(x, y)
-    beta = math.atan2(z * WGS84_A, p * WGS84_B)  # reduced latitude, first guess
-    lat = 0.0
-    for _ in range(4):
-        lat = math.atan2(
-            z + WGS84_EP2 * WGS84_B * math.sin(beta) ** 3,
-            p - WGS84_E2 * WGS84_A * math.cos(beta) ** 3,
-        )
-        beta = math.atan2((1.0 - WGS84_F) * math.sin(lat), math.cos(lat))
-    n = WGS84_A / math.sqrt(1.0 - WGS84_E2 * math.sin(lat) ** 2)
-    alt = p / math.cos(lat) - n if abs(math.cos(lat)) > 1e-9 else abs(z) - WGS84_B
-    return math.degrees(lat), math.degrees(lon), alt
-
-
-class LocalTangentPlane:
-    """World frame <-> WGS84 through the ENU tangent plane at the world's origin."""
-
-    def __init__(self, origin: SphericalCoordinates) -> None:
-        self.origin = origin
-        self._ecef0 = geodetic_to_ecef(origin.latitude_deg, origin.longitude_deg, origin.elevation)
-        lat, lon = math.radians(origin.latitude_deg), math.radians(origin.longitude_deg)
-        sl, cl = math.sin(lat), math.cos(lat)
-        so, co = math.sin(lon), math.cos(lon)
-        # Rows: east, north, up expressed in ECEF.
-        self._enu_from_ecef = np.array(
-            [[-so, co, 0.0], [-sl * co, -sl * so, cl], [cl * co, cl * so, sl]]
-        )
-        h = math.radians(origin.heading_deg)
-        self._ch, self._sh = math.cos(h), math.sin(h)
-
-    def world_to_enu(self, xyz: NDArray[np.float64]) -> NDArray[np.float64]:
-        x, y, z = (float(v) for v in xyz)
-        return np.array([x * self._ch - y * self._sh, x * self._sh + y * self._ch, z])
-
-    def enu_to_geodetic(self, enu: NDArray[np.float64]) -> tuple[float, float, float]:
-        """(lat [deg], lon [deg], alt [m]) of an ENU offset [m] from the origin."""
-        return ecef_to_geodetic(self._ecef0 + self._enu_from_ecef.T @ np.asarray(enu, float))
-
-    def geodetic_to_enu(self, lat_deg: float, lon_deg: float, alt: float) -> NDArray[np.float64]:
-        """[m] ENU offset of a WGS84 point from the origin."""
-        out: NDArray[np.float64] = self._enu_from_ecef @ (
-            geodetic_to_ecef(lat_deg, lon_deg, alt) - self._ecef0
-        )
-        return out
-
-    def world_to_geodetic(self, xyz: NDArray[np.float64]) -> tuple[float, float, float]:
-        return self.enu_to_geodetic(self.world_to_enu(xyz))
 
 
 class GnssParams(Protocol):
@@ -223,7 +150,9 @@ class Gnss:
         self.spec = spec
         self.rng = rng
         self.frame_id = spec.name
-        self.plane = LocalTangentPlane(world.spherical_coordinates)
+        self.datum: Datum = world.spherical_coordinates
+        h = math.radians(self.datum.heading_deg)
+        self._ch, self._sh = math.cos(h), math.sin(h)  # world -> ENU: Rz(heading)
         self.lever = np.asarray(spec.pose, float)[:3, 3].copy()
         self.tall = tall_building_footprints(world, spec.multipath_height)
         self.multipath_hold = multipath_hold
@@ -303,7 +232,7 @@ class Gnss:
         h, v = self.spec.horizontal_stddev, self.spec.vertical_stddev
         self.multipath_offset = self._multipath(pos[:2], stamp)
         m0, m1 = self.multipath_offset.tolist()
-        ch, sh = self.plane._ch, self.plane._sh
+        ch, sh = self._ch, self._sh
         enu = np.array(
             (
                 px * ch - py * sh + (h * n0 + m0 + jump[0]),
@@ -311,7 +240,7 @@ class Gnss:
                 pz + v * n2,
             )
         )
-        lat, lon, alt = self.plane.enu_to_geodetic(enu)
+        lat, lon, alt = enu_to_geodetic(self.datum, enu).tolist()
         vx, vy, vz = np.asarray(velocity_world, float).tolist()
         sd = self.spec.velocity_stddev
         vel = np.array((vx * ch - vy * sh + sd * n3, vx * sh + vy * ch + sd * n4, vz + sd * n5))
