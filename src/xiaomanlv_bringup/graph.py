@@ -24,6 +24,12 @@ The format (see ``docs/bringup.md``)::
         use_sim_time: true | false
         nodes: [<name>, ...]
         parameters: {<node>: [<extra file in config/>, ...]}   # optional overrides
+
+Some parameters of different nodes must hold the same value (:data:`AGREEMENTS`: the kiosk's
+``code_length`` and the locker's ``code_digits``; the map server's ``site`` and the simulator's
+``world``). Where a profile runs both nodes, each one's parameter files state the value (even
+when it equals the default, so a reader sees both) and :func:`load_profile` checks that they
+agree, naming both files and fields when they do not.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,36 @@ _EXECUTABLE_LINE = re.compile(
 
 class GraphError(ValueError):
     """The graph declaration or the executables list is malformed; names file and field."""
+
+
+def _world_name(value: Any) -> Any:
+    """``university`` for ``university``, ``worlds/university.sdf`` or an absolute SDF path."""
+    return Path(value).stem if isinstance(value, str) and value.endswith(".sdf") else value
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Parameters of two nodes (by executable) that must hold the same value."""
+
+    first: tuple[str, str]  # (executable, parameter)
+    second: tuple[str, str]
+    why: str
+    normalise: Callable[[Any], Any] = lambda value: value  # applied to both before comparing
+
+
+AGREEMENTS = (
+    Agreement(
+        ("kiosk", "code_length"),
+        ("locker", "code_digits"),
+        "the kiosk takes codes of the length the locker issues",
+    ),
+    Agreement(
+        ("map_server", "site"),
+        ("sim", "world"),
+        "the prior map must be of the world the simulator runs",
+        normalise=_world_name,
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -189,8 +225,67 @@ def load_profile(
     for name in overrides:
         if name not in {s.name for s in specs}:
             raise GraphError(f"{where}.parameters: '{name}' is not a node of this profile")
+    check_agreements(specs)
     description = str(body.get("description", ""))
     return Profile(name=profile, description=description, nodes=tuple(specs))
+
+
+def node_parameters(spec: NodeSpec) -> dict[str, tuple[Any, Path]]:
+    """What ``spec``'s parameter files set for it: name -> (value, the file that set it).
+
+    Files apply in order (a later one wins), as ``--params-file`` does; of each file the
+    sections for every node (``/**``) and for this node (by name or fully qualified) count.
+
+    Raises:
+        GraphError: a file that is not a ROS parameter file, naming it.
+    """
+    qualified = f"{spec.namespace}/{spec.name}"  # "/<name>" or "/<namespace>/<name>"
+    sections = {"/**", spec.name, qualified, qualified.lstrip("/")}
+    values: dict[str, tuple[Any, Path]] = {}
+    for path in spec.parameters:
+        doc = _read_yaml(path)
+        for key, section in doc.items():
+            if key not in sections:
+                continue
+            body = _mapping(section, f"{path}: {key}")
+            params = _mapping(body.get("ros__parameters", {}), f"{path}: {key}.ros__parameters")
+            values.update({name: (value, path) for name, value in params.items()})
+    return values
+
+
+def check_agreements(nodes: list[NodeSpec] | tuple[NodeSpec, ...]) -> None:
+    """Check :data:`AGREEMENTS` among ``nodes`` (those whose nodes both run).
+
+    Raises:
+        GraphError: a value stated for one node only, or two that differ; the message names
+            both files and both fields.
+    """
+    for agreement in AGREEMENTS:
+        sides = []
+        for executable, parameter in (agreement.first, agreement.second):
+            sides += [(s, parameter) for s in nodes if s.executable == executable][:1]
+        if len(sides) < 2:
+            continue
+        found = [node_parameters(spec).get(name) for spec, name in sides]
+        where = [
+            f"{got[1] if got else _files_text(spec)}: {spec.name}.{name}"
+            for (spec, name), got in zip(sides, found, strict=True)
+        ]
+        missing = [w for w, got in zip(where, found, strict=True) if got is None]
+        if missing:
+            raise GraphError(
+                f"{' and '.join(missing)}: not stated; {where[0]} and {where[1]} must agree "
+                f"({agreement.why}), so both files state it"
+            )
+        first, second = (got[0] for got in found if got is not None)
+        if agreement.normalise(first) != agreement.normalise(second):
+            raise GraphError(
+                f"{where[0]} = {first!r} and {where[1]} = {second!r} disagree ({agreement.why})"
+            )
+
+
+def _files_text(spec: NodeSpec) -> str:
+    return ", ".join(str(p) for p in spec.parameters) or f"(no parameter file of {spec.name})"
 
 
 def profile_names(graph_file: Path) -> list[str]:

@@ -45,7 +45,7 @@ def test_the_shipped_yaml_only_overrides_known_fields(repo: Path) -> None:
     doc = yaml.safe_load((repo / "config" / "kiosk.yaml").read_text())
     values = doc["/**"]["ros__parameters"]
     config = config_from_mapping(KioskConfig, values, "config/kiosk.yaml")
-    assert config.kiosk_id == values["kiosk_id"]
+    assert config.code_length == values["code_length"]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "localhost", "LocalHost"])
