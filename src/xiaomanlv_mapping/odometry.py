@@ -31,54 +31,8 @@ import small_gicp
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
+from xiaomanlv_core.geometry import planar_pose, rpy_matrix, yaw_of
 from xiaomanlv_mapping.model import ImuSeries, MappingError, OdometrySeries
-
-
-def rotation_rpy(roll: float, pitch: float, yaw: float) -> NDArray[np.float64]:
-    """3x3 rotation Rz(yaw) Ry(pitch) Rx(roll) [rad] (REP 103 fixed-axis roll, pitch, yaw)."""
-    cr, sr = math.cos(roll), math.sin(roll)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    return np.array(
-        [
-            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-            [-sp, cp * sr, cp * cr],
-        ]
-    )
-
-
-def rotations_rpy(
-    roll: NDArray[np.float64], pitch: NDArray[np.float64], yaw: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """(N,3,3) rotations Rz(yaw) Ry(pitch) Rx(roll) [rad] (vectorised `rotation_rpy`)."""
-    cr, sr = np.cos(roll), np.sin(roll)
-    cp, sp = np.cos(pitch), np.sin(pitch)
-    cy, sy = np.cos(yaw), np.sin(yaw)
-    out = np.empty((len(yaw), 3, 3))
-    out[:, 0, 0] = cy * cp
-    out[:, 0, 1] = cy * sp * sr - sy * cr
-    out[:, 0, 2] = cy * sp * cr + sy * sr
-    out[:, 1, 0] = sy * cp
-    out[:, 1, 1] = sy * sp * sr + cy * cr
-    out[:, 1, 2] = sy * sp * cr - cy * sr
-    out[:, 2, 0] = -sp
-    out[:, 2, 1] = cp * sr
-    out[:, 2, 2] = cp * cr
-    return out
-
-
-def yaw_of(pose: NDArray[np.float64]) -> float:
-    """[rad] heading of a 4x4 pose (or 3x3 rotation), ZYX convention."""
-    return math.atan2(float(pose[1, 0]), float(pose[0, 0]))
-
-
-def planar_pose(x: float, y: float, yaw: float) -> NDArray[np.float64]:
-    """4x4 pose of a planar position [m] and heading [rad]."""
-    out = np.eye(4)
-    out[:3, :3] = rotation_rpy(0.0, 0.0, yaw)
-    out[0, 3], out[1, 3] = x, y
-    return out
 
 
 class MotionPrior:
@@ -212,7 +166,7 @@ def with_tilt(pose: NDArray[np.float64], tilt: tuple[float, float] | None) -> ND
     if tilt is None:
         return pose
     out = pose.copy()
-    out[:3, :3] = rotation_rpy(tilt[0], tilt[1], yaw_of(pose))
+    out[:3, :3] = rpy_matrix(tilt[0], tilt[1], yaw_of(pose))
     return out
 
 

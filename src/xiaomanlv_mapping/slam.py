@@ -39,18 +39,12 @@ from numpy.typing import NDArray
 
 from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_core.geodesy import Datum, enu_to_geodetic, geodetic_to_local
+from xiaomanlv_core.geometry import planar_pose, rpy_matrices, yaw_of
 from xiaomanlv_mapping import model
 from xiaomanlv_mapping.datum import fit_datum
 from xiaomanlv_mapping.loops import LoopResult, LoopVerifier, loop_candidates
 from xiaomanlv_mapping.model import DriveSource, MappingError, MappingResult
-from xiaomanlv_mapping.odometry import (
-    LidarOdometry,
-    MotionPrior,
-    planar_pose,
-    rotations_rpy,
-    with_tilt,
-    yaw_of,
-)
+from xiaomanlv_mapping.odometry import LidarOdometry, MotionPrior, with_tilt
 from xiaomanlv_mapping.posegraph import GnssFactor, PoseGraph
 
 log = logging.getLogger(__name__)
@@ -557,7 +551,7 @@ def _trajectory(
     kroll = np.arctan2(kp[k0, 2, 1], kp[k0, 2, 2])
     kpitch = -np.arcsin(np.clip(kp[k0, 2, 0], -1.0, 1.0))
     out = np.zeros((len(t), 4, 4))
-    out[:, :3, :3] = rotations_rpy(
+    out[:, :3, :3] = rpy_matrices(
         np.where(valid, roll, kroll), np.where(valid, pitch, kpitch), yaw0 + w * dyaw
     )
     out[:, :3, 3] = (1.0 - w)[:, None] * p0 + w[:, None] * p1

@@ -58,6 +58,8 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from xiaomanlv_core.geometry import pose_matrix, rpy_matrix
+
 GRAVITY = 9.80665  # [m/s^2] standard gravity, as Gazebo's default <gravity>
 
 CONTACT_NAMES = ("left wheel", "right wheel", "front caster", "rear caster")
@@ -153,17 +155,7 @@ class BodyState:
 
     def world_from_base(self) -> NDArray[np.float64]:
         """4x4 world <- base_link transform."""
-        cr, sr = math.cos(self.roll), math.sin(self.roll)
-        cp, sp = math.cos(self.pitch), math.sin(self.pitch)
-        cy, sy = math.cos(self.yaw), math.sin(self.yaw)
-        return np.array(
-            [
-                [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr, self.x],
-                [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr, self.y],
-                [-sp, cp * sr, cp * cr, self.z],
-                [0.0, 0.0, 0.0, 1.0],
-            ]
-        )
+        return pose_matrix(self.x, self.y, self.z, self.roll, self.pitch, self.yaw)
 
     def angular_velocity_body(self) -> NDArray[np.float64]:
         """[rad/s] angular velocity in base_link from the Euler angle rates (ZYX)."""
@@ -199,24 +191,6 @@ class BodyState:
         )
 
 
-def rpy_matrix(roll: float, pitch: float, yaw: float) -> NDArray[np.float64]:
-    """3x3 rotation Rz(yaw) Ry(pitch) Rx(roll).
-
-    Written out with ``math`` because it runs at the physics rate: scipy's Rotation costs
-    ~20 us per construction, this ~2 us (bench/sim_speed.py).
-    """
-    cr, sr = math.cos(roll), math.sin(roll)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    return np.array(
-        [
-            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-            [-sp, cp * sr, cp * cr],
-        ]
-    )
-
-
 def euler_rates_to_body(
     roll: float, pitch: float, droll: float, dpitch: float, dyaw: float
 ) -> NDArray[np.float64]:
@@ -244,10 +218,6 @@ def speed_limit(
     """gz-math SpeedLimiter::Limit without jerk: acceleration clamp, then velocity clamp."""
     dv = min(max(target - previous, min_acc * dt), max_acc * dt)
     return min(max(previous + dv, min_vel), max_vel)
-
-
-def _wrap(a: float) -> float:
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 # ---- the compiled tick ------------------------------------------------------------------------

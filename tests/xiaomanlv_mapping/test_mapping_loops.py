@@ -7,8 +7,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from xiaomanlv_core.geometry import planar_pose, yaw_of
 from xiaomanlv_mapping.loops import LoopVerifier, loop_candidates
-from xiaomanlv_mapping.odometry import planar_pose, yaw_of
 
 
 def _square(side: float = 40.0, laps: float = 1.25) -> NDArray[np.float64]:

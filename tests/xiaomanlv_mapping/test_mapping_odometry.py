@@ -9,15 +9,9 @@ import pytest
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
+from xiaomanlv_core.geometry import planar_pose, rpy_matrix, yaw_of
 from xiaomanlv_mapping.model import ImuSeries, OdometrySeries
-from xiaomanlv_mapping.odometry import (
-    LidarOdometry,
-    MotionPrior,
-    planar_pose,
-    rotation_rpy,
-    with_tilt,
-    yaw_of,
-)
+from xiaomanlv_mapping.odometry import LidarOdometry, MotionPrior, with_tilt
 
 
 def _arc(n: int = 101) -> OdometrySeries:
@@ -58,7 +52,7 @@ def test_with_tilt_keeps_heading_and_position() -> None:
     tilted = with_tilt(pose, (0.05, -0.02))
     assert yaw_of(tilted) == pytest.approx(2.5)
     assert np.allclose(tilted[:3, 3], pose[:3, 3])
-    assert np.allclose(tilted[:3, :3], rotation_rpy(0.05, -0.02, 2.5))
+    assert np.allclose(tilted[:3, :3], rpy_matrix(0.05, -0.02, 2.5))
     assert with_tilt(pose, None) is pose
 
 

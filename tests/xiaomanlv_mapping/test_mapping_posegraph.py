@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from xiaomanlv_mapping.odometry import planar_pose, rotation_rpy
+from xiaomanlv_core.geometry import planar_pose, rpy_matrix
 from xiaomanlv_mapping.posegraph import GnssFactor, PoseGraph
 
 TIGHT, LOOSE = 1e-4, 1e3
@@ -52,7 +52,7 @@ def test_attitude_factors_level_the_chain() -> None:
     tilted = []
     for k in range(5):
         pose = planar_pose(float(k), 0.0, 0.0)
-        pose[:3, :3] = rotation_rpy(tilt, 0.0, 0.0)
+        pose[:3, :3] = rpy_matrix(tilt, 0.0, 0.0)
         tilted.append(pose)
     graph = PoseGraph(tilted)
     graph.add_prior(0, tilted[0], (LOOSE, LOOSE, TIGHT), (TIGHT,) * 3)

@@ -12,7 +12,7 @@ from drive_rig import Body, Drive
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
-from xiaomanlv_sim.dynamics import DiffDriveDynamics, _grid_height, _height_grid_of, rpy_matrix
+from xiaomanlv_sim.dynamics import BodyState, DiffDriveDynamics, _grid_height, _height_grid_of
 from xiaomanlv_sim.scene import Scene
 from xiaomanlv_sim.world import Box, Shape, World
 
@@ -195,11 +195,14 @@ def test_white_slip_makes_ground_travel_differ_from_encoders() -> None:
     assert abs(dyn.state.y) > 1e-3  # heading wandered
 
 
-def test_rotation_matrix_matches_scipy() -> None:
+def test_body_pose_is_rz_ry_rx_of_its_angles() -> None:
     from scipy.spatial.transform import Rotation
 
+    state = BodyState(x=1.0, y=2.0, z=0.3, roll=0.1, pitch=-0.2, yaw=0.7)
     expected = Rotation.from_euler("ZYX", [0.7, -0.2, 0.1]).as_matrix()
-    np.testing.assert_allclose(rpy_matrix(0.1, -0.2, 0.7), expected, atol=1e-12)
+    np.testing.assert_allclose(state.rotation(), expected, atol=1e-12)
+    np.testing.assert_allclose(state.world_from_base()[:3, :3], expected, atol=1e-12)
+    np.testing.assert_allclose(state.world_from_base()[:3, 3], [1.0, 2.0, 0.3])
 
 
 def test_start_on_a_kerb_takes_its_height() -> None:

@@ -111,3 +111,16 @@ def test_heading_integrates_the_gyro_and_drifts_with_its_bias() -> None:
     yaw = 2.0 * math.atan2(reading.orientation[2], reading.orientation[3])
     assert yaw == pytest.approx(0.3 + imu.gyro_bias[2] * 10.0, abs=1e-9)
     assert reading.orientation_covariance[8] == pytest.approx((0.01 * 10.0) ** 2, rel=0.01)
+
+
+@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (0.1, -0.2, 0.7), (-1.2, 0.4, 3.0)])
+def test_the_kernels_quaternions_are_the_core_convention(angles) -> None:
+    from scipy.spatial.transform import Rotation
+
+    from xiaomanlv_core.geometry import quaternion_from_rpy
+    from xiaomanlv_sim.sensors.imu import _quat_mul, _quat_rpy
+
+    np.testing.assert_allclose(_quat_rpy(*angles), quaternion_from_rpy(*angles), atol=1e-15)
+    a, b = Rotation.from_euler("xyz", angles), Rotation.from_euler("xyz", (0.3, 0.2, -0.5))
+    product = _quat_mul(tuple(a.as_quat()), tuple(b.as_quat()))
+    np.testing.assert_allclose(np.abs(product), np.abs((a * b).as_quat()), atol=1e-12)

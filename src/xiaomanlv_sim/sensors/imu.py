@@ -83,8 +83,13 @@ def gazebo_bias(noise: NoiseParams, rng: np.random.Generator) -> float:
     return -bias if rng.uniform() < 0.5 else bias
 
 
+# Kernel-only quaternion helpers: numba cannot call scipy, and its cache would not notice a
+# change to a kernel another module defines (docs/simulator.md), so the compiled reading keeps
+# these two. The Python-level rotations are `xiaomanlv_core.geometry`'s; a test holds that
+# `_quat_rpy` equals `geometry.quaternion_from_rpy`.
+@numba.njit(cache=True)
 def _quat_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
-    """x, y, z, w of Rz(yaw) Ry(pitch) Rx(roll)."""
+    """x, y, z, w of Rz(yaw) Ry(pitch) Rx(roll) [rad]."""
     cr, sr = math.cos(roll / 2), math.sin(roll / 2)
     cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
     cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
@@ -96,6 +101,7 @@ def _quat_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, floa
     )
 
 
+@numba.njit(cache=True)
 def _quat_mul(
     a: tuple[float, float, float, float], b: tuple[float, float, float, float]
 ) -> tuple[float, float, float, float]:
@@ -108,9 +114,6 @@ def _quat_mul(
         aw * bw - ax * bx - ay * by - az * bz,
     )
 
-
-_quat_rpy_c = numba.njit(cache=True)(_quat_rpy)
-_quat_mul_c = numba.njit(cache=True)(_quat_mul)
 
 # Constants vector (Imu._c).
 _C_LEVER = 0  # 0..2: x, y, z of the mounting point in base_link [m]
@@ -248,8 +251,8 @@ def _read(
         s[_S_YAW_VAR] = c[_C_GYRO_VAR_Z] * dt * elapsed + (c[_C_YAW_BIAS_SD] * elapsed) ** 2
     s[_S_LAST] = stamp
     s[_S_HAS_LAST] = 1.0
-    q = _quat_mul_c(
-        _quat_rpy_c(roll, pitch, s[_S_YAW]),
+    q = _quat_mul(
+        _quat_rpy(roll, pitch, s[_S_YAW]),
         (c[_C_MOUNT_Q], c[_C_MOUNT_Q + 1], c[_C_MOUNT_Q + 2], c[_C_MOUNT_Q + 3]),
     )
     out[_O_GYRO] = gx

@@ -25,6 +25,8 @@ from numpy.typing import NDArray
 from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from xiaomanlv_core.geometry import rpy_matrix
+
 TRAVERSABLE = frozenset({"ground", "field", "ramp"})  # surfaces the robot drives on
 ROBOT_LENGTH = 1.8  # [m] footprint used to check stops (models/xiaomanlv/model.sdf)
 ROBOT_WIDTH = 1.0  # [m]
@@ -35,22 +37,6 @@ Kind = Literal["box", "cylinder", "sphere"]
 
 class LayoutError(ValueError):
     """A generated site breaks one of its own promises (blocked walkway, unreachable stop...)."""
-
-
-def rotation(roll: float, pitch: float, yaw: float) -> NDArray[np.float64]:
-    """SDF rotation matrix Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
-    cr, sr, cp, sp, cy, sy = (
-        math.cos(roll),
-        math.sin(roll),
-        math.cos(pitch),
-        math.sin(pitch),
-        math.cos(yaw),
-        math.sin(yaw),
-    )
-    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
-    return rz @ ry @ rx
 
 
 @dataclass(frozen=True)
@@ -78,9 +64,9 @@ class Model:
 
     def world_pose(self, prim: Prim) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(R, t) world-from-primitive."""
-        r_model = rotation(0.0, 0.0, self.yaw)
+        r_model = rpy_matrix(0.0, 0.0, self.yaw)
         t = np.array([self.x, self.y, 0.0]) + r_model @ np.array(prim.pose[:3])
-        return r_model @ rotation(*prim.pose[3:]), t
+        return r_model @ rpy_matrix(*prim.pose[3:]), t
 
 
 def prim_footprint(model: Model, prim: Prim) -> tuple[BaseGeometry, float, float]:
