@@ -31,22 +31,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
-from xiaomanlv_core.ros.qos import SENSOR_QOS
+from xiaomanlv_core.ros.qos import CLOCK_QOS, SENSOR_QOS, events_qos
+from xiaomanlv_core.ros.time import stamp_of
 from xiaomanlv_sim.assets import AssetNotFoundError
 from xiaomanlv_sim.ros.conversions import (
     agents_to_markers,
@@ -57,7 +58,6 @@ from xiaomanlv_sim.ros.conversions import (
     lidar_to_msg,
     odom_to_msg,
     range_to_msg,
-    stamp_of,
     truth_odometry_to_msg,
     truth_pose_to_msg,
     twist_to_command,
@@ -72,15 +72,7 @@ from xiaomanlv_sim.sensors.ultrasonic import RangeReading
 from xiaomanlv_sim.simulator import SensorReading, SimNodeConfig, Simulator, simulator_for
 from xiaomanlv_sim.site import SiteError
 
-CLOCK_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
-)
-EVENTS_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+EVENT_HISTORY = 100  # events on /sim/ground_truth/events a late subscriber receives
 TIMER_PERIOD = 0.005  # [s] steady; each callback simulates up to the wall-clock target
 MAX_LAG = 0.5  # [s] sim; further behind than this the pace is re-anchored (no catch-up burst)
 FLAT_OUT_CHUNK = 0.05  # [s] sim per callback at real_time_factor 0
@@ -139,7 +131,9 @@ class SimNode(Node):
         self._pub_agents = self.create_publisher(
             MarkerArray, "/sim/ground_truth/agents", SENSOR_QOS
         )
-        self._pub_events = self.create_publisher(String, "/sim/ground_truth/events", EVENTS_QOS)
+        self._pub_events = self.create_publisher(
+            String, "/sim/ground_truth/events", events_qos(EVENT_HISTORY)
+        )
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Twist, "/cmd_vel", self._on_cmd, 10)
         rate = self.sim.physics_rate
@@ -278,16 +272,14 @@ class SimNode(Node):
             "scenario": self.config.scenario,
             "seed": str(sim.seed),
         }
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_fully_qualified_name().lstrip('/')}: summary",
-            message=message,
+        status = diagnostic_status(
+            f"{self.get_fully_qualified_name().lstrip('/')}: summary",
+            level,
+            message,
+            values,
             hardware_id="xiaomanlv_sim",
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = stamp_of(sim.time)
-        self._pub_diag.publish(array)
+        self._pub_diag.publish(diagnostic_array([status], stamp_of(sim.time)))
 
     def _reconfigure(self, config: SimNodeConfig) -> None:
         fixed = ("world", "scenario", "seed", "pedestrians", "cyclists", "physics_rate",

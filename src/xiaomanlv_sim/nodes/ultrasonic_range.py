@@ -17,12 +17,13 @@ import functools
 import math
 from collections.abc import Sequence
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan, Range
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
@@ -100,21 +101,20 @@ class UltrasonicRangeNode(Node):
 
     def _publish_diagnostics(self) -> None:
         level = DiagnosticStatus.WARN if self.malformed else DiagnosticStatus.OK
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_fully_qualified_name().lstrip('/')}: summary",
-            message=self._last_error or "converting",
+        values = {
+            "converted": self.converted,
+            "malformed_messages": self.malformed,
+            "rangers": ", ".join(self._pubs),
+            **self._guard.diagnostics_values(),
+        }
+        status = diagnostic_status(
+            f"{self.get_fully_qualified_name().lstrip('/')}: summary",
+            level,
+            self._last_error or "converting",
+            values,
             hardware_id="xiaomanlv_ultrasonic",
-            values=[
-                KeyValue(key="converted", value=str(self.converted)),
-                KeyValue(key="malformed_messages", value=str(self.malformed)),
-                KeyValue(key="rangers", value=", ".join(self._pubs)),
-                *(KeyValue(key=k, value=v) for k, v in self._guard.diagnostics_values().items()),
-            ],
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._pub_diag.publish(array)
+        self._pub_diag.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
 
     def _reconfigure(self, config: UltrasonicRangeConfig) -> None:
         if config.sensors != self.config.sensors:

@@ -2,8 +2,9 @@
 
 PointCloud2 layout (what Velodyne/Ouster drivers and ros_gz's gpu_lidar bridge give):
 fields x, y, z, intensity (FLOAT32 at offsets 0, 4, 8, 12) and ring (UINT16 at 16), point
-step 20 (2 bytes padding), little-endian, one row (height 1), dense (no-return rays were
-dropped by the lidar model), built from a numpy structured array in one copy.
+step 20 (2 bytes padding, zeroed), little-endian, one row (height 1), dense (no-return rays
+were dropped by the lidar model); written and read by :mod:`xiaomanlv_core.ros.pointcloud2`.
+Stamps and quaternions come from ``xiaomanlv_core.ros`` too.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import math
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, PoseStamped, Quaternion, Twist
+from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
 from rosgraph_msgs.msg import Clock
-from scipy.spatial.transform import Rotation
-from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, PointCloud2, PointField, Range
+from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, PointCloud2, Range
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from xiaomanlv_core.ros.pointcloud2 import create_cloud, read_points, xyz_of
+from xiaomanlv_core.ros.poses import pose_msg, quaternion_msg, yaw_quaternion_msg
+from xiaomanlv_core.ros.time import stamp_of
 from xiaomanlv_sim.agents import AgentArrays
 from xiaomanlv_sim.sensors.gnss import STATUS_FIX, GnssReading
 from xiaomanlv_sim.sensors.imu import ImuReading
@@ -31,25 +33,9 @@ from xiaomanlv_sim.sensors.odometry import OdomReading
 from xiaomanlv_sim.sensors.ultrasonic import RangeReading
 from xiaomanlv_sim.simulator import Event, GroundTruth
 
-CLOUD_DTYPE = np.dtype(
-    {
-        "names": ["x", "y", "z", "intensity", "ring"],
-        "formats": ["<f4", "<f4", "<f4", "<f4", "<u2"],
-        "offsets": [0, 4, 8, 12, 16],
-        "itemsize": 20,
-    }
-)
+LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring")
+LIDAR_POINT_STEP = 20  # [bytes] the drivers' layout: 18 bytes of fields, 2 of padding
 UNKNOWN_VARIANCE = 1e6  # [unit^2] for states a planar sensor does not measure (z, roll, pitch)
-
-
-def stamp_of(t: float) -> Time:
-    """builtin_interfaces/Time of sim time ``t`` [s] (nanoseconds rounded)."""
-    ns = round(t * 1e9)
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def seconds_of(stamp: Time) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
 def clock_msg(t: float) -> Clock:
@@ -58,64 +44,42 @@ def clock_msg(t: float) -> Clock:
 
 def lidar_to_msg(scan: LidarScan, frame_id: str | None = None) -> PointCloud2:
     """PointCloud2 of a scan, in the sensor frame (``frame_id`` overrides the scan's)."""
-    n = len(scan.points)
-    cloud = np.empty(n, dtype=CLOUD_DTYPE)
-    pts = np.asarray(scan.points, dtype=np.float32).reshape(n, 3)
-    cloud["x"], cloud["y"], cloud["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
-    cloud["intensity"] = scan.intensities
-    cloud["ring"] = scan.rings
-    msg = PointCloud2()
-    msg.header.stamp = stamp_of(scan.stamp)
-    msg.header.frame_id = frame_id or scan.frame_id
-    msg.height = 1
-    msg.width = n
-    msg.fields = [
-        PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
-        PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
-        PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
-        PointField(name="intensity", offset=12, datatype=PointField.FLOAT32, count=1),
-        PointField(name="ring", offset=16, datatype=PointField.UINT16, count=1),
-    ]
-    msg.is_bigendian = False
-    msg.point_step = CLOUD_DTYPE.itemsize
-    msg.row_step = CLOUD_DTYPE.itemsize * n
-    msg.is_dense = True
-    msg.data = cloud.tobytes()
-    return msg
+    pts = np.asarray(scan.points, dtype=np.float32).reshape(-1, 3)
+    columns = {
+        "x": pts[:, 0],
+        "y": pts[:, 1],
+        "z": pts[:, 2],
+        "intensity": np.asarray(scan.intensities, dtype=np.float32),
+        "ring": np.asarray(scan.rings, dtype=np.uint16),
+    }
+    return create_cloud(
+        columns,
+        stamp_of(scan.stamp),
+        frame_id or scan.frame_id,
+        point_step=LIDAR_POINT_STEP,
+        is_dense=True,
+    )
 
 
 def cloud_arrays(
     msg: PointCloud2,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint16]]:
-    """(points (N,3), intensities (N,), rings (N,)) of a cloud in this module's layout.
+    """(points (N,3), intensities (N,), rings (N,)) of a cloud with x, y, z, intensity and
+    ring fields (any layout and numeric types; the inverse of :func:`lidar_to_msg`).
 
     Raises:
-        ValueError: the cloud's fields are not x, y, z, intensity, ring at this layout.
+        PointCloudError: (a ValueError) a field is missing or the layout does not fit the data.
     """
-    layout = [(f.name, f.offset, f.datatype) for f in msg.fields]
-    expected = [
-        ("x", 0, PointField.FLOAT32),
-        ("y", 4, PointField.FLOAT32),
-        ("z", 8, PointField.FLOAT32),
-        ("intensity", 12, PointField.FLOAT32),
-        ("ring", 16, PointField.UINT16),
-    ]
-    if layout != expected or msg.point_step != CLOUD_DTYPE.itemsize or msg.is_bigendian:
-        raise ValueError(f"PointCloud2 layout {layout} (step {msg.point_step}) is not x,y,z,i,ring")
-    cloud = np.frombuffer(bytes(msg.data), dtype=CLOUD_DTYPE)
-    points = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
-    return points, cloud["intensity"].copy(), cloud["ring"].copy()
-
-
-def _quat(xyzw: NDArray[np.float64]) -> Quaternion:
-    return Quaternion(x=float(xyzw[0]), y=float(xyzw[1]), z=float(xyzw[2]), w=float(xyzw[3]))
+    cloud = read_points(msg, LIDAR_FIELDS)
+    intensities = cloud["intensity"].astype(np.float32)
+    return xyz_of(cloud), intensities, cloud["ring"].astype(np.uint16)
 
 
 def imu_to_msg(reading: ImuReading, frame_id: str | None = None) -> Imu:
     msg = Imu()
     msg.header.stamp = stamp_of(reading.stamp)
     msg.header.frame_id = frame_id or reading.frame_id
-    msg.orientation = _quat(reading.orientation)
+    msg.orientation = quaternion_msg(reading.orientation)
     w, a = reading.angular_velocity, reading.linear_acceleration
     msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = (float(v) for v in w)
     msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = (
@@ -125,10 +89,6 @@ def imu_to_msg(reading: ImuReading, frame_id: str | None = None) -> Imu:
     msg.angular_velocity_covariance = np.asarray(reading.angular_velocity_covariance, float)
     msg.linear_acceleration_covariance = np.asarray(reading.linear_acceleration_covariance, float)
     return msg
-
-
-def _yaw_quat(yaw: float) -> Quaternion:
-    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
 
 
 def odom_to_msg(
@@ -141,7 +101,7 @@ def odom_to_msg(
     msg.child_frame_id = child_frame_id or reading.child_frame_id
     x, y, yaw = (float(v) for v in reading.pose)
     msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
-    msg.pose.pose.orientation = _yaw_quat(yaw)
+    msg.pose.pose.orientation = yaw_quaternion_msg(yaw)
     pose_cov = np.zeros((6, 6))
     pose_cov[np.diag_indices(6)] = [
         reading.pose_covariance[0], reading.pose_covariance[1], UNKNOWN_VARIANCE,
@@ -193,18 +153,11 @@ def range_to_msg(reading: RangeReading, frame_id: str | None = None) -> Range:
     return msg
 
 
-def _pose_of(matrix: NDArray[np.float64]) -> Pose:
-    pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in matrix[:3, 3])
-    pose.orientation = _quat(Rotation.from_matrix(matrix[:3, :3]).as_quat())
-    return pose
-
-
 def truth_pose_to_msg(truth: GroundTruth, frame_id: str = "world") -> PoseStamped:
     msg = PoseStamped()
     msg.header.stamp = stamp_of(truth.time)
     msg.header.frame_id = frame_id
-    msg.pose = _pose_of(truth.pose)
+    msg.pose = pose_msg(truth.pose)
     return msg
 
 
@@ -216,7 +169,7 @@ def truth_odometry_to_msg(
     msg.header.stamp = stamp_of(truth.time)
     msg.header.frame_id = frame_id
     msg.child_frame_id = child_frame_id
-    msg.pose.pose = _pose_of(truth.pose)
+    msg.pose.pose = pose_msg(truth.pose)
     msg.twist.twist.linear.x = float(truth.twist[0])
     msg.twist.twist.angular.z = float(truth.twist[1])
     return msg
@@ -250,7 +203,7 @@ def agents_to_markers(
         m.pose.position.y = float(agents.positions[i, 1])
         m.pose.position.z = h / 2.0
         vx, vy = (float(v) for v in agents.velocities[i])
-        m.pose.orientation = _yaw_quat(math.atan2(vy, vx) if vx or vy else 0.0)
+        m.pose.orientation = yaw_quaternion_msg(math.atan2(vy, vx) if vx or vy else 0.0)
         d = 2.0 * float(agents.radii[i])
         m.scale.x, m.scale.y, m.scale.z = d, d, h
         m.color = _KIND_COLOURS.get(kind, _KIND_COLOURS[0])

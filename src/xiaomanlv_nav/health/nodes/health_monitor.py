@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.clock import Clock, ClockType
@@ -44,11 +44,11 @@ from xiaomanlv.msg import HealthStatus
 from xiaomanlv.srv import GetHealth
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, key_values, level_of
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
-
-# The map's PointCloud2 reader (x, y, z of any layout whose x/y/z are FLOAT32), not a second one.
-from xiaomanlv_mapping.ros.conversions import cloud_from_msg
+from xiaomanlv_core.ros.pointcloud2 import read_xyz
+from xiaomanlv_core.ros.time import seconds_of
 from xiaomanlv_nav.health.config import HealthMonitorConfig
 from xiaomanlv_nav.health.content import (
     OK,
@@ -68,11 +68,7 @@ from xiaomanlv_nav.health.monitor import (
     shown,
     text_problem,
 )
-from xiaomanlv_nav.health.ros.conversions import (
-    health_to_msg,
-    level_of,
-    report_to_diagnostics,
-)
+from xiaomanlv_nav.health.ros.conversions import health_to_msg, report_to_diagnostics
 
 
 def message_class(type_name: str) -> Any:
@@ -101,7 +97,7 @@ def _cloud(msg: Any) -> Verdict:
     count = int(msg.width) * int(msg.height)
     if count == 0:  # empty, whatever its fields say
         return cloud_verdict(np.zeros((0, 3)), 0)
-    return cloud_verdict(cloud_from_msg(msg), count)
+    return cloud_verdict(read_xyz(msg), count)
 
 
 def _imu(msg: Any) -> Verdict:
@@ -145,9 +141,7 @@ def header_stamp(msg: Any) -> float | None:
     """[s] of the message's ``header.stamp``; None for a type without a header."""
     header = getattr(msg, "header", None)
     stamp = getattr(header, "stamp", None)
-    if stamp is None:
-        return None
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+    return None if stamp is None else seconds_of(stamp)
 
 
 def content_of(type_name: str, msg: Any) -> Verdict:
@@ -289,14 +283,11 @@ class HealthMonitorNode(Node):
         self._observe_publishers()
         report = self._evaluate()
         self.status_pub.publish(self._status(report))
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = report_to_diagnostics(report, self._prefix, self.malformed)
-        array.status[0].values.extend(
-            KeyValue(key=f"from {source}", value=str(count))
-            for source, count in sorted(self.rejected.items())
+        statuses = report_to_diagnostics(report, self._prefix, self.malformed)
+        statuses[0].values.extend(
+            key_values({f"from {source}": n for source, n in sorted(self.rejected.items())})
         )
-        self.diag_pub.publish(array)
+        self.diag_pub.publish(diagnostic_array(statuses, self.get_clock().now().to_msg()))
         self._serve_waiters(report)
 
     def _serve_waiters(self, report: HealthReport) -> None:

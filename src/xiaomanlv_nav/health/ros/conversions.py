@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus
 from xiaomanlv.msg import HealthStatus, TopicHealth
 
+from xiaomanlv_core.ros.diagnostics import diagnostic_status, level_byte
+from xiaomanlv_core.ros.diagnostics import level_of as level_of  # bringup's demo reads it here
 from xiaomanlv_nav.health.monitor import HealthReport
 
 
@@ -13,13 +15,13 @@ def health_to_msg(report: HealthReport, stamp: Time, malformed: int = 0) -> Heal
     """HealthStatus stamped ``stamp`` (the node's ROS time; the report's own is steady time)."""
     msg = HealthStatus()
     msg.header.stamp = stamp
-    msg.level = bytes([int(report.level)])
+    msg.level = level_byte(report.level)
     msg.malformed_messages = malformed
     for t in report.topics:
         msg.topics.append(
             TopicHealth(
                 topic=t.topic,
-                level=bytes([int(t.level)]),
+                level=level_byte(t.level),
                 rate=float(t.rate),
                 min_rate=float(t.min_rate),
                 age=float(t.age),
@@ -28,42 +30,28 @@ def health_to_msg(report: HealthReport, stamp: Time, malformed: int = 0) -> Heal
         )
     for c in report.components:
         msg.components.append(
-            DiagnosticStatus(
-                level=bytes([int(c.level)]),
-                name=c.name,
-                message=c.message,
-                values=[KeyValue(key="age_s", value=f"{c.age:.2f}")],
-            )
+            diagnostic_status(c.name, c.level, c.message, {"age_s": f"{c.age:.2f}"})
         )
     return msg
-
-
-def level_of(value: bytes | int) -> int:
-    """A diagnostic level from a ``byte`` field (bytes in rclpy) or an int."""
-    return value[0] if isinstance(value, (bytes, bytearray)) else int(value)
 
 
 def report_to_diagnostics(
     report: HealthReport, prefix: str, malformed: int
 ) -> list[DiagnosticStatus]:
     """One DiagnosticStatus for the monitor itself and one per watched topic."""
-    own = DiagnosticStatus(
-        level=bytes([int(report.level)]),
-        name=f"{prefix}: summary",
-        message=report.summary(),
-        hardware_id="",
-        values=[KeyValue(key="malformed_messages", value=str(malformed))],
+    own = diagnostic_status(
+        f"{prefix}: summary", report.level, report.summary(), {"malformed_messages": malformed}
     )
     topics = [
-        DiagnosticStatus(
-            level=bytes([int(t.level)]),
-            name=f"{prefix}: {t.topic}",
-            message=t.message,
-            values=[
-                KeyValue(key="rate_hz", value=f"{t.rate:.2f}"),
-                KeyValue(key="min_rate_hz", value=f"{t.min_rate:g}"),
-                KeyValue(key="age_s", value=f"{t.age:.2f}"),
-            ],
+        diagnostic_status(
+            f"{prefix}: {t.topic}",
+            t.level,
+            t.message,
+            {
+                "rate_hz": f"{t.rate:.2f}",
+                "min_rate_hz": f"{t.min_rate:g}",
+                "age_s": f"{t.age:.2f}",
+            },
         )
         for t in report.topics
     ]

@@ -48,9 +48,23 @@ def test_cloud_content() -> None:
 
 def test_cloud_whose_layout_does_not_fit_its_data_raises() -> None:
     msg = _cloud(np.ones((10, 3)))
-    msg.width = 1000  # claims more points than the data holds
+    msg.width, msg.row_step = 1000, 16000  # claims more points than the data holds
     with pytest.raises(ValueError, match="PointCloud2 data holds 160 bytes"):
         content_of("sensor_msgs/msg/PointCloud2", msg)
+    msg.row_step = 160  # and rows shorter than their points
+    with pytest.raises(ValueError, match="row_step 160 is shorter than width 1000"):
+        content_of("sensor_msgs/msg/PointCloud2", msg)
+
+
+def test_cloud_of_any_xyz_datatype_and_byte_order_is_judged() -> None:
+    fields = [
+        PointField(name=n, offset=8 * i, datatype=PointField.FLOAT64, count=1)
+        for i, n in enumerate("xyz")
+    ]
+    data = np.array([[1.0, 2.0, 3.0], [NAN, NAN, NAN]], dtype=">f8").tobytes()
+    msg = PointCloud2(height=1, width=2, fields=fields, point_step=24, row_step=48)
+    msg.is_bigendian, msg.data = True, data
+    assert content_of("sensor_msgs/msg/PointCloud2", msg) == OK
 
 
 def test_imu_content_and_rep145_orientation_not_provided() -> None:
