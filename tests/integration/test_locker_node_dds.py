@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,11 +22,11 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from xiaomanlv.msg import CompartmentStatus, LockerEvent
 from xiaomanlv.srv import ArmStop, LoadParcel, SubmitCode
 
+from xiaomanlv_core.ros.qos import LATCHED_QOS, events_qos
 from xiaomanlv_locker.config import LockerConfig
 from xiaomanlv_locker.notify import latest_codes
 from xiaomanlv_locker.operators import add_operator
@@ -37,9 +36,7 @@ pytestmark = pytest.mark.integration
 
 OPERATOR = ("op1", "station-secret-1")
 SITE_STOPS = ("A 0 0", "B 50 0")  # name, x, y [m] in map
-LATCHED = QoSProfile(
-    depth=200, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+HISTORY = events_qos(200)  # what a late subscriber gets: latched statuses, the event history
 
 
 @pytest.fixture
@@ -99,7 +96,8 @@ def locker_node(
 
 @contextmanager
 def odometry(session: Any, speed: Callable[[], float | None]) -> Iterator[None]:
-    """Publish /wheel/odom at 20 Hz with ``speed()`` m/s (None: publish nothing)."""
+    """Publish /wheel/odom at 20 Hz with ``speed()`` m/s (None: publish nothing); yields once
+    the locker receives it (and, standing still, once it says it is parked)."""
     pub = session.client.create_publisher(Odometry, "/wheel/odom", 10)
 
     def tick() -> None:
@@ -111,38 +109,18 @@ def odometry(session: Any, speed: Callable[[], float | None]) -> Iterator[None]:
 
     timer = session.client.create_timer(0.05, tick)
     try:
-        time.sleep(0.5)
+        session.wait_for_match(pub)
+        if speed() == 0.0:
+            parked(session, moving=False)
         yield
     finally:
         session.client.destroy_timer(timer)
         session.client.destroy_publisher(pub)
 
 
-class Watch:
-    """Collects every message on a topic (from the client's spin thread)."""
-
-    def __init__(self, session: Any, msg_type: Any, topic: str, qos: Any = LATCHED) -> None:
-        self.items: list[Any] = []
-        self._lock = threading.Lock()
-        self._sub = session.client.create_subscription(msg_type, topic, self._on, qos)
-
-    def _on(self, msg: Any) -> None:
-        with self._lock:
-            self.items.append(msg)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.items.clear()
-
-    def wait(self, predicate: Callable[[Any], bool], timeout: float = 15.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                for item in self.items:
-                    if predicate(item):
-                        return item
-            time.sleep(0.05)
-        raise AssertionError(f"no message matched in {timeout} s; last: {self.items[-3:]}")
+def Watch(session: Any, msg_type: Any, topic: str, qos: Any = HISTORY) -> Any:  # noqa: N802
+    """Every message on ``topic`` from now on (an :class:`~xiaomanlv_bringup.ros.session.Inbox`)."""
+    return session.collect(msg_type, topic, qos)
 
 
 def load(session: Any, parcel: str, stop: str = "A") -> Any:
@@ -206,19 +184,14 @@ def test_delivery_over_dds_and_malformed_inputs_counted(locker_node: Any) -> Non
         assert "kiosk_id" in submit(session, "12345678", kiosk="").message
         bad = session.client.create_publisher(String, "/locker/sim/command", 10)
         nan_pub = session.client.create_publisher(Odometry, "/wheel/odom", 10)
-        time.sleep(0.5)
+        session.wait_for_match(bad)
+        session.wait_for_match(nan_pub)
         bad.publish(String(data="{not json"))
         nan = Odometry()
         nan.twist.twist.linear.x = float("nan")
         nan_pub.publish(nan)
-        deadline = time.monotonic() + 15.0
-        malformed = 0
-        while time.monotonic() < deadline and malformed < 3:
-            array = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
-            for s in array.status:
-                if s.name.startswith("locker"):
-                    malformed = int({kv.key: kv.value for kv in s.values}["malformed_messages"])
-        assert malformed >= 3
+        values = diagnostics_values(session, lambda v: int(v["malformed_messages"]) >= 3)
+        assert int(values["malformed_messages"]) >= 3
     assert session.supervisor.running() == ["locker"]
 
 
@@ -242,12 +215,12 @@ def test_wrong_codes_lock_out_and_nothing_opens_while_moving(locker_node: Any) -
         rearm = session.call(ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True))
         assert not rearm.success
         speed[0] = None  # odometry lost: unknown counts as moving
-        time.sleep(1.0)
+        parked(session, moving=True)
         assert not session.call(
             ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True)
         ).success
         speed[0] = 0.0
-        time.sleep(0.5)
+        parked(session, moving=False)
         assert session.call(
             ArmStop, "/locker/arm_stop", ArmStop.Request(stop="A", arm=True)
         ).success
@@ -265,7 +238,7 @@ def test_sigkill_mid_delivery_then_restart_reconciles(locker_node: Any) -> None:
     sim = session.client.create_publisher(String, "/locker/sim/command", 10)
     with odometry(session, lambda: 0.0):
         assert load(session, "parcel-3").success
-        time.sleep(0.3)
+        session.wait_for_match(sim)
         for action in ("place", "close"):  # the operator loads by hand
             sim.publish(
                 String(data=json.dumps({"action": action, "compartment": 1, "tag": "parcel-3"}))
@@ -277,15 +250,21 @@ def test_sigkill_mid_delivery_then_restart_reconciles(locker_node: Any) -> None:
         assert submit(session, code_of(session, "parcel-3")).success
         status.wait(lambda s: s.state == "open" and not s.door_closed)
         pid = session.supervisor.pids()["locker"]
+        before = sim_command_readers(session)
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20.0  # the supervisor restarts it after restart_delay
-        while session.supervisor.pids().get("locker", pid) == pid and time.monotonic() < deadline:
+
+        def new_pid() -> bool:  # the supervisor restarts it after restart_delay
             session.supervisor.poll()
-            time.sleep(0.05)
-        assert session.supervisor.pids().get("locker", pid) != pid
+            return session.supervisor.pids().get("locker", pid) != pid
+
+        session.wait_until(new_pid, 20.0, "a new locker process")
         restarted = Watch(session, CompartmentStatus, "/locker/compartment_01/status")
         restarted.wait(lambda s: s.state == "open", timeout=30.0)  # state survived the kill
-        time.sleep(0.5)
+        # the new process's reader of sim commands is discovered and matched by our writer
+        session.wait_until(
+            lambda: sim_command_readers(session) - before, 20.0, "the new locker's reader"
+        )
+        session.wait_for_match(sim, count=len(sim_command_readers(session)))
         for action in ("take", "close"):
             sim.publish(String(data=json.dumps({"action": action, "compartment": 1})))
         restarted.wait(lambda s: s.state == "delivered" and s.locked, timeout=20.0)
@@ -299,18 +278,35 @@ def test_sigkill_mid_delivery_then_restart_reconciles(locker_node: Any) -> None:
         store.close()
 
 
+def sim_command_readers(session: Any) -> set[bytes]:
+    """The endpoint ids of every reader of /locker/sim/command the graph knows."""
+    infos = session.client.get_subscriptions_info_by_topic("/locker/sim/command")
+    return {bytes(info.endpoint_gid) for info in infos}
+
+
+def parked(session: Any, moving: bool) -> None:
+    """Wait until the locker's /diagnostics say it is (not) moving."""
+    want = str(moving).lower()
+    diagnostics_values(session, lambda v: v.get("moving") == want)
+
+
 def diagnostics_values(session: Any, until: Callable[[dict[str, str]], bool]) -> dict[str, str]:
     """The locker's /diagnostics values, once ``until`` holds for them (15 s at most)."""
-    deadline = time.monotonic() + 15.0
-    values: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        array = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
-        for s in array.status:
-            if s.name.startswith("locker"):
-                values = {kv.key: kv.value for kv in s.values}
-                if until(values):
-                    return values
-    raise AssertionError(f"diagnostics never matched; last: {values}")
+
+    def locker_values(array: DiagnosticArray) -> dict[str, str] | None:
+        for status in array.status:
+            if status.name.startswith("locker"):
+                return {kv.key: kv.value for kv in status.values}
+        return None
+
+    def matches(array: DiagnosticArray) -> bool:
+        values = locker_values(array)
+        return values is not None and until(values)
+
+    array = session.wait_for_message(DiagnosticArray, "/diagnostics", 15.0, predicate=matches)
+    values = locker_values(array)
+    assert values is not None
+    return values
 
 
 HOSTILE_SIM_COMMANDS = (
@@ -336,11 +332,7 @@ def test_hostile_messages_are_counted_and_the_node_lives_on(locker_node: Any) ->
     session = locker_node()
     sim = session.client.create_publisher(String, "/locker/sim/command", 50)
     pose = session.client.create_publisher(PoseWithCovarianceStamped, "/localization/pose", 10)
-    deadline = time.monotonic() + 10.0
-    while session.client.count_subscribers("/locker/sim/command") == 0:
-        assert time.monotonic() < deadline, "the locker never subscribed to /locker/sim/command"
-        time.sleep(0.05)
-    time.sleep(0.3)  # matched both ways (the publisher's side too)
+    session.wait_for_match(sim)  # matched both ways: what we publish now is delivered
     for data in HOSTILE_SIM_COMMANDS:
         sim.publish(String(data=data))
     elsewhere = PoseWithCovarianceStamped()
@@ -373,7 +365,7 @@ def test_stops_come_from_the_map_servers_latched_topic(locker_node: Any) -> None
         assert values["site_stops"] == "unknown"
         here = MapStop("loading", 0.0, 0.0, 0.0)
         site = StopSet("station", here, here, (MapStop("library", 31.0, 70.0, 0.0),))
-        stops_pub = session.client.create_publisher(String, "/map/stops", LATCHED)
+        stops_pub = session.client.create_publisher(String, "/map/stops", LATCHED_QOS)
         stops_pub.publish(stops_to_msg(site))
         diagnostics_values(session, lambda v: v.get("site_stops") == "1")
         assert load(session, "parcel-library", stop="library").success

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -40,6 +40,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import EXIT_CONFIG
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
@@ -95,19 +96,17 @@ class KioskNode(Node):
             **self._guard.diagnostics_values(),
             **stats_of(self.app).snapshot(),
         }
-        return DiagnosticStatus(
-            level=level,
-            name=f"{self._prefix}: locker link",
-            message=message,
+        return diagnostic_status(
+            f"{self._prefix}: locker link",
+            level,
+            message,
+            values,
             hardware_id=self.config.kiosk_id,
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )
 
     def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self.diagnostics()]
-        self.diag_pub.publish(array)
+        stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(diagnostic_array([self.diagnostics()], stamp))
 
     def _reconfigure(self, config: KioskConfig) -> None:
         fixed = [

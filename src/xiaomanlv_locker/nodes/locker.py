@@ -42,28 +42,24 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSPresetProfiles,
-    QoSProfile,
-    ReliabilityPolicy,
-)
+from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 from xiaomanlv.msg import CompartmentStatus, LockerEvent
 from xiaomanlv.srv import ArmStop, LoadParcel, OperatorOpen, SubmitCode
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, key_values
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config
+from xiaomanlv_core.ros.qos import LATCHED_QOS, events_qos
 from xiaomanlv_locker.codes import SecretFileError
 from xiaomanlv_locker.config import FAULT_KINDS, LockerConfig
 from xiaomanlv_locker.fields import (
@@ -88,18 +84,6 @@ from xiaomanlv_mapping.ros.conversions import stops_from_msg
 
 EVENT_HISTORY = 200  # events a late subscriber receives
 GIL_SWITCH_INTERVAL = 0.001  # [s] sys.setswitchinterval while the node spins (Python: 0.005)
-LATCHED = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-EVENTS = QoSProfile(
-    depth=EVENT_HISTORY,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 SIM_ACTIONS = ("take", "place", "close", "open", "fault")
 SIM_KEYS = ("action", "compartment", "tag", "kind", "duration")
 MAX_FAULT_DURATION = 86400.0  # [s] of an injected sim fault
@@ -125,11 +109,13 @@ class LockerNode(Node):
         count = len(self.locker.sizes)
         self.status_pubs = {
             n: self.create_publisher(
-                CompartmentStatus, f"/locker/compartment_{n:02d}/status", LATCHED
+                CompartmentStatus, f"/locker/compartment_{n:02d}/status", LATCHED_QOS
             )
             for n in range(1, count + 1)
         }
-        self.event_pub = self.create_publisher(LockerEvent, "/locker/events", EVENTS)
+        self.event_pub = self.create_publisher(
+            LockerEvent, "/locker/events", events_qos(EVENT_HISTORY)
+        )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(LoadParcel, "/locker/load_parcel", self._on_load)
         self.codes = Node(
@@ -148,7 +134,7 @@ class LockerNode(Node):
             PoseWithCovarianceStamped, "/localization/pose", self._on_pose, sensor_qos
         )
         if self.locker.stops() is None:
-            self.create_subscription(String, "/map/stops", self._on_stops, LATCHED)
+            self.create_subscription(String, "/map/stops", self._on_stops, LATCHED_QOS)
         if isinstance(self.locker.driver, SimDriver):
             self.create_subscription(String, "/locker/sim/command", self._on_sim_command, 50)
         self.create_timer(1.0 / self.config.tick_rate, self._on_tick, clock=self._steady)
@@ -190,8 +176,7 @@ class LockerNode(Node):
 
     def _on_status(self) -> None:
         self._flush(force=True)
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
+        stamp = self.get_clock().now().to_msg()
         stops = self.locker.stops()
         status = locker_diagnostics(
             f"{self._name}: summary",
@@ -204,11 +189,8 @@ class LockerNode(Node):
             stops=None if stops is None else len(stops),
             motion=self.locker.motion_problem(),
         )
-        status.values += [
-            KeyValue(key=k, value=v) for k, v in self.guard.diagnostics_values().items()
-        ]
-        array.status = [status]
-        self.diag_pub.publish(array)
+        status.values += key_values(self.guard.diagnostics_values())
+        self.diag_pub.publish(diagnostic_array([status], stamp))
 
     # -- inputs
     def _rejected(self, kind: str, topic: str, why: str) -> None:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus
 from xiaomanlv.msg import CompartmentStatus, LockerEvent
 
+from xiaomanlv_core.ros.diagnostics import diagnostic_status
+from xiaomanlv_core.ros.time import MAX_SEC, stamp_of
 from xiaomanlv_locker.audit import AuditEvent
 from xiaomanlv_locker.locker import CompartmentView
 
 
 def wall_to_time(seconds: float) -> Time:
-    """Unix seconds -> builtin_interfaces/Time (0 for a non-finite or negative value)."""
-    if not math.isfinite(seconds) or seconds <= 0.0:
+    """Unix seconds -> builtin_interfaces/Time; the zero Time ("not set") for a value that is
+    no wall time: non-finite, zero or negative, or beyond what a Time holds (2**31 s)."""
+    if not math.isfinite(seconds) or seconds <= 0.0 or seconds >= MAX_SEC + 1:
         return Time()
-    whole = math.floor(seconds)
-    return Time(sec=int(whole), nanosec=int((seconds - whole) * 1e9))
+    return stamp_of(seconds)
 
 
 def status_to_msg(view: CompartmentView, stamp: Time) -> CompartmentStatus:
@@ -75,17 +78,14 @@ def locker_diagnostics(
         problems.append("site stops unknown (no /map/stops yet)")
     level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
     message = "; ".join(problems) if problems else "ok"
-    values = [KeyValue(key=k, value=str(v)) for k, v in sorted(counts.items())]
-    values += [
-        KeyValue(key="armed_stop", value=armed_stop),
-        KeyValue(key="moving", value=str(moving).lower()),
-        KeyValue(key="motion", value=motion or "parked"),
-        KeyValue(key="malformed_messages", value=str(malformed)),
-        KeyValue(key="internal_errors", value=str(internal_errors)),
-        KeyValue(key="site_stops", value="unknown" if stops is None else str(stops)),
-    ]
-    values += [
-        KeyValue(key=f"rejected_{kind}", value=str(n))
-        for kind, n in sorted((rejections or {}).items())
-    ]
-    return DiagnosticStatus(level=level, name=name, message=message, values=values)
+    values: dict[str, Any] = dict(sorted(counts.items()))
+    values |= {
+        "armed_stop": armed_stop,
+        "moving": str(moving).lower(),
+        "motion": motion or "parked",
+        "malformed_messages": malformed,
+        "internal_errors": internal_errors,
+        "site_stops": "unknown" if stops is None else stops,
+    }
+    values |= {f"rejected_{kind}": n for kind, n in sorted((rejections or {}).items())}
+    return diagnostic_status(name, level, message, values)

@@ -26,6 +26,8 @@ def test_stamps_round_trip_to_the_nanosecond() -> None:
         assert seconds_of(stamp) == pytest.approx(t, abs=1e-9 * max(1.0, t / 1e6))
     assert (stamp_of(2.5).sec, stamp_of(2.5).nanosec) == (2, 500_000_000)
     assert (stamp_of(0.9999999999).sec, stamp_of(0.9999999999).nanosec) == (1, 0)  # rounded
+    wall = stamp_of(1_700_000_000.25)  # a wall time: no float error from t * 1e9
+    assert (wall.sec, wall.nanosec) == (1_700_000_000, 250_000_000)
 
 
 def test_nanoseconds_are_exact() -> None:

@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any
 
+from xiaomanlv_core.ros.time import is_zero, seconds_of
 from xiaomanlv_locker.kiosk.client import CodeResult, CompartmentView, LoadResult
 
 MAX_COMPARTMENT = 50
@@ -25,9 +26,7 @@ _FAULT = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 def stamp_seconds(stamp: Any) -> float | None:
     """builtin_interfaces/Time -> [s] since the epoch of its clock; None for the zero time."""
-    if stamp.sec == 0 and stamp.nanosec == 0:
-        return None
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+    return None if is_zero(stamp) else seconds_of(stamp)
 
 
 def shown_text(text: str, limit: int = MAX_MESSAGE) -> str:
