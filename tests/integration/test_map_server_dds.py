@@ -23,9 +23,10 @@ from visualization_msgs.msg import MarkerArray
 from xiaomanlv_bringup.graph import NodeSpec
 from xiaomanlv_bringup.ros.session import GraphSession
 from xiaomanlv_core.paths import node_executable
+from xiaomanlv_core.ros.pointcloud2 import read_xyz
+from xiaomanlv_core.ros.qos import LATCHED_QOS
 from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.ros.conversions import (
-    cloud_from_msg,
     datum_from_msg,
     grid_from_msg,
     routes_from_msg,
@@ -88,21 +89,19 @@ def summary(session: GraphSession, timeout: float = 15.0) -> dict[str, str]:
 
 
 def test_a_late_subscriber_gets_every_map_topic(served: tuple[GraphSession, Any]) -> None:
-    from xiaomanlv_mapping.nodes.map_server import LATCHED
-
     session, (rig, prior) = served
     values = summary(session)  # the node has published: its timer runs after the constructor
     assert values["site"] == "testsite" and values["cloud_points"] == "3000"
     assert (values["route_edges"], values["stops"], values["hand_edited"]) == ("4", "2", "none")
     got = {
-        topic: session.wait_for_message(cls, topic, timeout=15.0, qos=LATCHED)
+        topic: session.wait_for_message(cls, topic, timeout=15.0, qos=LATCHED_QOS)
         for topic, cls in LATCHED_TOPICS.items()
     }
     grid = grid_from_msg(got["/map"])
     assert got["/map"].header.frame_id == "map"
     assert np.array_equal(grid.cells, prior.grid.cells)
     assert grid.origin == pytest.approx(prior.grid.origin)
-    cloud = cloud_from_msg(got["/map/cloud"])
+    cloud = read_xyz(got["/map/cloud"])
     assert got["/map/cloud"].header.frame_id == "map"
     assert np.array_equal(rig.sorted_rows(cloud), rig.sorted_rows(prior.cloud))
     assert routes_from_msg(got["/map/route_graph"]) == prior.routes

@@ -3,8 +3,8 @@
 - Grid <-> nav_msgs/OccupancyGrid: ``data`` row-major from the origin cell (row 0 = lowest y),
   as the model's ``Grid.cells`` already is; the origin's yaw becomes a z-rotation.
 - Cloud -> sensor_msgs/PointCloud2: fields x, y, z FLOAT32 at offsets 0, 4, 8, point step 12,
-  little-endian, one row, dense. :func:`cloud_from_msg` reads x, y, z from any layout whose
-  x/y/z are FLOAT32 (a localizer can read the map and a lidar scan alike).
+  little-endian, one row, dense (:func:`xiaomanlv_core.ros.pointcloud2.xyz_cloud`; its
+  ``read_xyz`` reads the map and a lidar scan alike).
 - Route graph, stops and datum travel as std_msgs/String: the graph as the GeoJSON text of
   routes.geojson (Nav2's route server format), stops and datum as JSON of their YAML mappings.
 - Route graph and stops -> visualization_msgs/MarkerArray for RViz.
@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import array
 import json
-import math
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Quaternion
+from geometry_msgs.msg import Point
 from nav_msgs.msg import OccupancyGrid
 from numpy.typing import NDArray
-from sensor_msgs.msg import PointCloud2, PointField
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from xiaomanlv_core.ros.pointcloud2 import xyz_cloud
+from xiaomanlv_core.ros.poses import yaw_of_msg, yaw_quaternion_msg
 from xiaomanlv_mapping.mapfiles import (
     MAP_FRAME,
     datum_from_dict,
@@ -44,22 +45,6 @@ from xiaomanlv_mapping.model import (
     StopSet,
 )
 
-XYZ_FIELDS = [
-    PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
-    PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
-    PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
-]
-
-
-def yaw_quaternion(yaw: float) -> Quaternion:
-    """The rotation by ``yaw`` [rad] about z."""
-    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
-
-
-def quaternion_yaw(q: Quaternion) -> float:
-    """[rad] the z-rotation of a quaternion (its yaw; roll and pitch ignored)."""
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-
 
 # ---- occupancy grid ------------------------------------------------------------------------------
 def grid_to_msg(grid: Grid, stamp: Time, frame_id: str = MAP_FRAME) -> OccupancyGrid:
@@ -75,7 +60,7 @@ def grid_to_msg(grid: Grid, stamp: Time, frame_id: str = MAP_FRAME) -> Occupancy
     msg.info.height = int(height)
     x, y, yaw = (float(v) for v in grid.origin)
     msg.info.origin.position.x, msg.info.origin.position.y = x, y
-    msg.info.origin.orientation = yaw_quaternion(yaw)
+    msg.info.origin.orientation = yaw_quaternion_msg(yaw)
     msg.data = array.array("b", cells.tobytes())  # rclpy takes array.array without a copy loop
     return msg
 
@@ -96,7 +81,7 @@ def grid_from_msg(msg: OccupancyGrid) -> Grid:
         origin=(
             float(origin.position.x),
             float(origin.position.y),
-            quaternion_yaw(origin.orientation),
+            yaw_of_msg(origin.orientation),
         ),
         cells=data.reshape(height, width).copy(),
     )
@@ -107,53 +92,7 @@ def cloud_to_msg(
     points: NDArray[np.float32], stamp: Time, frame_id: str = MAP_FRAME
 ) -> PointCloud2:
     """PointCloud2 with x, y, z FLOAT32 [m] (point step 12, one row, little-endian, dense)."""
-    cloud = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 3))
-    msg = PointCloud2()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.height = 1
-    msg.width = len(cloud)
-    msg.fields = list(XYZ_FIELDS)
-    msg.is_bigendian = False
-    msg.point_step = 12
-    msg.row_step = 12 * len(cloud)
-    msg.is_dense = True
-    msg.data = cloud.tobytes()
-    return msg
-
-
-def cloud_from_msg(msg: PointCloud2) -> NDArray[np.float32]:
-    """(N,3) float32 x, y, z of any PointCloud2 whose x, y, z fields are FLOAT32.
-
-    Raises:
-        ValueError: a field is missing or not FLOAT32, a big-endian cloud, data shorter than
-            width x height points.
-    """
-    by_name = {f.name: f for f in msg.fields}
-    offsets = []
-    for axis in ("x", "y", "z"):
-        spec = by_name.get(axis)
-        if spec is None or spec.datatype != PointField.FLOAT32:
-            raise ValueError(f"PointCloud2 has no FLOAT32 field {axis!r}")
-        offsets.append(int(spec.offset))
-    if msg.is_bigendian:
-        raise ValueError("big-endian PointCloud2 is not supported")
-    count = int(msg.width) * int(msg.height)
-    step, row = int(msg.point_step), int(msg.row_step)
-    data = bytes(msg.data)
-    if count and (row < step * int(msg.width) or len(data) < row * int(msg.height)):
-        raise ValueError(
-            f"PointCloud2 data holds {len(data)} bytes, not {msg.height} rows of {row}"
-        )
-    if count == 0:
-        return np.zeros((0, 3), dtype=np.float32)
-    rows = np.frombuffer(data, dtype=np.uint8, count=row * int(msg.height))
-    rows = rows.reshape(int(msg.height), row)[:, : step * int(msg.width)]
-    record = np.dtype(
-        {"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets": offsets, "itemsize": step}
-    )
-    table = np.ascontiguousarray(rows).view(record).reshape(-1)
-    return np.stack([table["x"], table["y"], table["z"]], axis=1).astype(np.float32)
+    return xyz_cloud(points, stamp, frame_id)
 
 
 # ---- route graph, stops, datum as text -----------------------------------------------------------
@@ -254,7 +193,7 @@ def route_markers(
     for i, (stop, colour) in enumerate(poses):
         arrow = _marker("stops", i, Marker.ARROW, stamp, frame_id)
         arrow.pose.position = _point(stop.x, stop.y)
-        arrow.pose.orientation = yaw_quaternion(stop.yaw)
+        arrow.pose.orientation = yaw_quaternion_msg(stop.yaw)
         arrow.scale.x, arrow.scale.y, arrow.scale.z = 2.0, 0.4, 0.4
         arrow.color = colour
         label = _marker("labels", i, Marker.TEXT_VIEW_FACING, stamp, frame_id)

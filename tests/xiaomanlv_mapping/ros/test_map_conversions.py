@@ -11,6 +11,8 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker
 
+from xiaomanlv_core.ros.pointcloud2 import read_xyz
+from xiaomanlv_core.ros.poses import yaw_of_msg
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
@@ -26,19 +28,16 @@ from xiaomanlv_mapping.model import (
 )
 from xiaomanlv_mapping.ros.conversions import (
     NODE_COLOURS,
-    cloud_from_msg,
     cloud_to_msg,
     datum_from_msg,
     datum_to_msg,
     grid_from_msg,
     grid_to_msg,
-    quaternion_yaw,
     route_markers,
     routes_from_msg,
     routes_to_msg,
     stops_from_msg,
     stops_to_msg,
-    yaw_quaternion,
 )
 
 STAMP = Time(sec=12, nanosec=500)
@@ -59,11 +58,6 @@ STOPS = StopSet(
     charging=MapStop("depot_charging", 3.0, -2.0, -math.pi / 2),
     stops=(MapStop("lab", 10.0, 8.0, math.pi / 2, "physics"),),
 )
-
-
-def test_yaw_survives_the_quaternion() -> None:
-    for yaw in (0.0, 0.3, -2.0, math.pi - 1e-9):
-        assert quaternion_yaw(yaw_quaternion(yaw)) == pytest.approx(yaw, abs=1e-12)
 
 
 def test_grid_to_occupancy_grid_and_back() -> None:
@@ -101,12 +95,12 @@ def test_cloud_to_point_cloud2_layout_and_back() -> None:
     assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 3, 12, 36)
     assert not msg.is_bigendian and msg.is_dense
     assert bytes(msg.data) == points.astype("<f4").tobytes()
-    back = cloud_from_msg(msg)
+    back = read_xyz(msg)
     assert back.dtype == np.float32 and np.array_equal(back, points)
-    assert cloud_from_msg(cloud_to_msg(np.zeros((0, 3), np.float32), STAMP)).shape == (0, 3)
+    assert read_xyz(cloud_to_msg(np.zeros((0, 3), np.float32), STAMP)).shape == (0, 3)
 
 
-def test_cloud_from_msg_reads_xyz_of_another_layout_with_row_padding() -> None:
+def test_map_cloud_reader_reads_xyz_of_another_layout_with_row_padding() -> None:
     record = np.dtype(
         {"names": ["intensity", "x", "y", "z", "ring"], "formats": ["<f4"] * 4 + ["<u2"],
          "offsets": [0, 4, 8, 12, 16], "itemsize": 20}
@@ -119,13 +113,13 @@ def test_cloud_from_msg_reads_xyz_of_another_layout_with_row_padding() -> None:
         for n, o in (("intensity", 0), ("x", 4), ("y", 8), ("z", 12))
     ] + [PointField(name="ring", offset=16, datatype=PointField.UINT16, count=1)]
     msg.data = b"".join(r.tobytes() + b"\xff" * 4 for r in rows)  # 4 padding bytes per row
-    assert cloud_from_msg(msg).tolist() == [[1, 5, 9], [2, 6, 10], [3, 7, 11], [4, 8, 12]]
+    assert read_xyz(msg).tolist() == [[1, 5, 9], [2, 6, 10], [3, 7, 11], [4, 8, 12]]
     msg.data = msg.data[:-10]
-    with pytest.raises(ValueError, match=r"data holds 78 bytes, not 2 rows of 44"):
-        cloud_from_msg(msg)
+    with pytest.raises(ValueError, match=r"data holds 78 bytes, the layout needs 84"):
+        read_xyz(msg)
     msg.fields = msg.fields[:2]
-    with pytest.raises(ValueError, match=r"no FLOAT32 field 'y'"):
-        cloud_from_msg(msg)
+    with pytest.raises(ValueError, match=r"no field 'y'"):
+        read_xyz(msg)
 
 
 def test_route_graph_stops_and_datum_travel_as_text() -> None:
@@ -158,7 +152,7 @@ def test_route_markers_draw_edges_nodes_and_stops() -> None:
     assert nodes.colors[0] == NODE_COLOURS["station"] and nodes.colors[2] == NODE_COLOURS["stop"]
     arrows = by_ns["stops"]
     assert [m.type for m in arrows] == [Marker.ARROW] * 3
-    assert quaternion_yaw(arrows[2].pose.orientation) == pytest.approx(math.pi / 2)
+    assert yaw_of_msg(arrows[2].pose.orientation) == pytest.approx(math.pi / 2)
     assert (arrows[2].pose.position.x, arrows[2].pose.position.y) == (10.0, 8.0)
     assert [m.text for m in by_ns["labels"]] == [
         "depot: depot_loading", "depot: depot_charging", "lab"
