@@ -56,12 +56,13 @@ from pathlib import Path  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from xiaomanlv_core.robot import load_robot, model_file  # noqa: E402
+from xiaomanlv_core.site import Site, load_site  # noqa: E402
 from xiaomanlv_sim import assets  # noqa: E402
 from xiaomanlv_sim.agents import Crowd  # noqa: E402
 from xiaomanlv_sim.footprint import Footprints  # noqa: E402
 from xiaomanlv_sim.scenario import Scenario, load_scenario  # noqa: E402
-from xiaomanlv_sim.sdf import load_robot, load_world  # noqa: E402
-from xiaomanlv_sim.site import Site, load_site  # noqa: E402
+from xiaomanlv_sim.sdf import load_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DT = 0.05  # [s] the simulator's crowd step at 20 Hz
@@ -108,7 +109,7 @@ def build(scenario: Scenario) -> tuple[Footprints, Site, float]:
     world_path = assets.world_file(scenario.world)
     world = load_world(world_path)
     site = load_site(assets.site_file(world_path))
-    body = load_robot(assets.robot_model_file()).body
+    body = load_robot(model_file()).body
     return Footprints.from_world(world), site, 0.5 * math.hypot(body.length, body.width)
 
 

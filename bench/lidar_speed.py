@@ -30,10 +30,14 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import open3d as o3d  # noqa: E402
 
+from xiaomanlv_core.robot import (  # noqa: E402
+    LidarSpec,
+    load_robot,
+    model_file,
+)
 from xiaomanlv_sim import assets  # noqa: E402
-from xiaomanlv_sim.robot import LidarSpec  # noqa: E402
 from xiaomanlv_sim.scene import Scene, build_raycaster  # noqa: E402
-from xiaomanlv_sim.sdf import load_robot, load_world  # noqa: E402
+from xiaomanlv_sim.sdf import load_world  # noqa: E402
 from xiaomanlv_sim.sensors.lidar import Lidar  # noqa: E402
 from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic, read_rangers  # noqa: E402
 
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     embree, _, _ = build_raycaster(world.shapes)
     print(f"{world.name}: {len(world.shapes)} shapes, load {t1 - t0:.2f} s, scene {t2 - t1:.2f} s")
 
-    robot = load_robot(assets.robot_model_file())
+    robot = load_robot(model_file())
     lidar_spec: LidarSpec = robot.lidar
     lidar = Lidar(lidar_spec, np.random.default_rng(1))
     sonars = [Ultrasonic(s, np.random.default_rng(2 + i)) for i, s in enumerate(robot.ultrasonic)]

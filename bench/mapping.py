@@ -36,11 +36,11 @@ from typing import Any  # noqa: E402
 
 from xiaomanlv_bringup.map_evaluation import evaluate_map, evaluate_trajectory  # noqa: E402
 from xiaomanlv_bringup.ros.mapping_drive import record_mapping_drive  # noqa: E402
+from xiaomanlv_core.robot import load_robot, model_file  # noqa: E402
+from xiaomanlv_core.site import load_site  # noqa: E402
 from xiaomanlv_mapping.bag import open_drive  # noqa: E402
 from xiaomanlv_mapping.build import build_map  # noqa: E402
 from xiaomanlv_sim import assets  # noqa: E402
-from xiaomanlv_sim.sdf import load_robot  # noqa: E402
-from xiaomanlv_sim.site import load_site  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"realtime_factor": 10.0, "ate_rmse_m": 0.10, "map_rms_m": 0.05, "grid_iou": 0.90}
@@ -80,7 +80,7 @@ def main() -> int:
 
     world_path = assets.world_file(args.world)
     site = load_site(assets.site_file(world_path))
-    robot = load_robot(assets.robot_model_file())
+    robot = load_robot(model_file())
     out = work / "map"
     times: list[float] = []
     summary = None

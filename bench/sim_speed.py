@@ -43,14 +43,18 @@ from typing import Any  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from xiaomanlv_core.robot import (  # noqa: E402
+    RobotSpec,
+    load_robot,
+    model_file,
+)
+from xiaomanlv_core.site import Site, load_site  # noqa: E402
 from xiaomanlv_sim import assets  # noqa: E402
 from xiaomanlv_sim import simulator as simulator_module  # noqa: E402
-from xiaomanlv_sim.robot import RobotSpec  # noqa: E402
 from xiaomanlv_sim.scenario import Scenario, load_scenario  # noqa: E402
 from xiaomanlv_sim.scene import Scene  # noqa: E402
-from xiaomanlv_sim.sdf import load_robot, load_world  # noqa: E402
+from xiaomanlv_sim.sdf import load_world  # noqa: E402
 from xiaomanlv_sim.simulator import Simulator, SimulatorConfig  # noqa: E402
-from xiaomanlv_sim.site import Site, load_site  # noqa: E402
 from xiaomanlv_sim.world import World  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +145,7 @@ def build(scenario_path: Path) -> tuple[Scenario, World, Site, RobotSpec, Scene]
     world_path = assets.world_file(scenario.world)
     world = load_world(world_path)
     site = load_site(assets.site_file(world_path))
-    robot = load_robot(assets.robot_model_file())
+    robot = load_robot(model_file())
     return scenario, world, site, robot, Scene.from_world(world)
 
 

@@ -25,10 +25,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _errors() -> tuple[type[BaseException], ...]:
     from xiaomanlv_core.config import ConfigError
+    from xiaomanlv_core.sdformat import SdfError
+    from xiaomanlv_core.site import SiteError
     from xiaomanlv_mapping.model import MappingError
     from xiaomanlv_sim.assets import AssetNotFoundError
-    from xiaomanlv_sim.sdf import SdfError
-    from xiaomanlv_sim.site import SiteError
 
     return (MappingError, AssetNotFoundError, SdfError, SiteError, ConfigError)
 
@@ -84,14 +84,14 @@ class _Bars:
 
 
 def _site_and_robot(site_name: str) -> tuple[Any, Any]:
+    from xiaomanlv_core.robot import load_robot, model_file
+    from xiaomanlv_core.site import load_site
     from xiaomanlv_sim import assets
-    from xiaomanlv_sim.sdf import load_robot
-    from xiaomanlv_sim.site import load_site
 
     path = Path(site_name)
     if not path.name.endswith(".site.yaml"):
         path = assets.site_file(assets.world_file(site_name))
-    return load_site(path), load_robot(assets.robot_model_file())
+    return load_site(path), load_robot(model_file())
 
 
 def _build(args: argparse.Namespace) -> int:

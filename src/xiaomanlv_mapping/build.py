@@ -28,15 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from xiaomanlv_core.config import param, validate_fields
+from xiaomanlv_core.robot import RobotSpec
+from xiaomanlv_core.site import Site
+from xiaomanlv_core.types import Stop, StopSet
 from xiaomanlv_mapping.bag import DriveTopics, open_drive
 from xiaomanlv_mapping.cloud import assemble_cloud, downsample
 from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
 from xiaomanlv_mapping.mapfiles import write_map
-from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, MapStop, PriorMap, StopSet
+from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, PriorMap
 from xiaomanlv_mapping.routes import RouteConfig, route_graph
 from xiaomanlv_mapping.slam import SlamConfig, estimate
-from xiaomanlv_sim.robot import RobotSpec
-from xiaomanlv_sim.site import Site, Stop
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +82,7 @@ class BuildSummary:
         return self.drive_duration / max(self.build_time, 1e-9)
 
 
-def stops_from_site(site: Site) -> StopSet:
-    """The station and stops of a site sidecar; the drive is anchored in the site's frame."""
-
-    def stop(s: Stop) -> MapStop:
-        return MapStop(s.name, s.pose.x, s.pose.y, s.pose.yaw, s.building)
-
-    st = site.station
-    return StopSet(
-        station=st.name,
-        loading=MapStop("loading", st.loading.x, st.loading.y, st.loading.yaw),
-        charging=MapStop("charging", st.charging.x, st.charging.y, st.charging.yaw),
-        stops=tuple(stop(s) for s in site.stops),
-    )
-
-
-def split_covered(stops: StopSet, grid: Grid) -> tuple[StopSet, tuple[MapStop, ...]]:
+def split_covered(stops: StopSet, grid: Grid) -> tuple[StopSet, tuple[Stop, ...]]:
     """The stops (and station) inside the grid's extent, and the stops outside it. A partial
     drive maps part of a site; its stops elsewhere stay in stops.yaml but get no route.
 
@@ -107,7 +93,7 @@ def split_covered(stops: StopSet, grid: Grid) -> tuple[StopSet, tuple[MapStop, .
     x0, y0, _ = grid.origin
     x1, y1 = x0 + cols * grid.resolution, y0 + rows * grid.resolution
 
-    def inside(s: MapStop) -> bool:
+    def inside(s: Stop) -> bool:
         return x0 <= s.x < x1 and y0 <= s.y < y1
 
     for pose in (stops.loading, stops.charging):
@@ -182,7 +168,7 @@ def build_map(
     t = stage("cloud", t)
     grid = grid_from_cloud(dense, result.trajectory, config=cfg.grid)
     t = stage("grid", t)
-    stops = stops_from_site(site)
+    stops = StopSet.of(site.station, site.stops)  # the drive is anchored in the site's frame
     covered, uncovered = split_covered(stops, grid)
     for stop in uncovered:
         log.warning(

@@ -4,7 +4,8 @@ Frames (REP 105): ``map`` is the site frame the prior map lives in. A mapping dr
 the station's loading pose, and that pose (from the site sidecar) anchors the drive in ``map``,
 so the site's stops and station carry over unchanged; in the simulator ``map`` is the world
 frame of the SDF file. ``base_link`` is the robot body, the lidar frame is fixed on it (its
-pose comes from the robot model, ``models/xiaomanlv/model.sdf``).
+pose comes from the robot model, ``models/xiaomanlv/model.sdf``). The datum, the stops and the
+station are the foundation's types (`xiaomanlv_core.geodesy`, `xiaomanlv_core.types`).
 
 Poses are 4x4 homogeneous matrices ``map <- base_link``; times are seconds of the bag's clock
 (sim time in the simulator). Arrays are numpy; every field states its unit.
@@ -21,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_core.geodesy import Datum
+from xiaomanlv_core.types import Stop, StopSet
 
 
 class MappingError(ValueError):
@@ -182,23 +184,9 @@ class RouteGraph:
     edges: tuple[RouteEdge, ...]
 
 
-@dataclass(frozen=True)
-class MapStop:
-    name: str
-    x: float  # [m] in map: where the robot parks
-    y: float  # [m]
-    yaw: float  # [rad] facing the entrance
-    building: str = ""
-
-
-@dataclass(frozen=True)
-class StopSet:
-    """The station and the delivery stops, carried over from the site sidecar."""
-
-    station: str  # the station's name
-    loading: MapStop  # where parcels are loaded
-    charging: MapStop  # where the robot docks
-    stops: tuple[MapStop, ...]
+# The stops and the station are the foundation's types (one home: xiaomanlv_core.types). MapStop
+# is the name mapping modules knew them by; new code says Stop.
+MapStop = Stop
 
 
 @dataclass(frozen=True)

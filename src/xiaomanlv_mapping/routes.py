@@ -59,17 +59,16 @@ from scipy.sparse import csgraph
 from shapely.geometry import LineString, Point
 
 from xiaomanlv_core.config import param, validate_fields
+from xiaomanlv_core.types import Stop, StopSet
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
     Grid,
     MappingError,
-    MapStop,
     PoseSeries,
     RouteEdge,
     RouteGraph,
     RouteNode,
-    StopSet,
 )
 
 _log = logging.getLogger(__name__)
@@ -416,7 +415,7 @@ class _GridView:
         return row.clip(0, self.cells.shape[0] - 1), col.clip(0, self.cells.shape[1] - 1), inside
 
 
-def _stop_list(stops: StopSet) -> list[tuple[MapStop, str, str]]:
+def _stop_list(stops: StopSet) -> list[tuple[Stop, str, str]]:
     out = [
         (stops.loading, "station", stops.loading.name or f"{stops.station}_loading"),
         (stops.charging, "station", stops.charging.name or f"{stops.station}_charging"),

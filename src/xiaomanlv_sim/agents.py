@@ -57,10 +57,10 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import Polygon
 
+from xiaomanlv_core.site import Site
 from xiaomanlv_sim import crowd_kernels as kernels
 from xiaomanlv_sim.footprint import Footprint, Footprints
 from xiaomanlv_sim.scenario import CrowdSpec
-from xiaomanlv_sim.site import Site
 
 _log = logging.getLogger(__name__)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from xiaomanlv_core.robot import model_file
+
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,7 +55,11 @@ def scenarios_dir() -> Path:
 
 
 def robot_model_file() -> Path:
-    return _find("models/xiaomanlv/model.sdf")
+    """The robot model; found by `xiaomanlv_core.robot.model_file` (the map build needs it too)."""
+    try:
+        return model_file()
+    except FileNotFoundError as error:
+        raise AssetNotFoundError(str(error)) from None
 
 
 def shipped_worlds() -> list[str]:

@@ -37,12 +37,12 @@ class CliError(ValueError):
 
 
 def _errors() -> tuple[type[BaseException], ...]:
+    from xiaomanlv_core.site import SiteError
     from xiaomanlv_sim.agents import CrowdError
     from xiaomanlv_sim.assets import AssetNotFoundError
     from xiaomanlv_sim.footprint import FootprintError
     from xiaomanlv_sim.render import RenderError
     from xiaomanlv_sim.sdf import SdfError
-    from xiaomanlv_sim.site import SiteError
 
     return (
         CliError,
@@ -72,9 +72,9 @@ def _guarded(handler: Handler) -> Handler:
 
 def _load_world(name: str) -> tuple[World, Any]:
     """The world (name or SDF path) and its site sidecar (None when there is none)."""
+    from xiaomanlv_core.site import load_site
     from xiaomanlv_sim.assets import AssetNotFoundError, site_file, world_file
     from xiaomanlv_sim.sdf import load_world
-    from xiaomanlv_sim.site import load_site
 
     path = world_file(name)
     world = load_world(path)

@@ -66,7 +66,7 @@ CONTACT_NAMES = ("left wheel", "right wheel", "front caster", "rear caster")
 
 
 class DriveParams(Protocol):
-    """The drive fields of ``xiaomanlv_sim.robot.DiffDriveSpec`` the dynamics read."""
+    """The drive fields of ``xiaomanlv_core.robot.DiffDriveSpec`` the dynamics read."""
 
     @property
     def wheel_separation(self) -> float: ...  # [m]
@@ -89,7 +89,7 @@ class DriveParams(Protocol):
 
 
 class BodyParams(Protocol):
-    """The body fields of ``xiaomanlv_sim.robot.BodySpec`` the dynamics read."""
+    """The body fields of ``xiaomanlv_core.robot.BodySpec`` the dynamics read."""
 
     @property
     def length(self) -> float: ...  # [m]

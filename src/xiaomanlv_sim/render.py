@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from xiaomanlv_core.site import Site
 from xiaomanlv_sim.agents import AgentArrays
 from xiaomanlv_sim.footprint import obstacle_polygon, shape_footprint
 from xiaomanlv_sim.scenario import ObstacleSpec
-from xiaomanlv_sim.site import Site
 from xiaomanlv_sim.world import Plane, World
 
 _log = logging.getLogger(__name__)

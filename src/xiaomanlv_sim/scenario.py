@@ -20,9 +20,10 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
+from xiaomanlv_core.site import Site, SiteError, load_site
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_core.yamlfile import YamlFileError, read_yaml
 from xiaomanlv_sim import assets
-from xiaomanlv_sim.site import Pose2D, Site, SiteError, load_site
 
 _log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ import numpy as np
 import open3d as o3d
 from numpy.typing import NDArray
 
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim import raycast
 from xiaomanlv_sim.raycast import Primitives
 from xiaomanlv_sim.sdf import SdfError
-from xiaomanlv_sim.site import Pose2D
 from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Shape, Sphere, World
 
 _log = logging.getLogger(__name__)

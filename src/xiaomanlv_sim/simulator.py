@@ -36,21 +36,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_core.config import param, validate_fields
+from xiaomanlv_core.robot import RobotSpec, load_robot, model_file
+from xiaomanlv_core.site import Site, SiteError, load_site
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.agents import AgentArrays, Crowd
 from xiaomanlv_sim.dynamics import BodyState, DiffDriveDynamics
 from xiaomanlv_sim.faults import Faults
 from xiaomanlv_sim.footprint import Footprints
-from xiaomanlv_sim.robot import RobotSpec
 from xiaomanlv_sim.scenario import CrowdSpec, Scenario, ScenarioError, load_scenario
 from xiaomanlv_sim.scene import Scene
-from xiaomanlv_sim.sdf import load_robot, load_world
+from xiaomanlv_sim.sdf import load_world
 from xiaomanlv_sim.sensors.gnss import Gnss, GnssReading
 from xiaomanlv_sim.sensors.imu import Imu, ImuReading
 from xiaomanlv_sim.sensors.lidar import Lidar, LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading, WheelOdometry
 from xiaomanlv_sim.sensors.ultrasonic import RangeReading, Ultrasonic, read_rangers
-from xiaomanlv_sim.site import Pose2D, Site, SiteError, load_site
 from xiaomanlv_sim.weather import CLEAR, WeatherState, weather_at
 from xiaomanlv_sim.world import World
 
@@ -141,7 +142,7 @@ def simulator_for(config: SimNodeConfig) -> Simulator:
         world_path = assets.world_file(scenario.world)
         world = load_world(world_path)
         site = load_site(assets.site_file(world_path))
-        robot = load_robot(assets.robot_model_file())
+        robot = load_robot(model_file())
         return Simulator(world, robot, site, scenario, seed=seed, config=sim_config)
     return Simulator.from_world_name(
         config.world,
@@ -446,7 +447,7 @@ class Simulator:
         world_path = assets.world_file(scenario.world)
         world = load_world(world_path)
         site = load_site(assets.site_file(world_path))
-        robot = load_robot(assets.robot_model_file())
+        robot = load_robot(model_file())
         return cls(world, robot, site, scenario, config=config)
 
     @classmethod
@@ -471,7 +472,7 @@ class Simulator:
             site: Site | None = load_site(assets.site_file(world_path))
         except assets.AssetNotFoundError:
             site = None
-        robot = load_robot(assets.robot_model_file())
+        robot = load_robot(model_file())
         crowd = CrowdSpec(pedestrians=pedestrians, cyclists=cyclists)
         return cls(world, robot, site, None, seed=seed, config=config, crowd=crowd)
 

@@ -16,17 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
+from xiaomanlv_core.robot import load_robot, model_file
+from xiaomanlv_core.site import load_site
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_mapping.model import GnssSeries, ImuSeries, OdometrySeries, PoseSeries, Scan
 from xiaomanlv_sim import assets
 from xiaomanlv_sim.operator import RouteDriver
 from xiaomanlv_sim.scenario import CrowdSpec
-from xiaomanlv_sim.sdf import load_robot, load_world
+from xiaomanlv_sim.sdf import load_world
 from xiaomanlv_sim.sensors.gnss import STATUS_FIX, GnssReading
 from xiaomanlv_sim.sensors.imu import ImuReading
 from xiaomanlv_sim.sensors.lidar import LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading
 from xiaomanlv_sim.simulator import Simulator, SimulatorConfig
-from xiaomanlv_sim.site import Pose2D, load_site
 
 COMMAND_RATE = 20.0  # [Hz] the operator's steering updates
 TRUTH_RATE = 50.0  # [Hz] ground-truth samples
@@ -82,7 +84,7 @@ def simulate_drive(
     world_path = assets.world_file(world)
     sim = Simulator(
         load_world(world_path),
-        load_robot(assets.robot_model_file()),
+        load_robot(model_file()),
         load_site(assets.site_file(world_path)),
         None,
         seed=seed,

@@ -13,14 +13,13 @@ import pytest
 
 from xiaomanlv_bringup.cli import main as xiaomanlv
 from xiaomanlv_bringup.ros.mapping_drive import record_mapping_drive
+from xiaomanlv_core.robot import RobotSpec, load_robot, model_file
+from xiaomanlv_core.site import Site, load_site
 from xiaomanlv_mapping import build as build_module
 from xiaomanlv_mapping.build import build_map
 from xiaomanlv_mapping.mapfiles import load_map
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_sim import assets
-from xiaomanlv_sim.robot import RobotSpec
-from xiaomanlv_sim.sdf import load_robot
-from xiaomanlv_sim.site import Site, load_site
 
 LENGTH = 60.0  # [m] of the mapping route, from the station
 
@@ -32,7 +31,7 @@ def site() -> Site:
 
 @pytest.fixture(scope="module")
 def robot() -> RobotSpec:
-    return load_robot(assets.robot_model_file())
+    return load_robot(model_file())
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +99,7 @@ def test_an_interrupted_build_leaves_no_map_and_no_temporary_files(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("xiaomanlv_mapping.mapfiles.write_routes", interrupted)
+    monkeypatch.setattr("xiaomanlv_mapping.mapfiles.directory.write_routes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_map(bag, tmp_path / "university", site=site, robot=robot)
     assert list(tmp_path.iterdir()) == []

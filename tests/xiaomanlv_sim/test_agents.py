@@ -13,11 +13,12 @@ import shapely
 from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
+from xiaomanlv_core.site import MappingRoute, Site, Walkways
+from xiaomanlv_core.types import Pose2D, Station
 from xiaomanlv_sim import crowd_kernels as kernels
 from xiaomanlv_sim.agents import CYCLIST, PEDESTRIAN, Crowd, CrowdError, WallIndex
 from xiaomanlv_sim.footprint import Footprint, Footprints
 from xiaomanlv_sim.scenario import CrowdSpec, ObstacleSpec
-from xiaomanlv_sim.site import MappingRoute, Pose2D, Site, Station, Walkways
 from xiaomanlv_sim.world import Box, Shape, World
 
 DT = 0.05  # [s]
@@ -207,9 +208,9 @@ def test_empty_crowd_and_no_walkways() -> None:
 
 
 def test_shipped_university_crowd_keeps_clear_of_walls_and_each_other() -> None:
+    from xiaomanlv_core.site import load_site
     from xiaomanlv_sim.assets import site_file, world_file
     from xiaomanlv_sim.sdf import load_world
-    from xiaomanlv_sim.site import load_site
 
     path = world_file("university")
     fp = Footprints.from_world(load_world(path))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import shapely
 
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim.footprint import FootprintError, Footprints, blocks_walking, shape_footprint
 from xiaomanlv_sim.scenario import ObstacleSpec
-from xiaomanlv_sim.site import Pose2D
 from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Shape, Sphere, World
 
 
@@ -185,9 +185,9 @@ def test_sync_obstacles_follows_appear_and_disappear_times(two_buildings: Footpr
 
 
 def test_shipped_university_world_blocks_buildings_not_kerbs() -> None:
+    from xiaomanlv_core.site import load_site
     from xiaomanlv_sim.assets import site_file, world_file
     from xiaomanlv_sim.sdf import load_world
-    from xiaomanlv_sim.site import load_site
 
     path = world_file("university")
     world = load_world(path)

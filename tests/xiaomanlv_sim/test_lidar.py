@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xiaomanlv_sim import assets
-from xiaomanlv_sim.robot import LidarSpec
+from xiaomanlv_core.robot import LidarSpec, load_robot, model_file
 from xiaomanlv_sim.scene import Scene
-from xiaomanlv_sim.sdf import load_robot
 from xiaomanlv_sim.sensors.lidar import Lidar
 from xiaomanlv_sim.world import Box, Shape, World
 
@@ -128,7 +126,7 @@ def test_same_seed_same_scan_and_different_seed_differs() -> None:
 
 def test_shipped_lidar_on_flat_ground() -> None:
     """The real 16 x 1800 lidar over open ground: only the downward beams return."""
-    robot = load_robot(assets.robot_model_file())
+    robot = load_robot(model_file())
     pose = np.eye(4)
     ground = Shape("g", Box((400.0, 400.0, 0.1)), pose.copy(), "g", "ground")
     ground.pose[2, 3] = -0.05

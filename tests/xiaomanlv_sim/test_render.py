@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim.agents import AgentArrays
 from xiaomanlv_sim.render import (
     BACKGROUND,
@@ -22,7 +23,6 @@ from xiaomanlv_sim.render import (
     render_top_down,
 )
 from xiaomanlv_sim.scenario import ObstacleSpec
-from xiaomanlv_sim.site import Pose2D
 from xiaomanlv_sim.world import Box, Cylinder, Shape, World
 
 RES = 0.25  # [m/px]
@@ -124,9 +124,9 @@ def test_a_window_crops_the_map_and_points_are_drawn(world: World, tmp_path: Pat
 
 
 def test_shipped_world_with_site_is_readable(tmp_path: Path) -> None:
+    from xiaomanlv_core.site import load_site
     from xiaomanlv_sim.assets import site_file, world_file
     from xiaomanlv_sim.sdf import load_world
-    from xiaomanlv_sim.site import load_site
 
     path = world_file("university")
     world = load_world(path)

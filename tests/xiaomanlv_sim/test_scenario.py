@@ -11,6 +11,8 @@ import pytest
 import shapely
 import yaml
 
+from xiaomanlv_core.site import load_site
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim.assets import site_file, world_file
 from xiaomanlv_sim.scenario import (
     CrowdSpec,
@@ -29,7 +31,6 @@ from xiaomanlv_sim.scenario import (
     load_scenario,
     scenario_to_dict,
 )
-from xiaomanlv_sim.site import Pose2D, load_site
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import open3d as o3d
 import pytest
 from scipy.spatial.transform import Rotation
 
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene, build_raycaster
-from xiaomanlv_sim.site import Pose2D
 from xiaomanlv_sim.world import Box, Cylinder, Geometry, Mesh, Plane, Shape, Sphere, World
 
 

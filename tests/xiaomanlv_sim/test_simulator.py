@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from xiaomanlv_core.geodesy import Datum
+from xiaomanlv_core.robot import RobotSpec, load_robot, model_file
+from xiaomanlv_core.site import load_site
+from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim import assets
-from xiaomanlv_sim.robot import RobotSpec
 from xiaomanlv_sim.scenario import (
     CrowdSpec,
     GnssJump,
@@ -22,7 +24,7 @@ from xiaomanlv_sim.scenario import (
     SensorDropout,
     WheelSlipPatch,
 )
-from xiaomanlv_sim.sdf import load_robot, load_world
+from xiaomanlv_sim.sdf import load_world
 from xiaomanlv_sim.sensors.gnss import GnssReading
 from xiaomanlv_sim.sensors.imu import ImuReading
 from xiaomanlv_sim.sensors.lidar import LidarScan
@@ -36,7 +38,6 @@ from xiaomanlv_sim.simulator import (
     _touching_agents,
     start_pose,
 )
-from xiaomanlv_sim.site import Pose2D, load_site
 from xiaomanlv_sim.world import Box, Shape, World
 
 ORIGIN = Datum(31.0252, 121.4365, 10.0, 0.0)
@@ -44,7 +45,7 @@ ORIGIN = Datum(31.0252, 121.4365, 10.0, 0.0)
 
 @pytest.fixture(scope="module")
 def robot() -> RobotSpec:
-    return load_robot(assets.robot_model_file())
+    return load_robot(model_file())
 
 
 def _box(name: str, xyz: tuple[float, float, float], size, category: str) -> Shape:

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xiaomanlv_sim import assets
-from xiaomanlv_sim.robot import LidarSpec
+from xiaomanlv_core.robot import LidarSpec, load_robot, model_file
 from xiaomanlv_sim.scene import Scene
-from xiaomanlv_sim.sdf import load_robot
 from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic, read_rangers
 from xiaomanlv_sim.weather import WeatherState
 from xiaomanlv_sim.world import Box, Shape, World
@@ -20,7 +18,7 @@ from xiaomanlv_sim.world import Box, Shape, World
 
 @pytest.fixture(scope="module")
 def front_left() -> LidarSpec:
-    return load_robot(assets.robot_model_file()).ultrasonic[0]
+    return load_robot(model_file()).ultrasonic[0]
 
 
 def scene_with_wall(distance: float) -> Scene:
@@ -91,7 +89,7 @@ def test_rain_gives_false_short_echoes_in_proportion(front_left: LidarSpec) -> N
 
 def test_batched_rangers_read_as_each_ranger_alone() -> None:
     """read_rangers (one cast for all) gives what each ranger's own read gives, bit for bit."""
-    specs = load_robot(assets.robot_model_file()).ultrasonic
+    specs = load_robot(model_file()).ultrasonic
     scene = scene_with_wall(1.2)
     scene.set_agents(
         np.array([[-1.5, 0.2], [0.0, -1.4]]), np.array([0.3, 0.3]), np.array([1.7, 1.7])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xiaomanlv_sim.robot import LidarSpec
+from xiaomanlv_core.robot import LidarSpec
 from xiaomanlv_sim.scenario import WeatherSpec
 from xiaomanlv_sim.scene import Scene
 from xiaomanlv_sim.sensors.lidar import Lidar

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from xiaomanlv_core.site import SiteError, load_site
 from xiaomanlv_core.yamlfile import MAX_BYTES, MAX_DEPTH, YamlFileError, read_yaml
 from xiaomanlv_sim.cli import main
-from xiaomanlv_sim.site import SiteError, load_site
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = (REPO / "scenarios" / "university_rain.yaml").read_bytes()

@@ -38,7 +38,7 @@ STATUS_FIX = 0
 
 
 class GnssParams(Protocol):
-    """The fields of ``xiaomanlv_sim.robot.GnssSpec`` the model reads."""
+    """The fields of ``xiaomanlv_core.robot.GnssSpec`` the model reads."""
 
     @property
     def name(self) -> str: ...

@@ -36,7 +36,7 @@ from xiaomanlv_sim.dynamics import GRAVITY, BodyState
 
 
 class NoiseParams(Protocol):
-    """One axis of ``xiaomanlv_sim.robot.NoiseSpec`` (an SDF ``<noise type="gaussian">``)."""
+    """One axis of ``xiaomanlv_core.robot.NoiseSpec`` (an SDF ``<noise type="gaussian">``)."""
 
     @property
     def mean(self) -> float: ...
@@ -49,7 +49,7 @@ class NoiseParams(Protocol):
 
 
 class ImuParams(Protocol):
-    """The fields of ``xiaomanlv_sim.robot.ImuSpec`` the model reads."""
+    """The fields of ``xiaomanlv_core.robot.ImuSpec`` the model reads."""
 
     @property
     def name(self) -> str: ...

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_sim.robot import LidarSpec
+from xiaomanlv_core.robot import LidarSpec
 from xiaomanlv_sim.scene import CATEGORIES, RayFan, Scene
 from xiaomanlv_sim.weather import (
     CLEAR,

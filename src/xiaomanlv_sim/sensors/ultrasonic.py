@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_sim.robot import LidarSpec
+from xiaomanlv_core.robot import LidarSpec
 from xiaomanlv_sim.scene import Scene
 from xiaomanlv_sim.sensors.lidar import ray_fan
 from xiaomanlv_sim.weather import (

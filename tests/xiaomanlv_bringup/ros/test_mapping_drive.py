@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from xiaomanlv_bringup.ros.mapping_drive import RecordSummary, record_mapping_drive
+from xiaomanlv_core.robot import load_robot, model_file
+from xiaomanlv_core.site import load_site
 from xiaomanlv_mapping.bag import open_drive
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_sim import assets
-from xiaomanlv_sim.sdf import load_robot
 from xiaomanlv_sim.simulator import Simulator
-from xiaomanlv_sim.site import load_site
 
 LENGTH = 30.0  # [m] of the mapping route
 TOPICS = ("/lidar/points", "/imu/data", "/wheel/odom", "/gnss/fix", "/sim/ground_truth/pose")
@@ -56,7 +56,7 @@ def test_message_counts_follow_the_sensor_rates_of_the_robot_model(
     recorded: tuple[RecordSummary, list[Any]],
 ) -> None:
     summary, _ = recorded
-    robot = load_robot(assets.robot_model_file())
+    robot = load_robot(model_file())
     rates = {
         "/lidar/points": robot.lidar.rate,
         "/imu/data": robot.imu.rate,

@@ -17,8 +17,8 @@ import yaml
 from scipy.spatial.transform import Rotation
 from shapely.geometry import LineString, Point, Polygon
 
+from xiaomanlv_core.site import Site, SiteError, closes_loop, load_site, polyline_length
 from xiaomanlv_sim.assets import site_file, world_file
-from xiaomanlv_sim.site import Site, SiteError, closes_loop, load_site, polyline_length
 
 NS = "{https://github.com/xiaomanlv/sdf}"
 SURFACES = {"ground", "field", "ramp"}  # categories the robot drives on
