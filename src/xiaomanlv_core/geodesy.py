@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pymap3d
+import pymap3d  # type: ignore[import-untyped]  # no stubs or py.typed
 from numpy.typing import ArrayLike, NDArray
 
 
