@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import rclpy
+from action_msgs.msg import GoalStatus, GoalStatusArray
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -20,7 +21,7 @@ from xiaomanlv.action import WaitForHealthy
 from xiaomanlv.msg import HealthStatus, TopicHealth
 from xiaomanlv.srv import GetHealth
 
-from xiaomanlv_nav.health.ros.conversions import level_of as level
+from xiaomanlv_core.ros.diagnostics import level_of as level
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +35,8 @@ def publishing_imu(session: Any, rate: float = 50.0) -> Any:
 
 
 def wait_for_status(session: Any, predicate: Any, timeout: float = 15.0) -> HealthStatus:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = session.wait_for_message(HealthStatus, "/health/status", timeout=5.0)
-        if predicate(last):
-            return last
-    raise AssertionError(f"no /health/status matched within {timeout} s; last: {last}")
+    """The first /health/status that meets ``predicate``; TimeoutError naming the last one."""
+    return session.wait_for_message(HealthStatus, "/health/status", timeout, predicate=predicate)
 
 
 def test_status_turns_ok_when_the_watched_topic_flows(ros_graph: Any) -> None:
@@ -109,7 +105,15 @@ def test_waiting_goals_never_stop_the_watchdog(ros_graph: Any) -> None:
             )
             for _ in range(waiting)
         ]
-        time.sleep(1.0)  # let every goal be accepted and start waiting
+        # every goal accepted and waiting: the action's status lists them all as executing
+        session.wait_for_message(
+            GoalStatusArray,
+            "/health/wait_until_healthy/_action/status",
+            timeout=15.0,
+            predicate=lambda a: (
+                sum(g.status == GoalStatus.STATUS_EXECUTING for g in a.status_list) >= waiting
+            ),
+        )
         # Each call subscribes afresh, so each message was published while the goals waited.
         for _ in range(3):
             session.wait_for_message(HealthStatus, "/health/status", timeout=2.0)
@@ -183,17 +187,21 @@ def test_a_killed_node_is_restarted_as_declared(ros_graph: Any) -> None:
     session = ros_graph(nodes=["health_monitor"], topics=STATUS_TOPICS)
     pid = session.supervisor.pids()["health_monitor"]
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 15.0
-    while session.supervisor.restarts()["health_monitor"] == 0 and time.monotonic() < deadline:
-        session.supervisor.poll()
-        time.sleep(0.05)
-    assert session.supervisor.restarts()["health_monitor"] == 1
-    assert session.supervisor.exit_codes()["health_monitor"] == [-signal.SIGKILL]
-    # the supervisor restarts after its restart delay: wait for the new process
-    while "health_monitor" not in session.supervisor.pids() and time.monotonic() < deadline:
-        session.supervisor.poll()
-        time.sleep(0.05)
-    assert session.supervisor.pids()["health_monitor"] != pid
+    supervisor = session.supervisor
+
+    def restarted() -> bool:
+        supervisor.poll()
+        return supervisor.restarts()["health_monitor"] > 0
+
+    session.wait_until(restarted, 15.0, "the supervisor restarting health_monitor")
+    assert supervisor.restarts()["health_monitor"] == 1
+    assert supervisor.exit_codes()["health_monitor"] == [-signal.SIGKILL]
+
+    def new_pid() -> bool:  # the supervisor restarts after its restart delay
+        supervisor.poll()
+        return supervisor.pids().get("health_monitor", pid) != pid
+
+    session.wait_until(new_pid, 15.0, "a new health_monitor process")
     session.wait_for_message(HealthStatus, "/health/status", timeout=20.0)
 
 

@@ -115,13 +115,18 @@ def wait_http(url: str, ready: Callable[[dict[str, Any]], bool], timeout: float 
 @contextlib.contextmanager
 def standing_still(session: Any, rate: float = 20.0) -> Iterator[None]:
     """Publish a zero-velocity /wheel/odom: the locker arms stops only while parked. Yields
-    once the locker subscribes and has had a second of it (without, it counts as moving)."""
+    once the locker's /diagnostics say it is parked (without odometry it counts as moving)."""
+
+    def parked(array: DiagnosticArray) -> bool:
+        return any(
+            status.name.startswith("locker")
+            and {kv.key: kv.value for kv in status.values}.get("moving") == "false"
+            for status in array.status
+        )
+
     with session.publishing("/wheel/odom", Odometry(), rate):
-        deadline = time.monotonic() + 15.0
-        while session.client.count_subscribers("/wheel/odom") < 1:
-            assert time.monotonic() < deadline, "the locker never subscribed to /wheel/odom"
-            time.sleep(0.1)
-        time.sleep(1.0)
+        session.wait_for_subscribers("/wheel/odom")
+        session.wait_for_message(DiagnosticArray, "/diagnostics", 15.0, predicate=parked)
         yield
 
 
@@ -175,13 +180,7 @@ def wrong_code_for(code: str) -> str:
 def compartment_status(session: Any, number: int, predicate: Callable[[Any], bool]) -> Any:
     """The first /locker/compartment_NN/status of ``number`` that satisfies ``predicate``."""
     topic = f"/locker/compartment_{number:02d}/status"
-    deadline = time.monotonic() + 15.0
-    last = None
-    while time.monotonic() < deadline:
-        last = session.wait_for_message(CompartmentStatus, topic, timeout=5.0)
-        if predicate(last):
-            return last
-    raise AssertionError(f"no status on {topic} matched; last: {last}")
+    return session.wait_for_message(CompartmentStatus, topic, 15.0, predicate=predicate)
 
 
 def start_graph(
@@ -314,13 +313,13 @@ def test_load_wrong_code_lockout_and_right_code_in_chromium(
 
 
 def kiosk_diagnostics(session: Any, timeout: float = 15.0) -> DiagnosticStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        array = session.wait_for_message(DiagnosticArray, "/diagnostics", timeout=5.0)
-        for status in array.status:
-            if status.name == "kiosk: locker link":
-                return status
-    raise AssertionError("the kiosk published no 'kiosk: locker link' status")
+    def link(array: DiagnosticArray) -> DiagnosticStatus | None:
+        return next((s for s in array.status if s.name == "kiosk: locker link"), None)
+
+    array = session.wait_for_message(
+        DiagnosticArray, "/diagnostics", timeout, predicate=lambda a: link(a) is not None
+    )
+    return link(array)
 
 
 def test_kiosk_without_a_locker_says_unavailable_in_chromium(

@@ -5,6 +5,11 @@ profile through the bring-up supervisor on a reserved ``ROS_DOMAIN_ID``, gives t
 rclpy node (spun on a background thread) to publish, subscribe, call services and send action
 goals with, and always tears everything down. The pytest fixtures in tests/conftest.py and
 ``xiaomanlv demo`` both use it.
+
+Tests that use it wait for states, never for fixed times: a subscription matched
+(:meth:`GraphSession.wait_for_subscribers`, :meth:`GraphSession.wait_for_match`), a message that
+meets a predicate (:meth:`GraphSession.wait_for_message`, :class:`Inbox`), any condition
+(:meth:`GraphSession.wait_until`), each with a deadline and an error naming what never happened.
 """
 
 from __future__ import annotations
@@ -16,15 +21,16 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 
 from xiaomanlv_bringup.graph import NodeSpec
@@ -32,6 +38,8 @@ from xiaomanlv_bringup.supervisor import Supervisor
 from xiaomanlv_core.paths import node_executable
 
 DOMAIN_IDS = range(1, 101)  # Fast DDS ports stay below 32768 for these
+POLL = 0.02  # [s] how often a wait re-checks its condition (not a delay anything relies on)
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -131,6 +139,23 @@ class GraphSession:
         if down:
             raise RuntimeError("; ".join(f"{name}: {why}" for name, why in down.items()))
 
+    def wait_until(self, condition: Callable[[], T], timeout: float, what: str) -> T:
+        """Poll ``condition`` until it returns something truthy, and return that.
+
+        Raises:
+            TimeoutError: ``what`` did not happen within ``timeout`` s (the message says so).
+            RuntimeError: a node of the graph died and its policy stopped the graph.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not within {timeout:g} s")
+            time.sleep(POLL)
+
     def wait_for_topics(self, topics: Sequence[str], timeout: float = 20.0) -> None:
         """Block until every topic in ``topics`` has a publisher.
 
@@ -138,39 +163,59 @@ class GraphSession:
             TimeoutError: naming the topics that never appeared.
             RuntimeError: a node of the graph died and its policy stopped the graph.
         """
-        deadline = time.monotonic() + timeout
-        missing = set(topics)
-        while True:
-            self._check_alive()
-            missing = {t for t in topics if not self.client.get_publishers_info_by_topic(t)}
-            if not missing:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"no publisher after {timeout:g} s on: {', '.join(sorted(missing))}"
-                )
-            time.sleep(0.05)
+        missing: list[str] = list(topics)
+
+        def none_missing() -> bool:
+            missing[:] = [t for t in topics if not self.client.get_publishers_info_by_topic(t)]
+            return not missing
+
+        try:
+            self.wait_until(none_missing, timeout, "publishers")
+        except TimeoutError:
+            raise TimeoutError(
+                f"no publisher after {timeout:g} s on: {', '.join(sorted(missing))}"
+            ) from None
+
+    def wait_for_subscribers(self, topic: str, count: int = 1, timeout: float = 15.0) -> None:
+        """Block until ``topic`` has at least ``count`` subscribers (as the graph sees it)."""
+        self.wait_until(
+            lambda: self.client.count_subscribers(topic) >= count,
+            timeout,
+            f"{count} subscriber(s) on {topic}",
+        )
+
+    def wait_for_match(self, publisher: Publisher, count: int = 1, timeout: float = 15.0) -> None:
+        """Block until ``publisher`` has matched ``count`` subscriptions, so what it publishes
+        next is delivered (discovery is done on both sides, not only seen in the graph)."""
+        self.wait_until(
+            lambda: publisher.get_subscription_count() >= count,
+            timeout,
+            f"{count} subscription(s) matched by the publisher on {publisher.topic_name}",
+        )
 
     def wait_for_message(
-        self, msg_type: Any, topic: str, timeout: float = 10.0, qos: QoSProfile | int = 10
+        self,
+        msg_type: Any,
+        topic: str,
+        timeout: float = 10.0,
+        qos: QoSProfile | int = 10,
+        predicate: Callable[[Any], bool] | None = None,
     ) -> Any:
-        """The next message on ``topic``; TimeoutError if none arrives in ``timeout`` s."""
-        received: list[Any] = []
-        event = threading.Event()
+        """The next message on ``topic`` (that meets ``predicate``, if given).
 
-        def on_message(msg: Any) -> None:
-            if not event.is_set():
-                received.append(msg)
-                event.set()
-
-        sub = self.client.create_subscription(msg_type, topic, on_message, qos)
+        Raises:
+            TimeoutError: none arrived (or none met the predicate; the last one is named).
+            RuntimeError: a node of the graph died and its policy stopped the graph.
+        """
+        inbox = Inbox(self, msg_type, topic, qos, keep=1)
         try:
-            if not event.wait(timeout):
-                self._check_alive()
-                raise TimeoutError(f"no message on {topic} within {timeout:g} s")
-            return received[0]
+            return inbox.wait(predicate or (lambda _msg: True), timeout)
         finally:
-            self.client.destroy_subscription(sub)
+            inbox.close()
+
+    def collect(self, msg_type: Any, topic: str, qos: QoSProfile | int = 10) -> Inbox:
+        """Keep every message on ``topic`` from now on; :meth:`Inbox.wait` for one."""
+        return Inbox(self, msg_type, topic, qos)
 
     @contextlib.contextmanager
     def publishing(self, topic: str, msg: Any, rate: float = 20.0) -> Iterator[None]:
@@ -218,6 +263,70 @@ class GraphSession:
             return response.result, feedback, response.status
         finally:
             client.destroy()
+
+
+class Inbox:
+    """Messages on one topic as the client receives them (on its spin thread).
+
+    ``keep`` bounds how many are kept (the newest); 0 keeps all.
+    """
+
+    def __init__(
+        self, session: GraphSession, msg_type: Any, topic: str, qos: QoSProfile | int, keep: int = 0
+    ) -> None:
+        self.topic = topic
+        self._session = session
+        self._keep = keep
+        self._items: list[Any] = []
+        self._seen = 0
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._sub = session.client.create_subscription(msg_type, topic, self._on_message, qos)
+
+    def _on_message(self, msg: Any) -> None:
+        with self._changed:
+            self._items.append(msg)
+            self._seen += 1
+            if self._keep and len(self._items) > self._keep:
+                del self._items[: -self._keep]
+            self._changed.notify_all()
+
+    @property
+    def items(self) -> list[Any]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def wait(self, predicate: Callable[[Any], bool], timeout: float = 15.0) -> Any:
+        """The first kept message that meets ``predicate``, waiting up to ``timeout`` s.
+
+        Raises:
+            TimeoutError: naming the topic, how many messages came and the last one.
+            RuntimeError: a node of the graph died and its policy stopped the graph.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            start = 0  # count of messages before the first one not checked yet
+            while True:
+                first = self._seen - len(self._items)  # count before self._items[0]
+                for msg in self._items[max(0, start - first) :]:
+                    if predicate(msg):
+                        return msg
+                start = self._seen
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.5))
+                self._session._check_alive()
+            seen, last = self._seen, (self._items or [None])[-1]
+        what = "no message" if not seen else f"none of {seen} message(s) matched; last: {last}"
+        raise TimeoutError(f"{self.topic}: {what} within {timeout:g} s")
+
+    def close(self) -> None:
+        self._session.client.destroy_subscription(self._sub)
 
 
 def _wait_future(future: Any, timeout: float, what: str) -> Any:
