@@ -25,8 +25,8 @@ from sensor_msgs.msg import Imu
 from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
 from xiaomanlv_bringup.ros.session import GraphSession
 from xiaomanlv_core.paths import executables_file, graph_file, node_executable
+from xiaomanlv_core.ros.diagnostics import level_of
 from xiaomanlv_mapping.bag import open_drive
-from xiaomanlv_nav.health.ros.conversions import level_of
 
 pytestmark = pytest.mark.integration
 

@@ -33,6 +33,7 @@ from typing import Any
 from rclpy.serialization import serialize_message
 from tqdm import tqdm
 
+from xiaomanlv_core.ros.time import nanoseconds_of
 from xiaomanlv_mapping.bag import EXPECTED_TYPES, BagWriter, DriveTopics
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_sim.operator import RouteDriver
@@ -209,7 +210,8 @@ def _drive(
         t = sim.time
         if sim.tick % truth_every == 0:
             truth = sim.ground_truth
-            bag.write(TRUTH, serialize_message(truth_pose_to_msg(truth, "world")), round(t * 1e9))
+            msg = serialize_message(truth_pose_to_msg(truth, "world"))
+            bag.write(TRUTH, msg, nanoseconds_of(t))
             x, y = float(truth.pose[0, 3]), float(truth.pose[1, 3])
             distance += math.hypot(x - last_xy[0], y - last_xy[1])
             last_xy = (x, y)
@@ -247,7 +249,7 @@ def _write(bag: BagWriter, reading: object) -> None:
         topic, msg, stamp = GNSS, gnss_to_msg(reading), reading.stamp
     else:
         return  # ultrasonic is off; nothing else is recorded
-    bag.write(topic, serialize_message(msg), round(stamp * 1e9))
+    bag.write(topic, serialize_message(msg), nanoseconds_of(stamp))  # = header stamp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
