@@ -8,10 +8,17 @@ receives it, loads a parcel, drives the robot from the station with timed /cmd_v
 its picture through its service and its action, delivers the parcel through the kiosk, and
 draws what the robot saw: a top-down PNG with the last lidar scan, the crowd and the driven
 path.
+
+What it prints is for people; the same facts go to ``<output>/summary.json`` for programs (the
+integration test reads that): nodes, the map, sensor rates measured from header stamps (in
+simulated time, so they do not depend on how busy the machine is), driven distance, health,
+kiosk answers, locker events and how the graph shut down. The file is written also when the
+demo fails part-way, with ``error`` saying where.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -24,6 +31,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,7 +41,6 @@ import yaml
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.typing import NDArray
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -43,7 +50,11 @@ from xiaomanlv.srv import ArmStop, GetHealth, LoadParcel
 
 from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
 from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
+from xiaomanlv_core.geometry import planar_pose, transform_points, yaw_from_quaternion
 from xiaomanlv_core.paths import executables_file, graph_file
+from xiaomanlv_core.ros.pointcloud2 import read_points, xyz_of
+from xiaomanlv_core.ros.qos import LATCHED_QOS, events_qos
+from xiaomanlv_core.ros.time import seconds_of
 from xiaomanlv_nav.health.monitor import Level
 from xiaomanlv_nav.health.ros.conversions import level_of
 
@@ -53,17 +64,14 @@ SENSORS = {
     "/wheel/odom": Odometry,
     "/gnss/fix": NavSatFix,
 }
-# Timed commands [(wall seconds, linear m/s, angular rad/s)]: from the station's loading pose
+# Timed commands [(sim seconds, linear m/s, angular rad/s)]: from the station's loading pose
 # (facing the station building), turn round, then drive up the walkway.
 DRIVE = [(3.9, 0.0, 0.8), (1.0, 0.0, 0.0), (6.0, 1.2, 0.0), (1.5, 0.0, 0.0)]
 WINDOW = 30.0  # [m] half-width of the picture around the robot
 PARCEL = {"parcel_id": "P-0001", "recipient": "alice@campus.example", "stop": "library_west"}
 OPERATOR = ("demo-operator", "demo-credential")
-EVENTS_QOS = QoSProfile(
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+EVENTS_QOS = events_qos(100)
+SUMMARY = "summary.json"  # in the output folder, next to the picture
 
 
 @dataclass
@@ -71,6 +79,7 @@ class _Recorder:
     """Everything the demo hears, filled by subscription callbacks on the client's thread."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    stamps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # [s]
     last: dict[str, Any] = field(default_factory=dict)
     path: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, z, yaw
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,26 +89,50 @@ class _Recorder:
             with self.lock:
                 self.counts[topic] += 1
                 self.last[topic] = msg
+                header = getattr(msg, "header", None)
+                if header is not None:
+                    self.stamps[topic].append(seconds_of(header.stamp))
                 if isinstance(msg, PoseStamped):
                     p, q = msg.pose.position, msg.pose.orientation
-                    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+                    yaw = yaw_from_quaternion(q.x, q.y, q.z, q.w)
                     self.path.append((p.x, p.y, p.z, yaw))
 
         return on_message
 
+    def stamp_rate(self, topic: str) -> float:
+        """[Hz] of ``topic`` in simulated time: 1 / the median interval of its header stamps
+        (a message lost on the way does not lower it; 0 with fewer than two)."""
+        stamps = np.asarray(self.stamps.get(topic, ()), dtype=np.float64)
+        steps = np.diff(stamps)
+        steps = steps[steps > 0.0]
+        return 1.0 / float(np.median(steps)) if steps.size else 0.0
+
 
 def _drive(session: GraphSession, recorder: _Recorder, out: TextIO) -> float:
-    """Send the timed commands at 10 Hz; returns the wall time spent [s]."""
+    """Send the timed commands (durations in simulated time, read from the ground-truth pose
+    stamps, so a busy machine drives the same path); returns the wall time spent [s]."""
+    truth = "/sim/ground_truth/pose"
+
+    def sim_now() -> float | None:
+        with recorder.lock:
+            stamps = recorder.stamps.get(truth)
+            return stamps[-1] if stamps else None
+
     pub = session.client.create_publisher(Twist, "/cmd_vel", 10)
     start = time.monotonic()
     try:
+        session.wait_until(lambda: sim_now() is not None, 15.0, f"a message on {truth}")
+        session.wait_for_match(pub)
         for duration, linear, angular in DRIVE:
-            until = time.monotonic() + duration
-            while time.monotonic() < until:
-                cmd = Twist()
-                cmd.linear.x, cmd.angular.z = linear, angular
-                pub.publish(cmd)
-                time.sleep(0.1)
+            cmd = Twist()
+            cmd.linear.x, cmd.angular.z = linear, angular
+            until = float(sim_now() or 0.0) + duration
+
+            def step(cmd: Twist = cmd, until: float = until) -> bool:
+                pub.publish(cmd)  # at the wait's polling rate, well inside cmd_timeout
+                return float(sim_now() or 0.0) >= until
+
+            session.wait_until(step, 10.0 * duration + 10.0, f"{duration:g} s of driving")
     finally:
         session.client.destroy_publisher(pub)
     return time.monotonic() - start
@@ -110,18 +143,14 @@ def _scan_in_world(
 ) -> NDArray[np.float64]:
     """The lidar scan's points in the world frame, from the robot's (ground-truth) pose."""
     from xiaomanlv_sim.assets import robot_model_file
-    from xiaomanlv_sim.ros.conversions import cloud_arrays
     from xiaomanlv_sim.sdf import load_robot
 
-    points, _, _ = cloud_arrays(cloud)
+    points = xyz_of(read_points(cloud, ("x", "y", "z")))
     base_from_lidar = load_robot(robot_model_file()).lidar.pose
     x, y, z, yaw = pose
-    world_from_base = np.eye(4)
-    c, s = math.cos(yaw), math.sin(yaw)
-    world_from_base[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
-    world_from_base[:3, 3] = (x, y, z)
-    transform = world_from_base @ base_from_lidar
-    return np.asarray(points, dtype=np.float64) @ transform[:3, :3].T + transform[:3, 3]
+    world_from_base = planar_pose(x, y, yaw)
+    world_from_base[2, 3] = z
+    return transform_points(world_from_base @ base_from_lidar, points)
 
 
 def _picture(recorder: _Recorder, output: Path) -> Path | None:
@@ -164,14 +193,14 @@ def _picture(recorder: _Recorder, output: Path) -> Path | None:
     )
 
 
-def _sensor_lines(recorder: _Recorder, seconds: float, ultrasonic: list[str]) -> list[str]:
+def _sensor_lines(recorder: _Recorder, ultrasonic: list[str], summary: dict[str, Any]) -> list[str]:
+    """Lines for people; ``summary["sensors"]`` gets the rates from header stamps."""
     last, counts = recorder.last, recorder.counts
     lines = []
     cloud = last.get("/lidar/points")
     if cloud is not None:
-        from xiaomanlv_sim.ros.conversions import cloud_arrays
-
-        points, _, rings = cloud_arrays(cloud)
+        scan = read_points(cloud, ("x", "y", "z", "ring"))
+        points, rings = xyz_of(scan), scan["ring"]
         nearest = float(np.min(np.linalg.norm(points, axis=1))) if len(points) else math.inf
         what = f"{len(points)} returns in {len(set(rings.tolist()))} rings, nearest {nearest:.1f} m"
     else:
@@ -192,14 +221,17 @@ def _sensor_lines(recorder: _Recorder, seconds: float, ultrasonic: list[str]) ->
     )
     details = {"/lidar/points": what, "/imu/data": gyro + accel, "/wheel/odom": odo}
     details["/gnss/fix"] = gnss
+    sensors = summary["sensors"] = {}
+    for topic in [*SENSORS, *(f"/ultrasonic/{n}" for n in ultrasonic)]:
+        sensors[topic] = {"rate": recorder.stamp_rate(topic), "messages": counts[topic]}
     for topic in SENSORS:
-        rate = counts[topic] / seconds
+        rate = sensors[topic]["rate"]
         lines.append(f"    {topic:<16} {rate:6.1f} Hz  {details[topic]}")
     ranges = []
     for name in ultrasonic:
         msg = last.get(f"/ultrasonic/{name}")
         ranges.append(f"{name} {msg.range:.2f}" if msg else f"{name} -")
-    rate = min((counts[f"/ultrasonic/{n}"] for n in ultrasonic), default=0) / seconds
+    rate = min((sensors[f"/ultrasonic/{n}"]["rate"] for n in ultrasonic), default=0.0)
     lines.append(f"    /ultrasonic/*    {rate:6.1f} Hz  each (slowest); ranges [m]:")
     lines.append("      " + ", ".join(ranges[:4]))
     lines.append("      " + ", ".join(ranges[4:]))
@@ -245,7 +277,9 @@ def _kiosk_code(port: int, code: str) -> dict[str, Any]:
     return answer
 
 
-def _load(session: GraphSession, data_dir: Path, out: TextIO) -> tuple[int, str]:
+def _load(
+    session: GraphSession, data_dir: Path, out: TextIO, summary: dict[str, Any]
+) -> tuple[int, str]:
     """Load the demo parcel at the station; returns (compartment, the recipient's code)."""
     request = LoadParcel.Request(size="small", operator_id=OPERATOR[0])
     request.operator_credential = OPERATOR[1]
@@ -263,6 +297,7 @@ def _load(session: GraphSession, data_dir: Path, out: TextIO) -> tuple[int, str]
     if not got.success:
         raise RuntimeError(f"load_parcel failed: {got.message}")
     note = json.loads((data_dir / "notifications.jsonl").read_text().splitlines()[-1])
+    summary["locker"] = {"parcel": PARCEL["parcel_id"], "compartment": int(got.compartment)}
     print(
         f"  locker: loaded {PARCEL['parcel_id']} for {PARCEL['stop']} into compartment "
         f"{got.compartment}; the recipient's notification carries the code",
@@ -271,7 +306,14 @@ def _load(session: GraphSession, data_dir: Path, out: TextIO) -> tuple[int, str]
     return int(got.compartment), str(note["code"])
 
 
-def _deliver(session: GraphSession, port: int, code: str, events: list[Any], out: TextIO) -> bool:
+def _deliver(
+    session: GraphSession,
+    port: int,
+    code: str,
+    events: list[Any],
+    out: TextIO,
+    summary: dict[str, Any],
+) -> bool:
     """Arm the stop, type a wrong then the right code on the kiosk; True once delivered."""
     armed = session.call(
         ArmStop, "/locker/arm_stop", ArmStop.Request(stop=PARCEL["stop"], arm=True)
@@ -281,25 +323,26 @@ def _deliver(session: GraphSession, port: int, code: str, events: list[Any], out
         f"{armed.message or 'ok'}, compartments {list(armed.compartments)}",
         file=out,
     )
+    summary["locker"]["armed"] = {"success": armed.success, "message": armed.message}
     wrong = str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
-    print(f"  kiosk, wrong code: {_kiosk_code(port, wrong)['message']}", file=out)
-    print(f"  kiosk, right code: {_kiosk_code(port, code)['message']}", file=out)
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline:
-        if any(e.kind == "delivered" for e in list(events)):
-            break
-        time.sleep(0.2)
+    kiosk = summary["kiosk"] = {"wrong_code": _kiosk_code(port, wrong)}
+    print(f"  kiosk, wrong code: {kiosk['wrong_code']['message']}", file=out)
+    kiosk["right_code"] = _kiosk_code(port, code)
+    print(f"  kiosk, right code: {kiosk['right_code']['message']}", file=out)
+    with contextlib.suppress(TimeoutError):  # reported below as not delivered
+        session.wait_until(
+            lambda: any(e.kind == "delivered" for e in list(events)), 15.0, "delivered event"
+        )
     kinds = [e.kind for e in list(events)]
+    summary["locker"]["events"] = kinds
     print(f"  locker events: {', '.join(kinds)}", file=out)
     return "delivered" in kinds
 
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+LATCHED = LATCHED_QOS
 
 
-def _map_lines(session: GraphSession) -> list[str]:
+def _map_lines(session: GraphSession, summary: dict[str, Any]) -> list[str]:
     """What map_server serves, as a late-joining planner receives it (latched topics)."""
     grid = session.wait_for_message(OccupancyGrid, "/map", timeout=30.0, qos=LATCHED)
     cloud = session.wait_for_message(PointCloud2, "/map/cloud", timeout=30.0, qos=LATCHED)
@@ -311,6 +354,13 @@ def _map_lines(session: GraphSession) -> list[str]:
     )
     kinds = [f["geometry"]["type"] for f in routes["features"]]
     info = grid.info
+    summary["map"] = {
+        "grid": {"width": info.width, "height": info.height, "resolution": info.resolution},
+        "cloud_points": cloud.width * cloud.height,
+        "route_nodes": kinds.count("Point"),
+        "route_edges": kinds.count("MultiLineString"),
+        "stops": len(stops["stops"]),
+    }
     return [
         f"  prior map (map_server, latched): grid {info.width} x {info.height} cells at "
         f"{info.resolution:g} m, cloud {cloud.width * cloud.height} points, route graph "
@@ -319,17 +369,37 @@ def _map_lines(session: GraphSession) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def _summary_file(path: Path) -> Iterator[dict[str, Any]]:
+    """A summary the block fills; written to ``path`` as JSON on the way out, also on failure
+    (then with ``error`` naming the exception)."""
+    summary: dict[str, Any] = {}
+    try:
+        yield summary
+    except BaseException as err:
+        summary["error"] = f"{type(err).__name__}: {err}"
+        raise
+    finally:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+
+
 def run_demo(
     profile_name: str = "sim", out: TextIO | None = None, output: Path = Path("build/demo")
 ) -> int:
+    with _summary_file(output / SUMMARY) as summary:
+        return _run(profile_name, out or sys.stdout, output, summary)
+
+
+def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) -> int:
     from xiaomanlv_sim.assets import robot_model_file
     from xiaomanlv_sim.sdf import load_robot
 
-    out = out or sys.stdout
     started = time.monotonic()
     profile = load_profile(
         graph_file(), profile_name, executables=read_executables(executables_file())
     )
+    summary["profile"] = profile.name
     ultrasonic = [
         s.name.removeprefix("ultrasonic_") for s in load_robot(robot_model_file()).ultrasonic
     ]
@@ -347,38 +417,54 @@ def run_demo(
     nodes = _with_locker_data(list(profile.nodes), data, port)
     with_locker = any(n.name == "locker" for n in nodes) and any(n.name == "kiosk" for n in nodes)
     with reserved_domain_id() as domain, GraphSession(nodes, domain, output=logs) as s:
+        summary["domain_id"] = domain
+        summary["nodes"] = list(s.supervisor.pids())
         print(f"  ROS_DOMAIN_ID {domain}, nodes: {', '.join(s.supervisor.pids())}", file=out)
         s.wait_for_topics(["/clock", "/health/status", *topics], timeout=60.0)
         if any(n.name == "map_server" for n in nodes):
-            print("\n".join(_map_lines(s)), file=out)
+            print("\n".join(_map_lines(s, summary)), file=out)
         for topic, cls in topics.items():
             s.client.create_subscription(cls, topic, recorder.callback(topic), 10)
         if with_locker:
             s.client.create_subscription(LockerEvent, "/locker/events", events.append, EVENTS_QOS)
             s.wait_for_topics(["/locker/events"], timeout=30.0)
-            _, code = _load(s, data, out)
-            deadline = time.monotonic() + 15.0  # never drive off with a door open
-            while time.monotonic() < deadline and "locked" not in [e.kind for e in events]:
-                time.sleep(0.1)
+            _, code = _load(s, data, out, summary)
+            # never drive off with a door open
+            s.wait_until(lambda: "locked" in [e.kind for e in events], 15.0, "locked event")
         print(f"  driving from the station for {sum(d for d, *_ in DRIVE):.0f} s ...", file=out)
         seconds = _drive(s, recorder, out)
         with recorder.lock:
-            lines = _sensor_lines(recorder, seconds, ultrasonic)
+            lines = _sensor_lines(recorder, ultrasonic, summary)
             path = list(recorder.path)
-        print(f"  sensors, as a stack node hears them over DDS for {seconds:.1f} s:", file=out)
+        print(
+            f"  sensors, as a stack node hears them over DDS for {seconds:.1f} s "
+            "(rates from header stamps, in simulated time):",
+            file=out,
+        )
         print("\n".join(lines), file=out)
+        summary["driven"] = {"seconds": seconds, "distance": 0.0, "to": None}
         if len(path) > 1:
             xy = np.array([p[:2] for p in path])
             driven = float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)))
+            summary["driven"].update(distance=driven, to=[float(xy[-1, 0]), float(xy[-1, 1])])
             print(
                 f"  ground truth: drove {driven:.1f} m to ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f})",
                 file=out,
             )
         got = s.call(GetHealth, "/health/get", GetHealth.Request(), timeout=10.0)
-        print(
-            f"  health monitor (/health/get): {Level(level_of(got.status.level)).name}",
-            file=out,
-        )
+        health = summary["health"] = {
+            "get": Level(level_of(got.status.level)).name,
+            "topics": {
+                t.topic: {
+                    "level": Level(level_of(t.level)).name,
+                    "rate": t.rate,
+                    "min_rate": t.min_rate,
+                    "message": t.message,
+                }
+                for t in got.status.topics
+            },
+        }
+        print(f"  health monitor (/health/get): {health['get']}", file=out)
         for topic in got.status.topics:
             print(
                 f"    {topic.topic:<16} {Level(level_of(topic.level)).name:<5} "
@@ -388,27 +474,34 @@ def run_demo(
         result, feedback, _ = s.send_goal(
             WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=5.0), 15.0
         )
+        health["wait_until_healthy"] = {"healthy": result.healthy, "feedback": len(feedback)}
         print(
             f"  wait_until_healthy: healthy={result.healthy} after {len(feedback)} feedback "
             "message(s)",
             file=out,
         )
         status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
-        print(f"  /health/status: {Level(level_of(status.level)).name}", file=out)
+        health["status"] = Level(level_of(status.level)).name
+        print(f"  /health/status: {health['status']}", file=out)
         if with_locker:
-            delivered = _deliver(s, port, code, events, out)
+            delivered = _deliver(s, port, code, events, out, summary)
+            summary["locker"]["delivered"] = delivered
         with recorder.lock:
             picture = _picture(recorder, output)
+        summary["picture"] = None if picture is None else str(picture)
         if picture is not None:
             print(f"  picture: {picture} ({2 * WINDOW:.0f} m around the robot: lidar returns, "
                   "crowd, driven path)", file=out)  # fmt: skip
     shutil.rmtree(data, ignore_errors=True)
-    unclean = {n: c for n, c in s.supervisor.exit_codes().items() if any(c)}
+    exit_codes = s.supervisor.exit_codes()
+    unclean = {n: c for n, c in exit_codes.items() if any(c)}
     failure = s.supervisor.failure or (f"non-zero exit codes {unclean}" if unclean else None)
     if delivered is False:
         failure = failure or "the demo parcel was not delivered"
+    summary["shutdown"] = {"clean": failure is None, "failure": failure, "exit_codes": exit_codes}
     print(f"  shutdown: {failure or 'clean, every node exited 0 on SIGINT'}", file=out)
     if failure:
         print("  node output:\n" + logs.getvalue(), file=out)
-    print(f"demo finished in {time.monotonic() - started:.1f} s", file=out)
+    summary["seconds"] = time.monotonic() - started
+    print(f"demo finished in {summary['seconds']:.1f} s", file=out)
     return 1 if failure else 0
