@@ -308,7 +308,7 @@ def create_cloud(
     msg.row_step = cloud.dtype.itemsize * msg.width
     msg.is_dense = bool(finite_xyz(cloud).all()) if is_dense is None else bool(is_dense)
     data = array.array("B")
-    data.frombytes(cloud.view(np.uint8))  # one copy, straight into the message's buffer
+    data.frombytes(cloud.view(np.uint8).data)  # one copy, into the message's buffer
     msg.data = data
     return msg
 

@@ -45,7 +45,7 @@ def clock_msg(t: float) -> Clock:
 def lidar_to_msg(scan: LidarScan, frame_id: str | None = None) -> PointCloud2:
     """PointCloud2 of a scan, in the sensor frame (``frame_id`` overrides the scan's)."""
     pts = np.asarray(scan.points, dtype=np.float32).reshape(-1, 3)
-    columns = {
+    columns: dict[str, NDArray[Any]] = {
         "x": pts[:, 0],
         "y": pts[:, 1],
         "z": pts[:, 2],
