@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
@@ -46,6 +46,7 @@ def _rx(a: float) -> np.ndarray:
 
 
 @settings(max_examples=200)
+@example(math.pi, 0.0, -math.pi)
 @given(ANGLE, PITCH, ANGLE)
 def test_rpy_matrix_is_rz_ry_rx_and_scipy_extrinsic_xyz(
     roll: float, pitch: float, yaw: float
@@ -55,7 +56,10 @@ def test_rpy_matrix_is_rz_ry_rx_and_scipy_extrinsic_xyz(
     np.testing.assert_allclose(
         Rotation.from_euler("xyz", [roll, pitch, yaw]).as_matrix(), expected, atol=1e-12
     )
-    np.testing.assert_allclose(matrix_rpy(expected), (roll, pitch, yaw), atol=1e-9)
+    # Angles come back in [-pi, pi]: +pi and -pi are one angle.
+    back = matrix_rpy(expected)
+    for got, want in zip(back, (roll, pitch, yaw), strict=True):
+        assert wrap_angle(got - want) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_vectorised_matrices_equal_the_scalar_ones() -> None:
@@ -73,7 +77,8 @@ def test_quaternions_round_trip_and_match_scipy(roll: float, pitch: float, yaw: 
     q = quaternion_from_rpy(roll, pitch, yaw)
     scipy_q = Rotation.from_euler("xyz", [roll, pitch, yaw]).as_quat()
     assert np.allclose(q, scipy_q, atol=1e-12) or np.allclose(q, -scipy_q, atol=1e-12)
-    np.testing.assert_allclose(rpy_from_quaternion(*q), (roll, pitch, yaw), atol=1e-9)
+    for got, want in zip(rpy_from_quaternion(*q), (roll, pitch, yaw), strict=True):
+        assert wrap_angle(got - want) == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_allclose(quaternion_matrix(*q), rpy_matrix(roll, pitch, yaw), atol=1e-9)
     assert wrap_angle(yaw_from_quaternion(*q) - yaw) == pytest.approx(0.0, abs=1e-9)
 
