@@ -52,6 +52,7 @@ from rosidl_parser.definition import (
 )
 
 from xiaomanlv_bringup.ros.session import GraphSession
+from xiaomanlv_core.ros.qos import events_qos
 
 log = logging.getLogger(__name__)
 
@@ -473,12 +474,11 @@ class Fuzzer:
                 info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
                 for info in self.client.get_subscriptions_info_by_topic(target.name)
             )
-            qos = QoSProfile(
-                depth=50,
-                reliability=ReliabilityPolicy.RELIABLE,
-                durability=DurabilityPolicy.TRANSIENT_LOCAL
+            # a TRANSIENT_LOCAL subscriber matches only a TRANSIENT_LOCAL publisher
+            qos = (
+                events_qos(50)
                 if latched
-                else DurabilityPolicy.VOLATILE,
+                else QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
             )
             cls = interface_class(target.type_name)
             self._publishers[key] = self.client.create_publisher(cls, target.name, qos)
