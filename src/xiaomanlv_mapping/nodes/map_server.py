@@ -5,8 +5,8 @@ tree, then the installed share), checks every file against info.yaml's seals and
 every field (:func:`xiaomanlv_mapping.mapfiles.load_map`). A map that fails exits the process
 at start-up with code 2 and one line naming the file and the field, as a bad parameter does.
 
-Publishes once, latched (RELIABLE, TRANSIENT_LOCAL, KEEP_LAST 1: a node that starts later
-still gets them), all in frame ``map``:
+Publishes once, latched (``xiaomanlv_core.ros.qos.LATCHED_QOS``: RELIABLE, TRANSIENT_LOCAL,
+KEEP_LAST 1, so a node that starts later still gets them), all in frame ``map``:
 
 - /map            nav_msgs/OccupancyGrid
 - /map/cloud      sensor_msgs/PointCloud2 (x, y, z float32)
@@ -28,20 +28,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
-from xiaomanlv_mapping.mapfiles import LoadedMap, MapServerConfig, load_map, resolve_map_dir
+from xiaomanlv_core.ros.qos import LATCHED_QOS
+from xiaomanlv_mapping.config import MapServerConfig
+from xiaomanlv_mapping.mapfiles import LoadedMap, load_map, resolve_map_dir
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_mapping.ros.conversions import (
     cloud_to_msg,
@@ -52,12 +54,6 @@ from xiaomanlv_mapping.ros.conversions import (
     stops_to_msg,
 )
 
-LATCHED = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 TOPICS = {
     "/map": OccupancyGrid,
     "/map/cloud": PointCloud2,
@@ -79,7 +75,7 @@ class MapServerNode(Node):
             raise ConfigError(str(err)) from None
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._pubs = {
-            topic: self.create_publisher(t, topic, LATCHED) for topic, t in TOPICS.items()
+            topic: self.create_publisher(t, topic, LATCHED_QOS) for topic, t in TOPICS.items()
         }
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._publish_map()
@@ -131,16 +127,13 @@ class MapServerNode(Node):
             "hand_edited": ", ".join(loaded.edited) or "none",
             **self._guard.diagnostics_values(),
         }
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK,
-            name=f"{self.get_fully_qualified_name().lstrip('/')}: summary",
-            message=f"serving {prior.site}",
-            hardware_id="",
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        status = diagnostic_status(
+            f"{self.get_fully_qualified_name().lstrip('/')}: summary",
+            DiagnosticStatus.OK,
+            f"serving {prior.site}",
+            values,
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._pub_diag.publish(array)
+        self._pub_diag.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
 
     def _reconfigure(self, config: MapServerConfig) -> None:
         changed = [f for f in ("map", "site") if getattr(config, f) != getattr(self.config, f)]

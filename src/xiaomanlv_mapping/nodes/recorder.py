@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -44,10 +44,12 @@ from rosbags.interfaces import (
 )
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
-from xiaomanlv_mapping.bag import BagError, BagWriter, RecorderConfig
+from xiaomanlv_mapping.bag import BagError, BagWriter
+from xiaomanlv_mapping.config import RecorderConfig
 
 
 def _time(duration: Any) -> QosTime:
@@ -219,16 +221,10 @@ class MapRecorderNode(Node):
             "dropped_before_clock": str(self.before_clock),
             **self._guard.diagnostics_values(),
         }
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self._prefix}: recording",
-            message=message,
-            hardware_id="xiaomanlv_mapping",
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        status = diagnostic_status(
+            f"{self._prefix}: recording", level, message, values, hardware_id="xiaomanlv_mapping"
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag.publish(array)
+        self._diag.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
 
     def _refuse_changes(self, config: RecorderConfig) -> None:
         changed = [

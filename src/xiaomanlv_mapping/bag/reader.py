@@ -1,25 +1,15 @@
-"""Mapping-drive bags: write a rosbag2 bag with MCAP storage, read a drive back from one.
+"""Read a mapping drive back from a rosbag2 bag: :func:`open_drive` -> :class:`Drive`.
 
-Layout, as ``ros2 bag record -s mcap`` writes it on Jazzy: a directory ``<name>/`` holding
-``<name>_0.mcap`` and ``metadata.yaml`` (``rosbag2_bagfile_information`` version 9: topics
-with their type, RIHS01 type hash, offered QoS and message count; files; ``ros_distro``).
-The MCAP file follows the ``ros2`` profile (https://mcap.dev/spec/registry): schemas are full
-``ros2msg`` definitions (dependencies appended after ``====`` separators, what Foxglove and
-``ros2 bag`` decode with), channels carry ``offered_qos_profiles`` and ``topic_type_hash``,
-messages are CDR, chunked and zstd-compressed with CRCs, and a ``rosbag2`` metadata record
-repeats metadata.yaml as Jazzy's storage plugin does. The ``mcap`` library writes the file;
-message definitions and hashes come from the rosbags Jazzy typestore.
+Reading uses rosbags' AnyReader, which builds its typestore from the definitions stored in the
+bag. The small series (wheel odometry, IMU, GNSS, ground truth) are loaded at once; the lidar
+sweeps stream from :meth:`Drive.scans`. Sample times are the messages' ``header.stamp``; a zero
+stamp falls back to the time the message was logged.
 
-Interrupted recordings: metadata.yaml is written (atomically) only by :meth:`BagWriter.close`,
-and the MCAP file gets its summary and footer only then. A killed recorder therefore leaves a
-directory with an ``.mcap`` that does not end in the MCAP magic, and :func:`open_drive`
-says so (``mcap recover`` salvages its complete chunks). An intact ``.mcap`` without
-metadata.yaml (metadata lost or deleted) is read from the MCAP summary alone, as
-``ros2 bag reindex`` would, with a warning.
-
-Reading (:func:`open_drive`) uses rosbags' AnyReader, which builds its typestore from the
-definitions stored in the bag. Sample times are the messages' ``header.stamp``; a zero stamp
-falls back to the time the message was logged.
+Damaged bags are named precisely: metadata.yaml and each ``.mcap`` are checked first (the MCAP
+magic at both ends: a recorder killed before closing leaves a file without footer). An intact
+``.mcap`` without metadata.yaml (metadata lost or deleted) is read from the MCAP summary alone,
+as ``ros2 bag reindex`` would, with a warning. Every problem is a
+:class:`~xiaomanlv_mapping.model.BagError` naming the bag, the file and the topic.
 """
 
 from __future__ import annotations
@@ -27,33 +17,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
-from mcap.writer import CompressionType
-from mcap.writer import Writer as McapWriter
 from numpy.typing import NDArray
 from rosbags.highlevel import AnyReader
-from rosbags.interfaces import (
-    Connection,
-    Qos,
-    QosDurability,
-    QosHistory,
-    QosLiveliness,
-    QosReliability,
-    QosTime,
-)
-from rosbags.typesys import Stores, get_typestore
-from rosbags.typesys.store import Typestore
+from rosbags.interfaces import Connection
 from scipy.spatial.transform import Rotation
 
-from xiaomanlv_core.config import ConfigError, param, validate_fields
+from xiaomanlv_core.geometry import yaw_from_quaternion
+from xiaomanlv_core.ros.pointcloud2 import DATATYPES, PointCloudError, read_points, xyz_of
+from xiaomanlv_mapping.bag.rosbag2 import MCAP_MAGIC, METADATA_FILE, jazzy_typestore
 from xiaomanlv_mapping.model import (
     BagError,
     GnssSeries,
@@ -65,368 +43,7 @@ from xiaomanlv_mapping.model import (
 
 log = logging.getLogger(__name__)
 
-ROSBAG2_VERSION = 9  # bagfile_information version of Jazzy's rosbag2
-ROS_DISTRO = "jazzy"
-MCAP_MAGIC = b"\x89MCAP0\r\n"
-METADATA_FILE = "metadata.yaml"
-INFINITE = QosTime(9223372036, 854775807)  # RMW_DURATION_INFINITE as rosbag2 writes it
 
-# What the simulator's sensors and ros_gz_bridge offer: RELIABLE, VOLATILE, KEEP_LAST 10.
-SENSOR_QOS = Qos(
-    QosHistory.KEEP_LAST,
-    10,
-    QosReliability.RELIABLE,
-    QosDurability.VOLATILE,
-    INFINITE,
-    INFINITE,
-    QosLiveliness.AUTOMATIC,
-    INFINITE,
-    False,
-)
-
-_COMPRESSION = {
-    "zstd": CompressionType.ZSTD,
-    "lz4": CompressionType.LZ4,
-    "none": CompressionType.NONE,
-}
-
-_JAZZY: Typestore | None = None
-
-
-def jazzy_typestore() -> Typestore:
-    """rosbags' typestore of the ROS 2 Jazzy message packages (built once)."""
-    global _JAZZY
-    if _JAZZY is None:
-        _JAZZY = get_typestore(Stores.ROS2_JAZZY)
-    return _JAZZY
-
-
-# ---- writing ------------------------------------------------------------------------------------
-def qos_to_dicts(profiles: Sequence[Qos]) -> list[dict[str, Any]]:
-    """QoS profiles as rosbag2 version 9 writes them (policy names in lower case)."""
-    return [
-        {
-            "history": q.history.name.lower(),
-            "depth": q.depth,
-            "reliability": q.reliability.name.lower(),
-            "durability": q.durability.name.lower(),
-            "deadline": {"sec": q.deadline.sec, "nsec": q.deadline.nsec},
-            "lifespan": {"sec": q.lifespan.sec, "nsec": q.lifespan.nsec},
-            "liveliness": q.liveliness.name.lower(),
-            "liveliness_lease_duration": {
-                "sec": q.liveliness_lease_duration.sec,
-                "nsec": q.liveliness_lease_duration.nsec,
-            },
-            "avoid_ros_namespace_conventions": q.avoid_ros_namespace_conventions,
-        }
-        for q in profiles
-    ]
-
-
-def _dump_yaml(data: object) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-
-
-@dataclass
-class _Topic:
-    name: str
-    msgtype: str
-    type_hash: str
-    qos: tuple[Qos, ...]
-    channel_id: int
-    count: int = 0
-
-
-class BagWriter:
-    """Write a rosbag2 bag (MCAP storage) at ``path``, a directory this creates.
-
-    Use as a context manager, or call :meth:`close`: only closing writes the MCAP summary and
-    metadata.yaml. Messages are CDR bytes (``rclpy.serialization.serialize_message`` or a raw
-    subscription); ``stamp_ns`` is the time the message was logged (received), on the
-    recording's clock, in nanoseconds.
-
-    Args:
-        path: the bag directory to create (its parents are created too).
-        compression: chunk compression, ``"zstd"`` (as ``ros2 bag``'s zstd presets),
-            ``"lz4"`` or ``"none"``.
-        chunk_size: [bytes] uncompressed size at which a chunk is closed.
-        custom_data: string pairs stored in metadata.yaml's ``custom_data``.
-        typestore: where message definitions and hashes come from (default: ROS 2 Jazzy).
-
-    Raises:
-        BagError: ``path`` exists already (a bag is never overwritten), or an unknown
-            compression.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        compression: str = "zstd",
-        chunk_size: int = 1 << 20,
-        custom_data: Mapping[str, str] | None = None,
-        typestore: Typestore | None = None,
-    ) -> None:
-        path = Path(path)
-        if compression not in _COMPRESSION:
-            raise BagError(
-                f"bag {path}: compression '{compression}' is not one of {', '.join(_COMPRESSION)}"
-            )
-        if path.exists():
-            raise BagError(f"bag {path}: exists already; a bag is never overwritten")
-        path.mkdir(parents=True)
-        self.path = path
-        self.file = path / f"{path.name}_0.mcap"
-        self.compression = compression
-        self.custom_data = dict(custom_data or {})
-        self._typestore = typestore or jazzy_typestore()
-        self._stream: IO[bytes] | None = open(self.file, "xb")  # noqa: SIM115 - closed in close()
-        self._mcap = McapWriter(
-            self._stream, chunk_size=chunk_size, compression=_COMPRESSION[compression]
-        )
-        self._mcap.start(profile="ros2", library="xiaomanlv_mapping.bag (mcap-python)")
-        self._schemas: dict[str, int] = {}
-        self._topics: dict[str, _Topic] = {}
-        self._first: int | None = None  # [ns]
-        self._last: int | None = None  # [ns]
-
-    # ---- topics and messages ------------------------------------------------------------------
-    def add_topic(
-        self,
-        topic: str,
-        msgtype: str,
-        *,
-        qos: Sequence[Qos] = (SENSOR_QOS,),
-        msgdef: str | None = None,
-        type_hash: str | None = None,
-    ) -> None:
-        """Declare ``topic`` with message type ``msgtype`` (``pkg/msg/Name``).
-
-        ``qos`` are the profiles its publishers offered. The full ``ros2msg`` definition and the
-        RIHS01 type hash come from the typestore unless ``msgdef`` and ``type_hash`` are given.
-
-        Raises:
-            BagError: the topic was added already with another type, the type is unknown to
-                the typestore (pass ``msgdef`` and ``type_hash``), or the bag is closed.
-        """
-        self._check_open()
-        known = self._topics.get(topic)
-        if known is not None:
-            if known.msgtype != msgtype:
-                raise BagError(
-                    f"bag {self.path}: topic {topic} was added as {known.msgtype}, not {msgtype}"
-                )
-            return
-        if msgdef is None or type_hash is None:
-            try:
-                generated, _ = self._typestore.generate_msgdef(msgtype, ros_version=2)
-                hashed = self._typestore.hash_rihs01(msgtype)
-            except Exception as err:  # TypesysError, KeyError: the store lacks the type
-                raise BagError(
-                    f"bag {self.path}: topic {topic}: message type '{msgtype}' is unknown to the "
-                    f"typestore ({err}); pass msgdef and type_hash"
-                ) from None
-            msgdef = generated if msgdef is None else msgdef
-            type_hash = hashed if type_hash is None else type_hash
-        schema_id = self._schemas.get(msgtype)
-        if schema_id is None:
-            schema_id = self._mcap.register_schema(msgtype, "ros2msg", msgdef.encode())
-            self._schemas[msgtype] = schema_id
-        profiles = tuple(qos)
-        channel_id = self._mcap.register_channel(
-            topic,
-            "cdr",
-            schema_id,
-            {
-                "offered_qos_profiles": _dump_yaml(qos_to_dicts(profiles)) if profiles else "",
-                "topic_type_hash": type_hash,
-            },
-        )
-        self._topics[topic] = _Topic(topic, msgtype, type_hash, profiles, channel_id)
-
-    def write(
-        self,
-        topic: str,
-        data: bytes | bytearray | memoryview,
-        stamp_ns: int,
-        *,
-        publish_ns: int | None = None,
-    ) -> None:
-        """Append one CDR-serialised message logged at ``stamp_ns`` [ns].
-
-        Raises:
-            BagError: an undeclared topic, a negative time, or the bag is closed.
-        """
-        self._check_open()
-        entry = self._topics.get(topic)
-        if entry is None:
-            raise BagError(f"bag {self.path}: topic {topic} was not added (add_topic first)")
-        if stamp_ns < 0:
-            raise BagError(f"bag {self.path}: topic {topic}: negative log time {stamp_ns} ns")
-        entry.count += 1
-        self._mcap.add_message(
-            entry.channel_id,
-            log_time=stamp_ns,
-            data=bytes(data),
-            publish_time=stamp_ns if publish_ns is None else publish_ns,
-            sequence=entry.count,
-        )
-        self._first = stamp_ns if self._first is None else min(self._first, stamp_ns)
-        self._last = stamp_ns if self._last is None else max(self._last, stamp_ns)
-
-    # ---- state ----------------------------------------------------------------------------------
-    @property
-    def closed(self) -> bool:
-        return self._stream is None
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Messages written so far, per topic."""
-        return {t.name: t.count for t in self._topics.values()}
-
-    @property
-    def topics(self) -> dict[str, str]:
-        """topic -> message type."""
-        return {t.name: t.msgtype for t in self._topics.values()}
-
-    def metadata(self) -> dict[str, Any]:
-        """``rosbag2_bagfile_information`` as metadata.yaml holds it (the counts so far)."""
-        start = self._first or 0
-        duration = (self._last or 0) - start
-        total = sum(t.count for t in self._topics.values())
-        name = self.file.name
-        return {
-            "version": ROSBAG2_VERSION,
-            "storage_identifier": "mcap",
-            "duration": {"nanoseconds": duration},
-            "starting_time": {"nanoseconds_since_epoch": start},
-            "message_count": total,
-            "topics_with_message_count": [
-                {
-                    "topic_metadata": {
-                        "name": t.name,
-                        "type": t.msgtype,
-                        "serialization_format": "cdr",
-                        "offered_qos_profiles": qos_to_dicts(t.qos),
-                        "type_description_hash": t.type_hash,
-                    },
-                    "message_count": t.count,
-                }
-                for t in self._topics.values()
-            ],
-            "compression_format": "",  # chunk compression lives inside the MCAP storage
-            "compression_mode": "",
-            "relative_file_paths": [name],
-            "files": [
-                {
-                    "path": name,
-                    "starting_time": {"nanoseconds_since_epoch": start},
-                    "duration": {"nanoseconds": duration},
-                    "message_count": total,
-                }
-            ],
-            "custom_data": dict(self.custom_data) or None,
-            "ros_distro": ROS_DISTRO,
-        }
-
-    # ---- closing --------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Finish the MCAP file (summary, footer) and write metadata.yaml; idempotent.
-
-        Raises:
-            BagError: the file or metadata.yaml cannot be written (naming it).
-        """
-        stream = self._stream
-        if stream is None:
-            return
-        self._stream = None
-        info = self.metadata()
-        try:
-            self._mcap.add_metadata("rosbag2", {"serialized_metadata": _dump_yaml(info)})
-            self._mcap.finish()
-            stream.flush()
-            os.fsync(stream.fileno())
-        except OSError as err:
-            raise BagError(f"bag {self.path}: cannot finish {self.file.name}: {err}") from err
-        finally:
-            stream.close()
-        meta = self.path / METADATA_FILE
-        tmp = meta.with_suffix(".yaml.tmp")
-        try:
-            tmp.write_text(_dump_yaml({"rosbag2_bagfile_information": info}), encoding="utf-8")
-            tmp.replace(meta)
-        except OSError as err:
-            raise BagError(f"bag {self.path}: cannot write {meta.name}: {err}") from err
-
-    def _check_open(self) -> None:
-        if self._stream is None:
-            raise BagError(f"bag {self.path}: closed")
-
-    def __enter__(self) -> BagWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        """Close; on an exception the bag is still closed (what was written stays readable)."""
-        if exc_type is None:
-            self.close()
-        else:
-            with contextlib.suppress(Exception):
-                self.close()
-        return False
-
-
-# ---- the map_recorder node's settings -----------------------------------------------------------
-@dataclass(frozen=True)
-class RecorderConfig:
-    """Parameters of the ``map_recorder`` node (``xiaomanlv_mapping.nodes.recorder``)."""
-
-    output: str = param("", description="bag directory to create (required; never overwritten)")
-    topics: tuple[str, ...] = param(
-        ("/lidar/points", "/imu/data", "/wheel/odom", "/gnss/fix"),
-        description="absolute topics to record; each is waited for until a publisher appears",
-    )
-    optional_topics: tuple[str, ...] = param(
-        ("/sim/ground_truth/pose",),
-        description="topics recorded when a publisher appears, never waited for",
-    )
-    compression: str = param("zstd", description="chunk compression: zstd, lz4 or none")
-    queue_depth: int = param(
-        50, low=1, high=10000, description="subscription history depth (sensor-data QoS)"
-    )
-    discovery_period: float = param(
-        0.5, low=0.05, high=60.0, unit="s", description="graph check for topics not yet seen"
-    )  # [s]
-    diagnostics_rate: float = param(
-        1.0, low=0.1, high=10.0, unit="Hz", description="/diagnostics per wall second"
-    )  # [Hz]
-
-    def __post_init__(self) -> None:
-        validate_fields(self)
-        if self.compression not in _COMPRESSION:
-            raise ConfigError(
-                f"parameter 'compression' = '{self.compression}' is not one of "
-                f"{', '.join(_COMPRESSION)}"
-            )
-        listed = [*self.topics, *self.optional_topics]
-        if not self.topics:
-            raise ConfigError("parameter 'topics' needs at least one topic")
-        relative = [t for t in listed if not t.startswith("/") or not t.strip("/")]
-        if relative:
-            raise ConfigError(
-                f"topics/optional_topics: {', '.join(map(repr, relative))} are not absolute "
-                "topic names (/name)"
-            )
-        twice = sorted({t for t in listed if listed.count(t) > 1})
-        if twice:
-            raise ConfigError(f"topics/optional_topics: {', '.join(twice)} listed more than once")
-
-
-# ---- reading ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DriveTopics:
     """Topics of a mapping drive; an empty name means the drive has no such stream (its
@@ -447,9 +64,6 @@ EXPECTED_TYPES = {
     "truth": "geometry_msgs/msg/PoseStamped",
 }
 OPTIONAL_ROLES = frozenset({"truth"})
-
-# sensor_msgs/PointField datatypes -> numpy (little-endian; byte order set per cloud)
-_POINT_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 
 
 def _mcap_files(bag: Path) -> list[Path]:
@@ -595,11 +209,6 @@ def _header_time(msg: Any, log_ns: int) -> float:
     return log_ns * 1e-9 if header is None else _seconds(header.stamp, log_ns)
 
 
-def _yaw(q: Any) -> float:
-    x, y, z, w = float(q.x), float(q.y), float(q.z), float(q.w)
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
 def _sorted(stamps: list[float], *columns: list[Any]) -> list[NDArray[np.float64]]:
     t = np.asarray(stamps, dtype=np.float64)
     order = np.argsort(t, kind="stable")
@@ -615,55 +224,38 @@ def cloud_points(
     """(points (N,3) [m], intensities (N,)) of a PointCloud2 with FLOAT32 (or FLOAT64) x, y, z
     and an optional numeric ``intensity`` (zeros without one); non-finite points dropped.
 
+    The layout (offsets, point and row steps, byte order, padded rows) is read by the stack's
+    one PointCloud2 reader, :func:`xiaomanlv_core.ros.pointcloud2.read_points`, which takes
+    rosbags' messages as they are.
+
     Raises:
         BagError: missing or non-float x/y/z, or a data size that does not match the layout.
     """
     by_name = {str(f.name): f for f in msg.fields}
-    order = ">" if msg.is_bigendian else "<"
-    names, formats, offsets = [], [], []
+    names = []
     for name in ("x", "y", "z", "intensity"):
         f = by_name.get(name)
         if f is None:
             if name == "intensity":
                 continue
             raise malformed(where, topic, index, f"PointCloud2 has no field '{name}'")
-        kind = _POINT_TYPES.get(int(f.datatype))
+        kind = DATATYPES.get(int(f.datatype))
         if kind is None or (name != "intensity" and kind not in ("f4", "f8")):
             raise malformed(
                 where, topic, index, f"PointCloud2 field '{name}' has datatype {f.datatype}"
             )
         names.append(name)
-        formats.append(order + kind)
-        offsets.append(int(f.offset))
-    step, width, height = int(msg.point_step), int(msg.width), int(msg.height)
-    row_step = int(msg.row_step) or step * width
-    data = np.asarray(msg.data, dtype=np.uint8)
-    need = row_step * (height - 1) + step * width if height and width else 0
-    itemsize = max(o + np.dtype(k).itemsize for o, k in zip(offsets, formats, strict=True))
-    if step < itemsize or row_step < step * width or data.size < need:
-        raise malformed(
-            where,
-            topic,
-            index,
-            f"PointCloud2 layout (point_step {step}, row_step {row_step}, {height}x{width}) "
-            f"does not fit its {data.size} data bytes",
-        )
-    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": step})
-    if row_step == step * width:
-        cloud = np.frombuffer(data, dtype=dtype, count=width * height)
-    else:  # rows padded: take each row's points
-        rows = [
-            np.frombuffer(data, dtype=dtype, count=width, offset=r * row_step)
-            for r in range(height)
-        ]
-        cloud = np.concatenate(rows) if rows else np.zeros(0, dtype=dtype)
-    points = np.empty((len(cloud), 3), dtype=np.float32)
-    points[:, 0], points[:, 1], points[:, 2] = cloud["x"], cloud["y"], cloud["z"]
+    try:
+        cloud = read_points(msg, names)
+        points = xyz_of(cloud)
+    except PointCloudError as err:
+        raise malformed(where, topic, index, str(err)) from err
     if "intensity" in names:
-        intensities = cloud["intensity"].astype(np.float32)
+        column = cloud["intensity"]
+        intensities = (column if column.ndim == 1 else column[:, 0]).astype(np.float32)
     else:
         intensities = np.zeros(len(cloud), dtype=np.float32)
-    keep = np.isfinite(points).all(axis=1)
+    keep = np.isfinite(points).all(axis=1)  # after the float32 cast, as the map stores them
     if not keep.all():
         points, intensities = points[keep], intensities[keep]
     return np.ascontiguousarray(points), np.ascontiguousarray(intensities)
@@ -844,7 +436,9 @@ def _load_series(bag: _Bag, chosen: Mapping[str, Connection | None]) -> dict[str
         stamps, poses, twists = rows["odometry"]
         p = msg.pose.pose
         stamps.append(t)
-        poses.append((float(p.position.x), float(p.position.y), _yaw(p.orientation)))
+        q = p.orientation
+        yaw = yaw_from_quaternion(float(q.x), float(q.y), float(q.z), float(q.w))
+        poses.append((float(p.position.x), float(p.position.y), yaw))
         tw = msg.twist.twist
         twists.append((float(tw.linear.x), float(tw.angular.z)))
 

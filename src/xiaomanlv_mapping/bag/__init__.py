@@ -1,0 +1,47 @@
+"""Mapping-drive bags: write a rosbag2 bag with MCAP storage (writer.py), read a drive back
+from one (reader.py); rosbag2.py holds what both share (Jazzy's layout, the typestore).
+
+This package re-exports the public API, so ``from xiaomanlv_mapping.bag import BagWriter,
+open_drive`` works as before the split. docs/mapping.md, "Record", describes the bags.
+"""
+
+from __future__ import annotations
+
+from xiaomanlv_mapping.bag.reader import (
+    EXPECTED_TYPES,
+    OPTIONAL_ROLES,
+    Drive,
+    DriveTopics,
+    cloud_points,
+    malformed,
+    open_drive,
+)
+from xiaomanlv_mapping.bag.rosbag2 import (
+    MCAP_MAGIC,
+    METADATA_FILE,
+    ROS_DISTRO,
+    ROSBAG2_VERSION,
+    jazzy_typestore,
+)
+from xiaomanlv_mapping.bag.writer import INFINITE, SENSOR_QOS, BagWriter, qos_to_dicts
+from xiaomanlv_mapping.model import BagError
+
+__all__ = [
+    "EXPECTED_TYPES",
+    "INFINITE",
+    "MCAP_MAGIC",
+    "METADATA_FILE",
+    "OPTIONAL_ROLES",
+    "ROSBAG2_VERSION",
+    "ROS_DISTRO",
+    "SENSOR_QOS",
+    "BagError",
+    "BagWriter",
+    "Drive",
+    "DriveTopics",
+    "cloud_points",
+    "jazzy_typestore",
+    "malformed",
+    "open_drive",
+    "qos_to_dicts",
+]
