@@ -294,7 +294,8 @@ _SPECIAL["sensor_msgs/msg/PointCloud2"] = _cloud
 
 
 def raw_mutation(msg: Any) -> st.SearchStrategy[bytes]:
-    """Serialized CDR of ``msg`` cut short, with bytes flipped, or with a length set huge."""
+    """Serialized CDR of ``msg`` cut short, with a byte flipped (never to itself), or with a
+    length set huge."""
     good = serialize_message(msg)
 
     def mutate(args: tuple[int, int, int]) -> bytes:
@@ -303,7 +304,7 @@ def raw_mutation(msg: Any) -> st.SearchStrategy[bytes]:
         if kind == 0:
             return good[:where]
         if kind == 1:
-            return good[:where] + bytes([value % 256]) + good[where + 1 :]
+            return good[:where] + bytes([good[where] ^ (1 + value % 255)]) + good[where + 1 :]
         return good[:where] + struct.pack("<I", 0x7FFFFFF0 + value % 16) + good[where + 4 :]
 
     return st.tuples(st.integers(0, 2), st.integers(0, 2**16), st.integers(0, 255)).map(mutate)
