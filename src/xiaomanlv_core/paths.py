@@ -6,7 +6,6 @@ from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
-
 PACKAGE = "xiaomanlv"  # the ROS package: interfaces, executables, share files
 
 

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from xiaomanlv_core.fields import FormatError
 from xiaomanlv_core.geodesy import Datum
 from xiaomanlv_core.types import Stop, StopSet
 
@@ -33,7 +34,7 @@ class BagError(MappingError):
     """A bag is missing, corrupt, truncated or lacks a topic; names the file and the topic."""
 
 
-class MapFormatError(MappingError):
+class MapFormatError(MappingError, FormatError):
     """A map file is missing or malformed; the message names the file and the field."""
 
 

@@ -55,11 +55,13 @@ from xiaomanlv.msg import CompartmentStatus, LockerEvent
 from xiaomanlv.srv import ArmStop, LoadParcel, OperatorOpen, SubmitCode
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.fields import FormatError
 from xiaomanlv_core.ros.diagnostics import diagnostic_array, key_values
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config
 from xiaomanlv_core.ros.qos import LATCHED_QOS, events_qos
+from xiaomanlv_core.stops import stops_from_json
 from xiaomanlv_locker.codes import SecretFileError
 from xiaomanlv_locker.config import FAULT_KINDS, LockerConfig
 from xiaomanlv_locker.fields import (
@@ -79,8 +81,6 @@ from xiaomanlv_locker.ros.conversions import (
     wall_to_time,
 )
 from xiaomanlv_locker.store import StoreError
-from xiaomanlv_mapping.model import MapFormatError
-from xiaomanlv_mapping.ros.conversions import stops_from_msg
 
 EVENT_HISTORY = 200  # events a late subscriber receives
 GIL_SWITCH_INTERVAL = 0.001  # [s] sys.setswitchinterval while the node spins (Python: 0.005)
@@ -232,8 +232,8 @@ class LockerNode(Node):
             if len(msg.data) > MAX_STOPS_JSON:
                 raise FieldError(f"{len(msg.data)} characters, at most {MAX_STOPS_JSON}")
             json_object(msg.data, "/map/stops", max_chars=MAX_STOPS_JSON, max_depth=4)
-            site = stops_from_msg(msg)
-        except (FieldError, MapFormatError) as err:
+            site = stops_from_json(msg.data, "/map/stops")
+        except (FieldError, FormatError) as err:
             self._rejected("map_stops", "/map/stops", f"{err} (the stops known stay as they are)")
             return
         stops: dict[str, tuple[float, float]] = {}

@@ -75,7 +75,7 @@ from xiaomanlv_mapping.mapfiles.routes import (
     write_routes,
 )
 from xiaomanlv_mapping.mapfiles.sites import maps_roots, resolve_map_dir, site_map_dir
-from xiaomanlv_mapping.mapfiles.stops import read_stops, stops_from_dict, stops_to_dict, write_stops
+from xiaomanlv_mapping.mapfiles.stops import read_stops, write_stops
 from xiaomanlv_mapping.mapfiles.trajectory import read_trajectory, write_trajectory
 
 __all__ = [
@@ -128,8 +128,6 @@ __all__ = [
     "routes_to_geojson",
     "seal_map",
     "site_map_dir",
-    "stops_from_dict",
-    "stops_to_dict",
     "tile_cloud",
     "tile_name",
     "write_cloud",

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xiaomanlv_mapping.mapfiles.fields import Fields
-from xiaomanlv_mapping.mapfiles.fileio import load_yaml, write_file, yaml_text
+from xiaomanlv_mapping.mapfiles.fileio import load_yaml, map_fields, write_file, yaml_text
 from xiaomanlv_mapping.model import Datum
 
 _DATUM_KEYS = ("latitude", "longitude", "altitude", "heading_deg")
@@ -23,7 +22,7 @@ def datum_to_dict(datum: Datum) -> dict[str, float]:
 
 def datum_from_dict(data: Any, label: str) -> Datum:
     """A Datum from its mapping form; MapFormatError naming ``label`` and the field."""
-    f = Fields(label)
+    f = map_fields(label)
     d = f.mapping(data, "", _DATUM_KEYS, _DATUM_KEYS)
     return Datum(
         latitude=f.in_range(d["latitude"], "latitude", -90.0, 90.0, "deg"),

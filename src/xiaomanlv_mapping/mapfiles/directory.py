@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xiaomanlv_mapping.mapfiles.datum import read_datum, write_datum
-from xiaomanlv_mapping.mapfiles.fields import Fields
-from xiaomanlv_mapping.mapfiles.fileio import fsync_dir
+from xiaomanlv_mapping.mapfiles.fileio import fsync_dir, map_fields
 from xiaomanlv_mapping.mapfiles.grid import read_grid_and_image, write_grid
 from xiaomanlv_mapping.mapfiles.info import (
     MapInfo,
@@ -202,7 +201,7 @@ def write_map(
     if out.exists() and not overwrite:
         raise MappingError(f"{out}: a map exists there; pass overwrite=True to replace it")
     label = str(out / INFO_FILE)
-    f = Fields(label)
+    f = map_fields(label)
     site = f.text(prior.site, "site")
     voxel = f.positive(prior.cloud_voxel, "cloud_voxel")
     size = f.positive(tile_size, "tile_size")

@@ -16,7 +16,13 @@ from typing import Any
 
 import yaml
 
+from xiaomanlv_core.fields import Fields
 from xiaomanlv_mapping.model import MapFormatError
+
+
+def map_fields(label: str) -> Fields:
+    """Typed access to a map file's parsed content; errors are MapFormatErrors naming ``label``."""
+    return Fields(label, MapFormatError)
 
 
 def read_bytes(path: Path) -> bytes:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_mapping.mapfiles.fields import Fields, shown
-from xiaomanlv_mapping.mapfiles.fileio import load_yaml, read_bytes, write_file
+from xiaomanlv_core.fields import shown
+from xiaomanlv_mapping.mapfiles.fileio import load_yaml, map_fields, read_bytes, write_file
 from xiaomanlv_mapping.mapfiles.layout import GRID_IMAGE
 from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MapFormatError
 
@@ -44,7 +44,7 @@ _GRID_REQUIRED = ("image", "resolution", "origin", "negate", "occupied_thresh", 
 
 
 def _grid_cells(grid: Grid, label: str) -> NDArray[np.int8]:
-    f = Fields(label)
+    f = map_fields(label)
     cells = np.asarray(grid.cells)
     if cells.ndim != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
         raise f.fail("grid.cells", f"expected a non-empty 2D array, got shape {cells.shape}")
@@ -85,7 +85,7 @@ def read_pgm(path: Path) -> tuple[NDArray[np.uint8], int]:
     """
     path = Path(path)
     data = read_bytes(path)
-    f = Fields(str(path))
+    f = map_fields(str(path))
     tokens: list[bytes] = []
     pos = 0
     for name in ("magic", "width", "height", "maxval"):
@@ -169,7 +169,7 @@ def write_grid(grid: Grid, path: Path, image: str = GRID_IMAGE) -> None:
 def read_grid_and_image(path: Path) -> tuple[Grid, Path]:
     """:func:`read_grid`, and the path of the image map.yaml names."""
     path = Path(path)
-    f = Fields(str(path))
+    f = map_fields(str(path))
     data = f.mapping(load_yaml(path), "", _GRID_REQUIRED, _GRID_KEYS)
     image_name = f.text(data["image"], "image")
     mode = data.get("mode", "trinary")

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from xiaomanlv_mapping.mapfiles.fields import Fields, shown
-from xiaomanlv_mapping.mapfiles.fileio import load_yaml, write_file, yaml_text
+from xiaomanlv_core.fields import shown
+from xiaomanlv_mapping.mapfiles.fileio import load_yaml, map_fields, write_file, yaml_text
 from xiaomanlv_mapping.mapfiles.layout import (
     FORMAT,
     FORMAT_VERSION,
@@ -121,7 +121,7 @@ def write_info(info: MapInfo, path: Path) -> None:
 def read_info(path: Path) -> MapInfo:
     """Raises MapFormatError: missing file or field, another format, a newer version."""
     path = Path(path)
-    f = Fields(str(path))
+    f = map_fields(str(path))
     d = f.mapping(load_yaml(path), "", _INFO_KEYS, _INFO_KEYS)
     if d["format"] != FORMAT:
         raise f.fail("format", f"expected {FORMAT!r}, got {shown(d['format'])}")

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_mapping.mapfiles.fields import Fields
-from xiaomanlv_mapping.mapfiles.fileio import load_yaml, read_bytes, write_file, yaml_text
+from xiaomanlv_mapping.mapfiles.fileio import (
+    load_yaml,
+    map_fields,
+    read_bytes,
+    write_file,
+    yaml_text,
+)
 from xiaomanlv_mapping.mapfiles.layout import CLOUD_METADATA
 from xiaomanlv_mapping.model import MapFormatError
 
@@ -72,7 +77,7 @@ def read_pcd(path: Path) -> NDArray[np.float32]:
     """
     path = Path(path)
     data = read_bytes(path)
-    f = Fields(str(path))
+    f = map_fields(str(path))
     header: dict[str, list[str]] = {}
     pos = 0
     data_kind = ""
@@ -235,7 +240,7 @@ def write_cloud(
     """
     directory = Path(directory)
     label = str(directory / CLOUD_METADATA)
-    size = Fields(label).positive(tile_size, "x_resolution")
+    size = map_fields(label).positive(tile_size, "x_resolution")
     points = _points_array(cloud, str(directory), "cloud")
     tiles = tile_cloud(points, size)
     metadata: dict[str, Any] = {"x_resolution": size, "y_resolution": size}
@@ -257,7 +262,7 @@ def read_cloud_and_files(directory: Path) -> tuple[NDArray[np.float32], list[str
     """:func:`read_cloud`, and the names of the files read (the tiles, then the metadata)."""
     directory = Path(directory)
     meta_path = directory / CLOUD_METADATA
-    f = Fields(str(meta_path))
+    f = map_fields(str(meta_path))
     data = f.mapping(load_yaml(meta_path), "", ("x_resolution", "y_resolution"))
     x_res = f.positive(data["x_resolution"], "x_resolution")
     y_res = f.positive(data["y_resolution"], "y_resolution")

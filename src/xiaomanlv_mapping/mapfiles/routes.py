@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xiaomanlv_mapping.mapfiles.fields import Fields, shown
-from xiaomanlv_mapping.mapfiles.fileio import read_text, write_file
+from xiaomanlv_core.fields import Fields, shown
+from xiaomanlv_mapping.mapfiles.fileio import map_fields, read_text, write_file
 from xiaomanlv_mapping.mapfiles.layout import MAP_FRAME
 from xiaomanlv_mapping.model import MapFormatError, RouteEdge, RouteGraph, RouteNode
 
@@ -112,7 +112,7 @@ def routes_from_geojson(data: Any, label: str) -> RouteGraph:
     Raises:
         MapFormatError: naming ``label`` and the feature's field.
     """
-    f = Fields(label)
+    f = map_fields(label)
     root = f.mapping(data, "", ("type", "features"))
     if root["type"] != "FeatureCollection":
         raise f.fail("type", f"expected 'FeatureCollection', got {shown(root['type'])}")

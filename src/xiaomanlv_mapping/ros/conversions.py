@@ -27,14 +27,13 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from xiaomanlv_core.ros.pointcloud2 import xyz_cloud
 from xiaomanlv_core.ros.poses import yaw_of_msg, yaw_quaternion_msg
+from xiaomanlv_core.stops import stops_from_json, stops_to_json
 from xiaomanlv_mapping.mapfiles import (
     MAP_FRAME,
     datum_from_dict,
     datum_to_dict,
     routes_from_geojson,
     routes_geojson_text,
-    stops_from_dict,
-    stops_to_dict,
 )
 from xiaomanlv_mapping.model import (
     Datum,
@@ -115,11 +114,11 @@ def routes_from_msg(msg: String, topic: str = "/map/route_graph") -> RouteGraph:
 
 def stops_to_msg(stops: StopSet) -> String:
     """JSON of the stops.yaml mapping: ``{"station": {name, loading, charging}, "stops": []}``."""
-    return String(data=json.dumps(stops_to_dict(stops), allow_nan=False))
+    return String(data=stops_to_json(stops))
 
 
 def stops_from_msg(msg: String, topic: str = "/map/stops") -> StopSet:
-    return stops_from_dict(_json(msg, topic), topic)
+    return stops_from_json(msg.data, topic, MapFormatError)
 
 
 def datum_to_msg(datum: Datum) -> String:

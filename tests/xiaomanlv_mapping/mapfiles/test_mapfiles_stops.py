@@ -7,7 +7,8 @@ from types import ModuleType
 
 import yaml
 
-from xiaomanlv_mapping.mapfiles import STOPS_FILE, read_stops, stops_to_dict, write_stops
+from xiaomanlv_core.stops import stops_to_dict
+from xiaomanlv_mapping.mapfiles import STOPS_FILE, read_stops, write_stops
 
 
 def test_stops_round_trip(tmp_path: Path, map_rig: ModuleType) -> None:

@@ -1,8 +1,10 @@
 """Typed access to parsed YAML or JSON whose every error names the file and the field.
 
-Each map file's reader walks its parsed document through one :class:`Fields`, so a bad value
-comes back as a :class:`~xiaomanlv_mapping.model.MapFormatError` such as
-``maps/university/map.yaml: resolution: expected a positive number, got -1``.
+A reader walks its parsed document (a map file, the /map/stops JSON) through one
+:class:`Fields`, so a bad value comes back as one error naming where it came from, such as
+``maps/university/map.yaml: resolution: expected a positive number, got -1``. The error type
+is the reader's: :class:`FormatError` by default, a subclass (the mapping package's
+``MapFormatError``) where the reader has its own.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from xiaomanlv_mapping.model import MapFormatError
+
+class FormatError(ValueError):
+    """A document (file or message) whose content does not have the expected form."""
 
 
 def shown(value: Any) -> str:
@@ -23,11 +27,13 @@ def shown(value: Any) -> str:
 class Fields:
     """Typed access to parsed YAML or JSON; every error names the file (label) and the field."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, error: type[FormatError] = FormatError) -> None:
         self.label = label
+        self.error = error
 
-    def fail(self, field: str, message: str) -> MapFormatError:
-        return MapFormatError(f"{self.label}: {field or 'top level'}: {message}")
+    def fail(self, field: str, message: str) -> FormatError:
+        """The error (not raised) naming this document, ``field`` and ``message``."""
+        return self.error(f"{self.label}: {field or 'top level'}: {message}")
 
     def mapping(
         self,
