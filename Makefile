@@ -18,7 +18,8 @@ build: venv
 	@$(ENV) && $(COLCON) && python -m xiaomanlv_sim.precompile
 
 lint: venv
-	@$(ENV) && ruff check . && ruff format --check src tests bench launch tools setup.py
+	@$(ENV) && ruff check . && ruff format --check src tests bench launch tools setup.py && \
+		lint-imports --no-cache
 
 typecheck: venv
 	@$(ENV) && mypy
