@@ -31,9 +31,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from xiaomanlv_bringup.ros.launch import generate_for_profile
-from xiaomanlv_sim.assets import models_dir, robot_model_file, site_file, world_file
-from xiaomanlv_sim.sdf import load_robot
-from xiaomanlv_sim.site import load_site
+from xiaomanlv_core.robot import load_robot, model_file
+from xiaomanlv_core.site import load_site
+from xiaomanlv_sim.assets import models_dir, site_file, world_file
 
 
 def _spawn_pose(context, site):
@@ -51,7 +51,7 @@ def _sensor_frames():
     """static_transform_publisher nodes: base_link -> every sensor of the robot model."""
     from scipy.spatial.transform import Rotation
 
-    robot = load_robot(robot_model_file())
+    robot = load_robot(model_file())
     sensors = [robot.lidar, robot.imu, robot.gnss, *robot.ultrasonic]
     nodes = []
     for sensor in sensors:
@@ -103,7 +103,7 @@ def _launch_setup(context, *args, **kwargs):
     gz_sim = ExecuteProcess(cmd=["gz", "sim", *gz_flags, str(world)], output="screen")
     spawn_options = {
         "-world": site.name,
-        "-file": str(robot_model_file()),
+        "-file": str(model_file()),
         "-name": "xiaomanlv",
         "-x": f"{x:.3f}",
         "-y": f"{y:.3f}",

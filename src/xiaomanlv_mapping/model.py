@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from xiaomanlv_core.fields import FormatError
 from xiaomanlv_core.geodesy import Datum
-from xiaomanlv_core.types import Stop, StopSet
+from xiaomanlv_core.types import StopSet
 
 
 class MappingError(ValueError):
@@ -183,11 +183,6 @@ class RouteGraph:
 
     nodes: tuple[RouteNode, ...]
     edges: tuple[RouteEdge, ...]
-
-
-# The stops and the station are the foundation's types (one home: xiaomanlv_core.types). MapStop
-# is the name mapping modules knew them by; new code says Stop.
-MapStop = Stop
 
 
 @dataclass(frozen=True)

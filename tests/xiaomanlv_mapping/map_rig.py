@@ -12,13 +12,13 @@ import math
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from xiaomanlv_core.types import Stop
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
     UNKNOWN,
     Datum,
     Grid,
-    MapStop,
     PoseSeries,
     PriorMap,
     RouteEdge,
@@ -74,11 +74,11 @@ def synthetic_routes() -> RouteGraph:
 def synthetic_stops() -> StopSet:
     return StopSet(
         station="depot",
-        loading=MapStop("depot_loading", 0.0, -2.0, -math.pi / 2, "depot"),
-        charging=MapStop("depot_charging", 4.0, -2.0, -1.570796, "depot"),
+        loading=Stop("depot_loading", 0.0, -2.0, -math.pi / 2, "depot"),
+        charging=Stop("depot_charging", 4.0, -2.0, -1.570796, "depot"),
         stops=(
-            MapStop("stop_a", 20.0, 30.0, math.pi / 2, "library"),
-            MapStop("stop_b", 45.5, -2.25, 0.0, ""),
+            Stop("stop_a", 20.0, 30.0, math.pi / 2, "library"),
+            Stop("stop_b", 45.5, -2.25, 0.0, ""),
         ),
     )
 

@@ -12,13 +12,13 @@ import pytest
 from numpy.typing import NDArray
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.types import Stop
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
     UNKNOWN,
     Grid,
     MappingError,
-    MapStop,
     PoseSeries,
     RouteGraph,
     StopSet,
@@ -61,9 +61,9 @@ def stop_set(
 ) -> StopSet:
     return StopSet(
         station="depot",
-        loading=MapStop("loading", *loading, 0.0),
-        charging=MapStop("charging", *charging, 0.0),
-        stops=tuple(MapStop(name, x, y, 0.0) for name, x, y in stops),
+        loading=Stop("loading", *loading, 0.0),
+        charging=Stop("charging", *charging, 0.0),
+        stops=tuple(Stop(name, x, y, 0.0) for name, x, y in stops),
     )
 
 

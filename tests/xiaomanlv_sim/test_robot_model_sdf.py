@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xiaomanlv_sim.assets import robot_model_file
+from xiaomanlv_core.robot import model_file as robot_model_file
 from xiaomanlv_sim.worldgen.furniture import KERB_HEIGHT
 from xiaomanlv_sim.worldgen.robot import ULTRASONIC_NAMES
 

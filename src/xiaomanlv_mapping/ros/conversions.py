@@ -28,6 +28,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from xiaomanlv_core.ros.pointcloud2 import xyz_cloud
 from xiaomanlv_core.ros.poses import yaw_of_msg, yaw_quaternion_msg
 from xiaomanlv_core.stops import stops_from_json, stops_to_json
+from xiaomanlv_core.types import Stop
 from xiaomanlv_mapping.mapfiles import (
     MAP_FRAME,
     datum_from_dict,
@@ -39,7 +40,6 @@ from xiaomanlv_mapping.model import (
     Datum,
     Grid,
     MapFormatError,
-    MapStop,
     RouteGraph,
     StopSet,
 )
@@ -184,7 +184,7 @@ def route_markers(
         nodes.points.append(_point(node.x, node.y))
         nodes.colors.append(NODE_COLOURS.get(node.kind, NODE_COLOURS["junction"]))
     out.markers += [edges, nodes]
-    poses: list[tuple[MapStop, ColorRGBA]] = [
+    poses: list[tuple[Stop, ColorRGBA]] = [
         (stops.loading, STATION_COLOUR),
         (stops.charging, STATION_COLOUR),
         *((s, STOP_COLOUR) for s in stops.stops),

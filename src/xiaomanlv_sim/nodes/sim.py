@@ -48,6 +48,7 @@ from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_core.ros.qos import CLOCK_QOS, SENSOR_QOS, events_qos
 from xiaomanlv_core.ros.time import stamp_of
+from xiaomanlv_core.site import SiteError
 from xiaomanlv_sim.assets import AssetNotFoundError
 from xiaomanlv_sim.ros.conversions import (
     agents_to_markers,
@@ -70,7 +71,6 @@ from xiaomanlv_sim.sensors.lidar import LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading
 from xiaomanlv_sim.sensors.ultrasonic import RangeReading
 from xiaomanlv_sim.simulator import SensorReading, SimNodeConfig, Simulator, simulator_for
-from xiaomanlv_sim.site import SiteError
 
 EVENT_HISTORY = 100  # events on /sim/ground_truth/events a late subscriber receives
 TIMER_PERIOD = 0.005  # [s] steady; each callback simulates up to the wall-clock target

@@ -23,14 +23,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import LaserScan, Range
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.robot import load_robot, model_file
 from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_core.ros.qos import SENSOR_QOS
-from xiaomanlv_sim.assets import robot_model_file
+from xiaomanlv_core.sdformat import SdfError
 from xiaomanlv_sim.gazebo import ScanError, UltrasonicRangeConfig, range_from_scan
-from xiaomanlv_sim.sdf import SdfError, load_robot
 
 PREFIX = "ultrasonic_"
 
@@ -38,7 +38,7 @@ PREFIX = "ultrasonic_"
 def model_rangers() -> tuple[str, ...]:
     """The <where> of every ultrasonic_<where> sensor in the robot model, in file order."""
     try:
-        robot = load_robot(robot_model_file())
+        robot = load_robot(model_file())
     except (SdfError, OSError) as err:
         raise ConfigError(f"sensors: cannot read the robot model: {err}") from None
     return tuple(s.name.removeprefix(PREFIX) for s in robot.ultrasonic)

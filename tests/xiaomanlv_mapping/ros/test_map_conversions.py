@@ -13,6 +13,7 @@ from visualization_msgs.msg import Marker
 
 from xiaomanlv_core.ros.pointcloud2 import read_xyz
 from xiaomanlv_core.ros.poses import yaw_of_msg
+from xiaomanlv_core.types import Stop
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
@@ -20,7 +21,6 @@ from xiaomanlv_mapping.model import (
     Datum,
     Grid,
     MapFormatError,
-    MapStop,
     RouteEdge,
     RouteGraph,
     RouteNode,
@@ -54,9 +54,9 @@ GRAPH = RouteGraph(
 )
 STOPS = StopSet(
     station="depot",
-    loading=MapStop("depot_loading", 0.0, -2.0, -math.pi / 2, "depot"),
-    charging=MapStop("depot_charging", 3.0, -2.0, -math.pi / 2),
-    stops=(MapStop("lab", 10.0, 8.0, math.pi / 2, "physics"),),
+    loading=Stop("depot_loading", 0.0, -2.0, -math.pi / 2, "depot"),
+    charging=Stop("depot_charging", 3.0, -2.0, -math.pi / 2),
+    stops=(Stop("lab", 10.0, 8.0, math.pi / 2, "physics"),),
 )
 
 
