@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from xiaomanlv_core.fields import Fields
+from xiaomanlv_core.yamlfile import YamlFileError, read_yaml
 from xiaomanlv_mapping.model import MapFormatError
 
 
@@ -42,10 +43,15 @@ def read_text(path: Path) -> str:
 
 
 def load_yaml(path: Path) -> Any:
+    """The data of map file ``path`` (read with the limits of `xiaomanlv_core.yamlfile`)."""
     try:
-        return yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        raise MapFormatError(f"{path}: not valid YAML: {err}") from None
+        return read_yaml(path)
+    except FileNotFoundError:
+        raise MapFormatError(f"{path}: missing") from None
+    except OSError as err:
+        raise MapFormatError(f"{path}: cannot read: {err.strerror or err}") from None
+    except YamlFileError as err:
+        raise MapFormatError(f"{path}: {err}") from None
 
 
 def write_file(path: Path, data: bytes) -> None:

@@ -318,7 +318,7 @@ FIELD_ERRORS = [
         "image: only 8-bit binary PGM images are read",
     ),
     (GRID_YAML, replace("negate: 0", "negate: 0\nthreshold: 3"), "threshold: unknown key"),
-    (GRID_YAML, replace("image: map.pgm", "image: [map.pgm"), "not valid YAML"),
+    (GRID_YAML, replace("image: map.pgm", "image: [map.pgm"), "line 2: not valid YAML"),
     (
         DATUM_FILE,
         replace("latitude: 30.308", "latitude: 95"),
