@@ -361,7 +361,7 @@ def test_hostile_messages_are_counted_and_the_node_lives_on(locker_node: Any) ->
 
 
 def test_stops_come_from_the_map_servers_latched_topic(locker_node: Any) -> None:
-    from xiaomanlv_mapping.model import MapStop, StopSet
+    from xiaomanlv_core.types import Stop, StopSet
     from xiaomanlv_mapping.ros.conversions import stops_to_msg
 
     session = locker_node(stops_from_map=True)
@@ -370,8 +370,8 @@ def test_stops_come_from_the_map_servers_latched_topic(locker_node: Any) -> None
         assert not early.success and "stops are not known yet" in early.message
         values = diagnostics_values(session, lambda v: "site_stops" in v)
         assert values["site_stops"] == "unknown"
-        here = MapStop("loading", 0.0, 0.0, 0.0)
-        site = StopSet("station", here, here, (MapStop("library", 31.0, 70.0, 0.0),))
+        here = Stop("loading", 0.0, 0.0, 0.0)
+        site = StopSet("station", here, here, (Stop("library", 31.0, 70.0, 0.0),))
         stops_pub = session.client.create_publisher(String, "/map/stops", LATCHED_QOS)
         stops_pub.publish(stops_to_msg(site))
         diagnostics_values(session, lambda v: v.get("site_stops") == "1")
