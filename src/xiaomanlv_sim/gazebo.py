@@ -11,21 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-from xiaomanlv_core.config import param
-
-
-@dataclass(frozen=True)
-class UltrasonicRangeConfig:
-    """The scan-to-range converter (node ``ultrasonic_range``)."""
-
-    sensors: tuple[str, ...] = param(
-        (),
-        description="rangers to convert, by <where> (front_left, ...); empty: every "
-        "ultrasonic_<where> sensor of models/xiaomanlv/model.sdf",
-    )
-    diagnostics_rate: float = param(1.0, low=0.1, high=10.0, unit="Hz")
 
 
 class ScanError(ValueError):

@@ -50,6 +50,7 @@ from xiaomanlv_core.ros.qos import CLOCK_QOS, SENSOR_QOS, events_qos
 from xiaomanlv_core.ros.time import stamp_of
 from xiaomanlv_core.site import SiteError
 from xiaomanlv_sim.assets import AssetNotFoundError
+from xiaomanlv_sim.config import SimNodeConfig
 from xiaomanlv_sim.ros.conversions import (
     agents_to_markers,
     clock_msg,
@@ -70,7 +71,7 @@ from xiaomanlv_sim.sensors.imu import ImuReading
 from xiaomanlv_sim.sensors.lidar import LidarScan
 from xiaomanlv_sim.sensors.odometry import OdomReading
 from xiaomanlv_sim.sensors.ultrasonic import RangeReading
-from xiaomanlv_sim.simulator import SensorReading, SimNodeConfig, Simulator, simulator_for
+from xiaomanlv_sim.simulator import SensorReading, Simulator, simulator_for
 
 EVENT_HISTORY = 100  # events on /sim/ground_truth/events a late subscriber receives
 TIMER_PERIOD = 0.005  # [s] steady; each callback simulates up to the wall-clock target

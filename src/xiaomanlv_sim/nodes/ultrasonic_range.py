@@ -30,7 +30,8 @@ from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_core.ros.qos import SENSOR_QOS
 from xiaomanlv_core.sdformat import SdfError
-from xiaomanlv_sim.gazebo import ScanError, UltrasonicRangeConfig, range_from_scan
+from xiaomanlv_sim.config import UltrasonicRangeConfig
+from xiaomanlv_sim.gazebo import ScanError, range_from_scan
 
 PREFIX = "ultrasonic_"
 
