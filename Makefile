@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source tools/env.sh
-COLCON := colcon --log-base build/colcon-log build --symlink-install --base-paths . \
-	--build-base build --install-base install \
+# vendor/ holds interfaces no reachable registry has (tf2_msgs); colcon never looks inside the
+# root package, so it is a base path of its own, and tools/vendored_skip.sh skips each one this
+# machine's ROS 2 already provides.
+COLCON := colcon --log-base build/colcon-log build --symlink-install --base-paths . vendor \
+	--build-base build --install-base install $$(bash tools/vendored_skip.sh) \
 	--cmake-args -DPython3_EXECUTABLE=$(CURDIR)/.venv/bin/python -DBUILD_TESTING=ON
 
 .PHONY: setup venv build test demo lint typecheck pytest colcon-test lock clean
@@ -35,7 +38,7 @@ demo: build
 	@$(ENV) && xiaomanlv demo
 
 colcon-test: build
-	@$(ENV) && colcon --log-base build/colcon-log test --base-paths . --build-base build \
+	@$(ENV) && colcon --log-base build/colcon-log test --base-paths . vendor --build-base build \
 		--install-base install --event-handlers console_direct- && \
 		colcon test-result --test-result-base build --verbose
 
