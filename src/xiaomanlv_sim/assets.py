@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from xiaomanlv_core.robot import model_file
-
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,14 +50,6 @@ def worlds_dir() -> Path:
 
 def scenarios_dir() -> Path:
     return _find("scenarios")
-
-
-def robot_model_file() -> Path:
-    """The robot model; found by `xiaomanlv_core.robot.model_file` (the map build needs it too)."""
-    try:
-        return model_file()
-    except FileNotFoundError as error:
-        raise AssetNotFoundError(str(error)) from None
 
 
 def shipped_worlds() -> list[str]:

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from xiaomanlv_core.geodesy import Datum
-from xiaomanlv_core.robot import load_robot as load_robot  # re-export for older importers
 from xiaomanlv_core.sdformat import (
     Matrix,
     Scope,

@@ -272,7 +272,7 @@ class Simulator:
 
     Args:
         world: static geometry (``sdf.load_world``).
-        robot: the robot model (``sdf.load_robot``).
+        robot: the robot model (`xiaomanlv_core.robot.load_robot`).
         site: the world's sidecar (start poses, walkways for the crowd); optional.
         scenario: crowd, obstacles, weather, faults, start; optional.
         seed: seeds every random part; defaults to the scenario's seed when a scenario is given

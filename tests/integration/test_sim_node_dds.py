@@ -15,9 +15,8 @@ from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
 
+from xiaomanlv_core.robot import load_robot, model_file
 from xiaomanlv_core.ros.time import seconds_of
-from xiaomanlv_sim import assets
-from xiaomanlv_sim.sdf import load_robot
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +71,7 @@ def test_clock_advances_and_sensor_rates_match_the_robot_model(sim_session: Any)
     )
     assert seconds_of(later.clock) > first
 
-    robot = load_robot(assets.robot_model_file())
+    robot = load_robot(model_file())
     expected = {
         "/lidar/points": robot.lidar.rate,
         "/imu/data": robot.imu.rate,

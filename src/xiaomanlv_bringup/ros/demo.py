@@ -52,11 +52,13 @@ from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
 from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
 from xiaomanlv_core.geometry import planar_pose, transform_points, yaw_from_quaternion
 from xiaomanlv_core.paths import executables_file, graph_file
+from xiaomanlv_core.robot import load_robot, model_file
+from xiaomanlv_core.ros.diagnostics import level_of
 from xiaomanlv_core.ros.pointcloud2 import read_points, xyz_of
 from xiaomanlv_core.ros.qos import LATCHED_QOS, events_qos
 from xiaomanlv_core.ros.time import seconds_of
+from xiaomanlv_core.site import load_site
 from xiaomanlv_nav.health.monitor import Level
-from xiaomanlv_nav.health.ros.conversions import level_of
 
 SENSORS = {
     "/lidar/points": PointCloud2,
@@ -142,11 +144,8 @@ def _scan_in_world(
     cloud: PointCloud2, pose: tuple[float, float, float, float]
 ) -> NDArray[np.float64]:
     """The lidar scan's points in the world frame, from the robot's (ground-truth) pose."""
-    from xiaomanlv_sim.assets import robot_model_file
-    from xiaomanlv_sim.sdf import load_robot
-
     points = xyz_of(read_points(cloud, ("x", "y", "z")))
-    base_from_lidar = load_robot(robot_model_file()).lidar.pose
+    base_from_lidar = load_robot(model_file()).lidar.pose
     x, y, z, yaw = pose
     world_from_base = planar_pose(x, y, yaw)
     world_from_base[2, 3] = z
@@ -158,7 +157,6 @@ def _picture(recorder: _Recorder, output: Path) -> Path | None:
     from xiaomanlv_sim.assets import site_file, world_file
     from xiaomanlv_sim.render import render_top_down
     from xiaomanlv_sim.sdf import load_world
-    from xiaomanlv_sim.site import load_site
 
     if not recorder.path:
         return None
@@ -392,17 +390,12 @@ def run_demo(
 
 
 def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) -> int:
-    from xiaomanlv_sim.assets import robot_model_file
-    from xiaomanlv_sim.sdf import load_robot
-
     started = time.monotonic()
     profile = load_profile(
         graph_file(), profile_name, executables=read_executables(executables_file())
     )
     summary["profile"] = profile.name
-    ultrasonic = [
-        s.name.removeprefix("ultrasonic_") for s in load_robot(robot_model_file()).ultrasonic
-    ]
+    ultrasonic = [s.name.removeprefix("ultrasonic_") for s in load_robot(model_file()).ultrasonic]
     topics = {**SENSORS, **{f"/ultrasonic/{n}": Range for n in ultrasonic}}
     topics["/sim/ground_truth/pose"] = PoseStamped
     topics["/sim/ground_truth/agents"] = MarkerArray

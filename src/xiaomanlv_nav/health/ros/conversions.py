@@ -7,7 +7,6 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from xiaomanlv.msg import HealthStatus, TopicHealth
 
 from xiaomanlv_core.ros.diagnostics import diagnostic_status, level_byte
-from xiaomanlv_core.ros.diagnostics import level_of as level_of  # bringup's demo reads it here
 from xiaomanlv_nav.health.monitor import HealthReport
 
 

@@ -6,8 +6,9 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 from xiaomanlv.msg import HealthStatus, TopicHealth
 
+from xiaomanlv_core.ros.diagnostics import level_of
 from xiaomanlv_nav.health.monitor import ComponentReport, HealthReport, Level, TopicReport
-from xiaomanlv_nav.health.ros.conversions import health_to_msg, level_of, report_to_diagnostics
+from xiaomanlv_nav.health.ros.conversions import health_to_msg, report_to_diagnostics
 
 REPORT = HealthReport(
     stamp=12.5,
