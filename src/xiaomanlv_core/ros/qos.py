@@ -8,6 +8,10 @@
   RELIABLE, TRANSIENT_LOCAL, KEEP_LAST ``depth``.
 - :data:`CLOCK_QOS`: /clock, RELIABLE, VOLATILE, KEEP_LAST 1 (only the newest time matters; a
   reliable publisher also serves rclpy's best-effort time source).
+- :data:`TF_QOS`: /tf, RELIABLE, VOLATILE, KEEP_LAST 100 (tf2_ros's dynamic broadcaster and
+  listener). /tf_static is published LATCHED (tf2_ros's static broadcaster: one message holding
+  every static transform of the node) and read with :data:`TF_STATIC_LISTENER_QOS`, RELIABLE,
+  TRANSIENT_LOCAL, KEEP_LAST 100, so the latched message of every static broadcaster arrives.
 
 A TRANSIENT_LOCAL subscriber matches only TRANSIENT_LOCAL publishers, so subscribers of latched
 and event topics use the same profile as the publisher.
@@ -34,6 +38,19 @@ CLOCK_QOS = QoSProfile(
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
+)
+
+TF_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+TF_STATIC_LISTENER_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
 
