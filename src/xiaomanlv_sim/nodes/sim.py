@@ -13,12 +13,16 @@ and Nav2's SensorDataQoS ones, while a best-effort one would leave reliable subs
 unmatched): /clock (KEEP_LAST 1), /lidar/points, /imu/data, /wheel/odom, /gnss/fix,
 /ultrasonic/<where>, /sim/ground_truth/pose, /sim/ground_truth/odom,
 /sim/ground_truth/agents, /sim/ground_truth/events (TRANSIENT_LOCAL, KEEP_LAST 100),
-/diagnostics. Subscribes /cmd_vel (geometry_msgs/Twist, RELIABLE 10): a command with a
-non-finite linear.x or angular.z, or one beyond ``COMMAND_LIMIT_FACTOR`` times the drive's
-limits in models/xiaomanlv/model.sdf (no controller means 1e300 m/s), never reaches the
-dynamics: it is counted (``malformed_commands`` and ``last_rejection`` in /diagnostics) and
-the robot is told to stop, as if its commander had fallen silent. Without a new command for
-``cmd_timeout`` sim seconds the robot is told to stop too.
+/diagnostics, and the robot's transforms (docs/frames.md): /tf_static base_link -> every sensor
+frame of the robot description, latched, sent once at start (again when ``base_frame``
+changes); /tf odom -> base_link from the wheel odometry, the pose and stamp of each /wheel/odom
+message, as Gazebo's DiffDrive system publishes it (TF_QOS: RELIABLE, VOLATILE, KEEP_LAST 100).
+Subscribes /cmd_vel (geometry_msgs/Twist, RELIABLE 10): a command with a non-finite linear.x or
+angular.z, or one beyond ``COMMAND_LIMIT_FACTOR`` times the drive's limits in
+models/xiaomanlv/model.sdf (no controller means 1e300 m/s), never reaches the dynamics: it is
+counted (``malformed_commands`` and ``last_rejection`` in /diagnostics) and the robot is told to
+stop, as if its commander had fallen silent. Without a new command for ``cmd_timeout`` sim
+seconds the robot is told to stop too.
 
 Parameters that cannot change at run time (world, scenario, seed, crowd, physics, sensors)
 and frame names that are empty or hold whitespace or control characters are refused with a
@@ -42,11 +46,14 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from xiaomanlv_core.config import ConfigError
+from xiaomanlv_core.frames import sensor_extrinsics
+from xiaomanlv_core.geometry import planar_pose
 from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_core.ros.qos import CLOCK_QOS, SENSOR_QOS, events_qos
+from xiaomanlv_core.ros.tf import Broadcaster, StaticBroadcaster, transform_msg
 from xiaomanlv_core.ros.time import stamp_of
 from xiaomanlv_core.site import SiteError
 from xiaomanlv_sim.assets import AssetNotFoundError
@@ -136,6 +143,9 @@ class SimNode(Node):
             String, "/sim/ground_truth/events", events_qos(EVENT_HISTORY)
         )
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._tf = Broadcaster(self)
+        self._tf_static = StaticBroadcaster(self)
+        self._send_sensor_frames()
         self.create_subscription(Twist, "/cmd_vel", self._on_cmd, 10)
         rate = self.sim.physics_rate
         self._clock_every = max(1, round(rate / cfg.clock_rate))
@@ -209,11 +219,19 @@ class SimNode(Node):
         else:
             sim.pop_events()
 
+    def _send_sensor_frames(self) -> None:
+        base = self.config.base_frame
+        extrinsics = sensor_extrinsics(self.sim.robot)
+        self._tf_static.send(
+            transform_msg(pose, base, frame, self.sim.time) for frame, pose in extrinsics.items()
+        )
+
     def _publish(self, reading: SensorReading) -> None:
         if isinstance(reading, OdomReading):
-            self._pub_odom.publish(
-                odom_to_msg(reading, self.config.odom_frame, self.config.base_frame)
-            )
+            cfg = self.config
+            self._pub_odom.publish(odom_to_msg(reading, cfg.odom_frame, cfg.base_frame))
+            odom_base = planar_pose(*(float(v) for v in reading.pose))  # x, y, yaw
+            self._tf.send([transform_msg(odom_base, cfg.odom_frame, cfg.base_frame, reading.stamp)])
         elif isinstance(reading, ImuReading):
             self._pub_imu.publish(imu_to_msg(reading))
         elif isinstance(reading, GnssReading):
@@ -289,7 +307,10 @@ class SimNode(Node):
         if changed:
             raise ConfigError(f"{', '.join(changed)} cannot change at run time; restart the node")
         check_frames(config)
+        base_changed = config.base_frame != self.config.base_frame
         self.config = config
+        if base_changed:
+            self._send_sensor_frames()
         rate = self.sim.physics_rate
         self._clock_every = max(1, round(rate / config.clock_rate))
         self._truth_every = max(1, round(rate / config.ground_truth_rate))
