@@ -29,7 +29,7 @@ def package_prefix() -> Path:
 
 
 def share_dir() -> Path:
-    """``<prefix>/share/xiaomanlv``: config/, launch/, maps/, worlds/, models/."""
+    """``<prefix>/share/xiaomanlv``: config/, launch/, maps/, worlds/, models/, urdf/."""
     return package_prefix() / "share" / PACKAGE
 
 

@@ -47,6 +47,7 @@ def test_generation_is_deterministic(generated: dict[str, str]) -> None:
     assert generate() == generated
     assert set(generated) == {
         "models/xiaomanlv/model.sdf",
+        "urdf/xiaomanlv.urdf",
         "worlds/university.sdf",
         "worlds/university.site.yaml",
         "worlds/residential.sdf",

@@ -2,7 +2,8 @@
 
 ``python -m xiaomanlv_sim.worldgen`` writes, from the Python layouts in this package,
 ``worlds/university.sdf``, ``worlds/university.site.yaml``, ``worlds/residential.sdf``,
-``worlds/residential.site.yaml`` and ``models/xiaomanlv/model.sdf``; ``--check`` regenerates
+``worlds/residential.site.yaml``, ``models/xiaomanlv/model.sdf`` and its URDF twin
+``urdf/xiaomanlv.urdf`` (:mod:`~xiaomanlv_sim.worldgen.urdf`); ``--check`` regenerates
 them in memory and fails if the committed files differ. The output is deterministic (no
 randomness, fixed number formatting), pure Python (shapely, networkx, numpy; no rclpy).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from xiaomanlv_sim.worldgen import residential, university
 from xiaomanlv_sim.worldgen.layout import LayoutError, SiteLayout
 from xiaomanlv_sim.worldgen.robot import RobotParams, robot_sdf
+from xiaomanlv_sim.worldgen.urdf import URDF_FILE, robot_urdf
 from xiaomanlv_sim.worldgen.writers import sidecar_yaml, world_sdf
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "generate",
     "repo_root",
     "robot_sdf",
+    "robot_urdf",
     "sidecar_yaml",
     "world_sdf",
     "write",
@@ -52,7 +55,8 @@ def generate() -> dict[str, str]:
     Raises LayoutError if a layout breaks one of its promises (blocked walkway, stop on an
     obstacle, disconnected walkways, mapping route off the walkways).
     """
-    files = {"models/xiaomanlv/model.sdf": robot_sdf()}
+    model = robot_sdf()
+    files = {"models/xiaomanlv/model.sdf": model, URDF_FILE: robot_urdf(model)}
     for name, build in SITES.items():
         site = build()
         files[f"worlds/{name}.sdf"] = world_sdf(site)
