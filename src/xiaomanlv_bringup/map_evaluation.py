@@ -53,6 +53,13 @@ of more than `CloudConfig.max_points` (2 M) is measured on an evenly strided sub
   within the tolerance (what a planner would drive into); ``grid_phantom_cells``: built obstacle
   cells with no true obstacle within the tolerance.
 
+**Frames**: maps are in their ``map`` frame, the world and its ground truth in the simulator's
+``world`` frame. `map_in_world` is the one transform between them (`xiaomanlv_core.frames.
+world_from_map`: the station's loading pose as the site sidecar gives it, against the same pose
+in the map's stops.yaml, since the build anchors the drive there; docs/frames.md), and
+`evaluate_map` carries the map's cloud, grid origin and trajectory into the world with it before
+comparing anything. For the shipped maps it is the identity.
+
 `render_evaluation` draws the grid over the true footprints with the trajectory coloured by its
 error (OpenCV, the top-down renderer's canvas and legend panel of `xiaomanlv_sim.render`).
 `evaluate_map` does all of it for a map directory (`mapfiles.read_map`) and the ground truth in
@@ -61,6 +68,7 @@ the drive's bag (`bag.open_drive`): what ``xiaomanlv map evaluate`` and bench/ma
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -74,7 +82,18 @@ from scipy.spatial.transform import Rotation, Slerp
 from shapely.geometry import Polygon
 
 from xiaomanlv_core.config import param, validate_fields
-from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MappingError, PoseSeries
+from xiaomanlv_core.frames import world_from_map
+from xiaomanlv_core.geometry import planar_pose, transform_points, yaw_of
+from xiaomanlv_core.site import Site
+from xiaomanlv_mapping.model import (
+    FREE,
+    OCCUPIED,
+    UNKNOWN,
+    Grid,
+    MappingError,
+    PoseSeries,
+    PriorMap,
+)
 from xiaomanlv_sim.footprint import polygons_of, shape_footprint
 from xiaomanlv_sim.render import RGB, Canvas, bgr, with_panel
 from xiaomanlv_sim.scene import Scene, build_raycaster
@@ -584,6 +603,30 @@ def render_evaluation(
 
 
 # ---- a map directory ------------------------------------------------------------------------
+def map_in_world(prior: PriorMap, site: Site) -> F64:
+    """4x4 ``T_world_map`` of a map built on ``site``: its station's loading pose in the world
+    (the sidecar) against the same pose in the map (stops.yaml); module docstring, Frames."""
+    return world_from_map(site.station.loading, prior.stops.loading.pose)
+
+
+def prior_in_world(prior: PriorMap, world_map: F64) -> PriorMap:
+    """The parts of ``prior`` evaluation compares, carried into the world by ``world_map``
+    (``T_world_map``): the cloud, the grid's origin and the trajectory."""
+    if np.allclose(world_map, np.eye(4), rtol=0.0, atol=1e-12):
+        return prior
+    x, y, yaw = prior.grid.origin
+    origin = world_map @ planar_pose(x, y, yaw)
+    grid = Grid(
+        prior.grid.resolution, (float(origin[0, 3]), float(origin[1, 3]), yaw_of(origin)),
+        prior.grid.cells,
+    )  # fmt: skip
+    cloud = transform_points(world_map, prior.cloud).astype(prior.cloud.dtype)
+    trajectory = prior.trajectory
+    if trajectory is not None:
+        trajectory = PoseSeries(trajectory.stamps, world_map @ np.asarray(trajectory.poses))
+    return dataclasses.replace(prior, cloud=cloud, grid=grid, trajectory=trajectory)
+
+
 def _path_length(series: PoseSeries) -> float:
     xyz = np.asarray(series.poses, dtype=np.float64)[:, :3, 3]
     return float(np.linalg.norm(np.diff(xyz, axis=0), axis=1).sum()) if len(xyz) > 1 else 0.0
@@ -600,9 +643,11 @@ def evaluate_map(
 ) -> dict[str, float | int]:
     """Evaluate ``maps/<site>/`` against `world` (a shipped world's name or an SDF path).
 
-    The cloud and the grid are compared with the world's geometry; the map's optimised drive
-    (`PriorMap.trajectory`) with the ground truth recorded in `bag` (``/sim/ground_truth/pose``),
-    when both exist. Writes the evaluation picture to `png` when given.
+    The map is first carried into the world frame by `map_in_world` (the site sidecar next to
+    the world file gives the station). The cloud and the grid are compared with the world's
+    geometry; the map's optimised drive (`PriorMap.trajectory`) with the ground truth recorded in
+    `bag` (``/sim/ground_truth/pose``), when both exist. Writes the evaluation picture to `png`
+    when given.
 
     Returns:
         `Evaluation.as_dict()` plus ``drive_m``: the length [m] of the true drive (of the
@@ -610,8 +655,11 @@ def evaluate_map(
 
     Raises:
         MapFormatError: an unreadable map directory; BagError: an unreadable bag;
-        MappingError: a world that cannot be found or read, or malformed contents.
+        MappingError: a world or site sidecar that cannot be found or read, a map rotated
+            against the world (the grid comparison needs an axis-aligned grid), or malformed
+            contents.
     """
+    from xiaomanlv_core.site import SiteError, load_site
     from xiaomanlv_mapping.bag import open_drive  # the bag reader pulls in rosbags
     from xiaomanlv_mapping.mapfiles import read_map
     from xiaomanlv_sim import assets
@@ -619,9 +667,12 @@ def evaluate_map(
 
     prior = read_map(Path(map_dir))
     try:
-        sdf_world = load_world(assets.world_file(str(world)))
-    except (SdfError, assets.AssetNotFoundError) as err:
+        world_path = assets.world_file(str(world))
+        sdf_world = load_world(world_path)
+        site = load_site(assets.site_file(world_path))
+    except (SdfError, SiteError, assets.AssetNotFoundError) as err:
         raise MappingError(f"evaluate {map_dir}: world {world}: {err}") from err
+    prior = prior_in_world(prior, map_in_world(prior, site))
     truth = open_drive(Path(bag)).truth if bag is not None else None
     estimate = prior.trajectory
     scene = Scene.from_world(sdf_world)

@@ -21,10 +21,13 @@ from xiaomanlv_bringup.map_evaluation import (
     evaluate_grid,
     evaluate_map,
     evaluate_trajectory,
+    map_in_world,
+    prior_in_world,
     render_evaluation,
     true_obstacles,
     umeyama_rigid,
 )
+from xiaomanlv_core.site import load_site
 from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid, MappingError, PoseSeries
 from xiaomanlv_sim.render import PANEL_WIDTH
@@ -257,11 +260,34 @@ BOX_SDF = """<?xml version="1.0"?>
 """
 
 
+BOX_SITE = """name: box
+world: box.sdf
+station:
+  name: depot
+  loading: [0, -2, -1.5707963267948966]
+  charging: [4, -2, -1.570796]
+stops: []
+entrances: {}
+walkways:
+  nodes: {a: [-8, -8], b: [8, -8]}
+  edges: [[a, b, 3]]
+mapping_route:
+  waypoints: [[-8, -8], [8, -8]]
+"""  # the station where map_rig's synthetic map has it: that map's frame is the world
+
+
+def box_site(tmp_path: Path) -> Path:
+    """box.sdf and its site sidecar in ``tmp_path``; returns the world file."""
+    world_path = tmp_path / "box.sdf"
+    world_path.write_text(BOX_SDF)
+    (tmp_path / "box.site.yaml").write_text(BOX_SITE)
+    return world_path
+
+
 def test_evaluate_map_reads_a_map_directory_and_writes_the_picture(
     tmp_path: Path, map_rig: ModuleType
 ) -> None:
-    world_path = tmp_path / "box.sdf"
-    world_path.write_text(BOX_SDF)
+    world_path = box_site(tmp_path)
     grid = frame()
     truth = true_obstacles(box_world(), grid)
     cells = np.where(truth, OCCUPIED, FREE).astype(np.int8)
@@ -283,3 +309,66 @@ def test_evaluate_map_reads_a_map_directory_and_writes_the_picture(
     assert cv2.imread(str(png)) is not None
     with pytest.raises(MappingError, match=r"nowhere\.sdf"):
         evaluate_map(map_dir, world=tmp_path / "nowhere.sdf")
+
+
+def test_evaluate_map_carries_a_map_anchored_elsewhere_into_the_world(
+    tmp_path: Path, map_rig: ModuleType
+) -> None:
+    """The same map in a frame shifted by (7, -3) m: stops, cloud, grid and drive all moved,
+    so ``map_in_world`` brings it back and every number is the unshifted map's."""
+    world_path = box_site(tmp_path)
+    grid = frame()
+    cells = np.where(true_obstacles(box_world(), grid), OCCUPIED, FREE).astype(np.int8)
+    cloud = box_surface_points(np.random.default_rng(3), noise=0.01).astype(np.float32)
+    prior = dataclasses.replace(
+        map_rig.synthetic_map(site="box"),
+        cloud=cloud,
+        cloud_voxel=0.1,
+        grid=Grid(RES, grid.origin, cells),
+        trajectory=circle_drive(n=100),
+    )
+    shift = pose(7.0, -3.0, 0.0)
+    world_map = np.linalg.inv(shift)  # the shifted map's points are shift @ world points
+    assert np.allclose(map_in_world(prior, load_site(tmp_path / "box.site.yaml")), np.eye(4))
+    stops = prior.stops
+    moved_stops = dataclasses.replace(
+        stops,
+        loading=dataclasses.replace(stops.loading, x=stops.loading.x + 7, y=stops.loading.y - 3),
+    )
+    moved = dataclasses.replace(
+        prior_in_world(prior, shift),
+        stops=moved_stops,
+    )
+    np.testing.assert_allclose(
+        map_in_world(moved, load_site(tmp_path / "box.site.yaml")), world_map, atol=1e-12
+    )
+    plain = evaluate_map(write_map(prior, tmp_path / "maps" / "plain"), world=world_path)
+    shifted = evaluate_map(write_map(moved, tmp_path / "maps" / "shifted"), world=world_path)
+    assert moved.grid.origin[:2] == pytest.approx((grid.origin[0] + 7, grid.origin[1] - 3))
+    for key in ("grid_iou", "grid_known_cells", "map_rms_m", "map_outlier_share"):
+        assert shifted[key] == pytest.approx(plain[key], abs=1e-6), key
+    assert plain["grid_iou"] == pytest.approx(1.0)
+
+    turned = dataclasses.replace(
+        moved,
+        stops=dataclasses.replace(
+            moved_stops, loading=dataclasses.replace(moved_stops.loading, yaw=0.3)
+        ),
+    )
+    with pytest.raises(MappingError, match="origin yaw must be 0"):
+        evaluate_map(write_map(turned, tmp_path / "maps" / "turned"), world=world_path)
+    (tmp_path / "box.site.yaml").unlink()
+    with pytest.raises(MappingError, match=r"no site sidecar box\.site\.yaml"):
+        evaluate_map(tmp_path / "maps" / "plain", world=world_path)
+
+
+@pytest.mark.parametrize("site", ["university", "residential"])
+def test_the_shipped_maps_frame_is_their_worlds(repo: Path, site: str) -> None:
+    """Built from drives anchored at the loading pose: world <- map is the identity."""
+    from xiaomanlv_core.frames import world_from_map
+    from xiaomanlv_mapping.mapfiles.stops import read_stops
+
+    sidecar = load_site(repo / "worlds" / f"{site}.site.yaml")
+    stops = read_stops(repo / "maps" / site / "stops.yaml")
+    world_map = world_from_map(sidecar.station.loading, stops.loading.pose)
+    np.testing.assert_allclose(world_map, np.eye(4), atol=1e-6)
