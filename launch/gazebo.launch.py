@@ -8,9 +8,11 @@ Harmonic and ros_gz (ros-jazzy-ros-gz) installed:
 2. ``ros_gz_sim create`` spawns models/xiaomanlv/model.sdf as ``xiaomanlv`` at the station's
    charging pose from worlds/<world>.site.yaml (or at x, y, yaw when given).
 3. ``ros_gz_bridge parameter_bridge`` with config/gz_bridge.yaml: /clock, /lidar/points,
-   /imu/data, /wheel/odom, /gnss/fix, /joint_states, /ultrasonic/<where>/scan out, /cmd_vel in.
-4. ``tf2_ros static_transform_publisher`` for base_link -> each sensor frame, from the sensor
-   poses in models/xiaomanlv/model.sdf (there is no URDF; the SDF is the one source).
+   /imu/data, /wheel/odom, /gnss/fix, /joint_states, /ultrasonic/<where>/scan, DiffDrive's
+   odom -> base_link as /tf out, /cmd_vel in.
+4. ``robot_state_publisher`` with urdf/xiaomanlv.urdf (converted from models/xiaomanlv/model.sdf
+   by the world generator): base_link -> every sensor frame on /tf_static, the wheels from
+   /joint_states on /tf (docs/frames.md).
 5. The 'gazebo' profile of config/graph.yaml (use_sim_time): the stack without the headless
    simulator, plus ``ultrasonic_range``. The ultrasonic rangers are gpu_lidars in Gazebo (it has
    no range sensor); they arrive as LaserScan on /ultrasonic/<where>/scan and that node reduces
@@ -31,7 +33,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from xiaomanlv_bringup.ros.launch import generate_for_profile
-from xiaomanlv_core.robot import load_robot, model_file
+from xiaomanlv_core.robot import model_file
 from xiaomanlv_core.site import load_site
 from xiaomanlv_sim.assets import models_dir, site_file, world_file
 
@@ -47,46 +49,16 @@ def _spawn_pose(context, site):
     return pose.x, pose.y, pose.yaw
 
 
-def _sensor_frames():
-    """static_transform_publisher nodes: base_link -> every sensor of the robot model."""
-    from scipy.spatial.transform import Rotation
-
-    robot = load_robot(model_file())
-    sensors = [robot.lidar, robot.imu, robot.gnss, *robot.ultrasonic]
-    nodes = []
-    for sensor in sensors:
-        frame = getattr(sensor, "frame_id", "") or sensor.name
-        x, y, z = (f"{v:.4f}" for v in sensor.pose[:3, 3])
-        qx, qy, qz, qw = (f"{v:.6f}" for v in Rotation.from_matrix(sensor.pose[:3, :3]).as_quat())
-        nodes.append(
-            Node(
-                package="tf2_ros",
-                executable="static_transform_publisher",
-                name=f"tf_{frame}",
-                arguments=[
-                    "--x",
-                    x,
-                    "--y",
-                    y,
-                    "--z",
-                    z,
-                    "--qx",
-                    qx,
-                    "--qy",
-                    qy,
-                    "--qz",
-                    qz,
-                    "--qw",
-                    qw,
-                    "--frame-id",
-                    "base_link",
-                    "--child-frame-id",
-                    frame,
-                ],
-                parameters=[{"use_sim_time": True}],
-            )
-        )
-    return nodes
+def _robot_state_publisher():
+    """robot_state_publisher on the installed URDF: the robot's fixed frames and its wheels."""
+    urdf = models_dir().parent / "urdf" / "xiaomanlv.urdf"
+    return Node(
+        package="robot_state_publisher",
+        executable="robot_state_publisher",
+        name="robot_state_publisher",
+        output="screen",
+        parameters=[{"robot_description": urdf.read_text(encoding="utf-8"), "use_sim_time": True}],
+    )
 
 
 def _launch_setup(context, *args, **kwargs):
@@ -129,7 +101,7 @@ def _launch_setup(context, *args, **kwargs):
         gz_sim,
         spawn,
         bridge,
-        *_sensor_frames(),
+        _robot_state_publisher(),
         generate_for_profile("gazebo"),
     ]
 

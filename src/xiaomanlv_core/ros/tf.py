@@ -6,6 +6,9 @@ what these publish, and the messages are the same tf2_msgs/TFMessage):
 
 - :func:`transform_msg` / :func:`matrix_of_transform`: geometry_msgs/TransformStamped <-> a
   4x4 ``T_parent_child`` (`xiaomanlv_core.geometry`; quaternions x, y, z, w).
+  :func:`planar_transform_msg` builds one of x, y, yaw, for per-tick use: ~10 us against ~90 us
+  (scipy's matrix-to-quaternion costs ~60 us), and the quaternion is the one
+  ``yaw_quaternion_msg`` gives nav_msgs/Odometry, so the two agree to the bit.
 - :class:`StaticBroadcaster`: /tf_static, LATCHED_QOS. Like tf2_ros's, it keeps every static
   transform it was given (one per child frame, a later one replaces) and republishes them all
   in one message, since a latched topic keeps one message per publisher.
@@ -31,7 +34,7 @@ from scipy.spatial.transform import Rotation
 from tf2_msgs.msg import TFMessage
 
 from xiaomanlv_core.geometry import quaternion_matrix
-from xiaomanlv_core.ros.poses import quaternion_msg, xyzw_of
+from xiaomanlv_core.ros.poses import quaternion_msg, xyzw_of, yaw_quaternion_msg
 from xiaomanlv_core.ros.qos import LATCHED_QOS, TF_QOS, TF_STATIC_LISTENER_QOS
 from xiaomanlv_core.ros.time import seconds_of, stamp_of
 from xiaomanlv_core.tf_tree import TransformError, TransformTree
@@ -54,6 +57,23 @@ def transform_msg(pose: ArrayLike, parent: str, child: str, stamp: float) -> Tra
     t = msg.transform.translation
     t.x, t.y, t.z = (float(v) for v in matrix[:3, 3])
     msg.transform.rotation = quaternion_msg(Rotation.from_matrix(matrix[:3, :3]).as_quat())
+    return msg
+
+
+def planar_transform_msg(
+    x: float, y: float, yaw: float, parent: str, child: str, stamp: float
+) -> TransformStamped:
+    """geometry_msgs/TransformStamped of a planar pose (x, y [m], yaw [rad]; z, roll, pitch 0).
+
+    Raises:
+        ValueError: a stamp a builtin_interfaces/Time cannot hold (`stamp_of`).
+    """
+    msg = TransformStamped()
+    msg.header.stamp = stamp_of(stamp)
+    msg.header.frame_id = parent
+    msg.child_frame_id = child
+    msg.transform.translation.x, msg.transform.translation.y = float(x), float(y)
+    msg.transform.rotation = yaw_quaternion_msg(yaw)
     return msg
 
 

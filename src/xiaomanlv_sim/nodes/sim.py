@@ -47,13 +47,17 @@ from visualization_msgs.msg import MarkerArray
 
 from xiaomanlv_core.config import ConfigError
 from xiaomanlv_core.frames import sensor_extrinsics
-from xiaomanlv_core.geometry import planar_pose
 from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
 from xiaomanlv_core.ros.qos import CLOCK_QOS, SENSOR_QOS, events_qos
-from xiaomanlv_core.ros.tf import Broadcaster, StaticBroadcaster, transform_msg
+from xiaomanlv_core.ros.tf import (
+    Broadcaster,
+    StaticBroadcaster,
+    planar_transform_msg,
+    transform_msg,
+)
 from xiaomanlv_core.ros.time import stamp_of
 from xiaomanlv_core.site import SiteError
 from xiaomanlv_sim.assets import AssetNotFoundError
@@ -230,8 +234,10 @@ class SimNode(Node):
         if isinstance(reading, OdomReading):
             cfg = self.config
             self._pub_odom.publish(odom_to_msg(reading, cfg.odom_frame, cfg.base_frame))
-            odom_base = planar_pose(*(float(v) for v in reading.pose))  # x, y, yaw
-            self._tf.send([transform_msg(odom_base, cfg.odom_frame, cfg.base_frame, reading.stamp)])
+            x, y, yaw = (float(v) for v in reading.pose)
+            self._tf.send(
+                [planar_transform_msg(x, y, yaw, cfg.odom_frame, cfg.base_frame, reading.stamp)]
+            )
         elif isinstance(reading, ImuReading):
             self._pub_imu.publish(imu_to_msg(reading))
         elif isinstance(reading, GnssReading):

@@ -17,12 +17,14 @@ from rclpy.serialization import deserialize_message, serialize_message
 from tf2_msgs.msg import TFMessage
 
 from xiaomanlv_core.geometry import planar_pose, pose_matrix
+from xiaomanlv_core.ros.poses import yaw_quaternion_msg
 from xiaomanlv_core.ros.qos import TF_QOS, TF_STATIC_LISTENER_QOS
 from xiaomanlv_core.ros.tf import (
     Broadcaster,
     StaticBroadcaster,
     TransformListener,
     matrix_of_transform,
+    planar_transform_msg,
     transform_msg,
 )
 from xiaomanlv_core.ros.time import seconds_of
@@ -42,6 +44,16 @@ def test_transform_msg_round_trips_a_pose_and_serialises() -> None:
     zero.transform.rotation.w = 0.0
     with pytest.raises(ValueError, match="no rotation"):
         matrix_of_transform(zero.transform)
+
+
+def test_a_planar_transform_is_the_matrix_one_and_the_odometry_quaternion() -> None:
+    planar = planar_transform_msg(3.0, -2.0, 2.5, "odom", "base_link", 4.0)
+    general = transform_msg(planar_pose(3.0, -2.0, 2.5), "odom", "base_link", 4.0)
+    np.testing.assert_allclose(
+        matrix_of_transform(planar.transform), matrix_of_transform(general.transform), atol=1e-12
+    )
+    assert planar.transform.rotation == yaw_quaternion_msg(2.5)
+    assert (planar.header, planar.child_frame_id) == (general.header, general.child_frame_id)
 
 
 def test_profiles_match_tf2_ros() -> None:
