@@ -50,7 +50,8 @@ def sensor_extrinsics(robot: RobotSpec) -> dict[str, NDArray[np.float64]]:
             above the sensors (map, odom, base_link, world); the message names the robot file.
     """
     out: dict[str, NDArray[np.float64]] = {}
-    for spec in (robot.lidar, robot.imu, robot.gnss, *robot.ultrasonic):
+    specs: list[LidarSpec | ImuSpec | GnssSpec] = [robot.lidar, robot.imu, robot.gnss]
+    for spec in (*specs, *robot.ultrasonic):
         frame = sensor_frame(spec)
         if frame in out or frame in (MAP, ODOM, BASE_LINK, WORLD):
             raise ValueError(
