@@ -51,7 +51,7 @@ def _spawn_pose(context, site):
 
 def _robot_state_publisher():
     """robot_state_publisher on the installed URDF: the robot's fixed frames and its wheels."""
-    urdf = models_dir().parent / "urdf" / "xiaomanlv.urdf"
+    urdf = models_dir().parent / "urdf/xiaomanlv.urdf"
     return Node(
         package="robot_state_publisher",
         executable="robot_state_publisher",
