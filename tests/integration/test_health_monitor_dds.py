@@ -64,7 +64,7 @@ def test_get_health_service_answers_with_the_watched_topics(ros_graph: Any) -> N
     session = ros_graph(
         nodes=["health_monitor"], parameters={"health_monitor": WATCH}, topics=STATUS_TOPICS
     )
-    response = session.call(GetHealth, "/health/get", GetHealth.Request())
+    response = session.call(GetHealth, "/health/get", GetHealth.Request(), resend_every=2.0)
     assert [t.topic for t in response.status.topics] == ["/test/imu"]
     assert level(response.status.level) == level(HealthStatus.STALE)
 
@@ -389,7 +389,7 @@ def test_unreadable_bytes_and_refused_goals_are_counted_not_fatal(ros_graph: Any
             WaitForHealthy, "/health/wait_until_healthy", goal
         )
         assert goal_status == 6 and not result.healthy  # STATUS_ABORTED
-    status = session.call(GetHealth, "/health/get", GetHealth.Request()).status
+    status = session.call(GetHealth, "/health/get", GetHealth.Request(), resend_every=2.0).status
     assert status.malformed_messages >= 1 + len(hostile_goals)
     assert session.supervisor.running() == ["health_monitor"]
     values: dict[str, str] = {}

@@ -444,7 +444,7 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
                 f"  ground truth: drove {driven:.1f} m to ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f})",
                 file=out,
             )
-        got = s.call(GetHealth, "/health/get", GetHealth.Request(), timeout=10.0)
+        got = s.call(GetHealth, "/health/get", GetHealth.Request(), timeout=20.0, resend_every=2.0)
         health = summary["health"] = {
             "get": Level(level_of(got.status.level)).name,
             "topics": {

@@ -228,15 +228,42 @@ class GraphSession:
             self.client.destroy_timer(timer)
             self.client.destroy_publisher(pub)
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
-        """Call service ``name`` and return its response; TimeoutError if it does not answer."""
+    def call(
+        self,
+        srv_type: Any,
+        name: str,
+        request: Any,
+        timeout: float = 10.0,
+        *,
+        resend_every: float | None = None,
+    ) -> Any:
+        """Call service ``name`` and return its response; TimeoutError if it does not answer.
+
+        A new client's response reader may not yet be matched by the server when its first
+        request arrives, and DDS then drops the response (the request is served, the answer
+        lost). For a request that is safe to repeat (a query), ``resend_every`` [s] sends it
+        again at that interval until one answer arrives or ``timeout`` passes; a request that
+        changes state is sent once.
+        """
         client = self.client.create_client(srv_type, name)
+        deadline = time.monotonic() + timeout
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 self._check_alive()
                 raise TimeoutError(f"service {name} not available within {timeout:g} s")
-            future = client.call_async(request)
-            return _wait_future(future, timeout, f"service {name}")
+            answered = threading.Event()
+            futures: list[Any] = []
+            while True:
+                future = client.call_async(request)
+                future.add_done_callback(lambda _f: answered.set())
+                futures.append(future)
+                left = deadline - time.monotonic()
+                wait = left if resend_every is None else min(left, resend_every)
+                if answered.wait(max(0.0, wait)):
+                    return next(f for f in futures if f.done()).result()
+                if time.monotonic() >= deadline:
+                    self._check_alive()
+                    raise TimeoutError(f"service {name}: no answer within {timeout:g} s")
         finally:
             self.client.destroy_client(client)
 
