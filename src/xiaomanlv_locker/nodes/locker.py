@@ -84,6 +84,7 @@ from xiaomanlv_locker.store import StoreError
 
 EVENT_HISTORY = 200  # events a late subscriber receives
 GIL_SWITCH_INTERVAL = 0.001  # [s] sys.setswitchinterval while the node spins (Python: 0.005)
+CODES_POLL = 0.1  # [s] how often the codes thread checks its stop flag (work wakes it at once)
 SIM_ACTIONS = ("take", "place", "close", "open", "fault")
 SIM_KEYS = ("action", "compartment", "tag", "kind", "duration")
 MAX_FAULT_DURATION = 86400.0  # [s] of an injected sim fault
@@ -355,10 +356,14 @@ class LockerNode(Node):
         super().destroy_node()
 
 
-def _serve(executor: SingleThreadedExecutor, failed: list[BaseException]) -> None:
-    """Spin the codes node's executor; a callback that raises stops the whole node."""
+def _serve(
+    executor: SingleThreadedExecutor, stop: threading.Event, failed: list[BaseException]
+) -> None:
+    """Spin the codes node's executor until ``stop``; an error outside a shutdown stops the
+    whole node."""
     try:
-        executor.spin()
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=CODES_POLL)
     except ExternalShutdownException:
         pass
     except BaseException as err:
@@ -367,19 +372,27 @@ def _serve(executor: SingleThreadedExecutor, failed: list[BaseException]) -> Non
 
 
 def _spin_with_codes_thread(node: LockerNode) -> None:
-    """Spin the locker on this thread and its codes-only node on a thread of its own."""
+    """Spin the locker on this thread and its codes-only node on a thread of its own.
+
+    At the end the codes thread is stopped and joined *before* its executor is shut down and
+    the nodes destroyed: shutting an executor down while another thread waits in it raced
+    rclpy's teardown (a SIGSEGV at SIGINT, once in five integration runs).
+    """
     codes = SingleThreadedExecutor()
     codes.add_node(node.codes)
+    stop = threading.Event()
     failed: list[BaseException] = []
-    thread = threading.Thread(target=_serve, args=(codes, failed), name="codes", daemon=True)
+    thread = threading.Thread(target=_serve, args=(codes, stop, failed), name="codes", daemon=True)
     try:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         gc.freeze()  # start-up objects live for good: no full collection rescans them
         thread.start()
         rclpy.spin(node, SingleThreadedExecutor())
     finally:
-        codes.shutdown()
+        stop.set()
         thread.join(timeout=5.0)
+        if not thread.is_alive():
+            codes.shutdown()
     if failed:
         raise failed[0]
 
