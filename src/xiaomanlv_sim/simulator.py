@@ -328,7 +328,7 @@ class Simulator:
         )
         self.odometry = WheelOdometry(d.wheel_separation, d.slip_stddev, d.twist_stddev, rngs[1])
         self.odometry.update(0.0, 0.0, 0.0)
-        self.imu = Imu(robot.imu, rngs[2], start_yaw=self.start.yaw)
+        self.imu = Imu(robot.imu, rngs[2])
         self.gnss: Gnss | None = None
         if world.spherical_coordinates is not None:
             self.gnss = Gnss(robot.gnss, world, rngs[3])
