@@ -22,13 +22,20 @@
    from the graph's cells, `scipy.sparse.csgraph.dijkstra`). The connector joins the graph where
    it meets it (the edge there is split; a node within `merge_distance` is reused) and ends at a
    node of kind ``stop`` or ``station`` named after the stop. A stop with no such path within
-   `max_connector` metres is an error: the drive never came near it.
+   `max_connector` metres gets no node and is reported with the reason the search gives
+   (`UnreachableStop`): outside the grid, too far from the driven routes, or enclosed by
+   obstacles (the pocket of passable cells round it, measured); `build_routes` returns them,
+   `route_graph` raises naming every one.
 3. **Width** of each edge, from the grid: at samples every `width_step` along it the width
    across it (left plus right distance along the normal to the first OCCUPIED cell, up to
    `max_width`), smoothed by a running median over `width_window` metres (a lamp post beside a
    wide path is not its width); the edge's width is the smallest of those (its narrowest
    place). Unknown cells do not narrow it: a connector through unobserved space has the width
-   of the obstacles around it, and step 4 slows it instead.
+   of the obstacles around it, and step 4 slows it instead. An edge measured narrower than
+   `min_width` runs through cells the grid calls occupied although the drive passed there
+   (something stood in the way, or a phantom obstacle): it keeps `min_width` and `min_speed`
+   and is reported (`RouteResult.narrowed`), so the graph never holds a width the route file
+   refuses.
 4. **Speed limit** from width, linear between two widths::
 
        speed = min_speed + (max_speed - min_speed) * clamp((width - narrow_width)
@@ -121,6 +128,13 @@ class RouteConfig:
     )
     max_width: float = param(
         20.0, low=0.5, high=200.0, unit="m", description="widths are measured up to this"
+    )  # [m]
+    min_width: float = param(
+        0.1,
+        low=0.01,
+        high=10.0,
+        unit="m",
+        description="an edge measured narrower (obstacles on the driven path) is given this",
     )  # [m]
     min_speed: float = param(
         0.5, low=0.05, high=10.0, unit="m/s", description="speed limit at narrow_width or less"
@@ -426,12 +440,13 @@ def _stop_list(stops: StopSet) -> list[tuple[Stop, str, str]]:
 
 def _connector_tree(
     b: _Builder, view: _GridView, targets: F64, config: RouteConfig
-) -> tuple[nx.Graph, F64, list[int | None], set[int]]:
+) -> tuple[nx.Graph, F64, list[int | None], set[int], dict[int, str]]:
     """Shortest paths over the coarse grid from the graph's cells to each target (M,2).
 
     Returns the union of the paths (a forest of coarse-cell ids: paths that share cells share
     them once), the (n,2) [m] centres of the cells, each target's cell id (None where no path
-    within `max_connector` reaches it) and the cell ids where the forest meets the graph.
+    within `max_connector` reaches it), the cell ids where the forest meets the graph, and why
+    each unreached target was not reached (by target index).
     """
     c = config
     k = max(1, round(c.connect_cell / view.res))
@@ -491,6 +506,7 @@ def _connector_tree(
     forest = nx.Graph()
     target_ids: list[int | None] = []
     met: set[int] = set()
+    failed: list[int] = []
     for i in range(len(targets)):
         node = int(ids[trow[i], tcol[i]])
         path = [node]
@@ -498,32 +514,104 @@ def _connector_tree(
             path.append(int(pred[path[-1]]))
         if not is_source[r_idx[path[-1]], c_idx[path[-1]]]:
             target_ids.append(None)
+            failed.append(i)
             continue
         target_ids.append(node)
         met.add(path[-1])
         forest.add_node(node)
         nx.add_path(forest, path)
     centres = np.stack([view.x0 + (c_idx + 0.5) * cell, view.y0 + (r_idx + 0.5) * cell], axis=1)
-    return forest, centres, target_ids, met
+    reasons: dict[int, str] = {}
+    if failed:
+        reasons = _why_unreached(
+            view, targets, failed, matrix, roots, ids[trow, tcol], cell, config
+        )
+    return forest, centres, target_ids, met, reasons
 
 
-def _attach_stops(b: _Builder, view: _GridView, stops: StopSet, config: RouteConfig) -> None:
-    entries = _stop_list(stops)
-    targets = np.array([[s.x, s.y] for s, _, _ in entries], dtype=np.float64)
-    _, _, inside = view.index(targets)
-    for (stop, _, name), ok in zip(entries, inside, strict=True):
-        if not ok:
-            raise MappingError(
-                f"stop {name!r} at ({stop.x:.1f}, {stop.y:.1f}) lies outside the grid: the map "
-                "does not cover it"
+def _why_unreached(
+    view: _GridView,
+    targets: F64,
+    failed: Sequence[int],
+    matrix: sparse.csr_matrix,
+    roots: NDArray[np.int64],
+    target_cells: NDArray[np.int64],
+    cell: float,
+    config: RouteConfig,
+) -> dict[int, str]:
+    """Why no connector reached each of `failed` (indices into `targets`): what the search
+    found, for the build's report. The search is run again without `max_connector` and the
+    pocket of passable cells round the stop is measured, so the reason tells "too far" from
+    "walled in" from "standing on an obstacle"."""
+    c = config
+    dist = csgraph.dijkstra(matrix, directed=False, indices=roots, min_only=True)
+    _, labels = csgraph.connected_components(matrix, directed=False)
+    reasons: dict[int, str] = {}
+    for i in failed:
+        node = int(target_cells[i])
+        r, col, _ = view.index(targets[i : i + 1])
+        on_obstacle = view.cells[r[0], col[0]] == OCCUPIED
+        if np.isfinite(dist[node]):
+            reasons[i] = (
+                f"no drivable path within {c.max_connector:g} m joins it to the driven routes: "
+                f"the shortest keeping {c.clearance:g} m from obstacles weighs {dist[node]:.0f} m"
+                f" (unknown ground counted {c.unknown_cost:g}x), over the limit of "
+                f"{c.max_connector * c.unknown_cost:.0f} m; drive the mapping route closer to it"
             )
-    forest, centres, target_ids, met = _connector_tree(b, view, targets, config)
-    for (stop, _, name), tid in zip(entries, target_ids, strict=True):
+            continue
+        pocket = int(np.count_nonzero(labels == labels[node]))
+        where = "it stands on an occupied cell and " if on_obstacle else ""
+        if pocket <= 1:
+            reasons[i] = (
+                f"no drivable path joins it to the driven routes: {where}no cell round it "
+                f"keeps {c.clearance:g} m from obstacles (it is hemmed in by obstacles)"
+            )
+        else:
+            reasons[i] = (
+                f"no drivable path joins it to the driven routes: {where}it is enclosed by "
+                f"obstacles, in a pocket of {pocket * cell * cell:.0f} m^2 with no way out "
+                f"{2 * c.clearance:g} m wide"
+            )
+    return reasons
+
+
+@dataclass(frozen=True)
+class UnreachableStop:
+    """A stop (or a station pose) no drivable path joins to the driven routes, and why."""
+
+    name: str
+    kind: str  # "stop" or "station"
+    x: float  # [m] in map
+    y: float  # [m] in map
+    reason: str  # what the route builder found, for the build report and stops.yaml
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} at ({self.x:.1f}, {self.y:.1f}): {self.reason}"
+
+
+def _attach_stops(
+    b: _Builder, view: _GridView, stops: StopSet, config: RouteConfig
+) -> list[UnreachableStop]:
+    """Join every stop and station pose to the graph (module docstring, step 2); those no
+    connector reaches are left out and returned with the reason."""
+    every = _stop_list(stops)
+    _, _, inside = view.index(np.array([[s.x, s.y] for s, _, _ in every], dtype=np.float64))
+    unreachable = [
+        UnreachableStop(name, kind, stop.x, stop.y, "lies outside the grid: the map does not "
+                        "cover it; drive the mapping route near it and rebuild")
+        for (stop, kind, name), ok in zip(every, inside, strict=True)
+        if not ok
+    ]  # fmt: skip
+    entries = [e for e, ok in zip(every, inside, strict=True) if ok]
+    targets = np.array([[s.x, s.y] for s, _, _ in entries], dtype=np.float64).reshape(-1, 2)
+    forest, centres, target_ids, met, reasons = _connector_tree(b, view, targets, config)
+    for i, ((stop, kind, name), tid) in enumerate(zip(entries, target_ids, strict=True)):
         if tid is None:
-            raise MappingError(
-                f"stop {name!r} at ({stop.x:.1f}, {stop.y:.1f}): no drivable path within "
-                f"{config.max_connector:g} m joins it to the driven routes (grid and trajectory)"
-            )
+            unreachable.append(UnreachableStop(name, kind, stop.x, stop.y, reasons[i]))
+    entries, target_ids = (
+        [e for e, t in zip(entries, target_ids, strict=True) if t is not None],
+        [t for t in target_ids if t is not None],
+    )
     # where the connectors meet the graph: split the nearest edge there (nearest to the stop
     # itself when the stop's own cell is on the graph)
     on_graph = {tid: (s.x, s.y) for (s, _, _), tid in zip(entries, target_ids, strict=True)}
@@ -559,6 +647,8 @@ def _attach_stops(b: _Builder, view: _GridView, stops: StopSet, config: RouteCon
         if len(pts) > 2 and tol > 0:
             pts = [(float(x), float(y)) for x, y in LineString(pts).simplify(tol).coords]
         b.edge(at[chain[0]], at[chain[-1]], pts)
+    order = {name: k for k, (_, _, name) in enumerate(every)}
+    return sorted(unreachable, key=lambda u: order[u.name])
 
 
 def _chains_between(graph: nx.Graph, nodes: set[int]) -> list[list[int]]:
@@ -585,13 +675,15 @@ def _chains_between(graph: nx.Graph, nodes: set[int]) -> list[list[int]]:
 # ---- steps 3 and 4: width and speed -----------------------------------------------------------
 def edge_width(
     points: Sequence[tuple[float, float]], view: _GridView, config: RouteConfig
-) -> tuple[float, float]:
-    """The narrowest width [m] across the polyline `points` between occupied cells, and the
-    share of it that runs over FREE cells (module docstring, step 3)."""
+) -> tuple[float, float, tuple[float, float]]:
+    """The narrowest width [m] across the polyline `points` between occupied cells, the
+    share of it that runs over FREE cells (module docstring, step 3), and the point [m] where
+    it is narrowest."""
     line = LineString(points)
     if line.length <= 0:
         r, c, inside = view.index(np.asarray(points[:1], dtype=np.float64))
-        return 0.0, float(inside[0] and view.cells[r[0], c[0]] == FREE)
+        first = (float(points[0][0]), float(points[0][1]))
+        return 0.0, float(inside[0] and view.cells[r[0], c[0]] == FREE), first
     n = max(2, math.ceil(line.length / config.width_step) + 1)
     s = np.linspace(0.0, line.length, n)
     xy = shapely.get_coordinates(shapely.line_interpolate_point(line, s))
@@ -615,19 +707,45 @@ def edge_width(
         sides.append(np.where(first > 0, reach[np.maximum(first - 1, 0)], 0.0))
     width = np.minimum(sides[0] + sides[1], config.max_width)
     win = max(1, round(config.width_window / config.width_step))
+    centre = xy
     if win > 1 and len(width) >= win:
         view_w = np.lib.stride_tricks.sliding_window_view(width, win)
         width = np.median(view_w, axis=1)
+        centre = xy[win // 2 : win // 2 + len(width)]
     r, c, inside = view.index(xy)
     observed = float(np.mean(inside & (view.cells[r, c] == FREE)))
-    return float(width.min()), observed
+    k = int(np.argmin(width))
+    return float(width[k]), observed, (float(centre[k, 0]), float(centre[k, 1]))
 
 
 # ---- the whole ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NarrowedEdge:
+    """An edge whose measured width was below `RouteConfig.min_width`: the grid has obstacles
+    on the path the drive took there (something that stood in the way, or a phantom)."""
+
+    id: int  # RouteEdge.id
+    width: float  # [m] as measured
+    at: tuple[float, float]  # [m] in map: where it is narrowest
+
+    def __str__(self) -> str:
+        return f"edge {self.id}: {self.width:.2f} m wide at ({self.at[0]:.1f}, {self.at[1]:.1f})"
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """What `build_routes` found: the graph, the stops it could not join, the edges it had
+    to widen to the smallest width a route file holds."""
+
+    graph: RouteGraph
+    unreachable: tuple[UnreachableStop, ...]
+    narrowed: tuple[NarrowedEdge, ...]
+
+
 def route_graph(
     trajectory: PoseSeries, grid: Grid, stops: StopSet, *, config: RouteConfig | None = None
 ) -> RouteGraph:
-    """The route graph of a mapping drive (module docstring).
+    """The route graph of a mapping drive (module docstring), every stop joined.
 
     Args:
         trajectory: the drive's poses map <- base_link (the estimate), in time order.
@@ -640,8 +758,35 @@ def route_graph(
         and charging poses, edges with their polyline, width and speed limit.
 
     Raises:
-        MappingError: a trajectory that is empty or not finite, a rotated grid, or a stop that
-            no drivable path joins to the driven routes.
+        MappingError: a trajectory that is empty or not finite, a rotated grid, or stops that
+            no drivable path joins to the driven routes (every one named, with the reason).
+    """
+    result = build_routes(trajectory, grid, stops, config=config)
+    if result.unreachable:
+        raise MappingError(unreachable_message(result.unreachable))
+    return result.graph
+
+
+def unreachable_message(unreachable: Sequence[UnreachableStop]) -> str:
+    """One message naming every unreachable stop with its reason."""
+    lines = "; ".join(str(u) for u in unreachable)
+    return f"routes: {len(unreachable)} unreachable: {lines}"
+
+
+def build_routes(
+    trajectory: PoseSeries, grid: Grid, stops: StopSet, *, config: RouteConfig | None = None
+) -> RouteResult:
+    """The route graph of a mapping drive (module docstring), with what could not be joined.
+
+    Stops (and station poses) that no drivable path joins to the driven routes get no node;
+    each is returned with the reason (outside the grid; too far; enclosed by obstacles). An
+    edge narrower than `min_width` (obstacles on the driven path: a route file refuses a
+    width of 0) is given `min_width` and `min_speed` and returned in ``narrowed``; the graph
+    returned is always one that `mapfiles.write_routes` accepts.
+
+    Raises:
+        MappingError: a trajectory that is empty or not finite, a rotated grid, a graph that
+            falls apart.
     """
     cfg = config or RouteConfig()
     poses = np.asarray(trajectory.poses, dtype=np.float64)
@@ -654,7 +799,7 @@ def route_graph(
     graph, verts = driven_paths(xy, cfg)
     _prune_spurs(graph, verts, cfg.merge_distance)
     b = _from_paths(graph, verts)
-    _attach_stops(b, view, stops, cfg)
+    unreachable = _attach_stops(b, view, stops, cfg)
     b.simple()
     # renumber and measure
     live = b.live()
@@ -665,6 +810,7 @@ def route_graph(
         for i in used
     )
     edges = []
+    narrowed = []
     for k, (_, e) in enumerate(live):
         pts = e.points
         if cfg.simplify_tolerance > 0 and len(pts) > 2:
@@ -672,11 +818,15 @@ def route_graph(
                 (float(x), float(y))
                 for x, y in LineString(pts).simplify(cfg.simplify_tolerance).coords
             ]
-        width, observed = edge_width(e.points, view, cfg)
+        width, observed, narrowest = edge_width(e.points, view, cfg)
         speed = speed_for_width(width, cfg) if observed >= cfg.min_observed else cfg.min_speed
+        eid = len(nodes) + k  # Nav2's route graph: ids unique across nodes and edges
+        if round(width, 2) < cfg.min_width:
+            narrowed.append(NarrowedEdge(eid, width, narrowest))
+            width, speed = cfg.min_width, cfg.min_speed
         edges.append(
             RouteEdge(
-                id=len(nodes) + k,  # Nav2's route graph: ids unique across nodes and edges
+                id=eid,
                 start=new_id[e.a],
                 end=new_id[e.b],
                 points=tuple(pts),
@@ -684,6 +834,12 @@ def route_graph(
                 width=round(width, 2),
             )
         )
+    for n in narrowed:
+        _log.warning(
+            "routes: %s (below %g m): the grid has obstacles on the driven path there; "
+            "the edge keeps %g m and %g m/s",
+            n, cfg.min_width, cfg.min_width, cfg.min_speed,
+        )  # fmt: skip
     result = RouteGraph(nodes=nodes, edges=tuple(edges))
     check = nx.Graph()
     check.add_nodes_from(n.id for n in nodes)
@@ -695,7 +851,7 @@ def route_graph(
             f"routes: the graph falls apart in {len(parts)} pieces; cut off: {lost[:5]}"
         )
     _log.info("route graph: %d nodes, %d edges", len(nodes), len(edges))
-    return result
+    return RouteResult(result, tuple(unreachable), tuple(narrowed))
 
 
 def _named(b: _Builder) -> set[int]:

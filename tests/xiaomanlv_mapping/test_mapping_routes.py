@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 
 from xiaomanlv_core.config import ConfigError
 from xiaomanlv_core.types import Stop
+from xiaomanlv_mapping.mapfiles import read_routes, write_routes
 from xiaomanlv_mapping.model import (
     FREE,
     OCCUPIED,
@@ -23,7 +25,7 @@ from xiaomanlv_mapping.model import (
     RouteGraph,
     StopSet,
 )
-from xiaomanlv_mapping.routes import RouteConfig, route_graph, speed_for_width
+from xiaomanlv_mapping.routes import RouteConfig, build_routes, route_graph, speed_for_width
 
 RES = 0.1  # [m]
 
@@ -236,3 +238,56 @@ def test_a_stop_outside_the_map_is_an_error_naming_it() -> None:
     grid = open_grid(-20.0, -20.0, 60.0, 60.0)
     with pytest.raises(MappingError, match=r"'far_away'.*outside the grid"):
         route_graph(drive(SQUARE), grid, stop_set(("far_away", 500.0, 0.0)))
+
+
+def boxed_grid() -> Grid:
+    """The SQUARE drive's ground with a closed box round (20, 20) and a pillar at (30, 30)."""
+    grid = open_grid(-20.0, -20.0, 60.0, 60.0)
+    mark(grid, 14.0, 26.0, 14.0, 16.0)
+    mark(grid, 14.0, 26.0, 24.0, 26.0)
+    mark(grid, 14.0, 16.0, 14.0, 26.0)
+    mark(grid, 24.0, 26.0, 14.0, 26.0)
+    mark(grid, 29.0, 31.0, 29.0, 31.0)
+    return grid
+
+
+def test_every_unreachable_stop_is_reported_with_its_reason_and_the_rest_are_joined() -> None:
+    stops = stop_set(
+        ("boxed", 20.0, 20.0), ("pillar", 30.0, 30.0), ("far_away", 500.0, 0.0), ("fine", 8.0, 8.0)
+    )
+    result = build_routes(drive(SQUARE), boxed_grid(), stops)
+    check_well_formed(result.graph)
+    reasons = {u.name: u.reason for u in result.unreachable}
+    assert list(reasons) == ["boxed", "pillar", "far_away"]  # in the stops' order
+    assert "enclosed by obstacles" in reasons["boxed"] and "pocket of 64 m^2" in reasons["boxed"]
+    assert "stands on an occupied cell" in reasons["pillar"]
+    assert "outside the grid" in reasons["far_away"]
+    named = {n.name for n in result.graph.nodes if n.kind == "stop"}
+    assert named == {"fine"}
+    # route_graph, which must join every stop, names all three, not only the first
+    with pytest.raises(MappingError, match=r"3 unreachable: .*'boxed'.*'pillar'.*'far_away'"):
+        route_graph(drive(SQUARE), boxed_grid(), stops)
+
+
+def test_a_stop_beyond_the_longest_connector_says_how_far_it_is() -> None:
+    grid = open_grid(-20.0, -20.0, 60.0, 60.0)
+    result = build_routes(
+        drive(SQUARE), grid, stop_set(("north", 20.0, 55.0)), config=RouteConfig(max_connector=2.0)
+    )
+    (far,) = result.unreachable
+    assert far.name == "north" and far.kind == "stop"
+    assert "within 2 m" in far.reason and "drive the mapping route closer" in far.reason
+
+
+def test_an_obstacle_on_the_driven_path_gives_a_narrow_edge_the_route_file_accepts(
+    tmp_path: Path,
+) -> None:
+    grid = open_grid(-20.0, -20.0, 60.0, 60.0)
+    mark(grid, 10.0, 12.0, -1.0, 1.0)  # a trail left on the path by someone walking along it
+    result = build_routes(drive(SQUARE), grid, stop_set())
+    (narrow,) = result.narrowed
+    assert narrow.width == 0.0 and 10.0 <= narrow.at[0] <= 12.0 and abs(narrow.at[1]) < 0.5
+    edge = next(e for e in result.graph.edges if e.id == narrow.id)
+    assert edge.width == RouteConfig().min_width and edge.speed_limit == RouteConfig().min_speed
+    write_routes(result.graph, tmp_path / "routes.geojson")  # refused a width of 0 before
+    assert read_routes(tmp_path / "routes.geojson") == result.graph
