@@ -1,7 +1,8 @@
 """The stops' mapping form: one codec for ``maps/<site>/stops.yaml`` and the /map/stops JSON.
 
 ``{"station": {"name", "loading": stop, "charging": stop}, "stops": [stop, ...]}`` with each
-stop ``{"name", "x", "y", "yaw", "building"}`` (map frame: x, y [m], yaw [rad]). The map files
+stop ``{"name", "x", "y", "yaw", "building"}`` (map frame: x, y [m], yaw [rad]) and, for a stop
+the map's routes do not reach, ``"unreachable": "<why>"`` (absent otherwise). The map files
 (`xiaomanlv_mapping.mapfiles.stops`) read and write it as YAML; the map server publishes it as
 JSON on /map/stops, which the locker (and later the mission) decode with :func:`stops_from_json`.
 """
@@ -14,18 +15,21 @@ from typing import Any
 from xiaomanlv_core.fields import Fields, FormatError
 from xiaomanlv_core.types import Stop, StopSet
 
-_STOP_KEYS = ("name", "x", "y", "yaw", "building")
+_STOP_KEYS = ("name", "x", "y", "yaw", "building", "unreachable")
 _STOP_REQUIRED = ("name", "x", "y", "yaw")
 
 
 def _stop_dict(stop: Stop) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "name": stop.name,
         "x": float(stop.x),
         "y": float(stop.y),
         "yaw": float(stop.yaw),
         "building": stop.building,
     }
+    if stop.unreachable:
+        out["unreachable"] = stop.unreachable
+    return out
 
 
 def stops_to_dict(stops: StopSet) -> dict[str, Any]:
@@ -48,12 +52,13 @@ def _stop_from(f: Fields, value: Any, field: str) -> Stop:
         y=f.number(d["y"], f"{field}.y"),
         yaw=f.number(d["yaw"], f"{field}.yaw"),
         building=f.text(d.get("building", ""), f"{field}.building", empty=True),
+        unreachable=f.text(d.get("unreachable", ""), f"{field}.unreachable", empty=True),
     )
 
 
 def stops_from_dict(data: Any, label: str, error: type[FormatError] = FormatError) -> StopSet:
     """A StopSet from its mapping form: names non-empty and unique among the stops, poses
-    finite ([m], [rad]), ``building`` optional.
+    finite ([m], [rad]), ``building`` and ``unreachable`` (the reason) optional.
 
     Raises:
         FormatError: (``error``, a subclass) naming ``label`` and the field."""

@@ -34,6 +34,8 @@ class Stop:
     building: str = ""  # model name of the building it serves ("" for none)
     # [m] the door recipients come out of; the site sidecar gives it, stops.yaml does not
     entrance: tuple[float, float] | None = None
+    # why no route reaches it ("" when one does); the map build sets it in stops.yaml
+    unreachable: str = ""
 
     @property
     def pose(self) -> Pose2D:

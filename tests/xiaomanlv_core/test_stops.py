@@ -43,6 +43,15 @@ def test_errors_name_the_document_and_the_field(mutate: object, field: str) -> N
         stops_from_dict(data, "/map/stops", SiteError)
 
 
+def test_an_unreachable_stop_carries_its_reason_and_a_reachable_one_no_key() -> None:
+    marked = Stop("annex", 5.0, 5.0, 0.0, unreachable="enclosed by obstacles")
+    stops = StopSet("depot", STOPS.loading, STOPS.charging, (*STOPS.stops, marked))
+    data = stops_to_dict(stops)
+    assert data["stops"][2]["unreachable"] == "enclosed by obstacles"
+    assert "unreachable" not in data["stops"][0]  # files of maps built before stay the same
+    assert stops_from_json(stops_to_json(stops), "/map/stops") == stops
+
+
 def test_not_json_is_a_format_error_naming_the_topic() -> None:
     with pytest.raises(FormatError, match=r"^/map/stops: not valid JSON"):
         stops_from_json("{", "/map/stops")

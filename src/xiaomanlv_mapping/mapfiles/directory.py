@@ -60,14 +60,21 @@ class LoadedMap:
 
 
 def _cross_check(routes: RouteGraph, stops: StopSet, label: str) -> None:
-    """Route nodes of kind stop name a stop; of kind station, the station or its loading or
-    charging pose."""
+    """Route nodes of kind stop name a stop that is not marked unreachable; of kind station,
+    the station or its loading or charging pose."""
     names = {s.name for s in stops.stops}
+    marked = {s.name: s.unreachable for s in stops.stops if s.unreachable}
     station = (stops.station, stops.loading.name, stops.charging.name)
     for node in routes.nodes:
         if node.kind == "stop" and node.name not in names:
             raise MapFormatError(
                 f"{label}: node {node.id}: metadata.name: stop {node.name!r} is not in {STOPS_FILE}"
+            )
+        if node.kind == "stop" and node.name in marked:
+            raise MapFormatError(
+                f"{label}: node {node.id}: metadata.name: stop {node.name!r} has a route node "
+                f"but {STOPS_FILE} marks it unreachable ({marked[node.name]!r}); delete one of "
+                "the two"
             )
         if node.kind == "station" and node.name not in station:
             raise MapFormatError(
@@ -190,7 +197,8 @@ def write_map(
         created: ISO 8601 UTC time for info.yaml; default now.
 
     Raises:
-        MapFormatError: a product that would make an invalid file (names the file, field).
+        MapFormatError: a product that would make an invalid file: ``<out>: not written:
+            <file in the map>: <field>: ...`` (nothing is written, an existing map stays).
         MappingError: ``out`` exists without ``overwrite``, or is not a directory.
     """
     out = Path(out)
@@ -200,13 +208,16 @@ def write_map(
         raise MappingError(f"{out}: exists and is not a directory")
     if out.exists() and not overwrite:
         raise MappingError(f"{out}: a map exists there; pass overwrite=True to replace it")
-    label = str(out / INFO_FILE)
-    f = map_fields(label)
-    site = f.text(prior.site, "site")
-    voxel = f.positive(prior.cloud_voxel, "cloud_voxel")
-    size = f.positive(tile_size, "tile_size")
-    plain_provenance(prior.info, "builder", label)
-    _cross_check(prior.routes, prior.stops, str(out / ROUTES_FILE))
+    try:
+        label = str(out / INFO_FILE)
+        f = map_fields(label)
+        site = f.text(prior.site, "site")
+        voxel = f.positive(prior.cloud_voxel, "cloud_voxel")
+        size = f.positive(tile_size, "tile_size")
+        plain_provenance(prior.info, "builder", label)
+        _cross_check(prior.routes, prior.stops, str(out / ROUTES_FILE))
+    except MapFormatError as err:
+        raise _not_written(err, out, out) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
     try:
@@ -232,12 +243,21 @@ def write_map(
             fsync_dir(tmp)
             load_map(tmp)
         except MapFormatError as err:  # name the destination, not the temporary directory
-            raise MapFormatError(str(err).replace(str(tmp), str(out))) from None
+            raise _not_written(err, out, tmp) from None
         _install(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _not_written(err: MapFormatError, out: Path, where: Path) -> MapFormatError:
+    """``err`` (naming a file under ``where``) as the refusal of the map ``out``: the file is
+    named relative to the map, since it was never written there."""
+    text = str(err)
+    prefix = f"{where}{os.sep}"
+    text = text[len(prefix) :] if text.startswith(prefix) else text.replace(str(where), ".")
+    return MapFormatError(f"{out}: not written: {text}")
 
 
 _AT_FDCWD = -100

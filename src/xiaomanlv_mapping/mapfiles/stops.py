@@ -2,8 +2,9 @@
 
 Carried over from the site sidecar and made to be edited by hand. Poses are in the map frame:
 x, y [m], yaw [rad] counter-clockwise from +x, facing the entrance; ``building`` is optional;
-stop names are unique. The mapping form itself (`xiaomanlv_core.stops`) is also the map
-server's /map/stops JSON.
+stop names are unique. A stop the map's routes do not reach carries ``unreachable: <why>``
+(the build's reason) and has no node in routes.geojson. The mapping form itself
+(`xiaomanlv_core.stops`) is also the map server's /map/stops JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def write_stops(stops: StopSet, path: Path) -> None:
     header = (
         "The station and the delivery stops, carried over from the site sidecar.\n"
         "Poses in the map frame: x, y [m], yaw [rad] counter-clockwise from +x (facing the\n"
-        "entrance); building is optional. Edit by hand, then re-seal (docs/mapping.md)."
+        "entrance); building is optional; unreachable: why no route reaches the stop.\n"
+        "Edit by hand, then re-seal (docs/mapping.md)."
     )
     write_file(path, yaml_text(data, header, flow_leaves=True))
 

@@ -243,8 +243,8 @@ def test_an_invalid_product_is_refused_before_anything_is_written(
     cells[2, 3] = 37
     bad_grid = prior.__class__(**{**prior.__dict__, "grid": Grid(0.25, (0, 0, 0), cells)})
     out = tmp_path / "m"
-    with pytest.raises(
-        MapFormatError, match=re.escape(f"{out / GRID_YAML}: grid.cells: values must be 0")
+    with pytest.raises(  # the message names the map refused, not a file never written
+        MapFormatError, match=re.escape(f"{out}: not written: {GRID_YAML}: grid.cells: values")
     ):
         write_map(bad_grid, out)
     clash = RouteGraph(
@@ -530,3 +530,27 @@ def test_an_unsealed_file_is_refused_and_seal_map_validates_first(written: Path)
 def test_not_a_map_directory(tmp_path: Path) -> None:
     with pytest.raises(MapFormatError, match=r"nothing: not a map directory"):
         read_map(tmp_path / "nothing")
+
+
+def test_a_stop_marked_unreachable_round_trips_and_may_not_have_a_route_node(
+    tmp_path: Path, map_rig: ModuleType
+) -> None:
+    prior = map_rig.synthetic_map()
+    stops = prior.stops
+    lone = dataclasses.replace(stops.stops[1], unreachable="enclosed by obstacles")
+    marked = dataclasses.replace(stops, stops=(stops.stops[0], lone))
+    out = tmp_path / "m"
+    with pytest.raises(
+        MapFormatError,
+        match=re.escape(f"{out}: not written: routes.geojson: node 3: metadata.name: stop "
+                        "'stop_b' has a route node but stops.yaml marks it unreachable"),
+    ):  # fmt: skip
+        write_map(dataclasses.replace(prior, stops=marked), out)
+    routes = prior.routes
+    without = dataclasses.replace(
+        routes,
+        nodes=tuple(n for n in routes.nodes if n.name != "stop_b"),
+        edges=tuple(e for e in routes.edges if 3 not in (e.start, e.end)),
+    )
+    write_map(dataclasses.replace(prior, stops=marked, routes=without), out)
+    assert load_map(out).prior.stops.stops[1].unreachable == "enclosed by obstacles"
