@@ -9,10 +9,10 @@ body) and projects what lies in the slab onto the ground plane:
   polyhedron's vertices inside the slab plus the crossings of its edges with the two slab planes,
   so the footprint is the convex hull of those points (exact for boxes);
 - spheres give the disc where the sphere meets the slab;
-- meshes (OBJ/STL, read with Open3D) give the convex hull of the same cut of their triangle
-  edges. This is exact for convex meshes and an over-approximation for concave ones (an L-shaped
-  building mesh becomes its hull); trimesh is not installed and our worlds model buildings as
-  boxes, so this is documented rather than solved;
+- meshes (OBJ/STL, read by `meshes.read_mesh`) give the convex hull of the same cut of their
+  triangle edges. This is exact for convex meshes and an over-approximation for concave ones (an
+  L-shaped building mesh becomes its hull); our worlds model buildings as boxes, so this is
+  documented rather than solved;
 - planes are ignored unless vertical (a thin 2 cm wall), since a horizontal plane is ground.
 
 Which shapes block walking is decided by category (`BLOCKING` / `PASSABLE`): buildings, walls,
@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from xiaomanlv_sim.meshes import MeshError, read_mesh
 from xiaomanlv_sim.scenario import ObstacleSpec
 from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Shape, Sphere, World
 
@@ -135,16 +136,15 @@ def _rotation_z_to(normal: Sequence[float]) -> NDArray[np.float64]:
 
 
 def _mesh_vertices_edges(mesh: Mesh) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    import open3d as o3d  # only when a world has meshes: importing Open3D is slow
-
     path = Path(mesh.path)
     if not path.is_file():
         raise FootprintError(f"mesh file {path} does not exist")
-    tm = o3d.io.read_triangle_mesh(path)
-    verts = np.asarray(tm.vertices, dtype=float) * np.asarray(mesh.scale, dtype=float)
-    tris = np.asarray(tm.triangles, dtype=np.int64)
-    if len(verts) == 0:
-        raise FootprintError(f"mesh file {path} has no vertices (not an OBJ/STL Open3D can read)")
+    try:
+        triangles = read_mesh(path)
+    except MeshError as err:
+        raise FootprintError(str(err)) from err
+    verts = triangles.vertices * np.asarray(mesh.scale, dtype=float)
+    tris = triangles.triangles
     edges = np.vstack([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]).reshape(-1, 2)
     return verts, edges
 

@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from xiaomanlv_core.types import Pose2D
 from xiaomanlv_sim import raycast
+from xiaomanlv_sim.meshes import read_mesh
 from xiaomanlv_sim.raycast import Primitives
-from xiaomanlv_sim.sdf import SdfError
 from xiaomanlv_sim.world import Box, Cylinder, Mesh, Plane, Shape, Sphere, World
 
 _log = logging.getLogger(__name__)
@@ -160,11 +160,8 @@ def _shape_mesh(shape: Shape) -> tuple[F64, NDArray[np.int64]]:
         verts = np.array([-a * u - b * v, a * u - b * v, a * u + b * v, -a * u + b * v])
         tris = np.array([[0, 1, 2], [0, 2, 3]])
     elif isinstance(g, Mesh):
-        m = o3d.io.read_triangle_mesh(g.path)
-        verts, tris = np.asarray(m.vertices), np.asarray(m.triangles)
-        if len(tris) == 0:
-            raise SdfError(g.path, shape.name, "mesh has no triangles (or could not be read)")
-        verts = verts * np.asarray(g.scale)
+        mesh = read_mesh(g.path)  # raises MeshError (an SdfError) naming file, line and cause
+        verts, tris = mesh.vertices * np.asarray(g.scale), mesh.triangles
     else:  # pragma: no cover - World only holds the geometry types above
         raise TypeError(f"unknown geometry {g!r}")
     world = verts @ shape.pose[:3, :3].T + shape.pose[:3, 3]
@@ -200,7 +197,7 @@ def build_raycaster(
 def primitives_of(shapes: Iterable[Shape]) -> Primitives:
     """Every shape as analytic `raycast` primitives (a mesh as its triangles).
 
-    Raises SdfError for a mesh file that has no triangles.
+    Raises MeshError (an SdfError) for a mesh file that cannot be read.
     """
     parts: list[Primitives] = []
     for shape in shapes:
@@ -441,8 +438,8 @@ class Scene:
     def from_world(cls, world: World, *, height_cell: float = 0.05) -> Scene:
         """Every shape of `world` as a primitive, and the ground height grid.
 
-        `height_cell` [m] is the fine cell of the height grid. Raises SdfError for a mesh file
-        that has no triangles.
+        `height_cell` [m] is the fine cell of the height grid. Raises MeshError (an SdfError)
+        for a mesh file that cannot be read.
         """
         shapes = list(world.shapes)
         heights = _build_height_grid(shapes, height_cell, nthreads=0)
