@@ -31,7 +31,14 @@ from scipy.spatial.transform import Rotation
 
 from xiaomanlv_core.geometry import yaw_from_quaternion
 from xiaomanlv_core.ros.pointcloud2 import DATATYPES, PointCloudError, read_points, xyz_of
-from xiaomanlv_mapping.bag.rosbag2 import MCAP_MAGIC, METADATA_FILE, jazzy_typestore
+from xiaomanlv_mapping.bag.rosbag2 import (
+    MCAP_MAGIC,
+    METADATA_FILE,
+    SITE_FILE_KEY,
+    SITE_KEY,
+    WORLD_KEY,
+    jazzy_typestore,
+)
 from xiaomanlv_mapping.model import (
     BagError,
     GnssSeries,
@@ -148,6 +155,66 @@ def _locate(path: Path) -> tuple[Path, Path]:
         files[0].name,
     )
     return files[0], files[0]
+
+
+def recorded_custom_data(path: Path) -> dict[str, str]:
+    """The string pairs the recorder stored with bag ``path``: metadata.yaml's
+    ``custom_data``, or, without metadata.yaml, the same in the MCAP's ``rosbag2`` metadata
+    record (what Jazzy's storage plugin and `BagWriter` write). ``{}`` when there are none.
+
+    Raises:
+        BagError: as :func:`open_drive` for a missing or truncated bag, or malformed metadata.
+    """
+    path = Path(path)
+    _, named = _locate(path)
+    meta = path / METADATA_FILE
+    try:
+        if path.is_dir() and meta.is_file():
+            where, text = meta, meta.read_text(encoding="utf-8")
+        else:
+            where, text = named, _mcap_rosbag2_metadata(named)
+        info = (yaml.safe_load(text) if text else None) or {}
+        info = info.get("rosbag2_bagfile_information", info)  # the MCAP record: no wrapper
+        custom = info.get("custom_data") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as err:
+        why = _describe(err)
+        raise BagError(f"bag {path}: {where.name}: unreadable metadata ({why})") from None
+    if not isinstance(custom, Mapping):
+        raise BagError(f"bag {path}: {where.name}: custom_data is not a mapping")
+    return {str(k): str(v) for k, v in custom.items()}
+
+
+@dataclass(frozen=True)
+class RecordedSite:
+    """Where a drive was recorded, as its bag says (each empty when not recorded)."""
+
+    world: str  # world name or SDF path (WORLD_KEY)
+    site: str  # site name (SITE_KEY)
+    site_file: str  # site sidecar path (SITE_FILE_KEY)
+
+
+def recorded_site(path: Path) -> RecordedSite:
+    """The world and site bag ``path`` records (`recorded_custom_data`); a bag from a robot's
+    ``map_recorder`` records neither.
+
+    Raises:
+        BagError: see :func:`recorded_custom_data`.
+    """
+    custom = recorded_custom_data(path)
+    return RecordedSite(
+        custom.get(WORLD_KEY, ""), custom.get(SITE_KEY, ""), custom.get(SITE_FILE_KEY, "")
+    )
+
+
+def _mcap_rosbag2_metadata(file: Path) -> str:
+    """The ``serialized_metadata`` of the ``rosbag2`` metadata record of an MCAP file, or ""."""
+    from mcap.reader import make_reader
+
+    with file.open("rb") as stream:
+        for record in make_reader(stream).iter_metadata():
+            if record.name == "rosbag2":
+                return str(record.metadata.get("serialized_metadata", ""))
+    return ""
 
 
 def _describe(err: BaseException) -> str:

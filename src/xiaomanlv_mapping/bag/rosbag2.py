@@ -17,6 +17,12 @@ ROS_DISTRO = "jazzy"
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 METADATA_FILE = "metadata.yaml"
 
+# What a recording says about itself in metadata.yaml's custom_data (string values), so a map
+# build and an evaluation need not be told the site again (`recorded_site`).
+WORLD_KEY = "xiaomanlv.world"  # the world name or SDF path the drive was recorded in
+SITE_KEY = "xiaomanlv.site"  # the site's name (its sidecar's ``name``)
+SITE_FILE_KEY = "xiaomanlv.site_file"  # absolute path of the site sidecar (*.site.yaml)
+
 
 @functools.cache
 def jazzy_typestore() -> Typestore:

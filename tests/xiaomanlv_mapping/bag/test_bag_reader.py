@@ -34,7 +34,17 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import String
 
-from xiaomanlv_mapping.bag import BagWriter, DriveTopics, open_drive
+from xiaomanlv_mapping.bag import (
+    SITE_FILE_KEY,
+    SITE_KEY,
+    WORLD_KEY,
+    BagWriter,
+    DriveTopics,
+    RecordedSite,
+    open_drive,
+    recorded_custom_data,
+    recorded_site,
+)
 from xiaomanlv_mapping.model import BagError
 from xiaomanlv_sim.ros.conversions import stamp_of
 
@@ -363,3 +373,19 @@ def test_a_cloud_without_x_y_z_is_malformed(tmp_path: Path) -> None:
         assert len(next(scans).points) == 5
         with pytest.raises(BagError, match=why):
             next(scans)
+
+
+def test_the_recorded_site_is_read_back_from_metadata_or_the_mcap_alone(tmp_path: Path) -> None:
+    path = tmp_path / "bag"
+    custom = {WORLD_KEY: "university", SITE_KEY: "university", SITE_FILE_KEY: "/x/u.site.yaml"}
+    with BagWriter(path, custom_data=custom) as b:
+        b.add_topic(LIDAR, TYPES[LIDAR])
+        b.write(LIDAR, serialize_message(scan_msg(0.0, 10, seed=0)), ns(0.0))
+    assert recorded_site(path) == RecordedSite("university", "university", "/x/u.site.yaml")
+    (path / "metadata.yaml").unlink()  # the MCAP's rosbag2 record says the same
+    assert recorded_custom_data(path) == custom
+    assert recorded_site(path / "bag_0.mcap").site_file == "/x/u.site.yaml"
+    bare = tmp_path / "bare"
+    with BagWriter(bare) as b:  # a robot's map_recorder records no site
+        b.add_topic(LIDAR, TYPES[LIDAR])
+    assert recorded_site(bare) == RecordedSite("", "", "")
