@@ -34,7 +34,14 @@ from rclpy.serialization import serialize_message
 from tqdm import tqdm
 
 from xiaomanlv_core.ros.time import nanoseconds_of
-from xiaomanlv_mapping.bag import EXPECTED_TYPES, BagWriter, DriveTopics
+from xiaomanlv_mapping.bag import (
+    EXPECTED_TYPES,
+    SITE_FILE_KEY,
+    SITE_KEY,
+    WORLD_KEY,
+    BagWriter,
+    DriveTopics,
+)
 from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_sim.operator import RouteDriver
 from xiaomanlv_sim.ros.conversions import (
@@ -137,8 +144,11 @@ def record_mapping_drive(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.recording-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    shipped = "/" not in world and not world.endswith(".sdf")  # a name, else a path
     custom = {
-        "xiaomanlv.world": world,
+        WORLD_KEY: world if shipped else str(Path(world).resolve()),
+        SITE_KEY: sim.site.name,
+        SITE_FILE_KEY: str(sim.site.source.resolve()) if sim.site.source else "",
         "xiaomanlv.seed": str(seed),
         "xiaomanlv.speed": f"{speed:g}",
         "xiaomanlv.route_length": f"{driver.length:.1f}",

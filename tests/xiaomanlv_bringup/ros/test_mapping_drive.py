@@ -50,6 +50,9 @@ def test_the_drive_covers_the_route_and_the_summary_says_so(
     info = yaml.safe_load((summary.path / "metadata.yaml").read_text())
     custom = info["rosbag2_bagfile_information"]["custom_data"]
     assert custom["xiaomanlv.world"] == "university" and custom["xiaomanlv.seed"] == "0"
+    # the build and the evaluation read the site from here, not from a folder's name
+    assert custom["xiaomanlv.site"] == "university"
+    assert custom["xiaomanlv.site_file"].endswith("/worlds/university.site.yaml")
 
 
 def test_message_counts_follow_the_sensor_rates_of_the_robot_model(
