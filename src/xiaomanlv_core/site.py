@@ -13,6 +13,7 @@ station are `xiaomanlv_core.types`.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 from collections.abc import Sequence
@@ -57,7 +58,7 @@ class SiteError(ValueError):
     """A site sidecar is missing, malformed or inconsistent; the message names file and field."""
 
 
-def load_site(path: Path) -> Site:
+def load_site(path: Path, *, world: Path | None = None) -> Site:
     """Read and validate `path` (a *.site.yaml); raises SiteError naming the file and field.
 
     Checks (schema in docs/worlds.md): every key known and present, poses ``[x, y, yaw]``,
@@ -65,6 +66,10 @@ def load_site(path: Path) -> Site:
     with a positive width and no duplicates, a connected walkway graph (networkx), a mapping
     route of walkway nodes joined by walkway edges, and the world file next to the sidecar.
     The mapping route's length [m] and whether it closes a loop are computed here.
+
+    `world` overrides the SDF file the sidecar names (``xiaomanlv sim site check --world``):
+    the sidecar's ``world`` must still be a string, but that file need not exist.
+    Geometry against the world is `xiaomanlv_sim.sitecheck.check_site`'s business.
     """
     path = Path(path)
     label = path.name
@@ -78,9 +83,14 @@ def load_site(path: Path) -> Site:
     root = reader.mapping(data, "", _TOP_KEYS, required=_TOP_KEYS)
     name = reader.name(root["name"], "name")
     world_text = reader.name(root["world"], "world")
-    world = (path.parent / world_text).resolve()
-    if not world.is_file():
-        raise SiteError(f"{label}: world: {world_text} does not exist (looked for {world})")
+    if world is None:
+        world = (path.parent / world_text).resolve()
+        if not world.is_file():
+            raise SiteError(f"{label}: world: {world_text} does not exist (looked for {world})")
+    else:
+        world = Path(world).resolve()
+        if not world.is_file():
+            raise SiteError(f"{label}: world: the world file given for it, {world}, does not exist")
     station = reader.station(root["station"])
     stops = reader.stops(root["stops"])
     entrances = reader.points(root["entrances"], "entrances")
@@ -220,7 +230,9 @@ class _Reader:
             a, b = (self.name(item[k], f"{field}[{k}]") for k in (0, 1))
             for k, node in ((0, a), (1, b)):
                 if node not in nodes:
-                    raise self.fail(f"{field}[{k}]", f"unknown walkway node {node!r}")
+                    close = difflib.get_close_matches(node, list(nodes), n=3)
+                    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                    raise self.fail(f"{field}[{k}]", f"unknown walkway node {node!r}{hint}")
             if a == b:
                 raise self.fail(field, f"edge from {a!r} to itself")
             width = self.number(item[2], f"{field}[2]")
@@ -258,13 +270,18 @@ class _Reader:
         for i, (x, y) in enumerate(points):
             node = by_position.get((round(x / NODE_TOLERANCE), round(y / NODE_TOLERANCE)))
             if node is None:
+                near = min(walkways.nodes, key=lambda n: math.dist(walkways.nodes[n], (x, y)))
+                gap = math.dist(walkways.nodes[near], (x, y))
                 raise self.fail(
-                    f"mapping_route.waypoints[{i}]", f"[{x}, {y}] is not a walkway node"
+                    f"mapping_route.waypoints[{i}]",
+                    f"[{x}, {y}] is not a walkway node (within {NODE_TOLERANCE} m); the nearest "
+                    f"is {near} at {list(walkways.nodes[near])}, {gap:.2f} m away",
                 )
             if names and frozenset((names[-1], node)) not in pairs:
                 raise self.fail(
                     f"mapping_route.waypoints[{i}]",
-                    f"no walkway edge from {names[-1]} to {node}",
+                    f"no walkway edge from {names[-1]} (waypoints[{i - 1}]) to {node}: "
+                    "consecutive waypoints must be the two ends of one walkway edge",
                 )
             names.append(node)
         return MappingRoute(
