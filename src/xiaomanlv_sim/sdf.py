@@ -41,6 +41,7 @@ from xiaomanlv_core.sdformat import (
     read_root,
 )
 from xiaomanlv_sim import assets
+from xiaomanlv_sim.meshes import MESH_SUFFIXES, MeshError, read_mesh
 from xiaomanlv_sim.world import (
     Box,
     Cylinder,
@@ -53,7 +54,14 @@ from xiaomanlv_sim.world import (
 )
 
 XIAOMANLV_NS = "https://github.com/xiaomanlv/sdf"
-MESH_SUFFIXES = (".obj", ".stl")
+# The model search path variable Gazebo (Garden and later, so Harmonic with Jazzy) reads; the
+# loader reads it too, so a world that loads here loads in Gazebo with the same environment.
+RESOURCE_PATH_VARIABLE = "GZ_SIM_RESOURCE_PATH"
+# Older Gazebos' variables: not read (Harmonic does not either), named in errors when set.
+LEGACY_PATH_VARIABLES = {
+    "GAZEBO_MODEL_PATH": "Gazebo Classic",
+    "IGN_GAZEBO_RESOURCE_PATH": "Ignition Gazebo",
+}
 
 # World children that do not affect static geometry; they are skipped without a word.
 _IGNORED_WORLD = frozenset(
@@ -97,13 +105,14 @@ class _Loader:
     shapes: list[Shape] = field(default_factory=list)
     include_stack: tuple[Path, ...] = ()
 
-    def model_dirs(self) -> list[Path]:
-        dirs = list(self.model_path)
+    def model_dirs(self) -> list[tuple[Path, str]]:
+        """The folders `model://` searches, in order, each with where it came from."""
+        dirs = [(Path(p), "model_path") for p in self.model_path]
         with contextlib.suppress(FileNotFoundError):
-            dirs.append(assets.models_dir())
-        for entry in os.environ.get("GZ_SIM_RESOURCE_PATH", "").split(os.pathsep):
+            dirs.append((assets.models_dir(), "the package's models/"))
+        for entry in os.environ.get(RESOURCE_PATH_VARIABLE, "").split(os.pathsep):
             if entry:
-                dirs.append(Path(entry))
+                dirs.append((Path(entry), RESOURCE_PATH_VARIABLE))
         return dirs
 
     def resolve_uri(self, uri: str, base_dir: Path, file: Path, path: str) -> Path:
@@ -113,12 +122,11 @@ class _Loader:
             rest = uri[len("model://") :]
             name, _, tail = rest.partition("/")
             dirs = self.model_dirs()
-            for d in dirs:
+            for d, _source in dirs:
                 candidate = d / name / tail if tail else d / name
                 if candidate.exists():
                     return candidate
-            looked = ", ".join(str(d) for d in dirs) or "(no model path)"
-            raise SdfError(file, path, f"cannot resolve '{uri}': model '{name}' not in {looked}")
+            raise SdfError(file, path, _unresolved_model(uri, name, tail, dirs))
         if uri.startswith("file://"):
             candidate = Path(uri[len("file://") :])
         elif "://" in uri:
@@ -268,6 +276,12 @@ class _Loader:
                 raise SdfError(
                     file, gpath + "/uri", f"mesh '{uri}' is not OBJ or STL (only those load)"
                 )
+            try:
+                read_mesh(mesh_path)  # read once here; the scene and footprints reuse it
+            except MeshError as err:
+                raise MeshError(
+                    err.file, err.element, f"{err.problem} (mesh of {file}: {gpath})"
+                ) from None
             scale = (1.0, 1.0, 1.0)
             s_elem = g.find("scale")
             if s_elem is not None:
@@ -326,6 +340,40 @@ class _Loader:
         )
 
 
+def _unresolved_model(uri: str, name: str, tail: str, dirs: list[tuple[Path, str]]) -> str:
+    """Why `model://name/tail` was not found: the folders searched and the variable to set."""
+    searched = []
+    for d, source in dirs:
+        note = source if d.is_dir() else f"{source}, does not exist"
+        searched.append(f"{d} ({note})")
+    if tail:
+        partial = [str(d / name) for d, _ in dirs if (d / name).is_dir()]
+        if partial:
+            return (
+                f"cannot resolve '{uri}': model folder {partial[0]} has no '{tail}'; "
+                f"searched in order: {', '.join(searched)}"
+            )
+    where = ", ".join(searched) if searched else "nothing (no model_path, no models/)"
+    message = (
+        f"cannot resolve '{uri}': no folder '{name}' in the model search path; searched in "
+        f"order: {where}. Set {RESOURCE_PATH_VARIABLE} to the folder that holds '{name}/' "
+        f"(several joined with '{os.pathsep}')"
+    )
+    if not os.environ.get(RESOURCE_PATH_VARIABLE):
+        message += f"; {RESOURCE_PATH_VARIABLE} is not set"
+    for variable, gazebo in LEGACY_PATH_VARIABLES.items():
+        value = os.environ.get(variable, "")
+        if not value:
+            continue
+        there = [e for e in value.split(os.pathsep) if e and (Path(e) / name).is_dir()]
+        found = f", and '{name}/' is in {there[0]}" if there else ""
+        message += (
+            f"; {variable} is set but not read ({gazebo}'s variable){found}: add its folders to "
+            f"{RESOURCE_PATH_VARIABLE}"
+        )
+    return message
+
+
 def _model_sdf_file(target: Path, file: Path, path: str) -> Path:
     """The SDF file of a model directory: model.config's <sdf>, else model.sdf."""
     if target.is_file():
@@ -352,7 +400,8 @@ def load_world(path: Path | str, model_path: Sequence[Path] = ()) -> World:
     """Read the static geometry of an SDF 1.9+ world file.
 
     `model://` URIs resolve against `model_path`, then `assets.models_dir()`, then the
-    directories of $GZ_SIM_RESOURCE_PATH. Returns every collision geometry as a `Shape` in the
+    directories of $GZ_SIM_RESOURCE_PATH; an unresolved one names the folders searched, in
+    order, and the variable to set. Returns every collision geometry as a `Shape` in the
     world frame (x east, y north, z up; metres). Raises SdfError naming the file and element
     for malformed or unsupported content (non-static models, heightmaps, ...).
     """
