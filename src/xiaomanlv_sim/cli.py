@@ -7,8 +7,16 @@ line on stderr and exit code 2. `main(argv)` runs the same commands standalone
 
     xiaomanlv sim render <world-or-scenario.yaml> [-o out.png] [--trajectory t.csv|t.npy]
                          [--agents [N]] [--resolution 0.25] [--seed S]
+    xiaomanlv sim render <sidecar.site.yaml> [-o out.png] [--resolution 0.25]
     xiaomanlv sim scenario validate <files...>
     xiaomanlv sim scenario generate --world W --count N --seed S -o dir/
+    xiaomanlv sim site check <sidecar.site.yaml or world name...> [--world <sdf>]
+
+`render` tells a site sidecar from a scenario by its keys (a sidecar has walkways, stops, a
+station...; `is_sidecar_document`), never by its file name; a sidecar is drawn with its mapping
+route and the problems `site check` finds, numbered as it prints them. `site check` prints one
+line per problem (`<file>: error|warning: <element>: <what> at (x, y)`) and exits 0 when the
+site is clean, 1 with warnings only, 2 with an error (a schema error included).
 """
 
 from __future__ import annotations
@@ -19,13 +27,17 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_sim.scenario import CrowdSpec, Scenario, ScenarioError
 from xiaomanlv_sim.world import World
+
+if TYPE_CHECKING:
+    from xiaomanlv_core.site import Site
+    from xiaomanlv_sim.sitecheck import SiteProblem
 
 _log = logging.getLogger(__name__)
 
@@ -131,13 +143,23 @@ def _render(args: argparse.Namespace) -> int:
 
     target = str(args.target)
     scenario: Scenario | None = None
-    if target.endswith((".yaml", ".yml")):
-        scenario = load_scenario(Path(target))
-        world_name = scenario.world
+    problems: list[SiteProblem] = []
+    route = None
+    if target.endswith((".yaml", ".yml")) and _is_sidecar(Path(target)):
+        print(f"[sim render] loading site {target}", flush=True)
+        world, site = _load_sidecar(Path(target))
+        problems = _check(world, site)
+        for k, problem in enumerate(problems, start=1):
+            print(f"[sim render] {k}: {problem}", flush=True)
+        route = np.asarray(site.mapping_route.waypoints, dtype=float)
     else:
-        world_name = target
-    print(f"[sim render] loading world {world_name}", flush=True)
-    world, site = _load_world(world_name)
+        if target.endswith((".yaml", ".yml")):
+            scenario = load_scenario(Path(target))
+            world_name = scenario.world
+        else:
+            world_name = target
+        print(f"[sim render] loading world {world_name}", flush=True)
+        world, site = _load_world(world_name)
     trajectory = load_trajectory(Path(args.trajectory)) if args.trajectory else None
     agents = None
     if args.agents is not None:
@@ -176,9 +198,83 @@ def _render(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         path=out,
         title=name,
+        route=route,
+        problems=problems,
     )
     print(f"[sim render] wrote {out}", flush=True)
     return 0
+
+
+def _is_sidecar(path: Path) -> bool:
+    """Whether the YAML file `path` is a site sidecar (by its keys); False when unreadable, so
+    the scenario loader reports what is wrong with it."""
+    from xiaomanlv_core.yamlfile import YamlFileError, read_yaml
+    from xiaomanlv_sim.sitecheck import is_sidecar_document
+
+    try:
+        return is_sidecar_document(read_yaml(path))
+    except (OSError, YamlFileError):
+        return False
+
+
+def _load_sidecar(path: Path, world_path: Path | None = None) -> tuple[World, Site]:
+    """The sidecar at `path` and its world (the one it names, or `world_path`)."""
+    from xiaomanlv_core.site import load_site
+    from xiaomanlv_sim.sdf import load_world
+
+    if not path.is_file():
+        raise CliError(f"site sidecar {path} does not exist")
+    site = load_site(path, world=world_path)
+    return load_world(site.world), site
+
+
+def _check(world: World, site: Site) -> list[SiteProblem]:
+    from xiaomanlv_core.robot import load_robot, model_file
+    from xiaomanlv_sim.sitecheck import check_site
+
+    return check_site(world, site, load_robot(model_file()))
+
+
+def _sidecar_path(target: str) -> Path:
+    """A sidecar path, or the sidecar of a world (name or SDF path)."""
+    from xiaomanlv_sim.assets import site_file, world_file
+
+    if target.endswith((".yaml", ".yml")):
+        return Path(target)
+    return site_file(world_file(target))
+
+
+def _site_check(args: argparse.Namespace) -> int:
+    from xiaomanlv_core.site import SiteError
+
+    world_path = Path(args.world) if args.world else None
+    if world_path is not None and not world_path.is_file():
+        raise CliError(f"--world {world_path} does not exist")
+    worst = 0
+    for target in args.sidecars:
+        path = _sidecar_path(target)
+        try:
+            world, site = _load_sidecar(path, world_path)
+        except SiteError as err:  # the schema: one line, and the next file
+            print(f"{path}: error: {err}", flush=True)
+            worst = 2
+            continue
+        problems = _check(world, site)
+        for problem in problems:
+            print(f"{path}: {problem}", flush=True)
+        n_err = sum(p.severity == "error" for p in problems)
+        n_warn = len(problems) - n_err
+        if not problems:
+            print(
+                f"ok {path}: {site.name} on {world.source.name}: {len(site.stops)} stops, "
+                f"{len(site.walkways.edges)} walkway edges, "
+                f"mapping route {site.mapping_route.length:.0f} m",
+                flush=True,
+            )
+        else:
+            print(f"{path}: {n_err} errors, {n_warn} warnings", flush=True)
+        worst = max(worst, 2 if n_err else 1 if n_warn else 0)
+    return worst
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -229,12 +325,18 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def add_sim_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `sim` (render, scenario validate, scenario generate) to an argparse subparsers."""
-    sim = subparsers.add_parser("sim", help="simulator tools: render worlds, check scenarios")
+    """Add `sim` (render, scenario validate/generate, site check) to an argparse subparsers."""
+    sim = subparsers.add_parser(
+        "sim", help="simulator tools: render worlds, check scenarios and sites"
+    )
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
 
-    render = sim_sub.add_parser("render", help="draw a world or scenario from above as a PNG")
-    render.add_argument("target", help="world name (university), SDF path, or scenario .yaml")
+    render = sim_sub.add_parser(
+        "render", help="draw a world, scenario or site sidecar from above as a PNG"
+    )
+    render.add_argument(
+        "target", help="world name (university), SDF path, scenario .yaml or site sidecar .yaml"
+    )
     render.add_argument("-o", "--output", help="PNG file (default: <name>.png)")
     render.add_argument("--trajectory", help="trajectory to overlay: .csv (x,y) or .npy (N,2)")
     render.add_argument(
@@ -260,6 +362,20 @@ def add_sim_commands(subparsers: Any) -> argparse.ArgumentParser:
     generate.add_argument("--duration", type=float, default=600.0, help="[s] per scenario")
     generate.add_argument("-o", "--output", required=True, help="folder for the .yaml files")
     generate.set_defaults(func=_guarded(_generate))
+
+    site = sim_sub.add_parser("site", help="check site sidecars against their worlds")
+    site_sub = site.add_subparsers(dest="site_command", required=True)
+    check = site_sub.add_parser(
+        "check",
+        help="schema and geometry of site sidecars; exit 0 clean, 1 warnings only, 2 errors",
+    )
+    check.add_argument(
+        "sidecars", nargs="+", help="<name>.site.yaml files, or world names (university)"
+    )
+    check.add_argument(
+        "--world", help="SDF world to check against (default: the one each sidecar names)"
+    )
+    check.set_defaults(func=_guarded(_site_check))
     return sim
 
 

@@ -4,14 +4,17 @@
 y north up), at `resolution` metres per pixel. Every shape is projected whole (a tree shows its
 canopy, a kerb its outline), filled in its category colour (`CATEGORY_COLOURS`), in an order
 that keeps what matters on top: fields, walkways, ramps and kerbs, trees, then buildings, walls,
-cars and street furniture. Site data (walkways, entrances, stops with their names, the
-station) come from the site sidecar; run-time obstacles, agents and a trajectory are optional
-overlays. A panel east of the map holds the title, a north arrow, the legend and a scale bar,
-so nothing covers the map.
+cars and street furniture. Site data (walkways at their width, entrances, stops with their
+names, the station) come from the site sidecar; run-time obstacles, agents, a trajectory, the
+sidecar's mapping route (dashed, its start ringed) and the problems `xiaomanlv_sim.sitecheck`
+found (numbered rings, red for errors, amber for warnings, in the order they were reported) are
+optional overlays. A panel east of the map holds the title, a north arrow, the legend and a
+scale bar, so nothing covers the map.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -25,6 +28,7 @@ from xiaomanlv_core.site import Site
 from xiaomanlv_sim.agents import AgentArrays
 from xiaomanlv_sim.footprint import obstacle_polygon, shape_footprint
 from xiaomanlv_sim.scenario import ObstacleSpec
+from xiaomanlv_sim.sitecheck import SiteProblem
 from xiaomanlv_sim.world import Plane, World
 
 _log = logging.getLogger(__name__)
@@ -59,6 +63,9 @@ STATION: RGB = (30, 60, 220)
 ENTRANCE: RGB = (255, 150, 0)
 TEXT: RGB = (20, 20, 20)
 POINTS: RGB = (0, 190, 90)
+ROUTE: RGB = (0, 120, 120)
+PROBLEM_ERROR: RGB = (230, 0, 0)
+PROBLEM_WARNING: RGB = (240, 160, 0)
 PANEL_WIDTH = 190  # [px] the legend panel east of the map
 
 # draw order: later categories cover earlier ones
@@ -151,6 +158,8 @@ def render_top_down(
     title: str | None = None,
     window: tuple[float, float, float, float] | None = None,
     points: NDArray[np.float64] | None = None,
+    route: NDArray[np.float64] | None = None,
+    problems: Sequence[SiteProblem] = (),
 ) -> Path:
     """Draw `world` from above and write a PNG to `path`; returns `path`.
 
@@ -165,10 +174,12 @@ def render_top_down(
         title: text in the top-left corner (default: the world name).
         window: (xmin, ymin, xmax, ymax) [m] draw only this part of the world (default: all).
         points: (N,2) [m] sensor returns in the world frame (a lidar scan), drawn as dots.
+        route: (N,2) [m] a mapping route's waypoints: a dashed polyline, its start ringed.
+        problems: site check findings; each with a place is a ring numbered 1.. in list order.
 
     Raises:
-        RenderError: resolution <= 0, a trajectory or points that are not (N,2), an empty
-            window, or nothing to draw.
+        RenderError: resolution <= 0, a trajectory, route or points that are not (N,2), an
+            empty window, or nothing to draw.
     """
     if not resolution > 0:
         raise RenderError(f"resolution must be > 0 m/px, got {resolution}")
@@ -178,6 +189,11 @@ def render_top_down(
         if traj.ndim != 2 or traj.shape[1] < 2 or not np.all(np.isfinite(traj[:, :2])):
             raise RenderError(f"trajectory must be a finite (N,2) array, got shape {traj.shape}")
         traj = traj[:, :2]
+    waypoints = None
+    if route is not None:
+        waypoints = np.asarray(route, dtype=float)
+        if waypoints.ndim != 2 or waypoints.shape[1] != 2 or not np.all(np.isfinite(waypoints)):
+            raise RenderError(f"route must be a finite (N,2) array, got shape {waypoints.shape}")
     dots = None
     if points is not None:
         dots = np.asarray(points, dtype=float)
@@ -215,6 +231,8 @@ def render_top_down(
         cv.polygon(np.asarray(obstacle_polygon(ob).exterior.coords), OBSTACLE, (160, 60, 0))
         c = cv.px(np.array([ob.pose.x, ob.pose.y]))[0]  # a ring so a trolley shows at any scale
         cv2.circle(cv.img, (int(c[0]), int(c[1])), 9, bgr(OBSTACLE), 2, cv2.LINE_AA)
+    if waypoints is not None and len(waypoints):
+        _draw_route(cv, waypoints)
     if site is not None:
         _draw_site(cv, site)
     if agents is not None:
@@ -227,11 +245,19 @@ def render_top_down(
         cv2.polylines(cv.img, [pts], False, bgr(TRAJECTORY), 2, lineType=cv2.LINE_AA)
         cv2.circle(cv.img, tuple(int(v) for v in pts[0]), 5, bgr((0, 170, 0)), -1, cv2.LINE_AA)
         cv2.circle(cv.img, tuple(int(v) for v in pts[-1]), 5, bgr((200, 0, 0)), -1, cv2.LINE_AA)
+    _draw_problems(cv, problems)
     entries = _legend_entries(
         present, site is not None, agents is not None, traj is not None, bool(obstacles)
     )
     if dots is not None:
         entries.append(("lidar return", POINTS))
+    if waypoints is not None:
+        entries.append(("mapping route", ROUTE))
+    severities = {p.severity for p in problems if p.where is not None}
+    if "error" in severities:
+        entries.append(("site error", PROBLEM_ERROR))
+    if "warning" in severities:
+        entries.append(("site warning", PROBLEM_WARNING))
     image = with_panel(cv, entries, title or world.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +302,42 @@ def _draw_site(cv: Canvas, site: Site) -> None:
         )
     p = cv.px(np.array([st.loading.x, st.loading.y]))[0]
     cv.text((int(p[0]) + 10, int(p[1]) + 20), st.name, 0.45, STATION)
+
+
+def _draw_route(cv: Canvas, waypoints: NDArray[np.float64]) -> None:
+    """The mapping route: 2 px dashes (6 px on, 4 off) along the polyline, its start ringed."""
+    pts = cv.px(waypoints).astype(float)
+    dash, gap = 6.0, 4.0
+    for p0, p1 in itertools.pairwise(pts):
+        length = float(np.hypot(*(p1 - p0)))
+        s = 0.0
+        while s < length:
+            e = min(s + dash, length)
+            a = p0 + (p1 - p0) * (s / length)
+            b = p0 + (p1 - p0) * (e / length)
+            cv2.line(
+                cv.img,
+                (round(a[0]), round(a[1])),
+                (round(b[0]), round(b[1])),
+                bgr(ROUTE),
+                2,
+                cv2.LINE_AA,
+            )
+            s = e + gap
+    c = (round(pts[0][0]), round(pts[0][1]))
+    cv2.circle(cv.img, c, 8, bgr(ROUTE), 2, cv2.LINE_AA)
+
+
+def _draw_problems(cv: Canvas, problems: Sequence[SiteProblem]) -> None:
+    """Each located problem: a ring (red error, amber warning) numbered in report order."""
+    for k, problem in enumerate(problems, start=1):
+        if problem.where is None:
+            continue
+        colour = PROBLEM_ERROR if problem.severity == "error" else PROBLEM_WARNING
+        p = cv.px(np.array(problem.where, dtype=float))[0]
+        c = (int(p[0]), int(p[1]))
+        cv2.circle(cv.img, c, 11, bgr(colour), 3, cv2.LINE_AA)
+        cv.text((c[0] + 13, c[1] + 5), str(k), 0.5, colour)
 
 
 def _draw_agents(cv: Canvas, agents: AgentArrays) -> None:

@@ -228,3 +228,12 @@ def test_worlds_are_unchanged_by_a_check(tmp_path: Path, robot: RobotSpec) -> No
     before = (world.shapes, site)
     check_site(world, site, robot)
     assert (world.shapes, site) == before
+
+
+def test_a_stop_built_without_a_door_is_an_error(tmp_path: Path, robot: RobotSpec) -> None:
+    site = load_site(toy_site(tmp_path))
+    doorless = dataclasses.replace(site.stops[0], entrance=None)
+    site = dataclasses.replace(site, stops=(doorless,))
+    (door,) = errors(check_site(load_world(site.world), site, robot))
+    assert door.element == "stops[0] (hall_south).entrance"
+    assert door.message.startswith("missing")
