@@ -119,6 +119,7 @@ class BodySpec:
     max_roll: float = 0.35  # [rad] tipped over beyond this
     max_pitch: float = 0.35  # [rad]
     max_step: float = 0.12  # [m] highest kerb edge a wheel climbs
+    max_slope: float = 0.175  # [rad] steepest slope it drives up or down (10 deg)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,15 @@ class RobotSpec:
     imu: ImuSpec
     gnss: GnssSpec
     ultrasonic: tuple[LidarSpec, ...]  # in file order; topic "ultrasonic/<where>"
+
+    @property
+    def height(self) -> float:
+        """[m] the robot's top above the ground (base_link z = 0): the body box's top or the
+        highest sensor origin (the lidar on its mast), whichever is higher. What passes over
+        the robot (a tree crown, a sign) must clear this."""
+        box_top = float(self.body.box_pose[2, 3]) + self.body.height / 2
+        sensors = (self.lidar, self.imu, self.gnss, *self.ultrasonic)
+        return max(box_top, *(float(s.pose[2, 3]) for s in sensors))
 
 
 def model_file() -> Path:
@@ -326,6 +336,7 @@ def load_robot(path: Path | str) -> RobotSpec:
         max_roll=reader.num(tip, "xiaomanlv:max_roll", tpath),
         max_pitch=reader.num(tip, "xiaomanlv:max_pitch", tpath),
         max_step=reader.num(tip, "xiaomanlv:max_step", tpath),
+        max_slope=reader.num(tip, "xiaomanlv:max_slope", tpath),
     )
 
     # Drive: the DiffDrive plugin.

@@ -79,6 +79,10 @@ def test_robot_sensor_pose_composes_through_its_link(tmp_path: Path) -> None:
             ".//{https://github.com/xiaomanlv/sdf}max_step",
             "xiaomanlv:tip/xiaomanlv:max_step: missing",
         ),
+        (
+            ".//{https://github.com/xiaomanlv/sdf}max_slope",
+            "xiaomanlv:tip/xiaomanlv:max_slope: missing",
+        ),
     ],
 )
 def test_robot_missing_required_element(tmp_path: Path, xpath: str, message: str) -> None:
@@ -92,6 +96,28 @@ def test_robot_missing_required_element(tmp_path: Path, xpath: str, message: str
     tree.write(path)
     with pytest.raises(SdfError, match=rf"model\.sdf: model\[xiaomanlv\]/.*{message}"):
         load_robot(path)
+
+
+def test_climbing_limits_and_height_come_from_the_model(tmp_path: Path) -> None:
+    robot = load_robot(model_file())
+    assert robot.body.max_step == pytest.approx(0.12)
+    assert robot.body.max_slope == pytest.approx(0.175)  # 10 deg
+    assert robot.height == pytest.approx(1.9)  # the lidar on its mast, above the 1.55 m body
+    tree = _robot_tree()
+    root = tree.getroot()
+    ns = "{https://github.com/xiaomanlv/sdf}"
+    for name, value in (("max_step", "0.2"), ("max_slope", "0.3")):
+        elem = root.find(f".//{ns}{name}")
+        assert elem is not None
+        elem.text = value
+    lidar_pose = root.find(".//sensor[@name='lidar']/pose")
+    assert lidar_pose is not None
+    lidar_pose.text = "0.25 0 1.20 0 0 0"  # a low lidar: the GNSS antenna is the top
+    path = tmp_path / "model.sdf"
+    tree.write(path)
+    edited = load_robot(path)
+    assert (edited.body.max_step, edited.body.max_slope) == (0.2, 0.3)
+    assert edited.height == pytest.approx(1.60)  # not the 1.55 m body box
 
 
 def test_the_model_is_found_in_the_source_tree() -> None:

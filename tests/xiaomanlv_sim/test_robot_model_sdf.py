@@ -178,7 +178,7 @@ def test_sim_block(model: ET.Element) -> None:
             "multipath_jump_stddev",
             "outage_sky_fraction",
         ),
-        "tip": ("max_roll", "max_pitch", "max_step"),
+        "tip": ("max_roll", "max_pitch", "max_step", "max_slope"),
     }
     for group, fields in expected.items():
         element = sim.find(f"{NS}{group}")
