@@ -1,4 +1,5 @@
-"""GNSS: noise, multipath, outage, jump fault (the WGS84 conversion is tested in core)."""
+"""GNSS: noise and its DOP-scaled covariance, multipath, outage, jump fault (the WGS84
+conversion is tested in core)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from scipy.stats import chi2
 
 from xiaomanlv_core.geodesy import Datum, geodetic_to_enu
-from xiaomanlv_sim.sensors.gnss import STATUS_FIX, STATUS_NO_FIX, Gnss
+from xiaomanlv_sim.sensors.gnss import STATUS_FIX, STATUS_NO_FIX, Gnss, dop_scale
 from xiaomanlv_sim.world import Box, Shape, World
 
 ORIGIN = Datum(31.0252, 121.4365, 10.0, 0.0)
@@ -55,15 +57,77 @@ def pose_at(x: float, y: float) -> NDArray[np.float64]:
     return p
 
 
-def test_noise_has_the_declared_stddev_in_metres() -> None:
-    spec = GnssSpecLike(horizontal_stddev=0.5, vertical_stddev=1.0)
+@pytest.mark.parametrize("blocked", [0.0, 0.36])
+def test_noise_has_the_declared_stddev_scaled_by_the_blocked_sky(blocked: float) -> None:
+    spec = GnssSpecLike(horizontal_stddev=0.5, vertical_stddev=1.0, velocity_stddev=0.1)
     gnss = Gnss(spec, world(), np.random.default_rng(0))
-    fixes = [gnss.read(pose_at(50.0, 20.0), np.zeros(3), k * 0.2, OpenSky()) for k in range(3000)]
+    sky = OpenSky(blocked)
+    fixes = [gnss.read(pose_at(50.0, 20.0), np.zeros(3), k * 0.2, sky) for k in range(3000)]
     enu = geodetic_to_enu(ORIGIN, [(f.latitude, f.longitude, f.altitude) for f in fixes])
-    np.testing.assert_allclose(enu.mean(axis=0), [50.0, 20.0, 0.0], atol=0.05)
-    np.testing.assert_allclose(enu.std(axis=0), [0.5, 0.5, 1.0], rtol=0.05)
+    scale = 1.0 / math.sqrt(1.0 - blocked)  # 1.25 with 36 % of the sky hidden
+    np.testing.assert_allclose(enu.mean(axis=0), [50.0, 20.0, 0.0], atol=0.05 * scale)
+    np.testing.assert_allclose(enu.std(axis=0), np.array([0.5, 0.5, 1.0]) * scale, rtol=0.05)
+    velocity = np.array([f.velocity_enu for f in fixes])
+    np.testing.assert_allclose(velocity.std(axis=0), 0.1 * scale, rtol=0.05)
     assert fixes[0].status == STATUS_FIX
-    np.testing.assert_allclose(fixes[0].position_covariance[[0, 4, 8]], [0.25, 0.25, 1.0])
+    np.testing.assert_allclose(
+        fixes[0].position_covariance[[0, 4, 8]], np.array([0.25, 0.25, 1.0]) * scale**2
+    )
+    np.testing.assert_allclose(fixes[0].velocity_covariance[[0, 4, 8]], 0.01 * scale**2)
+    assert gnss.dop_scale == pytest.approx(scale)
+
+
+def test_dop_scale_is_one_over_the_root_of_the_visible_sky() -> None:
+    assert dop_scale(0.0) == 1.0
+    assert dop_scale(0.75) == pytest.approx(2.0)
+    assert dop_scale(-0.1) == 1.0 and dop_scale(1.0) == math.inf
+
+
+def test_reported_covariance_near_tall_buildings_exceeds_the_open_field_one() -> None:
+    from xiaomanlv_sim.scene import Scene
+
+    tall = world(building(0.0, 0.0, 30.0))
+    scene = Scene.from_world(tall)
+    gnss = Gnss(GnssSpecLike(horizontal_stddev=1.0, vertical_stddev=2.0), tall, rng(0))
+    near = gnss.read(pose_at(0.0, 15.0), np.zeros(3), 0.0, scene)  # 5 m from the wall
+    field_fix = gnss.read(pose_at(0.0, 150.0), np.zeros(3), 0.2, scene)
+    assert near.status == field_fix.status == STATUS_FIX
+    np.testing.assert_allclose(field_fix.position_covariance[[0, 4, 8]], [1.0, 1.0, 4.0])
+    assert near.position_covariance[0] > 1.4 * field_fix.position_covariance[0]
+    assert near.position_covariance[8] > 1.4 * field_fix.position_covariance[8]
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def test_fixes_outside_multipath_are_consistent_with_their_covariance() -> None:
+    """NEES of the fixes (error^T cov^-1 error, 3 dof) over a drive past a tall building: within
+    the chi-square 95 % bounds where no multipath offset is active, far beyond them where one
+    is (the receiver does not report multipath)."""
+    from xiaomanlv_sim.scene import Scene
+
+    tall = world(building(0.0, 0.0, 30.0))
+    scene = Scene.from_world(tall)
+    spec = GnssSpecLike(horizontal_stddev=1.0, vertical_stddev=2.0, multipath_jump_stddev=3.0)
+    gnss = Gnss(spec, tall, rng(3))
+    clean, reflected, scales = [], [], []
+    for k in range(2000):  # 400 s at 5 Hz, 1 m/s along y = 14 (4 m from the wall) and back
+        x = -100.0 + abs(((k * 0.2) % 400.0) - 200.0)
+        fix = gnss.read(pose_at(x, 14.0), np.zeros(3), k * 0.2, scene)
+        assert fix.status == STATUS_FIX
+        err = geodetic_to_enu(ORIGIN, (fix.latitude, fix.longitude, fix.altitude)) - (x, 14.0, 0)
+        nees = float(err @ np.linalg.solve(fix.position_covariance.reshape(3, 3), err))
+        (reflected if np.any(gnss.multipath_offset != 0.0) else clean).append(nees)
+        scales.append(gnss.dop_scale)
+    assert max(scales) > 1.2 and min(scales) == pytest.approx(1.0, abs=0.02)
+    n = len(clean)
+    assert n > 1000 and len(reflected) > 100
+    lo, hi = chi2.ppf([0.025, 0.975], 3 * n)
+    assert lo <= sum(clean) <= hi
+    assert np.mean(np.array(clean) > chi2.ppf(0.95, 3)) < 0.07
+    # Multipath goes unreported: the same bound, far exceeded (mean NEES 7.4 against 3).
+    assert sum(reflected) > 2.0 * chi2.ppf(0.975, 3 * len(reflected))
 
 
 def test_no_fix_where_too_much_sky_is_blocked() -> None:

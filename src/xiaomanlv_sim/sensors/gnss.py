@@ -6,13 +6,23 @@ Conversion: world (x, y, z) is rotated by the world's ``heading_deg`` (counter-c
 `xiaomanlv_core.geodesy` (pymap3d; the same chain gz-math ``SphericalCoordinates`` uses).
 
 Errors (all in metres in ENU before the conversion, as gz-sensors ``NavSatSensor`` adds its
-noise): white gaussian ``horizontal_stddev`` on east and north, ``vertical_stddev`` on up;
-multipath near tall buildings (``category == "building"`` at least ``multipath_height`` tall,
+noise): white gaussian on east, north and up with the sigma the receiver reports, UERE x DOP
+(Kaplan & Hegarty, *Understanding GPS/GNSS*, 3rd ed. (2017), 11.2; Groves 2013, 9.4.3): the
+spec's ``horizontal_stddev`` / ``vertical_stddev`` (and ``velocity_stddev`` for the Doppler
+velocity) are the open-sky values, scaled by ``1 / sqrt(1 - b)`` with ``b`` the scene's
+``sky_blocked_fraction`` at the antenna. DOP goes as ``1 / sqrt(N)`` for ``N`` satellites
+spread over the sky (the normal matrix ``G^T G`` sums one term per satellite), and blocking a
+share ``b`` of the sky leaves about ``(1 - b) N``; the worse geometry of a one-sided view is not
+modelled, so the scale is a lower bound (1.41 at the outage threshold 0.5). The covariance
+reports that sigma, so fixes are consistent with it.
+
+Multipath near tall buildings (``category == "building"`` at least ``multipath_height`` tall,
 antenna within ``multipath_distance`` of the footprint): a piecewise-constant offset, redrawn
 from N(0, multipath_jump_stddev^2) per axis after exponentially distributed holds (mean
 ``multipath_hold`` s, so it is correlated over a few seconds) and scaled by ``1 - d/D`` with
-``d`` the distance to the wall; GnssJump faults add their offset. No fix (status -1, NaN
-position, covariance type unknown) while the scene's ``sky_blocked_fraction`` at the antenna
+``d`` the distance to the wall. It is *not* in the reported covariance: a receiver cannot see
+the reflection it tracks. GnssJump faults add their offset. No fix (status -1, NaN position,
+covariance type unknown) while the scene's ``sky_blocked_fraction`` at the antenna
 exceeds ``outage_sky_fraction``. Reference: Groves, *Principles of GNSS, Inertial, and
 Multisensor Integrated Navigation Systems*, 2nd ed. (2013), 9.3.3 (multipath) and 2.4 (frames).
 """
@@ -21,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -80,6 +90,17 @@ class GnssReading:
     status: int  # -1 no fix, 0 fix (sensor_msgs/NavSatStatus)
     position_covariance: NDArray[np.float64]  # (9,) ENU row-major [m^2]; zeros without a fix
     velocity_enu: NDArray[np.float64]  # (3,) [m/s] east, north, up (NaN without a fix)
+    # (9,) ENU row-major [(m/s)^2]; zeros without a fix
+    velocity_covariance: NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(9), repr=False
+    )
+
+
+def dop_scale(sky_blocked: float) -> float:
+    """Factor on the open-sky sigmas where a share ``sky_blocked`` (0..1) of the sky is hidden:
+    ``1 / sqrt(1 - sky_blocked)`` (module docstring); inf when all of it is."""
+    visible = 1.0 - min(max(sky_blocked, 0.0), 1.0)
+    return 1.0 / math.sqrt(visible) if visible > 0.0 else math.inf
 
 
 def tall_building_footprints(world: World, min_height: float) -> shapely.Geometry | None:
@@ -166,8 +187,23 @@ class Gnss:
         self._mp_raw = np.zeros(2)
         self._mp_until = -math.inf
         self.multipath_offset = np.zeros(2)  # [m] east, north of the last reading
-        h, v = spec.horizontal_stddev, spec.vertical_stddev
+        # Sigmas and covariances of the last sky answer (see _scaled).
+        self.dop_scale = 1.0  # the last fix's factor on the open-sky sigmas
+        self._sigmas = (spec.horizontal_stddev, spec.vertical_stddev, spec.velocity_stddev)
+        self._cov = np.zeros(9)
+        self._vel_cov = np.zeros(9)
+        self._scaled(0.0)
+
+    def _scaled(self, sky_blocked: float) -> None:
+        """Sigmas and covariances for ``sky_blocked``: UERE x DOP (module docstring)."""
+        k = dop_scale(sky_blocked)
+        self.dop_scale = k
+        spec = self.spec
+        h, v = k * spec.horizontal_stddev, k * spec.vertical_stddev
+        sv = k * spec.velocity_stddev
+        self._sigmas = (h, v, sv)
         self._cov = np.diag([h * h, h * h, v * v]).ravel()
+        self._vel_cov = np.diag([sv * sv, sv * sv, sv * sv]).ravel()
 
     def antenna_position(self, world_from_base: NDArray[np.float64]) -> NDArray[np.float64]:
         """[m] antenna position in the world frame."""
@@ -220,7 +256,10 @@ class Gnss:
         px, py, pz = pos.tolist()
         at = (sky, px, py, pz)
         if at != self._sky_at:
-            self._sky_at, self._sky_blocked = at, sky.sky_blocked_fraction(pos)
+            blocked = sky.sky_blocked_fraction(pos)
+            if blocked != self._sky_blocked:
+                self._scaled(blocked)
+            self._sky_at, self._sky_blocked = at, blocked
         if self._sky_blocked > self.spec.outage_sky_fraction:
             nan = math.nan
             return GnssReading(
@@ -229,7 +268,7 @@ class Gnss:
             )  # fmt: skip
         # World -> ENU and the errors in metres, on Python floats (world_to_enu's arithmetic).
         n0, n1, n2, n3, n4, n5 = self.rng.standard_normal(6).tolist()
-        h, v = self.spec.horizontal_stddev, self.spec.vertical_stddev
+        h, v, sd = self._sigmas
         self.multipath_offset = self._multipath(pos[:2], stamp)
         m0, m1 = self.multipath_offset.tolist()
         ch, sh = self._ch, self._sh
@@ -242,6 +281,7 @@ class Gnss:
         )
         lat, lon, alt = enu_to_geodetic(self.datum, enu).tolist()
         vx, vy, vz = np.asarray(velocity_world, float).tolist()
-        sd = self.spec.velocity_stddev
         vel = np.array((vx * ch - vy * sh + sd * n3, vx * sh + vy * ch + sd * n4, vz + sd * n5))
-        return GnssReading(stamp, self.frame_id, lat, lon, alt, STATUS_FIX, self._cov, vel)
+        return GnssReading(
+            stamp, self.frame_id, lat, lon, alt, STATUS_FIX, self._cov, vel, self._vel_cov
+        )
