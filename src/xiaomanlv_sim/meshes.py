@@ -138,122 +138,173 @@ def _obj_lines(text: str) -> list[tuple[int, str]]:
 
 def _parse_obj(text: str, file: Path) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     vertices: list[list[float]] = []
-    faces: list[tuple[int, list[int]]] = []  # (line, 0-based indices, positive ones unchecked)
+    vertex_lines: list[int] = []
+    flat: list[int] = []  # every face's 0-based vertex indices, one face after another
+    sizes: list[int] = []  # vertices of each face
+    face_lines: list[int] = []
     for number, line in _obj_lines(text):
         tokens = line.split()
         if not tokens:
             continue
-        key, args = tokens[0], tokens[1:]
-        where = f"line {number}"
+        key = tokens[0]
         if key == "v":
-            if len(args) < 3:
-                raise MeshError(file, where, f"vertex needs x y z, got '{line.strip()}'")
-            vertices.append(_numbers(args, file, where, "vertex")[:3])
+            if len(tokens) < 4:
+                raise MeshError(file, f"line {number}", f"vertex needs x y z, got '{line.strip()}'")
+            try:
+                vertices.append([float(tokens[1]), float(tokens[2]), float(tokens[3])])
+            except ValueError:
+                raise MeshError(
+                    file,
+                    f"line {number}",
+                    f"vertex has a non-numeric value: {' '.join(tokens[1:])}",
+                ) from None
+            vertex_lines.append(number)
         elif key == "f":
-            if len(args) < 3:
-                raise MeshError(file, where, f"face has {len(args)} vertices, needs at least 3")
-            indices = []
-            for token in args:
-                head = token.split("/", 1)[0]
+            if len(tokens) < 4:
+                raise MeshError(
+                    file, f"line {number}", f"face has {len(tokens) - 1} vertices, needs at least 3"
+                )
+            count = len(vertices)
+            for token in tokens[1:]:
                 try:
-                    index = int(head)
+                    index = int(token.split("/", 1)[0])
                 except ValueError:
                     raise MeshError(
-                        file, where, f"face vertex '{token}' does not start with an integer index"
+                        file,
+                        f"line {number}",
+                        f"face vertex '{token}' does not start with an integer index",
                     ) from None
-                if index == 0:
-                    raise MeshError(file, where, "face index 0 (OBJ indices start at 1)")
-                if index < 0:  # relative to the vertices read so far
-                    if -index > len(vertices):
-                        raise MeshError(
-                            file,
-                            where,
-                            f"face index {index} is out of range: only {len(vertices)} "
-                            "vertices are defined before this line",
-                        )
-                    index += len(vertices)
+                if index > 0:
+                    flat.append(index - 1)  # checked against the final count below
+                elif index < 0 and -index <= count:  # relative to the vertices read so far
+                    flat.append(count + index)
+                elif index == 0:
+                    raise MeshError(file, f"line {number}", "face index 0 (OBJ indices start at 1)")
                 else:
-                    index -= 1
-                indices.append(index)
-            faces.append((number, indices))
+                    raise MeshError(
+                        file,
+                        f"line {number}",
+                        f"face index {index} is out of range: only {count} vertices are defined "
+                        "before this line",
+                    )
+            sizes.append(len(tokens) - 1)
+            face_lines.append(number)
         elif key in _OBJ_FREEFORM:
-            raise MeshError(
-                file, where, f"free-form geometry ('{key}') is not supported; export polygons"
-            )
-    if not faces:
+            problem = f"free-form geometry ('{key}') is not supported; export polygons"
+            raise MeshError(file, f"line {number}", problem)
+    if not sizes:
         raise MeshError(file, "", "OBJ has no faces ('f' lines)")
     verts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    triangles: list[list[int]] = []
-    for number, indices in faces:
-        bad = [i + 1 for i in indices if i >= len(verts)]
-        if bad:
-            raise MeshError(
-                file,
-                f"line {number}",
-                f"face index {bad[0]} is out of range: the file has {len(verts)} vertices",
-            )
-        triangles.extend(_triangulate(verts, indices, file, number))
-    return verts, np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
+    finite = np.isfinite(verts).all(axis=1)
+    if not finite.all():
+        k = int(np.argmin(finite))
+        raise MeshError(file, f"line {vertex_lines[k]}", f"vertex is not finite: {verts[k]}")
+    indices = np.asarray(flat, dtype=np.int64)
+    size = np.asarray(sizes, dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    beyond = indices >= len(verts)
+    if beyond.any():
+        first = int(np.argmax(beyond))
+        face = int(np.searchsorted(start, first, side="right")) - 1
+        raise MeshError(
+            file,
+            f"line {face_lines[face]}",
+            f"face index {indices[first] + 1} is out of range: the file has {len(verts)} vertices",
+        )
+    return verts, _triangulate(verts, indices, size, start, face_lines, file)
 
 
 def _triangulate(
-    verts: NDArray[np.float64], indices: list[int], file: Path, number: int
-) -> list[list[int]]:
-    """Triangles of one polygon face: a fan if convex, else constrained Delaunay (GEOS)."""
-    n = len(indices)
-    if n == 3:
-        return [indices]
-    pts = verts[indices]
-    # Newell's normal: robust for non-planar and concave polygons
-    nxt = np.roll(pts, -1, axis=0)
-    normal = np.array(
-        [
-            np.sum((pts[:, 1] - nxt[:, 1]) * (pts[:, 2] + nxt[:, 2])),
-            np.sum((pts[:, 2] - nxt[:, 2]) * (pts[:, 0] + nxt[:, 0])),
-            np.sum((pts[:, 0] - nxt[:, 0]) * (pts[:, 1] + nxt[:, 1])),
-        ]
-    )
-    norm = float(np.linalg.norm(normal))
-    fan = [[indices[0], indices[k], indices[k + 1]] for k in range(1, n - 1)]
-    spread = float(np.ptp(pts, axis=0).max())
-    if norm <= 1e-12 * spread**2:  # no net area: all on one line, or a bow tie
-        centred = pts - pts.mean(axis=0)
-        sv = np.linalg.svd(centred, compute_uv=False)
-        if sv[1] <= 1e-9 * sv[0]:  # collinear (or one point): zero-area triangles, harmless
-            return fan
-        raise MeshError(
-            file,
-            f"line {number}",
-            f"face of {n} vertices is not a simple polygon (its edges cross, enclosing no net "
-            "area); split it into simple faces",
+    verts: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    size: NDArray[np.int64],
+    start: NDArray[np.int64],
+    face_lines: list[int],
+    file: Path,
+) -> NDArray[np.int64]:
+    """Triangles of every face, in face order: polygons of each size at once, a convex one as a
+    fan, any other by GEOS' constrained Delaunay triangulation in its plane."""
+    parts: list[NDArray[np.int64]] = []
+    owners: list[NDArray[np.int64]] = []  # the face of each triangle, to restore file order
+    for n in np.unique(size):
+        faces = np.flatnonzero(size == n)
+        corners = indices[start[faces, None] + np.arange(n)]  # (F, n)
+        if n == 3:
+            parts.append(corners)
+            owners.append(faces)
+            continue
+        pts = verts[corners]  # (F, n, 3)
+        nxt = np.roll(pts, -1, axis=1)
+        # Newell's normal, |normal| = twice the area: robust for concave and non-planar faces
+        normal = np.stack(
+            [
+                np.sum((pts[..., 1] - nxt[..., 1]) * (pts[..., 2] + nxt[..., 2]), axis=1),
+                np.sum((pts[..., 2] - nxt[..., 2]) * (pts[..., 0] + nxt[..., 0]), axis=1),
+                np.sum((pts[..., 0] - nxt[..., 0]) * (pts[..., 1] + nxt[..., 1]), axis=1),
+            ],
+            axis=1,
         )
-    normal /= norm
+        edge = nxt - pts
+        turn = np.einsum("fkc,fc->fk", np.cross(edge, np.roll(edge, -1, axis=1)), normal)
+        norm2 = np.einsum("fc,fc->f", normal, normal)
+        spread = np.ptp(pts, axis=1).max(axis=1)
+        flat_face = norm2 <= (1e-12 * spread**2) ** 2  # no net area: a line, or a bow tie
+        # convex: every corner turns left about the normal (collinear corners allowed)
+        convex = ~flat_face & np.all(turn >= -1e-9 * norm2[:, None], axis=1)
+        for f in np.flatnonzero(flat_face):
+            centred = pts[f] - pts[f].mean(axis=0)
+            sv = np.linalg.svd(centred, compute_uv=False)
+            if sv[1] > 1e-9 * sv[0]:
+                raise MeshError(
+                    file,
+                    f"line {face_lines[faces[f]]}",
+                    f"face of {n} vertices is not a simple polygon (its edges cross, enclosing "
+                    "no net area); split it into simple faces",
+                )
+        fan = convex | flat_face  # a collinear face's fan: zero-area triangles, harmless
+        k = np.arange(1, n - 1)
+        ring = corners[fan]
+        fanned = np.stack([np.repeat(ring[:, :1], n - 2, axis=1), ring[:, k], ring[:, k + 1]], 2)
+        parts.append(fanned.reshape(-1, 3))
+        owners.append(np.repeat(faces[fan], n - 2))
+        for f in np.flatnonzero(~fan):
+            tris = _triangulate_polygon(pts[f], normal[f], corners[f], file, face_lines[faces[f]])
+            parts.append(tris)
+            owners.append(np.full(len(tris), faces[f]))
+    order = np.argsort(np.concatenate(owners), kind="stable")
+    return np.concatenate(parts).astype(np.int64)[order]
+
+
+def _triangulate_polygon(
+    pts: NDArray[np.float64],
+    normal: NDArray[np.float64],
+    corners: NDArray[np.int64],
+    file: Path,
+    number: int,
+) -> NDArray[np.int64]:
+    """One concave polygon by constrained Delaunay (GEOS) in the plane of its normal."""
+    normal = normal / np.linalg.norm(normal)
     helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     u = np.cross(normal, helper)
     u /= np.linalg.norm(u)
-    v = np.cross(normal, u)
+    v = np.cross(normal, u)  # (u, v, normal) right-handed: the face winds counter-clockwise
     xy = np.column_stack([pts @ u, pts @ v])
-    edge = np.roll(xy, -1, axis=0) - xy
-    after = np.roll(edge, -1, axis=0)
-    turn = edge[:, 0] * after[:, 1] - edge[:, 1] * after[:, 0]  # each corner's left turn
-    if np.all(turn >= -1e-12 * norm):  # convex (counter-clockwise about the Newell normal)
-        return fan
     polygon = shapely.Polygon(xy)
     if not polygon.is_valid:
         raise MeshError(
             file,
             f"line {number}",
-            f"face of {n} vertices is not a simple polygon "
+            f"face of {len(pts)} vertices is not a simple polygon "
             f"({shapely.is_valid_reason(polygon)}); split it into simple faces",
         )
-    lookup = {(float(x), float(y)): i for (x, y), i in zip(xy, indices, strict=True)}
+    lookup = {(float(x), float(y)): int(i) for (x, y), i in zip(xy, corners, strict=True)}
     out: list[list[int]] = []
     for tri in shapely.get_parts(shapely.constrained_delaunay_triangles(polygon)):
         (ax, ay), (bx, by), (cx, cy) = shapely.get_coordinates(tri)[:3]
         a, b, c = (lookup[(float(x), float(y))] for x, y in ((ax, ay), (bx, by), (cx, cy)))
         ccw = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax) > 0.0
         out.append([a, b, c] if ccw else [a, c, b])  # keep the face's winding
-    return out
+    return np.asarray(out, dtype=np.int64).reshape(-1, 3)
 
 
 # --------------------------------------------------------------------------- STL

@@ -57,7 +57,7 @@ XIAOMANLV_NS = "https://github.com/xiaomanlv/sdf"
 # The model search path variable Gazebo (Garden and later, so Harmonic with Jazzy) reads; the
 # loader reads it too, so a world that loads here loads in Gazebo with the same environment.
 RESOURCE_PATH_VARIABLE = "GZ_SIM_RESOURCE_PATH"
-# Older Gazebos' variables: not read (Harmonic does not either), named in errors when set.
+# Older Gazebos' variables (deprecated since Garden): not read, named in errors when set.
 LEGACY_PATH_VARIABLES = {
     "GAZEBO_MODEL_PATH": "Gazebo Classic",
     "IGN_GAZEBO_RESOURCE_PATH": "Ignition Gazebo",
