@@ -21,7 +21,10 @@ columns and elevation rows it can subtend, and only those rays are tested agains
   projected bounding circle's near edge and the hull's extent along the arc's middle direction.
 
 Primitives are visited nearest first and a ray skips one whose bounding sphere starts beyond the
-ray's current hit, so walls hide what is behind them at the cost of one comparison per ray. The
+ray's current hit, so walls hide what is behind them at the cost of one comparison per ray. A fan
+narrower than a full turn first drops the primitives whose bounding sphere misses its azimuth arc
+(`_nearest_first`), so a lidar sweep cast in 20 azimuth sectors from 20 poses costs ~1.2 times
+one fan, not 20 times the per-primitive work. The
 bounds are conservative, so a fan gives the same hits as testing every ray against every
 primitive (`cast_rays`, used as the reference in the tests).
 
@@ -598,28 +601,49 @@ def _slab(
 
 @numba.njit(cache=True)
 def _nearest_first(
-    origin: F64, center: F64, radius: F64, max_range: float, candidates: I64
+    origin: F64,
+    rot: F64,
+    center: F64,
+    radius: F64,
+    max_range: float,
+    candidates: I64,
+    az0: float,
+    arc: float,
 ) -> tuple[I64, F64]:
-    """Of `candidates`, the primitives whose bounding sphere starts within `max_range`,
-    nearest first, and where each starts [m] (negative: the origin is inside it)."""
+    """Of `candidates`, the primitives whose bounding sphere starts within `max_range` and
+    meets the fan's azimuth arc, nearest first, and where each starts [m] (negative: the
+    origin is inside it).
+
+    The arc runs from `az0` over `arc` [rad] about the sensor's z axis (`rot`: world <- sensor);
+    `arc` >= 2 pi keeps every azimuth. A sphere of radius r whose centre lies at horizontal
+    distance rho > r from the sensor's z axis meets the vertical half-plane of azimuth phi only
+    when phi is within asin(r / rho) of the centre's azimuth, so a fan cast in azimuth sectors
+    (the lidar's sweep) visits only the primitives of its own sector."""
     n = candidates.shape[0]
     near = np.empty(n)
     keep = np.empty(n, dtype=np.int64)
+    partial = arc < _TWO_PI
+    mid = az0 + 0.5 * arc
     m = 0
     for i in range(n):
         p = candidates[i]
-        d = (
-            math.sqrt(
-                (center[p, 0] - origin[0]) ** 2
-                + (center[p, 1] - origin[1]) ** 2
-                + (center[p, 2] - origin[2]) ** 2
-            )
-            - radius[p]
-        )
-        if d <= max_range:
-            near[m] = d
-            keep[m] = p
-            m += 1
+        qx = center[p, 0] - origin[0]
+        qy = center[p, 1] - origin[1]
+        qz = center[p, 2] - origin[2]
+        d = math.sqrt(qx * qx + qy * qy + qz * qz) - radius[p]
+        if d > max_range:
+            continue
+        if partial:
+            x = rot[0, 0] * qx + rot[1, 0] * qy + rot[2, 0] * qz
+            y = rot[0, 1] * qx + rot[1, 1] * qy + rot[2, 1] * qz
+            rho = math.sqrt(x * x + y * y)
+            if rho > radius[p] * (1.0 + 1e-9) + 1e-9:
+                half = math.asin(min(1.0, radius[p] / rho)) + 1e-6
+                if abs(_wrap(math.atan2(y, x) - mid)) > 0.5 * arc + half:
+                    continue
+        near[m] = d
+        keep[m] = p
+        m += 1
     order = np.argsort(near[:m])
     return keep[order], near[order]
 
@@ -687,7 +711,11 @@ def _cast_fans(
         candidates = np.arange(center.shape[0])
     for f in range(rots.shape[0]):
         r0, r1 = ray_offset[f], ray_offset[f + 1]
-        order, near = _nearest_first(origins[f], center, radius, max_ranges[f], candidates)
+        # The arc the fan's columns span (a full circle: every azimuth).
+        arc = _TWO_PI if full[f] or step[f] <= 0.0 else (cols[f] - 1) * step[f]
+        order, near = _nearest_first(
+            origins[f], rots[f], center, radius, max_ranges[f], candidates, az0[f], arc
+        )
         _fan(
             rots[f], origins[f], max_ranges[f], dirs[r0:r1],
             elevations[el_offset[f]:el_offset[f + 1]], az0[f], step[f], cols[f], full[f],

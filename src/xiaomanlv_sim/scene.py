@@ -549,6 +549,16 @@ class Scene:
         """`cast_fan` for several fans at once (one compiled call); one `Hits` per fan."""
         return self._cast_fans(self._primitives(), fans, world_from_sensors, max_ranges)
 
+    def cast_fans_joined(
+        self,
+        fans: Sequence[RayFan],
+        world_from_sensors: Sequence[NDArray[np.floating]] | NDArray[np.floating],
+        max_ranges: Sequence[float],
+    ) -> Hits:
+        """`cast_fans` with the hits of all fans in one `Hits`, fan after fan (a lidar sweep
+        cast in azimuth sectors, each from its own pose)."""
+        return self._cast(self._primitives(), fans, world_from_sensors, max_ranges)[0]
+
     def nearest_hits(
         self,
         fans: Sequence[RayFan],
