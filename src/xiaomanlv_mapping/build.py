@@ -9,9 +9,14 @@ Stages, each timed:
 3. the 3D map cloud from the keyframes (`cloud.assemble_cloud`): static points at the grid's
    resolution, stored downsampled to ``cloud_voxel``;
 4. the 2D occupancy grid derived from it at full resolution (`grid.grid_from_cloud`);
-5. the route graph from the driven trajectory and the grid's free space (`routes.route_graph`);
+5. the route graph from the driven trajectory and the grid's free space (`routes.build_routes`).
+   A stop no drivable path reaches (outside the mapped area, too far from the driven routes,
+   enclosed by obstacles) is reported with the reason and marked ``unreachable`` in stops.yaml;
+   the map is still written (``strict`` refuses it instead, naming every such stop). A station
+   pose that cannot be reached always fails the build: every round starts there;
 6. every file written to a temporary directory that is renamed into place
-   (`mapfiles.write_map`): an interrupted build never leaves a broken map.
+   (`mapfiles.write_map`, which checks every file before anything is installed): an
+   interrupted or refused build never leaves a broken map.
 
 The sensor extrinsics (lidar, GNSS antenna) come from the robot model, the one source of truth
 the simulator and Gazebo read too. The bag's ground truth, when it has one, is never read here.
@@ -36,7 +41,13 @@ from xiaomanlv_mapping.cloud import assemble_cloud, downsample
 from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
 from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, PriorMap
-from xiaomanlv_mapping.routes import RouteConfig, route_graph
+from xiaomanlv_mapping.routes import (
+    NarrowedEdge,
+    RouteConfig,
+    UnreachableStop,
+    build_routes,
+    unreachable_message,
+)
 from xiaomanlv_mapping.slam import SlamConfig, estimate
 
 log = logging.getLogger(__name__)
@@ -75,6 +86,8 @@ class BuildSummary:
     stages: dict[str, float]  # [s] wall time per stage
     result: MappingResult
     prior: PriorMap
+    unreachable: tuple[UnreachableStop, ...] = ()  # stops marked unreachable, with the reason
+    narrowed: tuple[NarrowedEdge, ...] = ()  # edges given the minimum width (obstacles on them)
 
     @property
     def realtime_factor(self) -> float:
@@ -114,6 +127,7 @@ def build_map(
     robot: RobotSpec,
     config: BuildConfig | None = None,
     overwrite: bool = False,
+    strict: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> BuildSummary:
     """Build ``out`` (e.g. ``maps/university``) from the mapping drive recorded in ``bag``.
@@ -123,12 +137,15 @@ def build_map(
         out: the map directory to write; replaced only when ``overwrite``.
         site: the site sidecar: the station's loading pose anchors the drive, stops carry over.
         robot: the robot model (sensor extrinsics).
+        strict: refuse the map when any stop is unreachable (default: mark it and write).
         progress: called as ``progress(stage, done, total)`` while sweeps are registered.
 
     Raises:
         BagError: the bag is missing, corrupt or lacks a topic.
-        MappingError: the drive cannot be estimated (too few sweeps, no odometry, ...).
-        MapFormatError: a product that would make an invalid map file.
+        MappingError: the drive cannot be estimated (too few sweeps, no odometry, ...); the
+            station's loading or charging pose is unreachable, or (``strict``) any stop is:
+            every unreachable one is named with its reason, and nothing is written.
+        MapFormatError: a product that would make an invalid map file (``out`` untouched).
         MappingError: ``out`` exists and ``overwrite`` is false.
     """
     cfg = config or BuildConfig()
@@ -169,37 +186,49 @@ def build_map(
     grid = grid_from_cloud(dense, result.trajectory, config=cfg.grid)
     t = stage("grid", t)
     stops = StopSet.of(site.station, site.stops)  # the drive is anchored in the site's frame
-    covered, uncovered = split_covered(stops, grid)
-    for stop in uncovered:
-        log.warning(
-            "stop %s at (%.1f, %.1f) is outside the mapped area: it gets no route; "
-            "drive the mapping route near it and rebuild",
-            stop.name,
-            stop.x,
-            stop.y,
-        )
-    routes = route_graph(result.trajectory, grid, covered, config=cfg.routes)
+    split_covered(stops, grid)  # the station must be on the map: the drive starts there
+    found = build_routes(result.trajectory, grid, stops, config=cfg.routes)
     t = stage("routes", t)
+    if found.unreachable and (strict or any(u.kind == "station" for u in found.unreachable)):
+        why = (
+            "--strict refuses a map with unreachable stops"
+            if strict
+            else ("the station must be reachable: every round starts and ends there")
+        )
+        raise MappingError(f"{out}: not written ({why}): {unreachable_message(found.unreachable)}")
+    for u in found.unreachable:
+        log.warning("%s; marked unreachable in stops.yaml", u)
+    reasons = {u.name: u.reason for u in found.unreachable}
+    stops = replace(
+        stops,
+        stops=tuple(replace(s, unreachable=reasons.get(s.name, "")) for s in stops.stops),
+    )
     prior = PriorMap(
         site=site.name,
         cloud=cloud,
         cloud_voxel=cfg.cloud_voxel,
         grid=grid,
         datum=result.datum,
-        routes=routes,
+        routes=found.graph,
         stops=stops,
         info={
             "bag": str(bag),
+            "world": str(site.world),
+            "site_file": str(site.source) if site.source is not None else "",
             "drive_duration_s": round(drive.duration, 3),
             "scans": drive.scan_count,
             "keyframes": len(result.keyframes),
             "loop_closures": len(result.loop_closures),
             "stats": {k: round(float(v), 4) for k, v in result.stats.items()},
-            "stops_without_route": [s.name for s in uncovered],
+            "stops_without_route": [u.name for u in found.unreachable],
+            "stops_unreachable": dict(reasons),
+            "route_edges_narrowed": [str(n) for n in found.narrowed],
         },
         trajectory=result.trajectory,
     )
     written = write_map(prior, out, overwrite=overwrite)
     stage("write", t)
     total = time.perf_counter() - t_start
-    return BuildSummary(written, drive.duration, total, stages, result, prior)
+    return BuildSummary(
+        written, drive.duration, total, stages, result, prior, found.unreachable, found.narrowed
+    )

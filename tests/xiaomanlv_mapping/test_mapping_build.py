@@ -79,6 +79,31 @@ def test_stops_outside_a_partial_map_are_kept_but_get_no_route(
     assert routed | unrouted == {s.name for s in prior.stops.stops}
 
 
+def test_every_unreachable_stop_is_reported_marked_with_its_reason_and_the_map_written(
+    built: build_module.BuildSummary,
+) -> None:
+    reasons = {u.name: u.reason for u in built.unreachable}
+    assert len(reasons) >= 3, "a 60 m drive leaves most of the campus unmapped"
+    assert all("outside the grid" in why for why in reasons.values())
+    loaded = load_map(built.path)
+    marks = {s.name: s.unreachable for s in loaded.prior.stops.stops if s.unreachable}
+    assert marks == reasons  # stops.yaml (and so /map/stops) carries each mark
+    assert loaded.prior.info["stops_unreachable"] == reasons
+    routed = {n.name for n in loaded.prior.routes.nodes if n.kind == "stop"}
+    assert routed and routed.isdisjoint(marks)
+
+
+def test_strict_refuses_the_map_naming_every_unreachable_stop(
+    bag: Path, site: Site, robot: RobotSpec, built: build_module.BuildSummary, tmp_path: Path
+) -> None:
+    out = tmp_path / "university"
+    with pytest.raises(MappingError, match=f"{out}: not written \\(--strict") as caught:
+        build_map(bag, out, site=site, robot=robot, strict=True)
+    for u in built.unreachable:
+        assert f"stop {u.name!r} at ({u.x:.1f}, {u.y:.1f}): {u.reason}" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_map_is_refused_before_any_work_unless_overwrite(
     bag: Path, site: Site, robot: RobotSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,3 +154,25 @@ def test_the_cli_builds_and_evaluates_and_names_a_broken_bag(
     err = capsys.readouterr().err
     assert "xiaomanlv map build:" in err and str(mcap.name) in err
     assert not (tmp_path / "university").exists()
+
+
+def test_the_cli_takes_the_site_from_the_bag_and_the_world_from_the_map(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "not-a-site-name"  # the folder's name is no site: the bag says which
+    assert xiaomanlv(["map", "build", str(bag), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "for site university" in printed and "marked unreachable in stops.yaml" in printed
+    assert load_map(out).prior.site == "university"
+    png = tmp_path / "evaluation.png"
+    assert xiaomanlv(["map", "evaluate", str(out), "-o", str(png)]) == 0  # world: info.yaml's
+    assert json.loads(capsys.readouterr().out)["grid_iou"] > 0
+
+    bare = tmp_path / "bare"  # as a robot's map_recorder bag: no site recorded
+    shutil.copytree(bag, bare)
+    meta = bare / "metadata.yaml"
+    meta.write_text(meta.read_text().replace("xiaomanlv.", "other."))
+    code = xiaomanlv(["map", "build", str(bare), "-o", str(tmp_path / "m2")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"bag {bare}: records no site" in err and "pass --site" in err
