@@ -136,7 +136,7 @@ def build_map(
         bag: a rosbag2 MCAP directory recorded by `xiaomanlv map record` or `map_recorder`.
         out: the map directory to write; replaced only when ``overwrite``.
         site: the site sidecar: the station's loading pose anchors the drive, stops carry over.
-        robot: the robot model (sensor extrinsics).
+        robot: the robot model (sensor extrinsics; climbing limits and height for the grid).
         strict: refuse the map when any stop is unreachable (default: mark it and write).
         progress: called as ``progress(stage, done, total)`` while sweeps are registered.
 
@@ -183,7 +183,14 @@ def build_map(
     )
     cloud = downsample(dense, cfg.cloud_voxel)
     t = stage("cloud", t)
-    grid = grid_from_cloud(dense, result.trajectory, config=cfg.grid)
+    grid = grid_from_cloud(
+        dense,
+        result.trajectory,
+        max_step=robot.body.max_step,
+        max_slope=robot.body.max_slope,
+        robot_height=robot.height,
+        config=cfg.grid,
+    )
     t = stage("grid", t)
     stops = StopSet.of(site.station, site.stops)  # the drive is anchored in the site's frame
     split_covered(stops, grid)  # the station must be on the map: the drive starts there

@@ -1,7 +1,13 @@
 """The 2D occupancy grid (Nav2 map_server's cell values) derived from the 3D map cloud.
 
 `grid_from_cloud` turns the map cloud (map frame) and the drive's trajectory into a `model.Grid`
-at `GridConfig.resolution` (0.1 m), in four vectorised steps:
+at `GridConfig.resolution` (0.1 m) by traversability, as elevation mapping does (a ground
+height per cell; obstacles where the robot could not stand or climb: Fankhauser et al.,
+"Probabilistic Terrain Mapping for Mobile Robots with Uncertain Localization", RA-L 2018;
+step and slope limits as in Wermelinger et al., "Navigation Planning for Legged Robots in
+Challenging Terrain", IROS 2016). The limits are the robot's (`xiaomanlv_core.robot`:
+`max_step` 0.12 m, `max_slope` 0.175 rad = 10 deg, `height` 1.9 m, models/xiaomanlv/model.sdf),
+passed in by the caller, never constants here. Five vectorised steps:
 
 1. **Local ground height.** Per cell, the `ground_rank`-th lowest point (rank 1 = the second
    lowest, so one stray low point does not pull the ground down), unless something stands on it
@@ -10,32 +16,45 @@ at `GridConfig.resolution` (0.1 m), in four vectorised steps:
    `ground_range` from the trajectory do not measure the ground: this lidar's lowest beams meet
    flat ground within about 36 m. On blocks of `ground_cell` (the `ground_quantile` of their
    cells), the ground is the surface joined to the robot's own blocks by steps of at most
-   `ground_step` between neighbours (connected components, `scipy.sparse.csgraph`): a ramp or a
-   raised crossing belongs to it, a fountain basin, a car roof or the top of a kerb seen without
-   the ground beside it do not, and such blocks, like blocks with no points, take the nearest
-   ground block's height (`scipy.ndimage.distance_transform_edt` indices). Blocks are read back
-   bilinearly (`cv2.resize`), and a cell takes the lowest cell value within `step_radius` when
-   that is lower, so a kerb top is measured from the ground in front of it. (Without the
-   "stands on it" test, a wall seen edge-on from afar by a single beam - its hits sinking
-   smoothly with distance - would join the ground as a gentle ramp.)
-2. **Occupied**: a cell holding at least `min_points` points whose height above the local ground
-   lies in the robot's band (`obstacle_min_height`, `obstacle_max_height`]. The band starts at
-   the robot's `max_step` (0.12 m, models/xiaomanlv/model.sdf `<xiaomanlv:tip>`) less a margin
-   for the noise of points and ground: the 0.13 m kerbs of the shipped worlds are obstacles, a
-   0.08 m kerb and a 5.7 deg entrance ramp are not. It ends just above the robot (1.9 m lidar
-   mast): tree crowns from 2.4 m and lamp heads do not block.
-3. **Free** is the union of (a) cells holding ground returns (points within
-   `obstacle_min_height` of the ground, above or below: a drop is no ground either) farther than
-   `free_clearance` from an occupied cell (a beam dipping under an overhang - a car body 0.1 m
-   above the ground - returns ground from under the obstacle), (b) the
-   2D visibility of the occupied cells from trajectory poses every `visibility_step` metres out to
-   `visibility_range` (a polar sweep per pose: `cv2.warpPolar`, a running maximum along each
-   ray, the inverse warp back; rays stop one cell before an occupied cell, so they cannot slip
-   between diagonal neighbours), and (c) the robot's swept path (`swath_radius`). (a) alone leaves
-   the lidar's blind ring (the lowest beam meets the ground 7 m out) and anything beyond its ground
-   rings unknown, and needs the ground kept in the map cloud; (b) alone trusts the occupied cells
-   to be closed walls. Occupied cells stay occupied.
-4. Everything else is UNKNOWN.
+   `ground_cell * tan(max_slope)` between neighbours (connected components,
+   `scipy.sparse.csgraph`): this is the **slope limit**. A ramp or a raised crossing within it
+   belongs to the ground; a steeper ramp, a fountain basin, a car roof or the top of a kerb seen
+   without the ground beside it do not, their points stand in the band above the ground and are
+   obstacles; such blocks, like blocks with no points, take the nearest ground block's height
+   (`scipy.ndimage.distance_transform_edt` indices). Blocks are read back bilinearly
+   (`cv2.resize`), and a cell takes the lowest cell value within `step_radius` when that is
+   lower, so a kerb top is measured from the ground in front of it. (Without the "stands on it"
+   test, a wall seen edge-on from afar by a single beam - its hits sinking smoothly with
+   distance - would join the ground as a gentle ramp.)
+2. **Occupied by height**: a cell holding at least `min_points` points whose height above the
+   local ground lies in the robot's band (`max_step - step_margin`, `height +
+   overhead_clearance`]: 0.10-2.0 m for the shipped robot. The 0.02 m margin is for the noise
+   of points and ground: the 0.13 m kerbs of the shipped worlds are obstacles, a 0.08 m kerb and
+   a 5.7 deg entrance ramp are not. Tree crowns from 2.4 m and lamp heads pass over the robot.
+3. **Occupied by steps**: a cell whose own ground (its lowest surface, where that is ground:
+   within the band bottom of the local ground, not a roof or a crown) stands more than
+   `max_step` above the ground next to it, in any of the 8 directions: the higher cell of the
+   edge, as the robot meets it. Where the lidar could not see the lower side - the ground below
+   a ramp's lip or a landing's edge lies in the edge's own shadow, at least 3.7 edge heights
+   wide for a lidar 1.9 m up whose lowest beam points 15 deg down - the next ground seen beyond
+   the shadow, within `step_reach`, counts; the drop across the shadow may also hold the descent
+   the ground behind the cell already makes towards it (measured over `grade_baseline`, at
+   most tan(max_slope)), so ground sloping away within the limit is no step. Step 2 alone finds
+   an edge only where a point above the step lies within `step_radius` of a point below it: a
+   ramp's lip seen from the ramp was mapped free. (A numba kernel: blocks whose samples all lie
+   within `max_step` of their neighbourhood's lowest are skipped in one pass.)
+4. **Free** is the union of (a) cells holding ground returns (points within the band bottom of
+   the ground, above or below: a drop is no ground either) farther than `free_clearance` from an
+   occupied cell (a beam dipping under an overhang - a car body 0.1 m above the ground -
+   returns ground from under the obstacle), (b) the 2D visibility of the occupied cells from
+   trajectory poses every `visibility_step` metres out to `visibility_range` (a polar sweep per
+   pose: `cv2.warpPolar`, a running maximum along each ray, the inverse warp back; rays stop one
+   cell before an occupied cell, so they cannot slip between diagonal neighbours), and (c) the
+   robot's swept path (`swath_radius`). (a) alone leaves the lidar's blind ring (the lowest beam
+   meets the ground 7 m out) and anything beyond its ground rings unknown, and needs the ground
+   kept in the map cloud; (b) alone trusts the occupied cells to be closed walls. Occupied cells
+   stay occupied.
+5. Everything else is UNKNOWN.
 
 The grid is axis-aligned (origin yaw 0), its corner on a multiple of the resolution, and covers
 the cloud and the trajectory plus `margin`. A map cloud voxelised much coarser than the kerb
@@ -49,6 +68,7 @@ import math
 from dataclasses import dataclass
 
 import cv2
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, sparse
@@ -95,22 +115,33 @@ class GridConfig:
         high=1.0,
         description="a block's height: this quantile of its cells' (0 = the lowest cell)",
     )
-    ground_step: float = param(
-        0.08,
+    step_margin: float = param(
+        0.02,
         low=0.0,
-        high=2.0,
+        high=0.5,
         unit="m",
-        description="largest height change between neighbouring ground cells of one surface",
+        description="band bottom: the robot's max_step less this (noise of points and ground)",
     )  # [m]
-    obstacle_min_height: float = param(
-        0.10,
+    overhead_clearance: float = param(
+        0.1,
         low=0.0,
-        high=2.0,
+        high=5.0,
         unit="m",
-        description="band bottom above ground: max_step 0.12 m less a 0.02 m noise margin",
+        description="band top: the robot's height plus this (what passes over the robot)",
     )  # [m]
-    obstacle_max_height: float = param(
-        2.0, low=0.1, high=10.0, unit="m", description="band top above ground: the robot's top"
+    step_reach: float = param(
+        1.5,
+        low=0.0,
+        high=10.0,
+        unit="m",
+        description="a step is looked for across this much unobserved ground (a drop's shadow)",
+    )  # [m]
+    grade_baseline: float = param(
+        0.3,
+        low=0.0,
+        high=5.0,
+        unit="m",
+        description="ground behind a cell its downward slope into a shadow is measured over",
     )  # [m]
     min_points: int = param(
         1, low=1, high=1000, description="points in the band that make a cell occupied"
@@ -134,11 +165,43 @@ class GridConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self)
-        if self.obstacle_max_height <= self.obstacle_min_height:
-            raise MappingError(
-                f"grid config: obstacle_max_height ({self.obstacle_max_height} m) must be above "
-                f"obstacle_min_height ({self.obstacle_min_height} m)"
-            )
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What the robot can drive, in the grid's terms (from `grid_from_cloud`'s arguments)."""
+
+    max_step: float  # [m] highest edge the robot climbs
+    band_low: float  # [m] above the ground: bottom of the obstacle band
+    band_high: float  # [m] above the ground: top of the obstacle band
+    grade: float  # tan(max_slope): steepest climbable rise per metre
+    ground_step: float  # [m] largest rise between neighbouring ground blocks
+
+
+def _limits(max_step: float, max_slope: float, robot_height: float, cfg: GridConfig) -> _Limits:
+    for name, value in (("max_step", max_step), ("max_slope", max_slope),
+                        ("robot_height", robot_height)):  # fmt: skip
+        if not (math.isfinite(value) and value > 0):
+            raise MappingError(f"grid: {name} must be a positive number, got {value}")
+    if max_slope >= math.pi / 2:
+        raise MappingError(f"grid: max_slope must be below pi/2 rad, got {max_slope}")
+    if max_step <= cfg.step_margin:
+        raise MappingError(
+            f"grid: max_step ({max_step} m) must exceed the config's step_margin "
+            f"({cfg.step_margin} m)"
+        )
+    if robot_height + cfg.overhead_clearance <= max_step:
+        raise MappingError(
+            f"grid: robot_height ({robot_height} m) must be above max_step ({max_step} m)"
+        )
+    grade = math.tan(max_slope)
+    return _Limits(
+        max_step=max_step,
+        band_low=max_step - cfg.step_margin,
+        band_high=robot_height + cfg.overhead_clearance,
+        grade=grade,
+        ground_step=cfg.ground_cell * grade,
+    )
 
 
 @dataclass(frozen=True)
@@ -245,9 +308,15 @@ def _connected_ground(coarse: F32, seeds: NDArray[np.int64], step: float) -> NDA
 
 
 def ground_heights(
-    flat: NDArray[np.int64], z: F32, trajectory_xyz: F64, frame: _Frame, config: GridConfig
-) -> F32:
-    """(H*W,) [m] local ground height of every cell (step 1 of the module docstring).
+    flat: NDArray[np.int64],
+    z: F32,
+    trajectory_xyz: F64,
+    frame: _Frame,
+    config: GridConfig,
+    limits: _Limits,
+) -> tuple[F32, F32]:
+    """Local ground height of every cell and its own lowest surface (step 1 of the module
+    docstring), both (H*W,) [m]; the second is inf where the cell holds no ground sample.
 
     `flat` are the points' cell indices (`_Frame.flat`), `z` their heights [m].
     """
@@ -255,7 +324,7 @@ def ground_heights(
     # a cell with something standing on it (a point in the robot's band above its low) is no
     # clean ground sample: a wall seen edge-on by one beam from afar would pass for a ramp
     rise = z - low[flat]
-    band = (rise > config.obstacle_min_height) & (rise <= config.obstacle_max_height)
+    band = (rise > limits.band_low) & (rise <= limits.band_high)
     low[flat[band]] = np.inf
     fine = low.reshape(frame.rows, frame.cols)
     if config.ground_range > 0:
@@ -278,7 +347,7 @@ def ground_heights(
         ((trajectory_xyz[:, 1] - frame.y0) // (k * frame.res)).astype(np.int64).clip(0, hb - 1) * wb
         + ((trajectory_xyz[:, 0] - frame.x0) // (k * frame.res)).astype(np.int64).clip(0, wb - 1)
     )
-    ground_ok = _connected_ground(coarse, seeds, config.ground_step)
+    ground_ok = _connected_ground(coarse, seeds, limits.ground_step)
     if not ground_ok.all():
         _, (ir, ic) = ndimage.distance_transform_edt(~ground_ok, return_indices=True)
         coarse = coarse[ir, ic]
@@ -287,12 +356,101 @@ def ground_heights(
     ground = np.ascontiguousarray(resized[: frame.rows, : frame.cols], dtype=np.float32)
     # Fine: the lowest ground within step_radius, so the top of a kerb whose far side lies in
     # its own shadow is measured from the ground in front of it.
+    own = fine.reshape(-1).copy()
     radius = round(config.step_radius / frame.res)
     if radius > 0:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         fine[~np.isfinite(fine)] = np.float32(1e9)
         np.minimum(ground, cv2.erode(fine, disc, borderType=cv2.BORDER_REPLICATE), out=ground)
-    return ground.reshape(-1)
+    return ground.reshape(-1), own
+
+
+# The 8 neighbour directions (row, column step) of the step search.
+_DIRECTIONS = np.array(
+    [(0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1)], dtype=np.int64
+)
+
+
+@numba.njit(cache=True)
+def _step_edges(
+    h: F32,
+    directions: NDArray[np.int64],
+    res: float,
+    max_step: float,
+    grade: float,
+    reach: int,
+    baseline: int,
+) -> NDArray[np.bool_]:  # pragma: no cover - compiled; tested through grid_from_cloud
+    """Cells of the ground height map `h` (H,W) [m] (inf: no ground sample) that stand more
+    than `max_step` [m] above the ground ahead in one of the 8 directions, on the higher side
+    (step 2 of the module docstring). Ahead is the first sampled cell within `reach` cells;
+    across unsampled cells (a shadow) between them, the drop may also hold the descent the
+    ground behind the cell already makes towards it (over up to `baseline` cells, at most
+    `grade` [m/m], the robot's slope limit; `grade` when nothing is sampled behind).
+
+    Blocks of `reach` cells whose highest sample is within `max_step` of the lowest in their
+    3x3 block neighbourhood hold no step and are skipped: the flat majority costs one pass."""
+    rows, cols = h.shape
+    out = np.zeros((rows, cols), dtype=np.bool_)
+    b = max(reach, 1)
+    hb, wb = (rows + b - 1) // b, (cols + b - 1) // b
+    lo = np.full((hb, wb), np.inf, dtype=np.float32)
+    hi = np.full((hb, wb), -np.inf, dtype=np.float32)
+    for r in range(rows):
+        i = r // b
+        for j in range(wb):
+            low, high = lo[i, j], hi[i, j]
+            for c in range(j * b, min((j + 1) * b, cols)):
+                v = h[r, c]
+                if v < low:  # inf (no sample) never is
+                    low = v
+                if v > high and v < np.inf:
+                    high = v
+            lo[i, j], hi[i, j] = low, high
+    for i in range(hb):
+        for j in range(wb):
+            if not np.isfinite(hi[i, j]):
+                continue
+            floor = np.inf
+            for ii in range(max(i - 1, 0), min(i + 2, hb)):
+                for jj in range(max(j - 1, 0), min(j + 2, wb)):
+                    floor = min(floor, lo[ii, jj])
+            if hi[i, j] - floor <= max_step:
+                continue
+            for r in range(i * b, min((i + 1) * b, rows)):
+                for c in range(j * b, min((j + 1) * b, cols)):
+                    hc = h[r, c]
+                    if not (np.isfinite(hc) and hc - floor > max_step):
+                        continue
+                    for d in range(8):
+                        dr, dc = directions[d, 0], directions[d, 1]
+                        length = res * (1.4142135623730951 if dr != 0 and dc != 0 else 1.0)
+                        k = 1
+                        ahead = np.inf
+                        while k <= reach:
+                            rr, cc = r + k * dr, c + k * dc
+                            if rr < 0 or rr >= rows or cc < 0 or cc >= cols:
+                                break
+                            if np.isfinite(h[rr, cc]):
+                                ahead = h[rr, cc]
+                                break
+                            k += 1
+                        drop = hc - ahead
+                        if not drop > max_step:
+                            continue
+                        if k > 1:
+                            descent = grade
+                            for m in range(baseline, 0, -1):
+                                rb, cb = r - m * dr, c - m * dc
+                                if 0 <= rb < rows and 0 <= cb < cols and np.isfinite(h[rb, cb]):
+                                    fall = (h[rb, cb] - hc) / (m * length)
+                                    descent = min(max(fall, 0.0), grade)
+                                    break
+                            if drop <= max_step + (k - 1) * length * descent:
+                                continue
+                        out[r, c] = True
+                        break
+    return out
 
 
 def _visible(
@@ -342,19 +500,30 @@ def _along(xy: F64, spacing: float) -> F64:
 
 
 def grid_from_cloud(
-    cloud: NDArray[np.floating], trajectory: PoseSeries, *, config: GridConfig | None = None
+    cloud: NDArray[np.floating],
+    trajectory: PoseSeries,
+    *,
+    max_step: float,
+    max_slope: float,
+    robot_height: float,
+    config: GridConfig | None = None,
 ) -> Grid:
     """Occupancy grid of the map cloud (module docstring); cells FREE, OCCUPIED or UNKNOWN.
 
     Args:
         cloud: (N,3) [m] map points in the map frame (static, registered).
         trajectory: the drive's poses map <- base_link (base_link on the ground).
+        max_step: [m] the highest edge the robot climbs (`BodySpec.max_step`).
+        max_slope: [rad] the steepest slope it drives (`BodySpec.max_slope`).
+        robot_height: [m] its top above the ground (`RobotSpec.height`).
         config: the derivation's parameters (defaults: `GridConfig()`).
 
     Raises:
-        MappingError: a cloud that is not a finite (N,3) array, or an empty trajectory.
+        MappingError: a cloud that is not a finite (N,3) array, an empty trajectory, or
+            limits that are not positive (or a max_step within the config's step_margin).
     """
     cfg = config or GridConfig()
+    limits = _limits(max_step, max_slope, robot_height, cfg)
     pts, traj = _check_inputs(cloud, trajectory)
     # per column: numpy's axis-0 reduction of an (N,3) array is 20x slower
     lo = traj[:, :2].min(axis=0)
@@ -366,18 +535,34 @@ def grid_from_cloud(
     frame = _frame(lo, hi, cfg.resolution, cfg.margin)
     flat = frame.flat(pts[:, :2])
     z = pts[:, 2]
-    height = z - ground_heights(flat, z, traj, frame, cfg)[flat]
+    ground, own = ground_heights(flat, z, traj, frame, cfg, limits)
+    height = z - ground[flat]
     n_cells = frame.rows * frame.cols
-    band = (height > cfg.obstacle_min_height) & (height <= cfg.obstacle_max_height)
+    band = (height > limits.band_low) & (height <= limits.band_high)
     if cfg.min_points == 1:
         hits = np.zeros(n_cells, dtype=bool)
         hits[flat[band]] = True
     else:
         hits = np.bincount(flat[band], minlength=n_cells) >= cfg.min_points
     occupied = hits.reshape(frame.rows, frame.cols)
-    ground = np.zeros(n_cells, dtype=bool)
-    ground[flat[np.abs(height) <= cfg.obstacle_min_height]] = True  # not a drop either
-    free = ground.reshape(frame.rows, frame.cols)
+    # Steps: a cell's own ground, where it is ground (not a roof or a crown), against the
+    # ground around it and beyond a shadow.
+    with np.errstate(invalid="ignore"):  # inf - inf of cells without samples
+        sampled = np.where(own - ground <= limits.band_low, own, np.float32(np.inf))
+    steps = _step_edges(
+        sampled.reshape(frame.rows, frame.cols),
+        _DIRECTIONS,
+        frame.res,
+        limits.max_step,
+        limits.grade,
+        max(1, round(cfg.step_reach / frame.res)),
+        round(cfg.grade_baseline / frame.res),
+    )
+    n_steps = int((steps & ~occupied).sum())
+    occupied |= steps
+    ground_hit = np.zeros(n_cells, dtype=bool)
+    ground_hit[flat[np.abs(height) <= limits.band_low]] = True  # not a drop either
+    free = ground_hit.reshape(frame.rows, frame.cols)
     near = round(cfg.free_clearance / frame.res)
     if near > 0:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * near + 1, 2 * near + 1))
@@ -398,7 +583,8 @@ def grid_from_cloud(
     cells[free] = FREE
     cells[occupied] = OCCUPIED
     _log.info(
-        "grid %dx%d at %.2f m: %d occupied, %d free",
-        frame.cols, frame.rows, frame.res, int(occupied.sum()), int((cells == FREE).sum()),
+        "grid %dx%d at %.2f m: %d occupied (%d by steps alone), %d free",
+        frame.cols, frame.rows, frame.res, int(occupied.sum()), n_steps,
+        int((cells == FREE).sum()),
     )  # fmt: skip
     return Grid(resolution=frame.res, origin=(frame.x0, frame.y0, 0.0), cells=cells)
