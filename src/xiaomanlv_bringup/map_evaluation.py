@@ -51,7 +51,9 @@ of more than `CloudConfig.max_points` (2 M) is measured on an evenly strided sub
   p r / (p + r - p r), which is |B and T| / |B or T| when the tolerance is 0.
   ``grid_missed_cells``: true obstacle cells the built grid calls FREE with no built obstacle
   within the tolerance (what a planner would drive into); ``grid_phantom_cells``: built obstacle
-  cells with no true obstacle within the tolerance.
+  cells with no true obstacle within the tolerance, i.e. where nothing static stands (a
+  pedestrian's trail, a parked car that left), and ``phantom_cells_pct`` their share of the
+  built obstacle cells in percent (0 for a grid without obstacles).
 
 **Frames**: maps are in their ``map`` frame, the world and its ground truth in the simulator's
 ``world`` frame. `map_in_world` is the one transform between them (`xiaomanlv_core.frames.
@@ -178,6 +180,7 @@ class GridEvaluation:
     grid_truth_cells: int  # true obstacle cells in the region
     grid_missed_cells: int  # true obstacles called FREE, no built obstacle within tolerance
     grid_phantom_cells: int  # built obstacles with no true obstacle within tolerance
+    phantom_cells_pct: float  # [%] of the built obstacle cells that are phantoms
 
 
 @dataclass(frozen=True)
@@ -463,6 +466,7 @@ def _grid_classes(
         grid_truth_cells=n_t,
         grid_missed_cells=int(missed.sum()),
         grid_phantom_cells=int(phantom.sum()),
+        phantom_cells_pct=100.0 * float(phantom.sum()) / n_b if n_b else 0.0,
     )
     classes = {"free": free, "right": right, "phantom": phantom, "missed": missed}
     return classes, scores

@@ -212,6 +212,32 @@ def test_a_grid_drawn_from_the_truth_scores_one_and_a_shifted_one_less() -> None
     assert strict.grid_iou == pytest.approx(strict.grid_iou_strict)
 
 
+def test_phantom_cells_pct_is_the_share_of_obstacles_where_nothing_static_stands() -> None:
+    """A pedestrian's trail left in the grid: occupied cells 1 m from any true obstacle are
+    phantoms, counted as a percentage of all occupied cells; a cell next to the kerb is not
+    (within the one-cell tolerance the IoU uses)."""
+    world = box_world(shape("kerb", Box((10.0, 0.15, 0.13)), pose(0.0, -5.0, 0.065), "kerb"))
+    scene = Scene.from_world(world)
+    grid = frame()
+    truth = true_obstacles(world, grid, scene=scene)
+    cells = np.where(truth, OCCUPIED, FREE).astype(np.int8)
+    clean = evaluate_grid(Grid(RES, grid.origin, cells), world, scene=scene)
+    assert clean.phantom_cells_pct == 0.0
+    trail = cells.copy()
+    r, c = at(grid, -4.0, -4.0)
+    trail[r, c - 20 : c + 20] = OCCUPIED  # 4 m of trail, 1 m north of the kerb
+    _, c_kerb = at(grid, 1.0, -5.0)
+    top = int(np.flatnonzero(truth[:, c_kerb]).max())
+    trail[top + 1, c_kerb] = OCCUPIED  # hugging the kerb: within tolerance, not a phantom
+    walked = evaluate_grid(Grid(RES, grid.origin, trail), world, scene=scene)
+    assert walked.grid_phantom_cells == 40
+    expected = 100.0 * 40 / walked.grid_occupied_cells
+    assert walked.phantom_cells_pct == pytest.approx(expected)
+    assert Evaluation(grid=walked).as_dict()["phantom_cells_pct"] == pytest.approx(expected)
+    nothing = np.full_like(cells, FREE)
+    assert evaluate_grid(Grid(RES, grid.origin, nothing), world, scene=scene).phantom_cells_pct == 0
+
+
 def test_grid_errors_name_the_field() -> None:
     with pytest.raises(MappingError, match="yaw"):
         evaluate_grid(Grid(RES, (0.0, 0.0, 0.3), np.zeros((4, 4), np.int8)), box_world())
