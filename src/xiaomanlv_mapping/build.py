@@ -12,8 +12,9 @@ Stages, each timed:
 5. the route graph from the driven trajectory and the grid's free space (`routes.build_routes`).
    A stop no drivable path reaches (outside the mapped area, too far from the driven routes,
    enclosed by obstacles) is reported with the reason and marked ``unreachable`` in stops.yaml;
-   the map is still written (``strict`` refuses it instead, naming every such stop). A station
-   pose that cannot be reached always fails the build: every round starts there;
+   the map is still written (``strict`` refuses it instead, naming every such stop). The
+   station's charging pose is marked the same way (the loading pose is where the drive starts,
+   so the driven routes always reach it);
 6. every file written to a temporary directory that is renamed into place
    (`mapfiles.write_map`, which checks every file before anything is installed): an
    interrupted or refused build never leaves a broken map.
@@ -142,9 +143,9 @@ def build_map(
 
     Raises:
         BagError: the bag is missing, corrupt or lacks a topic.
-        MappingError: the drive cannot be estimated (too few sweeps, no odometry, ...); the
-            station's loading or charging pose is unreachable, or (``strict``) any stop is:
-            every unreachable one is named with its reason, and nothing is written.
+        MappingError: the drive cannot be estimated (too few sweeps, no odometry, ...); with
+            ``strict``, a stop or station pose is unreachable: every unreachable one is named
+            with its reason, and nothing is written.
         MapFormatError: a product that would make an invalid map file (``out`` untouched).
         MappingError: ``out`` exists and ``overwrite`` is false.
     """
@@ -196,19 +197,23 @@ def build_map(
     split_covered(stops, grid)  # the station must be on the map: the drive starts there
     found = build_routes(result.trajectory, grid, stops, config=cfg.routes)
     t = stage("routes", t)
-    if found.unreachable and (strict or any(u.kind == "station" for u in found.unreachable)):
-        why = (
-            "--strict refuses a map with unreachable stops"
-            if strict
-            else ("the station must be reachable: every round starts and ends there")
+    if found.unreachable and strict:
+        raise MappingError(
+            f"{out}: not written (--strict refuses a map with unreachable stops): "
+            f"{unreachable_message(found.unreachable)}"
         )
-        raise MappingError(f"{out}: not written ({why}): {unreachable_message(found.unreachable)}")
     for u in found.unreachable:
         log.warning("%s; marked unreachable in stops.yaml", u)
     reasons = {u.name: u.reason for u in found.unreachable}
+
+    def marked(s: Stop) -> Stop:
+        return replace(s, unreachable=reasons.get(s.name, ""))
+
     stops = replace(
         stops,
-        stops=tuple(replace(s, unreachable=reasons.get(s.name, "")) for s in stops.stops),
+        loading=marked(stops.loading),
+        charging=marked(stops.charging),
+        stops=tuple(marked(s) for s in stops.stops),
     )
     prior = PriorMap(
         site=site.name,
@@ -227,7 +232,7 @@ def build_map(
             "keyframes": len(result.keyframes),
             "loop_closures": len(result.loop_closures),
             "stats": {k: round(float(v), 4) for k, v in result.stats.items()},
-            "stops_without_route": [u.name for u in found.unreachable],
+            "stops_without_route": [u.name for u in found.unreachable if u.kind == "stop"],
             "stops_unreachable": dict(reasons),
             "route_edges_narrowed": [str(n) for n in found.narrowed],
         },

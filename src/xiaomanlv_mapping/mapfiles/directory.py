@@ -63,16 +63,17 @@ def _cross_check(routes: RouteGraph, stops: StopSet, label: str) -> None:
     """Route nodes of kind stop name a stop that is not marked unreachable; of kind station,
     the station or its loading or charging pose."""
     names = {s.name for s in stops.stops}
-    marked = {s.name: s.unreachable for s in stops.stops if s.unreachable}
+    every = (stops.loading, stops.charging, *stops.stops)
+    marked = {s.name: s.unreachable for s in every if s.unreachable}
     station = (stops.station, stops.loading.name, stops.charging.name)
     for node in routes.nodes:
         if node.kind == "stop" and node.name not in names:
             raise MapFormatError(
                 f"{label}: node {node.id}: metadata.name: stop {node.name!r} is not in {STOPS_FILE}"
             )
-        if node.kind == "stop" and node.name in marked:
+        if node.name in marked:
             raise MapFormatError(
-                f"{label}: node {node.id}: metadata.name: stop {node.name!r} has a route node "
+                f"{label}: node {node.id}: metadata.name: {node.name!r} has a route node "
                 f"but {STOPS_FILE} marks it unreachable ({marked[node.name]!r}); delete one of "
                 "the two"
             )

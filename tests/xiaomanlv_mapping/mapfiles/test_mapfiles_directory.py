@@ -542,7 +542,7 @@ def test_a_stop_marked_unreachable_round_trips_and_may_not_have_a_route_node(
     out = tmp_path / "m"
     with pytest.raises(
         MapFormatError,
-        match=re.escape(f"{out}: not written: routes.geojson: node 3: metadata.name: stop "
+        match=re.escape(f"{out}: not written: routes.geojson: node 3: metadata.name: "
                         "'stop_b' has a route node but stops.yaml marks it unreachable"),
     ):  # fmt: skip
         write_map(dataclasses.replace(prior, stops=marked), out)
@@ -554,3 +554,13 @@ def test_a_stop_marked_unreachable_round_trips_and_may_not_have_a_route_node(
     )
     write_map(dataclasses.replace(prior, stops=marked, routes=without), out)
     assert load_map(out).prior.stops.stops[1].unreachable == "enclosed by obstacles"
+
+
+def test_an_unreachable_charging_pose_is_marked_like_a_stop(
+    tmp_path: Path, map_rig: ModuleType
+) -> None:
+    prior = map_rig.synthetic_map()
+    charging = dataclasses.replace(prior.stops.charging, unreachable="hemmed in by obstacles")
+    stops = dataclasses.replace(prior.stops, charging=charging)
+    write_map(dataclasses.replace(prior, stops=stops), tmp_path / "m")
+    assert load_map(tmp_path / "m").prior.stops.charging.unreachable == "hemmed in by obstacles"
