@@ -3,9 +3,14 @@ and the raw sensor topics go to a rosbag2 (MCAP) bag, as the ``map_recorder`` no
 real drive on the robot.
 
 The simulator runs in lockstep (no DDS) with the ultrasonic rangers off (the map builder does
-not use them). :class:`xiaomanlv_sim.operator.RouteDriver` (pure pursuit) commands the robot at
-20 Hz from its true pose, as a person who sees the robot would. Every reading goes through the
-sim node's own conversions (`xiaomanlv_sim.ros.conversions`) and
+not use them), with ``pedestrians`` and ``cyclists`` about the site if asked (the simulator's
+social-force crowd on the site's walkways). :class:`xiaomanlv_sim.operator.RouteDriver` (pure
+pursuit) commands the robot at 20 Hz from its true pose, as a person who sees the robot would,
+and like that person the operator yields to people (`yield_to_people`): it slows for anyone in
+the robot's path ahead and stops short of them, waits until they have stepped aside, and drives
+on. Waiting for people is not being blocked: the drive gives up after ``BLOCKED_AFTER`` seconds
+without moving only while nobody holds it up, and after ``HELD_AFTER`` seconds when people do.
+Every reading goes through the sim node's own conversions (`xiaomanlv_sim.ros.conversions`) and
 ``rclpy.serialization.serialize_message``, so the bag holds exactly what the node publishes:
 /lidar/points, /imu/data, /wheel/odom, /gnss/fix, and /sim/ground_truth/pose (PoseStamped in
 ``world`` at 50 Hz, for evaluation only). Log times are the readings' sim-time stamps.
@@ -30,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from rclpy.serialization import serialize_message
 from tqdm import tqdm
 
@@ -73,6 +80,12 @@ COMMAND_RATE = 20.0  # [Hz] operator commands
 TRUTH_RATE = 50.0  # [Hz] ground-truth poses
 BLOCKED_AFTER = 10.0  # [s] sim time without moving BLOCKED_DISTANCE before giving up
 BLOCKED_DISTANCE = 0.5  # [m]
+HELD_AFTER = 120.0  # [s] sim time held up by people without moving before giving up
+# Yielding to people (`yield_to_people`), in the robot frame (x forward, y left):
+YIELD_LOOKAHEAD = 8.0  # [m] people farther ahead of the front bumper are not considered
+YIELD_SIDE_MARGIN = 0.3  # [m] beside the body (each side) a person must keep to be passed
+YIELD_STOP_GAP = 0.8  # [m] the robot stops this far from a person ahead
+YIELD_DECEL = 0.8  # [m/s^2] the gentle braking the speed cap assumes
 STOP_SPEED = 0.02  # [m/s] the drive ends once the robot is this slow after the route's end
 STOP_WAIT = 5.0  # [s] at most this long after the route's end
 
@@ -88,6 +101,53 @@ class RecordSummary:
     messages: dict[str, int]  # messages per topic
     size: int  # [bytes] of the bag directory
     wall_time: float  # [s]
+    held: float = 0.0  # [s] sim time the operator slowed or stopped for people
+    collisions: int = 0  # people the robot touched (the simulator's collision events)
+
+
+def yield_to_people(
+    command: tuple[float, float],
+    pose: tuple[float, float, float],
+    people: NDArray[np.float64],
+    radii: NDArray[np.float64],
+    *,
+    front: float,
+    half_width: float,
+) -> tuple[tuple[float, float], bool]:
+    """The operator's command capped so the robot stops short of people in its path.
+
+    A person is in the path when their disc reaches into the corridor ahead of the body
+    (``half_width`` plus `YIELD_SIDE_MARGIN` each side, up to `YIELD_LOOKAHEAD` beyond the front
+    bumper). The forward speed is capped to stop `YIELD_STOP_GAP` before the nearest such
+    person at `YIELD_DECEL` (v = sqrt(2 a d)); the turn rate is scaled with it, so the robot
+    keeps to its arc. A turn on the spot is left alone.
+
+    Args:
+        command: (forward speed [m/s], yaw rate [rad/s]) from the route driver.
+        pose: the robot's x [m], y [m], yaw [rad] (world).
+        people: (K,2) [m] positions of pedestrians and cyclists (world).
+        radii: (K,) [m] their radii.
+        front: [m] base_link to the front bumper.
+        half_width: [m] half the body's width.
+    Returns:
+        The command to send, and whether it was capped for someone (the robot is held up).
+    """
+    v, w = command
+    if v <= 0.0 or len(people) == 0:
+        return (v, w), False
+    x, y, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    dx, dy = people[:, 0] - x, people[:, 1] - y
+    ahead = c * dx + s * dy - front - radii  # [m] from the bumper to the person's near side
+    side = np.abs(-s * dx + c * dy) - radii
+    path = (ahead > -front) & (ahead < YIELD_LOOKAHEAD) & (side < half_width + YIELD_SIDE_MARGIN)
+    if not path.any():
+        return (v, w), False
+    gap = float(ahead[path].min()) - YIELD_STOP_GAP
+    cap = math.sqrt(2.0 * YIELD_DECEL * gap) if gap > 0.0 else 0.0
+    if cap >= v:
+        return (v, w), False
+    return (cap, w * cap / v), True
 
 
 def _dir_size(path: Path) -> int:
@@ -119,12 +179,14 @@ def record_mapping_drive(
         pedestrians, cyclists: crowd about the site while mapping.
         progress: True for a tqdm bar (metres along the route), or a callable given
             (metres along the route, route length) at every command.
+        pedestrians, cyclists: the operator yields to them (`yield_to_people`).
         compression: the bag's chunk compression (see `BagWriter`).
         overwrite: replace an existing ``out``.
 
     Raises:
         MappingError: ``out`` exists (without ``overwrite``), the world has no mapping route,
-            the robot tipped over, was blocked for more than 10 s, or did not finish.
+            the robot tipped over, was blocked for more than 10 s (or held up by people for
+            more than 120 s), or did not finish.
         AssetNotFoundError, SdfError, SiteError: the world cannot be loaded.
     """
     started = time.perf_counter()
@@ -170,7 +232,7 @@ def record_mapping_drive(
         with BagWriter(staging / out.name, compression=compression, custom_data=custom) as bag:
             for topic, msgtype in TYPES.items():
                 bag.add_topic(topic, msgtype)
-            duration, distance = _drive(sim, driver, bag, report)
+            duration, distance, held = _drive(sim, driver, bag, report)
             counts = bag.counts
         if out.exists():
             shutil.rmtree(out)
@@ -187,14 +249,26 @@ def record_mapping_drive(
         messages=counts,
         size=_dir_size(out),
         wall_time=time.perf_counter() - started,
+        held=held,
+        collisions=sum(
+            1 for e in sim.events if e.kind == "collision" and e.detail != "static obstacle"
+        ),
     )
 
 
 def _drive(
     sim: Simulator, driver: RouteDriver, bag: BagWriter, report: ProgressCallback | None
-) -> tuple[float, float]:
-    """Step the simulator until the route is done; (sim duration [s], distance [m])."""
+) -> tuple[float, float, float]:
+    """Step the simulator until the route is done; (sim duration [s], distance [m], time held
+    up by people [s])."""
     rate = sim.physics_rate
+    body = sim.robot.body
+    front = float(body.box_pose[0, 3]) + 0.5 * body.length
+    half_width = 0.5 * body.width
+    crowd = sim.crowd is not None
+    held = False
+    held_time = 0.0
+    stuck = 0.0  # [s] without moving while nobody held the robot up
     command_every = max(1, round(rate / COMMAND_RATE))
     truth_every = max(1, round(rate / TRUTH_RATE))
     limit = 3.0 * driver.length / driver.speed + 120.0  # [s] sim: a drive that never ends
@@ -207,7 +281,16 @@ def _drive(
         if sim.tick % command_every == 0:
             st = sim.state
             if not driver.done:
-                sim.set_cmd_vel(*driver.command(st.x, st.y, st.yaw))
+                command = driver.command(st.x, st.y, st.yaw)
+                if crowd:
+                    agents = sim.ground_truth.agents
+                    command, held = yield_to_people(
+                        command, (st.x, st.y, st.yaw), agents.positions, agents.radii,
+                        front=front, half_width=half_width,
+                    )  # fmt: skip
+                    if held:
+                        held_time += command_every / rate
+                sim.set_cmd_vel(*command)
                 if report is not None:
                     report(driver.progress, driver.length)
             if driver.done:
@@ -231,13 +314,22 @@ def _drive(
                     f"t={t:.1f} s, {driver.progress:.0f} m along the mapping route"
                 )
             if math.hypot(x - anchor_xy[0], y - anchor_xy[1]) > BLOCKED_DISTANCE:
-                anchor_xy, anchor_t = (x, y), t
-            elif done_at is None and t - anchor_t > BLOCKED_AFTER:
-                raise MappingError(
-                    f"world {sim.world.name}: the robot is blocked at ({x:.1f}, {y:.1f}) m: it "
-                    f"moved less than {BLOCKED_DISTANCE:g} m in {BLOCKED_AFTER:g} s (t={t:.1f} s,"
-                    f" {driver.progress:.0f} m along the mapping route)"
-                )
+                anchor_xy, anchor_t, stuck = (x, y), t, 0.0
+            elif done_at is None:
+                stuck += 0.0 if held else truth_every / rate
+                if stuck > BLOCKED_AFTER:
+                    raise MappingError(
+                        f"world {sim.world.name}: the robot is blocked at ({x:.1f}, {y:.1f}) m: "
+                        f"it moved less than {BLOCKED_DISTANCE:g} m in {BLOCKED_AFTER:g} s "
+                        f"(t={t:.1f} s, {driver.progress:.0f} m along the mapping route)"
+                    )
+                if t - anchor_t > HELD_AFTER:
+                    raise MappingError(
+                        f"world {sim.world.name}: people held the robot up at ({x:.1f}, "
+                        f"{y:.1f}) m for {HELD_AFTER:g} s (t={t:.1f} s, {driver.progress:.0f} m "
+                        "along the mapping route): record again with another --seed or fewer "
+                        "people"
+                    )
             if t > limit:
                 raise MappingError(
                     f"world {sim.world.name}: the mapping route is not done after {t:.0f} s "
@@ -245,7 +337,7 @@ def _drive(
                 )
     if report is not None:
         report(driver.length, driver.length)
-    return sim.time, distance
+    return sim.time, distance, held_time
 
 
 def _write(bag: BagWriter, reading: object) -> None:

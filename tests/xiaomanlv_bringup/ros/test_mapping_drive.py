@@ -4,6 +4,7 @@ mapping route, read back with open_drive; and the ways a drive fails."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-from xiaomanlv_bringup.ros.mapping_drive import RecordSummary, record_mapping_drive
+from xiaomanlv_bringup.ros.mapping_drive import (
+    YIELD_DECEL,
+    YIELD_STOP_GAP,
+    RecordSummary,
+    record_mapping_drive,
+    yield_to_people,
+)
 from xiaomanlv_core.robot import load_robot, model_file
 from xiaomanlv_core.site import load_site
 from xiaomanlv_mapping.bag import open_drive
@@ -169,3 +176,61 @@ def test_progress_true_shows_a_bar_of_metres(
     err = capsys.readouterr().err
     assert "mapping university" in err and "3/3" in err and "m/s" in err
     assert summary.messages["/lidar/points"] > 0
+
+
+# ---- people about ---------------------------------------------------------------------------
+def test_the_operator_slows_for_people_ahead_and_stops_short_of_them() -> None:
+    body = load_robot(model_file()).body
+    front, half = 0.5 * body.length, 0.5 * body.width
+    radius = np.array([0.3])
+
+    def command(person: tuple[float, float]) -> tuple[tuple[float, float], bool]:
+        return yield_to_people(
+            (1.5, 0.2), (0.0, 0.0, 0.0), np.array([person]), radius, front=front, half_width=half
+        )
+
+    assert command((20.0, 0.0)) == ((1.5, 0.2), False)  # far ahead
+    assert command((4.0, 2.5)) == ((1.5, 0.2), False)  # beside the path
+    assert command((-3.0, 0.0)) == ((1.5, 0.2), False)  # behind
+    (v, w), held = command((3.0, 0.5))  # ahead in the path: slower, on the same arc
+    gap = 3.0 - front - 0.3 - YIELD_STOP_GAP
+    assert held and v == pytest.approx(math.sqrt(2.0 * YIELD_DECEL * gap))
+    assert w / v == pytest.approx(0.2 / 1.5)
+    assert command((front + 0.5, 0.0)) == ((0.0, 0.0), True)  # at the bumper: stop
+    turn = yield_to_people(
+        (0.0, 0.8), (0.0, 0.0, 0.0), np.array([[1.5, 0.0]]), radius, front=front, half_width=half
+    )
+    assert turn == ((0.0, 0.8), False)  # turning on the spot stays allowed
+
+
+def test_a_person_standing_in_the_way_holds_the_drive_up_without_ending_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone stands on the route 8 m ahead for 20 s, then leaves: the robot stops short of
+    them (never within the stop gap), waits longer than BLOCKED_AFTER, and finishes."""
+    site = load_site(assets.site_file(assets.world_file("university")))
+    route = np.asarray(site.mapping_route.waypoints, float)
+    heading = (route[1] - route[0]) / np.linalg.norm(route[1] - route[0])
+    spot = route[0] + 8.0 * heading
+    leaves = 20.0  # [s] sim time
+    truth_of = Simulator.ground_truth.fget
+    closest: list[float] = []
+
+    def ground_truth(self: Simulator) -> Any:
+        truth = truth_of(self)
+        if self.time >= leaves:
+            return truth
+        agents = replace(
+            truth.agents, positions=spot[None, :].copy(), radii=np.array([0.3]),
+            velocities=np.zeros((1, 2)), heights=np.array([1.7]),
+            kinds=np.zeros(1, np.int8), ids=np.zeros(1, np.int32),
+        )  # fmt: skip
+        closest.append(float(np.linalg.norm(truth.pose[:2, 3] - spot)))
+        return replace(truth, agents=agents)
+
+    monkeypatch.setattr(Simulator, "ground_truth", property(ground_truth))
+    summary = record_mapping_drive("university", tmp_path / "held", length=14.0, pedestrians=1)
+    assert leaves - 10.0 < summary.held <= leaves
+    front = 0.5 * load_robot(model_file()).body.length
+    assert min(closest) > front + 0.3 + 0.5 * YIELD_STOP_GAP
+    assert summary.duration > leaves and summary.distance == pytest.approx(14.0, abs=2.0)
