@@ -139,8 +139,8 @@ class RobotSpec:
         highest sensor origin (the lidar on its mast), whichever is higher. What passes over
         the robot (a tree crown, a sign) must clear this."""
         box_top = float(self.body.box_pose[2, 3]) + self.body.height / 2
-        sensors = (self.lidar, self.imu, self.gnss, *self.ultrasonic)
-        return max(box_top, *(float(s.pose[2, 3]) for s in sensors))
+        poses = [self.lidar.pose, self.imu.pose, self.gnss.pose, *(u.pose for u in self.ultrasonic)]
+        return max(box_top, *(float(pose[2, 3]) for pose in poses))
 
 
 def model_file() -> Path:
