@@ -682,8 +682,8 @@ def edge_width(
     line = LineString(points)
     if line.length <= 0:
         r, c, inside = view.index(np.asarray(points[:1], dtype=np.float64))
-        first = (float(points[0][0]), float(points[0][1]))
-        return 0.0, float(inside[0] and view.cells[r[0], c[0]] == FREE), first
+        here = (float(points[0][0]), float(points[0][1]))
+        return 0.0, float(inside[0] and view.cells[r[0], c[0]] == FREE), here
     n = max(2, math.ceil(line.length / config.width_step) + 1)
     s = np.linspace(0.0, line.length, n)
     xy = shapely.get_coordinates(shapely.line_interpolate_point(line, s))

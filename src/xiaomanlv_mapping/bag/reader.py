@@ -173,8 +173,8 @@ def recorded_custom_data(path: Path) -> dict[str, str]:
             where, text = meta, meta.read_text(encoding="utf-8")
         else:
             where, text = named, _mcap_rosbag2_metadata(named)
-        info = (yaml.safe_load(text) if text else None) or {}
-        info = info.get("rosbag2_bagfile_information", info)  # the MCAP record: no wrapper
+        info: Any = (yaml.safe_load(text) if text else None) or {}
+        info = info.get("rosbag2_bagfile_information", info) or {}  # MCAP record: no wrapper
         custom = info.get("custom_data") or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as err:
         why = _describe(err)
@@ -285,18 +285,27 @@ def _sorted(stamps: list[float], *columns: list[Any]) -> list[NDArray[np.float64
     ]
 
 
+#: Per-point time fields, first found wins: ``t`` (Ouster: UINT32 nanoseconds; the simulator
+#: and others: FLOAT32 seconds) and ``time`` (Velodyne: FLOAT32 seconds), both offsets from the
+#: header stamp.
+TIME_FIELDS = ("t", "time")
+
+
 def cloud_points(
     msg: Any, where: str, topic: str, index: int
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """(points (N,3) [m], intensities (N,)) of a PointCloud2 with FLOAT32 (or FLOAT64) x, y, z
-    and an optional numeric ``intensity`` (zeros without one); non-finite points dropped.
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32] | None]:
+    """(points (N,3) [m], intensities (N,), times (N,) [s] or None) of a PointCloud2 with
+    FLOAT32 (or FLOAT64) x, y, z, an optional numeric ``intensity`` (zeros without one) and an
+    optional per-point time (`TIME_FIELDS`: a float field in seconds, an integer one in
+    nanoseconds, after the header stamp; None without one); non-finite points dropped.
 
     The layout (offsets, point and row steps, byte order, padded rows) is read by the stack's
     one PointCloud2 reader, :func:`xiaomanlv_core.ros.pointcloud2.read_points`, which takes
     rosbags' messages as they are.
 
     Raises:
-        BagError: missing or non-float x/y/z, or a data size that does not match the layout.
+        BagError: missing or non-float x/y/z, a time field that is not one number per point,
+            or a data size that does not match the layout.
     """
     by_name = {str(f.name): f for f in msg.fields}
     names = []
@@ -312,6 +321,18 @@ def cloud_points(
                 where, topic, index, f"PointCloud2 field '{name}' has datatype {f.datatype}"
             )
         names.append(name)
+    time_field = next((n for n in TIME_FIELDS if n in by_name), None)
+    time_kind = ""
+    if time_field is not None:
+        f = by_name[time_field]
+        time_kind = DATATYPES.get(int(f.datatype), "")
+        if not time_kind or int(f.count) != 1:
+            raise malformed(
+                where, topic, index,
+                f"PointCloud2 time field '{time_field}' has datatype {f.datatype} and count "
+                f"{f.count}; expected one number per point",
+            )  # fmt: skip
+        names.append(time_field)
     try:
         cloud = read_points(msg, names)
         points = xyz_of(cloud)
@@ -322,10 +343,22 @@ def cloud_points(
         intensities = (column if column.ndim == 1 else column[:, 0]).astype(np.float32)
     else:
         intensities = np.zeros(len(cloud), dtype=np.float32)
+    times: NDArray[np.float32] | None = None
+    if time_field is not None:
+        raw = cloud[time_field]
+        scale = 1.0 if time_kind.startswith("f") else 1e-9  # integers: nanoseconds (Ouster)
+        times = (raw.astype(np.float64) * scale).astype(np.float32)
     keep = np.isfinite(points).all(axis=1)  # after the float32 cast, as the map stores them
+    if times is not None:
+        keep &= np.isfinite(times)
     if not keep.all():
         points, intensities = points[keep], intensities[keep]
-    return np.ascontiguousarray(points), np.ascontiguousarray(intensities)
+        times = times[keep] if times is not None else None
+    return (
+        np.ascontiguousarray(points),
+        np.ascontiguousarray(intensities),
+        None if times is None else np.ascontiguousarray(times),
+    )
 
 
 class Drive:
@@ -403,8 +436,8 @@ class Drive:
             wanted = [c for c in bag.reader.connections if c.topic == lidar.topic]
             for index, (conn, log_ns, raw) in enumerate(bag.messages(wanted)):
                 msg = bag.decode(raw, conn, index)
-                points, intensities = cloud_points(msg, self._where, conn.topic, index)
-                yield Scan(_header_time(msg, log_ns), points, intensities)
+                points, intensities, times = cloud_points(msg, self._where, conn.topic, index)
+                yield Scan(_header_time(msg, log_ns), points, intensities, times)
         finally:
             bag.close()
 
