@@ -2,12 +2,14 @@
 
 Loads worlds/university.sdf (or --world), builds the Scene, places pedestrians on open ground,
 and times `Lidar.scan` at random robot poses on open ground (a new crowd layout every scan, as
-in the simulator). Also times the other per-step sensing calls the simulator makes: the 8
-ultrasonic rangers, `ground_height` for the 4 wheel contacts, `set_agents` and
-`sky_blocked_fraction`. One core: the process is pinned to one CPU and numba and Open3D are
-given one thread. Side by side, the static world alone (no agents, no noise) through the
-compiled caster and through an Open3D/Embree scene of the same shapes triangulated, as the
-simulator cast before.
+in the simulator): the sweep as the simulator casts it, in `SimulatorConfig.lidar_sectors`
+azimuth sectors each from its own pose (driving at 2 m/s, turning at 1 rad/s), and beside it the
+whole scan from one pose as one fan (`lidar_instant_ms_median`). Also times the other per-step
+sensing calls the simulator makes: the 8 ultrasonic rangers, `ground_height` for the 4 wheel
+contacts, `set_agents` and `sky_blocked_fraction`. One core: the process is pinned to one CPU
+and numba and Open3D are given one thread. Side by side, the static world alone (no agents, no
+noise) through the compiled caster and through an Open3D/Embree scene of the same shapes
+triangulated, as the simulator cast before.
 
     source tools/env.sh && python bench/lidar_speed.py [--quick] [--world NAME]
 
@@ -40,6 +42,7 @@ from xiaomanlv_sim.scene import Scene, build_raycaster  # noqa: E402
 from xiaomanlv_sim.sdf import load_world  # noqa: E402
 from xiaomanlv_sim.sensors.lidar import Lidar  # noqa: E402
 from xiaomanlv_sim.sensors.ultrasonic import Ultrasonic, read_rangers  # noqa: E402
+from xiaomanlv_sim.simulator import SimulatorConfig  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -89,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 
     robot = load_robot(model_file())
     lidar_spec: LidarSpec = robot.lidar
-    lidar = Lidar(lidar_spec, np.random.default_rng(1))
+    # The simulator's: the sweep cast in azimuth sectors, each from the pose at its time.
+    lidar = Lidar(lidar_spec, np.random.default_rng(1), sectors=SimulatorConfig().lidar_sectors)
+    instant = Lidar(lidar_spec, np.random.default_rng(1))  # one fan from one pose
     sonars = [Ultrasonic(s, np.random.default_rng(2 + i)) for i, s in enumerate(robot.ultrasonic)]
 
     poses = open_ground(scene, scans, rng)
@@ -106,18 +111,36 @@ def main(argv: list[str] | None = None) -> int:
         return pose
 
     bases = [base_pose(i) for i in range(scans)]
+
+    def sweep(base: np.ndarray) -> np.ndarray:
+        """The lidar at each sector's time, driving forward at 2 m/s turning at 1 rad/s."""
+        out = np.repeat((base @ lidar_spec.pose)[None], lidar.sectors, axis=0)
+        for k, dt in enumerate(lidar.sector_times):
+            c, s = np.cos(dt), np.sin(dt)
+            step = np.eye(4)
+            step[:2, :2] = [[c, -s], [s, c]]
+            step[0, 3] = 2.0 * dt
+            out[k] = base @ step @ lidar_spec.pose
+        return out
+
     lidar_ms, sonar_ms, batch_ms, static_ms, embree_ms, points = [], [], [], [], [], []
+    instant_ms = []
     cutoff = lidar_spec.range_max + 3.0 * lidar_spec.noise_stddev + 1.0
-    lidar.scan(scene, bases[0] @ lidar_spec.pose, 0.0)  # compile (numba) outside the timing
+    lidar.scan(scene, sweep(bases[0]), 0.0)  # compile (numba) outside the timing
+    instant.scan(scene, bases[0] @ lidar_spec.pose, 0.0)
     rays = np.empty((lidar.fan.rows * lidar.fan.cols, 6), dtype=np.float32)
     set_ms = timed(lambda: scene.set_agents(layouts[0], radii, heights), 50)
     for i in range(scans):
         scene.set_agents(layouts[i % len(layouts)], radii, heights)
         pose = bases[i] @ lidar_spec.pose
+        moving = sweep(bases[i])
         t = time.perf_counter()
-        scan = lidar.scan(scene, pose, 0.0)
+        scan = lidar.scan(scene, moving, 0.0)
         lidar_ms.append((time.perf_counter() - t) * 1e3)
         points.append(len(scan.points))
+        t = time.perf_counter()
+        instant.scan(scene, pose, 0.0)
+        instant_ms.append((time.perf_counter() - t) * 1e3)
         # The static world alone: the compiled caster, then Open3D/Embree on the same rays.
         t = time.perf_counter()
         bare.cast_fan(lidar.fan, pose, max_range=cutoff)
@@ -152,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         "world": world.name,
         "lidar_ms_median": round(float(np.median(lidar_ms)), 3),
         "lidar_ms_p90": round(float(np.percentile(lidar_ms, 90)), 3),
+        "lidar_sectors": lidar.sectors,
+        "lidar_instant_ms_median": round(float(np.median(instant_ms)), 3),
         "scene_build_s": round(t2 - t1, 3),
         "rays": int(rays.shape[0]),
         "pedestrians": args.pedestrians,

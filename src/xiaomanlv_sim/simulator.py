@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_core.config import param, validate_fields
+from xiaomanlv_core.geometry import rpy_matrices
 from xiaomanlv_core.robot import RobotSpec, load_robot, model_file
 from xiaomanlv_core.site import Site, SiteError, load_site
 from xiaomanlv_core.types import Pose2D
@@ -78,6 +79,12 @@ class SimulatorConfig:
         0.5, low=0.0, high=10.0, unit="m/s", description="speed at which a kerb drop tips"
     )  # [m/s]
     lidar: bool = True  # run the 3D lidar
+    lidar_sectors: int = param(
+        20,
+        low=1,
+        high=3600,
+        description="azimuth sectors a lidar sweep is cast in, each from its own pose",
+    )  # 20 at 10 Hz: 5 ms of travel at 2 m/s within a sector (sensors/lidar.py)
     ultrasonic: bool = True  # run the ultrasonic rangers
 
     def __post_init__(self) -> None:
@@ -334,7 +341,7 @@ class Simulator:
             self.gnss = Gnss(robot.gnss, world, rngs[3])
         else:
             log.warning("world %s has no <spherical_coordinates>: no GNSS fixes", world.name)
-        self.lidar = Lidar(robot.lidar, rngs[4])
+        self.lidar = Lidar(robot.lidar, rngs[4], sectors=cfg.lidar_sectors)
         self.rangers = [Ultrasonic(spec, rngs[8 + i]) for i, spec in enumerate(robot.ultrasonic)]
         self.faults = Faults(scenario.faults if scenario else ())
         self._transitions = self.faults.transitions()
@@ -379,6 +386,13 @@ class Simulator:
             self._lidar if cfg.lidar else None,
         )
         self._ranger_poses: dict[tuple[int, ...], tuple[list[Ultrasonic], NDArray[np.float64]]] = {}
+        # The body's pose (x, y, z, roll, pitch, yaw) on each tick of the last lidar sweep and
+        # a little more, ring-indexed by tick: each sector of a sweep is cast from the pose at
+        # its time (`_sweep_poses`).
+        self._track: NDArray[np.float64] | None = None
+        if cfg.lidar:
+            self._track = np.zeros((math.ceil(pr / robot.lidar.rate) + 3, 6))
+            self._record_track(0)
         self._contacts: set[int] = set()
         self._static_contact = False
         half = np.array([body.length / 2, body.width / 2])
@@ -459,6 +473,8 @@ class Simulator:
         if events:
             for ev in events:
                 self._emit(Event(t, ev.kind, ev.detail))
+        if self._track is not None:
+            self._record_track(tick)
         if tick % self._crowd_every == 0:
             self._step_world(t)
         table = self._timetable.table
@@ -492,10 +508,13 @@ class Simulator:
             weather = weather or self._weather_at(t)
             rangers, stack = self._due_rangers(due.rangers)
             out += read_rangers(rangers, self.scene, list(np.matmul(pose, stack)), t, weather)
-        if due.lidar and not (dropouts and faults.dropped("lidar", t)):
-            pose = pose if pose is not None else st.world_from_base()
-            weather = weather or self._weather_at(t)
-            out.append(self.lidar.scan(self.scene, pose @ self.robot.lidar.pose, t, weather))
+        if due.lidar:
+            # The sweep that ends now began one period ago: its stamp is its first column's.
+            sweep = max(0.0, t - self.lidar.period)
+            if not (dropouts and faults.dropped("lidar", sweep)):
+                weather = weather or self._weather_at(t)
+                poses = self._sweep_poses(tick, sweep)
+                out.append(self.lidar.scan(self.scene, poses, sweep, weather))
         return out
 
     def run(self, duration: float) -> Iterator[SensorReading]:
@@ -539,6 +558,31 @@ class Simulator:
             tr = self._transitions.pop(0)
             self._emit(Event(t, tr.kind, tr.detail))
         self._next_transition = self._transitions[0].time if self._transitions else math.inf
+
+    def _record_track(self, tick: int) -> None:
+        st = self.dynamics.state
+        assert self._track is not None
+        self._track[tick % len(self._track)] = (st.x, st.y, st.z, st.roll, st.pitch, st.yaw)
+
+    def _sweep_poses(self, tick: int, stamp: float) -> NDArray[np.float64]:
+        """(sectors, 4, 4) world <- lidar at each sector's time of the sweep from ``stamp`` [s]
+        to now (``tick``): the body's track interpolated between ticks (angles the short way
+        round), then the lidar's mount."""
+        track = self._track
+        assert track is not None
+        at = (stamp + self.lidar.sector_times) * self.physics_rate  # [ticks]
+        lo = np.clip(np.floor(at).astype(np.int64), tick - len(track) + 2, tick - 1)
+        frac = np.clip(at - lo, 0.0, 1.0)[:, None]
+        a, b = track[lo % len(track)], track[(lo + 1) % len(track)]
+        step = b - a
+        step[:, 3:] = (step[:, 3:] + math.pi) % (2.0 * math.pi) - math.pi
+        x, y, z, roll, pitch, yaw = (a + frac * step).T
+        poses = np.zeros((len(at), 4, 4))
+        poses[:, :3, :3] = rpy_matrices(roll, pitch, yaw)
+        poses[:, 0, 3], poses[:, 1, 3], poses[:, 2, 3] = x, y, z
+        poses[:, 3, 3] = 1.0
+        out: NDArray[np.float64] = poses @ self.robot.lidar.pose
+        return out
 
     def _weather_at(self, t: float) -> WeatherState:
         return weather_at(self._weather, t) if self._weather else CLEAR

@@ -43,6 +43,7 @@ def scan_msg(t: float, n: int = 300, seed: int = 0) -> PointCloud2:
             points=rng.normal(scale=10.0, size=(n, 3)).astype(np.float32),
             intensities=rng.uniform(0, 255, n).astype(np.float32),
             rings=rng.integers(0, 16, n).astype(np.uint16),
+            times=np.sort(rng.uniform(0.0, 0.1, n)).astype(np.float32),
         )
     )
 
