@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
@@ -77,6 +77,7 @@ def test_clock_advances_and_sensor_rates_match_the_robot_model(sim_session: Any)
         "/imu/data": robot.imu.rate,
         "/wheel/odom": robot.drive.odom_rate,
         "/gnss/fix": robot.gnss.rate,
+        "/gnss/vel": robot.gnss.rate,  # with a fix, as at the station
         **{"/" + u.topic: u.rate for u in robot.ultrasonic},
     }
     types = {
@@ -84,6 +85,7 @@ def test_clock_advances_and_sensor_rates_match_the_robot_model(sim_session: Any)
         "/imu/data": Imu,
         "/wheel/odom": Odometry,
         "/gnss/fix": NavSatFix,
+        "/gnss/vel": TwistWithCovarianceStamped,
         **{"/" + u.topic: Range for u in robot.ultrasonic},
     }
     rates = stamp_rates(session, types, sim_seconds=2.0)

@@ -10,7 +10,9 @@ advances.
 Publishes (all RELIABLE, VOLATILE, KEEP_LAST 10 unless said: the QoS ros_gz_bridge uses by
 default; a reliable publisher also serves best-effort subscribers such as the health monitor
 and Nav2's SensorDataQoS ones, while a best-effort one would leave reliable subscribers
-unmatched): /clock (KEEP_LAST 1), /lidar/points, /imu/data, /wheel/odom, /gnss/fix,
+unmatched): /clock (KEEP_LAST 1), /lidar/points (stamped with the sweep's first column, each
+point's time after it in its ``t`` field: docs/simulator.md), /imu/data, /wheel/odom, /gnss/fix,
+/gnss/vel (geometry_msgs/TwistWithCovarianceStamped: ENU velocity, only with a fix),
 /ultrasonic/<where>, /sim/ground_truth/pose, /sim/ground_truth/odom,
 /sim/ground_truth/agents, /sim/ground_truth/events (TRANSIENT_LOCAL, KEEP_LAST 100),
 /diagnostics, and the robot's transforms (docs/frames.md): /tf_static base_link -> every sensor
@@ -36,7 +38,7 @@ import re
 from collections.abc import Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -67,6 +69,7 @@ from xiaomanlv_sim.ros.conversions import (
     clock_msg,
     event_to_msg,
     gnss_to_msg,
+    gnss_velocity_to_msg,
     imu_to_msg,
     lidar_to_msg,
     odom_to_msg,
@@ -134,6 +137,9 @@ class SimNode(Node):
         self._pub_imu = self.create_publisher(Imu, "/imu/data", SENSOR_QOS)
         self._pub_odom = self.create_publisher(Odometry, "/wheel/odom", SENSOR_QOS)
         self._pub_gnss = self.create_publisher(NavSatFix, "/gnss/fix", SENSOR_QOS)
+        self._pub_gnss_vel = self.create_publisher(
+            TwistWithCovarianceStamped, "/gnss/vel", SENSOR_QOS
+        )
         self._pub_range = {
             spec.name: self.create_publisher(Range, "/" + spec.topic.lstrip("/"), SENSOR_QOS)
             for spec in self.sim.robot.ultrasonic
@@ -242,6 +248,9 @@ class SimNode(Node):
             self._pub_imu.publish(imu_to_msg(reading))
         elif isinstance(reading, GnssReading):
             self._pub_gnss.publish(gnss_to_msg(reading))
+            velocity = gnss_velocity_to_msg(reading)
+            if velocity is not None:  # none without a fix
+                self._pub_gnss_vel.publish(velocity)
         elif isinstance(reading, RangeReading):
             self._pub_range[reading.name].publish(range_to_msg(reading))
         elif isinstance(reading, LidarScan):

@@ -1,10 +1,12 @@
 """Simulator readings <-> ROS messages, for the sim node (and tests with hand-built readings).
 
-PointCloud2 layout (what Velodyne/Ouster drivers and ros_gz's gpu_lidar bridge give):
-fields x, y, z, intensity (FLOAT32 at offsets 0, 4, 8, 12) and ring (UINT16 at 16), point
-step 20 (2 bytes padding, zeroed), little-endian, one row (height 1), dense (no-return rays
-were dropped by the lidar model); written and read by :mod:`xiaomanlv_core.ros.pointcloud2`.
-Stamps and quaternions come from ``xiaomanlv_core.ros`` too.
+PointCloud2 layout (the fields Velodyne/Ouster drivers give): x, y, z, intensity (FLOAT32 at
+offsets 0, 4, 8, 12), ring (UINT16 at 16) and t (FLOAT32 at 20: the point's time [s] after the
+header stamp, the sweep's first column, as Ouster stamps its clouds), point step 24 (2 bytes of
+padding before t, zeroed, keeping it 4-byte aligned), little-endian, one row (height 1), dense
+(no-return rays were dropped by the lidar model); written and read by
+:mod:`xiaomanlv_core.ros.pointcloud2`. Stamps and quaternions come from ``xiaomanlv_core.ros``
+too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
 from rosgraph_msgs.msg import Clock
@@ -33,8 +35,16 @@ from xiaomanlv_sim.sensors.odometry import OdomReading
 from xiaomanlv_sim.sensors.ultrasonic import RangeReading
 from xiaomanlv_sim.simulator import Event, GroundTruth
 
-LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring")
-LIDAR_POINT_STEP = 20  # [bytes] the drivers' layout: 18 bytes of fields, 2 of padding
+LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring", "t")
+LIDAR_DTYPE = np.dtype(
+    {
+        "names": list(LIDAR_FIELDS),
+        "formats": ["<f4", "<f4", "<f4", "<f4", "<u2", "<f4"],
+        "offsets": [0, 4, 8, 12, 16, 20],
+        "itemsize": 24,
+    }
+)
+LIDAR_POINT_STEP = LIDAR_DTYPE.itemsize  # [bytes] 22 bytes of fields, 2 of padding before t
 UNKNOWN_VARIANCE = 1e6  # [unit^2] for states a planar sensor does not measure (z, roll, pitch)
 
 
@@ -43,36 +53,34 @@ def clock_msg(t: float) -> Clock:
 
 
 def lidar_to_msg(scan: LidarScan, frame_id: str | None = None) -> PointCloud2:
-    """PointCloud2 of a scan, in the sensor frame (``frame_id`` overrides the scan's)."""
+    """PointCloud2 of a scan, in the sensor frame (``frame_id`` overrides the scan's), stamped
+    with the sweep's first column, each point's time after it in ``t``."""
     pts = np.asarray(scan.points, dtype=np.float32).reshape(-1, 3)
-    columns: dict[str, NDArray[Any]] = {
-        "x": pts[:, 0],
-        "y": pts[:, 1],
-        "z": pts[:, 2],
-        "intensity": np.asarray(scan.intensities, dtype=np.float32),
-        "ring": np.asarray(scan.rings, dtype=np.uint16),
-    }
-    return create_cloud(
-        columns,
-        stamp_of(scan.stamp),
-        frame_id or scan.frame_id,
-        point_step=LIDAR_POINT_STEP,
-        is_dense=True,
-    )
+    cloud = np.zeros(len(pts), dtype=LIDAR_DTYPE)  # zeros: the padding is zeroed
+    cloud["x"], cloud["y"], cloud["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
+    cloud["intensity"] = scan.intensities
+    cloud["ring"] = scan.rings
+    cloud["t"] = scan.times
+    return create_cloud(cloud, stamp_of(scan.stamp), frame_id or scan.frame_id, is_dense=True)
 
 
 def cloud_arrays(
     msg: PointCloud2,
-) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint16]]:
-    """(points (N,3), intensities (N,), rings (N,)) of a cloud with x, y, z, intensity and
-    ring fields (any layout and numeric types; the inverse of :func:`lidar_to_msg`).
+) -> tuple[
+    NDArray[np.float32], NDArray[np.float32], NDArray[np.uint16], NDArray[np.float32] | None
+]:
+    """(points (N,3), intensities (N,), rings (N,), times (N,) [s] or None without a ``t``
+    field) of a cloud with x, y, z, intensity and ring fields (any layout and numeric types;
+    the inverse of :func:`lidar_to_msg`).
 
     Raises:
         PointCloudError: (a ValueError) a field is missing or the layout does not fit the data.
     """
-    cloud = read_points(msg, LIDAR_FIELDS)
+    has_t = any(f.name == "t" for f in msg.fields)
+    cloud = read_points(msg, LIDAR_FIELDS if has_t else LIDAR_FIELDS[:-1])
     intensities = cloud["intensity"].astype(np.float32)
-    return xyz_of(cloud), intensities, cloud["ring"].astype(np.uint16)
+    times = cloud["t"].astype(np.float32) if has_t else None
+    return xyz_of(cloud), intensities, cloud["ring"].astype(np.uint16), times
 
 
 def imu_to_msg(reading: ImuReading, frame_id: str | None = None) -> Imu:
@@ -120,7 +128,9 @@ def odom_to_msg(
 
 
 def gnss_to_msg(reading: GnssReading, frame_id: str | None = None) -> NavSatFix:
-    """NavSatFix: status FIX with a diagonal known covariance, or NO_FIX (NaN position)."""
+    """NavSatFix: status FIX with the receiver's diagonal covariance, typed APPROXIMATED (a
+    DOP-scaled estimate, as nmea_navsat_driver reports its HDOP-based one: it does not see a
+    multipath error in progress), or NO_FIX (NaN position, covariance UNKNOWN)."""
     msg = NavSatFix()
     msg.header.stamp = stamp_of(reading.stamp)
     msg.header.frame_id = frame_id or reading.frame_id
@@ -133,10 +143,34 @@ def gnss_to_msg(reading: GnssReading, frame_id: str | None = None) -> NavSatFix:
     )
     msg.position_covariance = np.asarray(reading.position_covariance, float)
     msg.position_covariance_type = (
-        NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+        NavSatFix.COVARIANCE_TYPE_APPROXIMATED
         if reading.status >= STATUS_FIX
         else NavSatFix.COVARIANCE_TYPE_UNKNOWN
     )
+    return msg
+
+
+def gnss_velocity_to_msg(
+    reading: GnssReading, frame_id: str | None = None
+) -> TwistWithCovarianceStamped | None:
+    """/gnss/vel: the receiver's velocity, linear = ENU east, north, up [m/s], in the antenna
+    frame's header as nmea_navsat_driver stamps its /vel; covariance: the linear block from
+    the reading's ENU velocity covariance, the angular rates unknown (UNKNOWN_VARIANCE on the
+    diagonal, as `odom_to_msg` marks what a sensor does not measure). None without a fix or
+    a finite velocity: no message is sent then."""
+    v = np.asarray(reading.velocity_enu, float)
+    if reading.status < STATUS_FIX or v.shape != (3,) or not np.all(np.isfinite(v)):
+        return None
+    msg = TwistWithCovarianceStamped()
+    msg.header.stamp = stamp_of(reading.stamp)
+    msg.header.frame_id = frame_id or reading.frame_id
+    msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z = (
+        float(c) for c in v
+    )
+    cov = np.zeros((6, 6))
+    cov[:3, :3] = np.asarray(reading.velocity_covariance, float).reshape(3, 3)
+    cov[3, 3] = cov[4, 4] = cov[5, 5] = UNKNOWN_VARIANCE
+    msg.twist.covariance = cov.ravel()
     return msg
 
 

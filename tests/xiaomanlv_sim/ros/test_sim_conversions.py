@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistWithCovarianceStamped
 from sensor_msgs.msg import NavSatFix, NavSatStatus, PointField, Range
 from std_msgs.msg import String
 
@@ -21,6 +21,7 @@ from xiaomanlv_sim.ros.conversions import (
     event_from_msg,
     event_to_msg,
     gnss_to_msg,
+    gnss_velocity_to_msg,
     imu_to_msg,
     lidar_to_msg,
     odom_to_msg,
@@ -50,25 +51,32 @@ def test_lidar_scan_to_pointcloud2_and_back() -> None:
         points=points,
         intensities=rng.uniform(0, 255, 500).astype(np.float32),
         rings=rng.integers(0, 16, 500).astype(np.uint16),
+        times=np.sort(rng.uniform(0.0, 0.1, 500)).astype(np.float32),
     )
     msg = lidar_to_msg(scan)
-    assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity", "ring"]
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity", "ring", "t"]
     assert msg.fields[4].datatype == PointField.UINT16
-    assert msg.width == 500 and msg.height == 1 and msg.point_step == 20
-    assert msg.row_step == 20 * 500 and len(msg.data) == 20 * 500
+    assert msg.fields[5].datatype == PointField.FLOAT32
+    assert msg.width == 500 and msg.height == 1 and msg.point_step == 24
+    assert msg.row_step == 24 * 500 and len(msg.data) == 24 * 500
     assert msg.header.frame_id == "lidar" and seconds_of(msg.header.stamp) == pytest.approx(1.2)
-    back_points, back_i, back_rings = cloud_arrays(msg)
+    back_points, back_i, back_rings, back_t = cloud_arrays(msg)
     np.testing.assert_array_equal(back_points, points)
     np.testing.assert_array_equal(back_i, scan.intensities)
     np.testing.assert_array_equal(back_rings, scan.rings)
+    assert back_t is not None
+    np.testing.assert_array_equal(back_t, scan.times)
+
+
+def _one_point(t: float = 0.0) -> LidarScan:
+    return LidarScan(
+        0.5, "l", np.array([[1.0, 2.0, 3.0]], np.float32), np.array([7.0], np.float32),
+        np.array([5], np.uint16), np.array([t], np.float32),
+    )  # fmt: skip
 
 
 def test_lidar_layout_is_the_drivers_with_zeroed_padding() -> None:
-    scan = LidarScan(
-        0.5, "l", np.array([[1.0, 2.0, 3.0]], np.float32), np.array([7.0], np.float32),
-        np.array([5], np.uint16),
-    )  # fmt: skip
-    msg = lidar_to_msg(scan)
+    msg = lidar_to_msg(_one_point(0.0625))
     layout = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
     assert layout == [
         ("x", 0, PointField.FLOAT32, 1),
@@ -76,17 +84,16 @@ def test_lidar_layout_is_the_drivers_with_zeroed_padding() -> None:
         ("z", 8, PointField.FLOAT32, 1),
         ("intensity", 12, PointField.FLOAT32, 1),
         ("ring", 16, PointField.UINT16, 1),
+        ("t", 20, PointField.FLOAT32, 1),  # [s] after the header stamp, 4-byte aligned
     ]
     assert not msg.is_bigendian and msg.is_dense
-    assert bytes(msg.data) == struct.pack("<ffffH2x", 1.0, 2.0, 3.0, 7.0, 5)
+    assert bytes(msg.data) == struct.pack("<ffffH2xf", 1.0, 2.0, 3.0, 7.0, 5, 0.0625)
 
 
-def test_cloud_without_the_lidar_fields_is_refused() -> None:
-    msg = lidar_to_msg(
-        LidarScan(
-            0.0, "l", np.zeros((1, 3), np.float32), np.zeros(1, np.float32), np.zeros(1, np.uint16)
-        )
-    )
+def test_cloud_without_time_reads_none_and_without_lidar_fields_is_refused() -> None:
+    msg = lidar_to_msg(_one_point())
+    msg.fields = msg.fields[:5]  # as Gazebo's gpu_lidar bridge gives it: no t
+    assert cloud_arrays(msg)[3] is None
     msg.fields = msg.fields[:3]
     with pytest.raises(PointCloudError, match="no field 'intensity'"):
         cloud_arrays(msg)
@@ -137,19 +144,30 @@ def test_odom_reading_to_msg_is_planar() -> None:
 
 def test_gnss_fix_and_no_fix() -> None:
     fix = GnssReading(
-        2.0, "gnss", 31.02, 121.43, 12.0, 0, np.diag([1.0, 1.0, 4.0]).ravel(), np.zeros(3)
-    )
+        2.0, "gnss", 31.02, 121.43, 12.0, 0, np.diag([1.0, 1.0, 4.0]).ravel(),
+        np.array([1.5, -0.5, 0.02]), np.diag([0.01, 0.01, 0.04]).ravel(),
+    )  # fmt: skip
     msg = gnss_to_msg(fix)
     assert msg.status.status == NavSatStatus.STATUS_FIX
-    assert msg.position_covariance_type == NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+    # A receiver's DOP-scaled estimate, not a known covariance: multipath is not in it.
+    assert msg.position_covariance_type == NavSatFix.COVARIANCE_TYPE_APPROXIMATED
     assert (msg.latitude, msg.longitude, msg.altitude) == (31.02, 121.43, 12.0)
     assert msg.position_covariance[8] == 4.0
+    vel = gnss_velocity_to_msg(fix)
+    assert isinstance(vel, TwistWithCovarianceStamped)
+    assert vel.header.frame_id == "gnss" and seconds_of(vel.header.stamp) == pytest.approx(2.0)
+    linear = vel.twist.twist.linear
+    assert (linear.x, linear.y, linear.z) == pytest.approx((1.5, -0.5, 0.02))  # ENU [m/s]
+    cov = np.asarray(vel.twist.covariance).reshape(6, 6)
+    np.testing.assert_allclose(np.diag(cov), [0.01, 0.01, 0.04, 1e6, 1e6, 1e6])
+    assert gnss_velocity_to_msg(fix, "antenna").header.frame_id == "antenna"
     nan = math.nan
     lost = GnssReading(2.2, "gnss", nan, nan, nan, -1, np.zeros(9), np.full(3, nan))
     msg = gnss_to_msg(lost)
     assert msg.status.status == NavSatStatus.STATUS_NO_FIX
     assert msg.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN
     assert math.isnan(msg.latitude)
+    assert gnss_velocity_to_msg(lost) is None  # no velocity without a fix
 
 
 def test_range_reading_to_msg() -> None:
