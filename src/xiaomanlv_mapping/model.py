@@ -41,11 +41,16 @@ class MapFormatError(MappingError, FormatError):
 # ---- a recorded drive ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scan:
-    """One lidar sweep (the simulator takes a whole sweep at one instant: no deskewing)."""
+    """One lidar sweep. A spinning lidar measures its points over the sweep's period, each in
+    the lidar frame at its own time ``stamp + times[i]`` (the cloud's ``t`` field); the builder
+    deskews them to ``stamp`` with the wheel odometry. ``times`` is None for a cloud without
+    per-point times (Gazebo's gpu_lidar, bags recorded before the simulator had them): its
+    points are taken as measured at ``stamp``."""
 
-    stamp: float  # [s]
+    stamp: float  # [s] header stamp (the simulator's: the sweep's first column)
     points: NDArray[np.float32]  # (N,3) [m] in the lidar frame, returns only
     intensities: NDArray[np.float32]  # (N,) 0..255
+    times: NDArray[np.float32] | None = None  # (N,) [s] each point's time after ``stamp``
 
 
 @dataclass(frozen=True)

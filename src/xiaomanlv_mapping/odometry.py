@@ -141,6 +141,18 @@ class MotionPrior:
         x, y, _, heading = self._odom(t)
         return planar_pose(x, y, float(self._yaw[0]) + heading - self._heading0)
 
+    def odom_poses(self, stamps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(K, 4, 4) planar poses in the odom frame at ``stamps``: the vectorised
+        `odom_pose` (the motion within a sweep, for deskewing it)."""
+        x, y, heading = self.planar(stamps)
+        yaw = float(self._yaw[0]) + heading - self._heading0
+        c, s = np.cos(yaw), np.sin(yaw)
+        out = np.zeros((len(x), 4, 4))
+        out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = c, -s, s, c
+        out[:, 0, 3], out[:, 1, 3] = x, y
+        out[:, 2, 2] = out[:, 3, 3] = 1.0
+        return out
+
     def delta(self, t0: float, t1: float) -> NDArray[np.float64]:
         """4x4 base_link(t0) <- base_link(t1), planar (tilt is set from the IMU separately)."""
         x0, y0, w0, h0 = self._odom(t0)

@@ -2,7 +2,9 @@
 
 The pipeline behind ``xiaomanlv map build`` (one algorithm per module):
 
-1. `xiaomanlv_mapping.odometry`: every ``scan_stride``-th sweep is registered point-to-plane
+1. `xiaomanlv_mapping.odometry`: every ``scan_stride``-th sweep is deskewed to its stamp with
+   its points' times and the wheel odometry (`xiaomanlv_core.deskew`; a sweep without times
+   is used as is), then registered point-to-plane
    against a local map, from the wheel-odometry prior, with the IMU's roll and pitch; a
    keyframe is kept every ``keyframe_distance`` metres or ``keyframe_angle`` radians. The
    first sweep sits at ``start`` moved by the wheel odometry since the drive began.
@@ -38,6 +40,7 @@ import small_gicp
 from numpy.typing import NDArray
 
 from xiaomanlv_core.config import param, validate_fields
+from xiaomanlv_core.deskew import deskew
 from xiaomanlv_core.geodesy import Datum, enu_to_geodetic, geodetic_to_local
 from xiaomanlv_core.geometry import planar_pose, rpy_matrices, yaw_of
 from xiaomanlv_mapping import model
@@ -304,6 +307,13 @@ def _run_odometry(
     cos_angle = math.cos(c.keyframe_angle)
     min_r2 = c.min_range**2
     begin = _drive_begin(drive.odometry)
+    skewed_warned = False
+
+    def lidar_motion(stamps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """odom <- lidar at ``stamps``: the wheel odometry (and gyro) within a sweep."""
+        out: NDArray[np.float64] = prior.odom_poses(stamps) @ lidar_pose
+        return out
+
     n = -1
     for n, scan in enumerate(drive.scans()):
         if progress is not None and n % 100 == 0:
@@ -319,8 +329,20 @@ def _run_odometry(
         points = np.asarray(scan.points, dtype=np.float64)
         if points.ndim != 2 or points.shape[1] != 3:
             raise MappingError(f"drive {drive.path}: lidar sweep {n} has shape {points.shape}")
+        times = scan.times
         if min_r2 > 0.0:
-            points = points[np.einsum("ij,ij->i", points, points) >= min_r2]
+            near = np.einsum("ij,ij->i", points, points) >= min_r2
+            points = points[near]
+            times = times[near] if times is not None else None
+        if times is not None:
+            points = deskew(points, scan.stamp + times, lidar_motion, scan.stamp)
+        elif not skewed_warned:
+            log.info(
+                "drive %s: lidar sweeps carry no per-point time (field 't'): their points are "
+                "taken as measured at the header stamp (no deskewing)",
+                drive.path,
+            )
+            skewed_warned = True
         points = points @ rot + trans
         tilt = prior.tilt(scan.stamp)
         if previous is None:

@@ -115,7 +115,7 @@ def simulate_drive(
             first_stamp = min(first_stamp, reading.stamp)
             last_stamp = reading.stamp
             if isinstance(reading, LidarScan):
-                scan = Scan(reading.stamp, reading.points, reading.intensities)
+                scan = Scan(reading.stamp, reading.points, reading.intensities, reading.times)
                 if on_scan is None:
                     scans.append(scan)
                 else:

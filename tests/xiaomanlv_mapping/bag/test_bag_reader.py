@@ -100,9 +100,11 @@ def test_every_series_round_trips(tmp_path: Path) -> None:
     first = scans[0]
     assert first.points.dtype == np.float32 and first.points.shape == (50, 3)
     assert first.intensities.dtype == np.float32
-    expected = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(50, 5)  # 20 B/point
+    expected = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(50, 6)  # 24 B/point
     np.testing.assert_array_equal(first.points, expected[:, :3])
     np.testing.assert_array_equal(first.intensities, expected[:, 3])
+    assert first.times is not None and first.times.dtype == np.float32
+    np.testing.assert_array_equal(first.times, expected[:, 5])  # t [s] after the stamp
     assert len(list(drive.scans())) == 2  # scans() reads the bag again on each call
 
 
@@ -181,6 +183,50 @@ def test_other_pointcloud2_layouts_are_read_by_their_field_offsets(tmp_path: Pat
     np.testing.assert_array_equal(sb.intensities, [7, 200])
     assert sb.intensities.dtype == np.float32
     np.testing.assert_array_equal(sc.points[:, 0], [1, 2, 3, 4])
+
+
+def test_per_point_times_are_read_from_t_or_time(tmp_path: Path) -> None:
+    """Ouster's UINT32 ``t`` in nanoseconds and Velodyne's FLOAT32 ``time`` in seconds become
+    Scan.times [s]; a cloud without either (Gazebo's gpu_lidar) has none; a time field that is
+    not one number per point is refused."""
+
+    def cloud(name: str, kind: str, datatype: int, values: list[float], count: int = 1):
+        dtype = np.dtype({"names": ["x", "y", "z", name], "formats": ["<f4"] * 3 + [kind],
+                          "offsets": [0, 4, 8, 12], "itemsize": 16})  # fmt: skip
+        rows = np.zeros(len(values), dtype=dtype)
+        rows["x"], rows[name] = 1.0, values
+        msg = PointCloud2()
+        msg.header.stamp = stamp_of(0.1)
+        msg.height, msg.width, msg.point_step = 1, len(values), 16
+        msg.row_step = 16 * len(values)
+        fields = [("x", 0, 7), ("y", 4, 7), ("z", 8, 7), (name, 12, datatype)]
+        msg.fields = [
+            PointField(name=n, offset=o, datatype=d, count=count if n == name else 1)
+            for n, o, d in fields
+        ]
+        msg.data = rows.tobytes()
+        return msg
+
+    ouster = cloud("t", "<u4", PointField.UINT32, [0, 50_000_000, 99_000_000])
+    velodyne = cloud("time", "<f4", PointField.FLOAT32, [0.0, 0.025, 0.05])
+    plain = cloud("intensity", "<f4", PointField.FLOAT32, [1.0, 2.0, 3.0])
+    bad = cloud("t", "<f4", PointField.FLOAT32, [0.0, 0.1, 0.2], count=2)
+    path = tmp_path / "times"
+    with BagWriter(path) as bag:
+        for topic in (LIDAR, IMU, ODOM, GNSS):
+            bag.add_topic(topic, TYPES[topic])
+        bag.write(IMU, serialize_message(imu_msg(0.1)), ns(0.1))
+        bag.write(ODOM, serialize_message(odom_msg(0.1, 0, 0, 0, 0, 0)), ns(0.1))
+        bag.write(GNSS, serialize_message(gnss_msg(0.1, 0, 30.0, 120.0, 1.0)), ns(0.1))
+        for i, msg in enumerate((ouster, velodyne, plain, bad)):
+            bag.write(LIDAR, serialize_message(msg), ns(0.2 + i))
+    scans = open_drive(path).scans()
+    first, second, third = next(scans), next(scans), next(scans)
+    np.testing.assert_allclose(first.times, [0.0, 0.05, 0.099], rtol=1e-6)
+    np.testing.assert_allclose(second.times, [0.0, 0.025, 0.05], rtol=1e-6)
+    assert third.times is None
+    with pytest.raises(BagError, match=r"message #3 on /lidar/points .* time field 't'"):
+        next(scans)
 
 
 def test_an_intact_mcap_without_metadata_yaml_is_read_from_its_summary(
@@ -356,8 +402,8 @@ def test_a_cloud_without_x_y_z_is_malformed(tmp_path: Path) -> None:
     short.width, short.row_step = 500, 500 * short.point_step  # more points than data
     for name, cloud, why in (
         ("no_y", bad, r"message #1 on /lidar/points is malformed: PointCloud2 has no field 'y'"),
-        ("wide", wide, r"malformed: PointCloud2 row_step 100 is shorter than width 500 x point"),
-        ("short", short, r"malformed: PointCloud2 data holds 100 bytes, the layout needs 10000"),
+        ("wide", wide, r"malformed: PointCloud2 row_step 120 is shorter than width 500 x point"),
+        ("short", short, r"malformed: PointCloud2 data holds 120 bytes, the layout needs 12000"),
     ):
         path = tmp_path / name
         with BagWriter(path) as bag:
