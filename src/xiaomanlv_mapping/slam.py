@@ -335,7 +335,9 @@ def _run_odometry(
             points = points[near]
             times = times[near] if times is not None else None
         if times is not None:
-            points = deskew(points, scan.stamp + times, lidar_motion, scan.stamp)
+            points = np.asarray(
+                deskew(points, scan.stamp + times, lidar_motion, scan.stamp), dtype=np.float64
+            )
         elif not skewed_warned:
             log.info(
                 "drive %s: lidar sweeps carry no per-point time (field 't'): their points are "

@@ -552,11 +552,11 @@ class Scene:
     def cast_fans_joined(
         self,
         fans: Sequence[RayFan],
-        world_from_sensors: Sequence[NDArray[np.floating]] | NDArray[np.floating],
+        world_from_sensors: Sequence[NDArray[np.floating]],
         max_ranges: Sequence[float],
     ) -> Hits:
         """`cast_fans` with the hits of all fans in one `Hits`, fan after fan (a lidar sweep
-        cast in azimuth sectors, each from its own pose)."""
+        cast in azimuth sectors, each from its own pose; a (F, 4, 4) array is a sequence)."""
         return self._cast(self._primitives(), fans, world_from_sensors, max_ranges)[0]
 
     def nearest_hits(

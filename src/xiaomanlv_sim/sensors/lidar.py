@@ -183,7 +183,7 @@ class Lidar:
             hits = scene.cast_fan(self.fan, poses[0], max_range=cutoff)
             index = np.arange(0)
         else:
-            hits = scene.cast_fans_joined(self._sector_fans, poses, [cutoff] * self.sectors)
+            hits = scene.cast_fans_joined(self._sector_fans, list(poses), [cutoff] * self.sectors)
             index = self._joined_index
         effects: RangeEffects | None = None
         d = hits.distance if self.sectors == 1 else hits.distance[index]
