@@ -7,7 +7,8 @@ Stages, each timed:
    closures, pose-graph optimisation; the first pose is anchored at the station's loading pose
    from the site sidecar, so the stops and station carry over in the same frame;
 3. the 3D map cloud from the keyframes (`cloud.assemble_cloud`): static points at the grid's
-   resolution, stored downsampled to ``cloud_voxel``;
+   resolution without the points some keyframe saw through (`dynamic.remove_dynamic`: people
+   who walked or stood and left), stored downsampled to ``cloud_voxel``;
 4. the 2D occupancy grid derived from it at full resolution (`grid.grid_from_cloud`);
 5. the route graph from the driven trajectory and the grid's free space (`routes.build_routes`).
    A stop no drivable path reaches (outside the mapped area, too far from the driven routes,
@@ -39,6 +40,7 @@ from xiaomanlv_core.site import Site
 from xiaomanlv_core.types import Stop, StopSet
 from xiaomanlv_mapping.bag import DriveTopics, open_drive
 from xiaomanlv_mapping.cloud import assemble_cloud, downsample
+from xiaomanlv_mapping.dynamic import DynamicConfig, remove_dynamic
 from xiaomanlv_mapping.grid import GridConfig, grid_from_cloud
 from xiaomanlv_mapping.mapfiles import write_map
 from xiaomanlv_mapping.model import Grid, MappingError, MappingResult, PriorMap
@@ -74,6 +76,7 @@ class BuildConfig:
     slam: SlamConfig = field(default_factory=SlamConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     routes: RouteConfig = field(default_factory=RouteConfig)
+    dynamic: DynamicConfig = field(default_factory=DynamicConfig)
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -182,6 +185,13 @@ def build_map(
         min_observations=cfg.min_observations,
         count_voxel=cfg.count_voxel,
     )
+    lidar = robot.lidar
+    moved = remove_dynamic(
+        dense, result.keyframes, lidar_pose=lidar.pose,
+        ring_elevations=(lidar.vertical_min, lidar.vertical_max, lidar.vertical_samples),
+        config=cfg.dynamic,
+    )  # fmt: skip
+    dense = dense[moved.kept]
     cloud = downsample(dense, cfg.cloud_voxel)
     t = stage("cloud", t)
     grid = grid_from_cloud(
@@ -231,6 +241,7 @@ def build_map(
             "scans": drive.scan_count,
             "keyframes": len(result.keyframes),
             "loop_closures": len(result.loop_closures),
+            "dynamic_points_removed": moved.removed,
             "stats": {k: round(float(v), 4) for k, v in result.stats.items()},
             "stops_without_route": [u.name for u in found.unreachable if u.kind == "stop"],
             "stops_unreachable": dict(reasons),
