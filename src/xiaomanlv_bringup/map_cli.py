@@ -66,6 +66,11 @@ def _record(args: argparse.Namespace) -> int:
         f"recorded {summary.distance:.0f} m in {summary.duration:.0f} s of sim time "
         f"to {summary.path}"
     )
+    if args.pedestrians or args.cyclists:
+        print(
+            f"  people about: held up {summary.held:.0f} s, {summary.collisions} touched "
+            f"({args.pedestrians} pedestrians, {args.cyclists} cyclists, seed {args.seed})"
+        )
     for topic, count in sorted(summary.messages.items()):
         print(f"  {topic}: {count} messages")
     return 0

@@ -234,3 +234,19 @@ def test_a_person_standing_in_the_way_holds_the_drive_up_without_ending_it(
     front = 0.5 * load_robot(model_file()).body.length
     assert min(closest) > front + 0.3 + 0.5 * YIELD_STOP_GAP
     assert summary.duration > leaves and summary.distance == pytest.approx(14.0, abs=2.0)
+
+
+def test_map_record_with_people_says_how_they_held_the_drive_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xiaomanlv_bringup.cli import main
+
+    out = tmp_path / "crowded"
+    args = ["map", "record", "--world", "university", "-o", str(out), "--length", "5"]
+    assert main([*args, "--pedestrians", "3", "--cyclists", "1", "--seed", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "people about: held up" in text and "(3 pedestrians, 1 cyclists, seed 4)" in text
+    info = yaml.safe_load((out / "metadata.yaml").read_text())
+    custom = info["rosbag2_bagfile_information"]["custom_data"]
+    assert (custom["xiaomanlv.pedestrians"], custom["xiaomanlv.cyclists"]) == ("3", "1")
+    assert custom["xiaomanlv.seed"] == "4"
