@@ -37,12 +37,16 @@ class RecorderConfig:
     """Parameters of the ``map_recorder`` node (``xiaomanlv_mapping.nodes.recorder``)."""
 
     output: str = param("", description="bag directory to create (required; never overwritten)")
+    site: str = param(
+        "",
+        description="the site being mapped, recorded in the bag so `map build` needs no --site",
+    )
     topics: tuple[str, ...] = param(
         ("/lidar/points", "/imu/data", "/wheel/odom", "/gnss/fix"),
         description="absolute topics to record; each is waited for until a publisher appears",
     )
     optional_topics: tuple[str, ...] = param(
-        ("/sim/ground_truth/pose",),
+        ("/gnss/vel", "/sim/ground_truth/pose"),
         description="topics recorded when a publisher appears, never waited for",
     )
     compression: str = param("zstd", description="chunk compression: zstd, lz4 or none")

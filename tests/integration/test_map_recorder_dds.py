@@ -26,7 +26,7 @@ from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
 from xiaomanlv_bringup.ros.session import GraphSession
 from xiaomanlv_core.paths import executables_file, graph_file, node_executable
 from xiaomanlv_core.ros.diagnostics import level_of
-from xiaomanlv_mapping.bag import open_drive
+from xiaomanlv_mapping.bag import open_drive, recorded_site
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,9 @@ def test_records_the_sim_drive_and_closes_the_bag_on_sigint(
     sim = profile.node("sim")
     sim = dataclasses.replace(sim, parameters=(*sim.parameters, params_file(tmp_path, "sim", SIM)))
     bag = tmp_path / "bags" / "drive"
-    recorder = recorder_spec(tmp_path, {"output": str(bag)}, use_sim_time=True)
+    recorder = recorder_spec(
+        tmp_path, {"output": str(bag), "site": "university"}, use_sim_time=True
+    )
     with graph([sim, recorder], ros_domain) as session:
         session.wait_for_topics(["/clock", "/lidar/points"], timeout=60.0)
         forward = Twist()
@@ -118,6 +120,7 @@ def test_records_the_sim_drive_and_closes_the_bag_on_sigint(
         assert session.supervisor.running() == ["sim"]
 
     assert sorted(p.name for p in bag.iterdir()) == ["drive_0.mcap", "metadata.yaml"]
+    assert recorded_site(bag).site == "university"  # `map build` needs no --site
     drive = open_drive(bag)
     assert drive.scan_count >= 40
     scans = list(drive.scans())

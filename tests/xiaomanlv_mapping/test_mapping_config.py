@@ -26,7 +26,8 @@ def test_map_server_config_ranges() -> None:
 
 def test_recorder_config_defaults_and_validation() -> None:
     cfg = RecorderConfig()
-    assert cfg.topics == (LIDAR, IMU, ODOM, GNSS) and cfg.optional_topics == (TRUTH,)
+    assert cfg.topics == (LIDAR, IMU, ODOM, GNSS)
+    assert cfg.optional_topics == ("/gnss/vel", TRUTH) and cfg.site == ""
     with pytest.raises(ConfigError, match=r"'compression' = 'gzip'"):
         RecorderConfig(compression="gzip")
     with pytest.raises(ConfigError, match=r"/imu/data listed more than once"):

@@ -12,8 +12,9 @@ on. Waiting for people is not being blocked: the drive gives up after ``BLOCKED_
 without moving only while nobody holds it up, and after ``HELD_AFTER`` seconds when people do.
 Every reading goes through the sim node's own conversions (`xiaomanlv_sim.ros.conversions`) and
 ``rclpy.serialization.serialize_message``, so the bag holds exactly what the node publishes:
-/lidar/points, /imu/data, /wheel/odom, /gnss/fix, and /sim/ground_truth/pose (PoseStamped in
-``world`` at 50 Hz, for evaluation only). Log times are the readings' sim-time stamps.
+/lidar/points, /imu/data, /wheel/odom, /gnss/fix, /gnss/vel and /sim/ground_truth/pose
+(PoseStamped in ``world`` at 50 Hz, for evaluation only). Log times are the readings'
+sim-time stamps.
 
 The bag is written into a hidden temporary directory next to ``out`` and renamed to ``out``
 only when the drive is complete, so ``out`` is either a whole recording or absent.
@@ -53,6 +54,7 @@ from xiaomanlv_mapping.model import MappingError
 from xiaomanlv_sim.operator import RouteDriver
 from xiaomanlv_sim.ros.conversions import (
     gnss_to_msg,
+    gnss_velocity_to_msg,
     imu_to_msg,
     lidar_to_msg,
     odom_to_msg,
@@ -76,6 +78,8 @@ LIDAR, IMU, ODOM, GNSS, TRUTH = (
     _TOPICS.truth,
 )
 TYPES = {getattr(_TOPICS, role): msgtype for role, msgtype in EXPECTED_TYPES.items()}
+# The receiver's velocity, recorded as the robot's map_recorder does (an optional topic there).
+GNSS_VEL, GNSS_VEL_TYPE = "/gnss/vel", "geometry_msgs/msg/TwistWithCovarianceStamped"
 COMMAND_RATE = 20.0  # [Hz] operator commands
 TRUTH_RATE = 50.0  # [Hz] ground-truth poses
 BLOCKED_AFTER = 10.0  # [s] sim time without moving BLOCKED_DISTANCE before giving up
@@ -232,6 +236,7 @@ def record_mapping_drive(
         with BagWriter(staging / out.name, compression=compression, custom_data=custom) as bag:
             for topic, msgtype in TYPES.items():
                 bag.add_topic(topic, msgtype)
+            bag.add_topic(GNSS_VEL, GNSS_VEL_TYPE)
             duration, distance, held = _drive(sim, driver, bag, report)
             counts = bag.counts
         if out.exists():
@@ -348,7 +353,11 @@ def _write(bag: BagWriter, reading: object) -> None:
     elif isinstance(reading, OdomReading):
         topic, msg, stamp = ODOM, odom_to_msg(reading), reading.stamp
     elif isinstance(reading, GnssReading):
-        topic, msg, stamp = GNSS, gnss_to_msg(reading), reading.stamp
+        bag.write(GNSS, serialize_message(gnss_to_msg(reading)), nanoseconds_of(reading.stamp))
+        vel = gnss_velocity_to_msg(reading)  # None without a fix, as the sim node sends none
+        if vel is not None:
+            bag.write(GNSS_VEL, serialize_message(vel), nanoseconds_of(reading.stamp))
+        return
     else:
         return  # ultrasonic is off; nothing else is recorded
     bag.write(topic, serialize_message(msg), nanoseconds_of(stamp))  # = header stamp

@@ -48,7 +48,7 @@ from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
 from xiaomanlv_core.ros.params import declare_config, watch_config
-from xiaomanlv_mapping.bag import BagError, BagWriter
+from xiaomanlv_mapping.bag import SITE_KEY, BagError, BagWriter
 from xiaomanlv_mapping.config import RecorderConfig
 
 
@@ -104,7 +104,10 @@ class MapRecorderNode(Node):
             self.bag = BagWriter(
                 output,
                 compression=cfg.compression,
-                custom_data={"xiaomanlv.recorder": "map_recorder"},
+                custom_data={
+                    "xiaomanlv.recorder": "map_recorder",
+                    **({SITE_KEY: cfg.site.strip()} if cfg.site.strip() else {}),
+                },
             )
         except (BagError, OSError) as err:
             raise ConfigError(f"parameter 'output' = '{cfg.output}': {err} ({source})") from None

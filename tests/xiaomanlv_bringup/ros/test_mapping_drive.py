@@ -27,7 +27,14 @@ from xiaomanlv_sim import assets
 from xiaomanlv_sim.simulator import Simulator
 
 LENGTH = 30.0  # [m] of the mapping route
-TOPICS = ("/lidar/points", "/imu/data", "/wheel/odom", "/gnss/fix", "/sim/ground_truth/pose")
+TOPICS = (
+    "/lidar/points",
+    "/imu/data",
+    "/wheel/odom",
+    "/gnss/fix",
+    "/gnss/vel",
+    "/sim/ground_truth/pose",
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +83,8 @@ def test_message_counts_follow_the_sensor_rates_of_the_robot_model(
     }
     for topic, rate in rates.items():
         assert summary.messages[topic] == pytest.approx(summary.duration * rate, abs=1.5), topic
+    # the receiver's velocity comes with every fix that has one, as the sim node sends it
+    assert 0 < summary.messages["/gnss/vel"] <= summary.messages["/gnss/fix"]
 
 
 def test_the_bag_reads_back_as_a_drive_with_increasing_stamps(
