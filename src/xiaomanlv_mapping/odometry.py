@@ -15,10 +15,13 @@ map. Normals from the map rather than from one sweep matter for a 16-beam lidar:
 sweep's ground is a set of rings, and point-to-plane or GICP against rings drags the estimate
 back along the rings (the ring bias measured on the university drive: 0.2 m per sweep).
 
-Roll and pitch come from the IMU's gravity-referenced attitude when it gives one: the sweep's
-registered roll and pitch are replaced by it, keeping the registered yaw and translation. On the
-university drive, registered tilt alone wandered by 0.5 deg within 30 m (the ground rings again),
-which then turned into metres of height error; with the IMU's tilt the height stays within cm.
+The registration estimates all six degrees of freedom: roll and pitch are the lidar's, from a
+prior that turns the previous sweep's pose by the gyro's roll and pitch rates. Nothing here
+believes an absolute tilt: an IMU's attitude filter takes braking and cornering for tilt (up to
+22 mrad on the university drive), and a tilt error of 5 mrad puts the ground 0.1 m off 20 m
+away, which the grid reads as a step. What keeps the tilt from drifting over the drive is
+gravity in the pose graph (`xiaomanlv_mapping.gravity`, `xiaomanlv_mapping.posegraph`), with
+the uncertainty it really has.
 """
 
 from __future__ import annotations
@@ -31,15 +34,16 @@ import small_gicp
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
-from xiaomanlv_core.geometry import planar_pose, rpy_matrix, yaw_of
+from xiaomanlv_core.geometry import planar_pose
 from xiaomanlv_mapping.model import ImuSeries, MappingError, OdometrySeries
 
 
 class MotionPrior:
-    """Body motion between two stamps from the wheel odometry and the IMU.
+    """Body motion between two stamps from the wheel odometry and the IMU's gyro.
 
     Translation comes from the wheel odometry, heading change from the wheel odometry or the
-    integrated gyro (``gyro_yaw``), roll/pitch from the IMU attitude (None without one).
+    integrated gyro (``gyro_yaw``), the change of roll and pitch from the gyro's x and y rates
+    (none without an IMU). The IMU's reported orientation is not used.
     In the simulator the integrated gyro lags the true heading while the turn rate changes
     (0.0033 rad against a true 0.0079 rad 0.1 s into the first turn) and the wheels' yaw does
     not, so the wheels are the default.
@@ -66,26 +70,16 @@ class MotionPrior:
         self._y = odometry.poses[:, 1]
         self._yaw = np.unwrap(odometry.poses[:, 2])
         self._imu_t: NDArray[np.float64] | None = None
-        self._gyro_yaw = np.zeros(0)
-        self._roll = np.zeros(0)
-        self._pitch = np.zeros(0)
-        self._has_tilt = np.zeros(0, dtype=bool)
+        # Integrated body rates [rad] (trapezoid): x, y for the tilt change, z for the heading.
+        self._gyro_angle = np.zeros((0, 3))
         if imu is not None and len(imu.stamps) >= 2:
             rot_bi = np.asarray(imu_pose, float)[:3, :3]
             w_body = imu.angular_velocity @ rot_bi.T
-            rate = w_body[:, 2]
-            dt = np.diff(imu.stamps)
+            dt = np.diff(imu.stamps)[:, None]
             self._imu_t = imu.stamps
-            self._gyro_yaw = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * dt)])
-            q = imu.orientation
-            self._has_tilt = np.all(np.isfinite(q), axis=1) & (np.linalg.norm(q, axis=1) > 0.5)
-            self._roll = np.zeros(len(q))
-            self._pitch = np.zeros(len(q))
-            if self._has_tilt.any():
-                world_imu = Rotation.from_quat(q[self._has_tilt]).as_matrix()
-                world_base = world_imu @ rot_bi.T
-                self._roll[self._has_tilt] = np.arctan2(world_base[:, 2, 1], world_base[:, 2, 2])
-                self._pitch[self._has_tilt] = -np.arcsin(np.clip(world_base[:, 2, 0], -1.0, 1.0))
+            steps = 0.5 * (w_body[1:] + w_body[:-1]) * dt
+            self._gyro_angle = np.concatenate([np.zeros((1, 3)), np.cumsum(steps, axis=0)])
+        self._gyro_yaw = self._gyro_angle[:, 2]
         self._heading0 = self._odom(float(self._t[0]))[3]
 
     def planar(
@@ -100,22 +94,6 @@ class MotionPrior:
         else:
             heading = np.interp(t, self._imu_t, self._gyro_yaw)
         return x, y, heading
-
-    def tilts(
-        self, stamps: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
-        """Roll, pitch [rad] and whether the IMU gave them, at ``stamps`` (vectorised
-        `tilt`)."""
-        t = np.asarray(stamps, float)
-        if self._imu_t is None:
-            zero = np.zeros(len(t))
-            return zero, zero.copy(), np.zeros(len(t), dtype=bool)
-        i = np.clip(np.searchsorted(self._imu_t, t), 0, len(self._imu_t) - 1)
-        before = np.maximum(i - 1, 0)
-        closer = np.abs(t - self._imu_t[before]) < np.abs(self._imu_t[i] - t)
-        i = np.where(closer, before, i)
-        valid = self._has_tilt[i] & (np.abs(self._imu_t[i] - t) <= 0.1)
-        return self._roll[i], self._pitch[i], valid
 
     def _odom(self, t: float) -> tuple[float, float, float, float]:
         """x, y, wheel yaw and heading at ``t``; the last two stamps asked are remembered
@@ -154,32 +132,22 @@ class MotionPrior:
         return out
 
     def delta(self, t0: float, t1: float) -> NDArray[np.float64]:
-        """4x4 base_link(t0) <- base_link(t1), planar (tilt is set from the IMU separately)."""
+        """4x4 base_link(t0) <- base_link(t1): the wheels' planar move in the body, turned by
+        the heading change and by the gyro's roll and pitch change (none without an IMU).
+        Between two sweeps the rotation is small, so the rates' integrals are taken as one
+        rotation vector (a prior for the registration, which refines it)."""
         x0, y0, w0, h0 = self._odom(t0)
         x1, y1, _, h1 = self._odom(t1)
         c, s = math.cos(w0), math.sin(w0)
         dx, dy = x1 - x0, y1 - y0
-        return planar_pose(c * dx + s * dy, -s * dx + c * dy, h1 - h0)
-
-    def tilt(self, t: float) -> tuple[float, float] | None:
-        """(roll, pitch) [rad] of base_link at ``t`` from the nearest IMU attitude, or None."""
-        if self._imu_t is None:
-            return None
-        i = int(np.searchsorted(self._imu_t, t))
-        if i > 0 and (i == len(self._imu_t) or t - self._imu_t[i - 1] < self._imu_t[i] - t):
-            i -= 1
-        if not self._has_tilt[i] or abs(float(self._imu_t[i]) - t) > 0.1:
-            return None
-        return float(self._roll[i]), float(self._pitch[i])
-
-
-def with_tilt(pose: NDArray[np.float64], tilt: tuple[float, float] | None) -> NDArray[np.float64]:
-    """``pose`` with its roll and pitch replaced by ``tilt`` [rad] (heading and position kept)."""
-    if tilt is None:
-        return pose
-    out = pose.copy()
-    out[:3, :3] = rpy_matrix(tilt[0], tilt[1], yaw_of(pose))
-    return out
+        out = planar_pose(c * dx + s * dy, -s * dx + c * dy, h1 - h0)
+        if self._imu_t is not None:
+            tilt = [
+                float(np.interp(t1, self._imu_t, a) - np.interp(t0, self._imu_t, a))
+                for a in (self._gyro_angle[:, 0], self._gyro_angle[:, 1])
+            ]
+            out[:3, :3] = Rotation.from_rotvec([tilt[0], tilt[1], h1 - h0]).as_matrix()
+        return out
 
 
 @dataclass(frozen=True)
@@ -247,22 +215,16 @@ class LidarOdometry:
     def has_map(self) -> bool:
         return self._target is not None
 
-    def register(
-        self,
-        points: NDArray[np.float64],
-        delta: NDArray[np.float64],
-        tilt: tuple[float, float] | None,
-    ) -> Registration:
-        """Register one sweep.
+    def register(self, points: NDArray[np.float64], delta: NDArray[np.float64]) -> Registration:
+        """Register one sweep, all six degrees of freedom.
 
         Args:
             points: (N,3) [m] the sweep in base_link, float64.
             delta: 4x4 motion prior base_link(previous sweep) <- base_link(this sweep).
-            tilt: (roll, pitch) [rad] from the IMU, or None.
         Returns:
             The sweep's pose (also kept as ``self.pose``) and how the registration went.
         """
-        guess = with_tilt(self.pose @ delta, tilt)
+        guess = self.pose @ delta
         source = small_gicp.voxelgrid_sampling(points, self.voxel)
         if self.max_points and source.size() > self.max_points:
             step = source.size() / self.max_points
@@ -281,7 +243,7 @@ class LidarOdometry:
             num_threads=1,
             max_iterations=self.max_iterations,
         )
-        pose = with_tilt(np.asarray(result.T_target_source, float), tilt)
+        pose = np.asarray(result.T_target_source, float)
         moved = float(np.linalg.norm(pose[:3, 3] - guess[:3, 3]))
         if moved > self.max_correction or result.num_inliers < self.min_points:
             self.pose = guess

@@ -9,10 +9,16 @@ whose residual after the solve exceeds a threshold are dropped instead and the g
 again, Sunderhauf & Protzel's "switchable constraints" reduced to one decision); each GNSS fix is a
 ``GPSFactorArm`` (antenna lever arm in the keyframe's frame) behind a Huber kernel, so
 multipath jumps weigh little (Black & Rangarajan, "On the unification of line processes,
-outlier rejection, and robust statistics", IJCV 1996). Where the IMU gives the keyframe's
-tilt, an attitude factor holds its gravity direction, so the graph cannot tilt the whole
-drive about its first pose (a tilt of 5e-4 rad, within the edges' tilt sigmas, is 0.17 m of
-height 350 m away).
+outlier rejection, and robust statistics", IJCV 1996). Gravity measured in a keyframe's body
+(`xiaomanlv_mapping.gravity`) is an attitude factor on its tilt, so the graph cannot tilt the
+whole drive about its first pose (a tilt of 5e-4 rad, within the edges' tilt sigmas, is 0.17 m
+of height 350 m away). The accelerometer's turn-on bias makes every such measurement lean the
+same way in the body (2 to 3 mrad per axis in the simulator, 0.12 deg: 0.5 m of height over a
+straight 200 m); it is a node of its own, ``b`` (2-vector [rad], a tilt in base_link), shared by
+all attitude factors as in LIO-SAM's IMU bias nodes (Shan et al., "LIO-SAM", IROS 2020): the
+measurement is ``(R_k^T e_z)_xy + b``. The lidar odometry fixes the relative rotations, so as the
+drive turns the bias separates from the map's tilt; on a drive that never turns it cannot, and
+its prior keeps it small.
 
 SE(3) rather than SE(2) plus height: the graph is small (one node per metre of drive) and full
 poses keep the lever arms and the map's height right on kerbs and ramps without special cases.
@@ -60,6 +66,7 @@ class PoseGraph:
         self._fixed: list[gtsam.NonlinearFactor] = []
         self._loops: list[gtsam.NonlinearFactor] = []
         self._gnss: list[gtsam.NonlinearFactor] = []
+        self._bias_key: int | None = None
 
     def add_prior(
         self,
@@ -73,11 +80,51 @@ class PoseGraph:
 
     def add_attitude(self, k: int, up_in_body: NDArray[np.float64], sigma: float) -> None:
         """Gravity: node ``k``'s rotation must carry ``up_in_body`` (the map's +z seen in the
-        body frame, from the IMU) onto +z, with ``sigma`` [rad] on each tilt axis."""
+        body frame, measured) onto +z, with ``sigma`` [rad] on each tilt axis; once
+        `add_attitude_bias` was called, ``up_in_body`` is taken to lean by the shared bias."""
+        up_in_body = np.asarray(up_in_body, float)
+        if self._bias_key is None:
+            noise = gtsam.noiseModel.Isotropic.Sigma(2, sigma)
+            up = gtsam.Unit3(np.array([0.0, 0.0, 1.0]))
+            measured = gtsam.Unit3(up_in_body)
+            self._fixed.append(gtsam.AttitudeFactorPose3(k, up, noise, measured))
+            return
+        measured_xy = (up_in_body / np.linalg.norm(up_in_body))[:2].copy()
+
+        def error(
+            this: gtsam.CustomFactor,
+            values: gtsam.Values,
+            jacobians: list[NDArray[np.float64]] | None,
+        ) -> NDArray[np.float64]:
+            pose_key, bias_key = this.keys()
+            up = values.atPose3(pose_key).rotation().matrix()[2, :]  # R^T e_z
+            if jacobians is not None:
+                # R Exp(w): R^T e_z becomes Exp(-w) R^T e_z = up + up x w.
+                skew = np.array([[0.0, -up[2], up[1]], [up[2], 0.0, -up[0]]])
+                jacobians[0] = np.hstack([skew, np.zeros((2, 3))])
+                jacobians[1] = np.eye(2)
+            out: NDArray[np.float64] = up[:2] + values.atVector(bias_key) - measured_xy
+            return out
+
         noise = gtsam.noiseModel.Isotropic.Sigma(2, sigma)
-        up = gtsam.Unit3(np.array([0.0, 0.0, 1.0]))
-        measured = gtsam.Unit3(np.asarray(up_in_body, float))
-        self._fixed.append(gtsam.AttitudeFactorPose3(k, up, noise, measured))
+        self._fixed.append(gtsam.CustomFactor(noise, [k, self._bias_key], error))
+
+    def add_attitude_bias(self, sigma: float) -> None:
+        """Estimate a tilt bias (2-vector [rad] in the body frame, prior zero with ``sigma``)
+        shared by the attitude factors added after this call (module docstring)."""
+        if self._bias_key is not None:
+            raise ValueError("the attitude bias was added already")
+        self._bias_key = int(gtsam.symbol("b", 0))
+        self.estimate.insert(self._bias_key, np.zeros(2))
+        noise = gtsam.noiseModel.Isotropic.Sigma(2, sigma)
+        self._fixed.append(gtsam.PriorFactorVector(self._bias_key, np.zeros(2), noise))
+
+    def attitude_bias(self) -> NDArray[np.float64] | None:
+        """The estimated tilt bias (2,) [rad] in the body frame, or None without one."""
+        if self._bias_key is None:
+            return None
+        out: NDArray[np.float64] = np.asarray(self.estimate.atVector(self._bias_key), float)
+        return out
 
     def add_between(
         self,

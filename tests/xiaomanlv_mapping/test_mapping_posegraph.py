@@ -64,3 +64,54 @@ def test_attitude_factors_level_the_chain() -> None:
     poses = graph.optimize()
     for pose in poses:
         assert pose[2, 2] == pytest.approx(1.0, abs=1e-6)  # body z is up again
+
+
+def _square_loop() -> list[np.ndarray]:
+    """Keyframes round a 10 m square, level, facing along the drive (every heading)."""
+    out = []
+    for x0, y0, yaw in ((0, 0, 0.0), (10, 0, 90.0), (10, 10, 180.0), (0, 10, 270.0)):
+        c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+        out += [planar_pose(x0 + c * d, y0 + s * d, math.radians(yaw)) for d in range(10)]
+    return out
+
+
+def _lean(up: np.ndarray, bias: tuple[float, float]) -> np.ndarray:
+    """``up`` seen by a sensor whose tilt reading is off by ``bias`` [rad] in the body."""
+    out = up.copy()
+    out[:2] += bias
+    return out / np.linalg.norm(out)
+
+
+def test_a_shared_attitude_bias_is_told_from_the_maps_tilt_as_the_drive_turns() -> None:
+    # Gravity measured with a constant 3 mrad lean in the body (an accelerometer's bias):
+    # without a bias node every keyframe tilts by it; with one, the drive stays level and the
+    # bias is found, since the drive's turns show the lean turning with the body.
+    truth = _square_loop()
+    bias = (0.003, -0.002)
+    solved = {}
+    for with_bias in (False, True):
+        graph = PoseGraph(truth)
+        graph.add_prior(0, truth[0], (LOOSE, LOOSE, TIGHT), (TIGHT,) * 3)
+        for k in range(len(truth) - 1):
+            rel = np.linalg.inv(truth[k]) @ truth[k + 1]
+            graph.add_between(k, k + 1, rel, (1e-4, 1e-4, TIGHT), (TIGHT,) * 3)
+        if with_bias:
+            graph.add_attitude_bias(0.01)
+        for k, pose in enumerate(truth):
+            graph.add_attitude(k, _lean(pose[2, :3], bias), 1e-3)
+        solved[with_bias] = graph.optimize()
+        if with_bias:
+            assert graph.attitude_bias() == pytest.approx(bias, abs=2e-4)
+        else:
+            assert graph.attitude_bias() is None
+    tilt_without = max(math.acos(min(1.0, p[2, 2])) for p in solved[False])
+    tilt_with = max(math.acos(min(1.0, p[2, 2])) for p in solved[True])
+    assert tilt_without > 0.002
+    assert tilt_with < 2e-4
+
+
+def test_the_attitude_bias_is_added_once() -> None:
+    graph = PoseGraph(_chain(2))
+    graph.add_attitude_bias(0.01)
+    with pytest.raises(ValueError, match="attitude bias"):
+        graph.add_attitude_bias(0.01)
