@@ -17,6 +17,24 @@ docs/mapping.md, "Map files", describes each file.
 
 from __future__ import annotations
 
+from xiaomanlv_core.tiles import CLOUD_METADATA
+
+__all__ = [
+    "CLOUD_DIR",
+    "CLOUD_METADATA",
+    "DATUM_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "GRID_IMAGE",
+    "GRID_YAML",
+    "HAND_EDITABLE",
+    "INFO_FILE",
+    "MAP_FRAME",
+    "ROUTES_FILE",
+    "STOPS_FILE",
+    "TRAJECTORY_FILE",
+]
+
 FORMAT = "xiaomanlv-map"
 FORMAT_VERSION = 1
 MAP_FRAME = "map"  # REP 105: every coordinate in these files is in this frame
@@ -25,7 +43,6 @@ INFO_FILE = "info.yaml"
 GRID_YAML = "map.yaml"
 GRID_IMAGE = "map.pgm"
 CLOUD_DIR = "pointcloud_map"
-CLOUD_METADATA = "pointcloud_map_metadata.yaml"
 DATUM_FILE = "datum.yaml"
 ROUTES_FILE = "routes.geojson"
 STOPS_FILE = "stops.yaml"

@@ -3,33 +3,38 @@
 ``pointcloud_map/`` holds one binary PCD v0.7 file (x y z float32) per non-empty square tile
 of a grid anchored at the map origin, and ``pointcloud_map_metadata.yaml`` listing each tile's
 lower-left corner, as Autoware's dynamic map loading expects. References: the PCD v0.7 file
-format (pointclouds.org); Autoware ``map_loader`` (pointcloud_map_metadata.yaml). The PCD
-reader is small and hand-written on purpose: Open3D's reader returns an empty cloud on a bad
-file without saying what is wrong, and this reader must name the header field.
+format (pointclouds.org); Autoware ``map_loader`` (pointcloud_map_metadata.yaml). The writers
+live here; the readers are the foundation's (`xiaomanlv_core.pcd`, `xiaomanlv_core.tiles`, one
+copy shared with the localiser), raising :class:`~xiaomanlv_mapping.model.MapFormatError`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from xiaomanlv_mapping.mapfiles.fileio import (
-    load_yaml,
-    map_fields,
-    read_bytes,
-    write_file,
-    yaml_text,
-)
+from xiaomanlv_core import pcd as core_pcd
+from xiaomanlv_core.tiles import TILE_TOLERANCE, read_tile, read_tile_index
+from xiaomanlv_mapping.mapfiles.fileio import map_fields, write_file, yaml_text
 from xiaomanlv_mapping.mapfiles.layout import CLOUD_METADATA
 from xiaomanlv_mapping.model import MapFormatError
 
+__all__ = [
+    "DEFAULT_TILE_SIZE",
+    "TILE_TOLERANCE",
+    "read_cloud",
+    "read_cloud_and_files",
+    "read_pcd",
+    "tile_cloud",
+    "tile_name",
+    "write_cloud",
+    "write_pcd",
+]
+
 DEFAULT_TILE_SIZE = 100.0  # [m] side of a square point-cloud tile
-TILE_TOLERANCE = 1e-3  # [m] a PCD point may lie this far outside its tile's box
-_TILE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+\.pcd$")
 _PCD_HEADER = (
     "# .PCD v0.7 - Point Cloud Data file format\n"
     "VERSION 0.7\n"
@@ -43,8 +48,6 @@ _PCD_HEADER = (
     "POINTS {n}\n"
     "DATA binary\n"
 )
-_PCD_KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS")
-_PCD_MAX_HEADER = 65536  # [bytes] a header longer than this is not a PCD header
 
 
 def _points_array(points: Any, label: str, field: str) -> NDArray[np.float32]:
@@ -73,133 +76,9 @@ def read_pcd(path: Path) -> NDArray[np.float32]:
     Raises:
         MapFormatError: naming the header line (FIELDS, SIZE, TYPE, COUNT, WIDTH, HEIGHT,
             POINTS, DATA) that is missing or inconsistent, truncated or trailing data, a
-            missing x/y/z field, or a point that is not finite.
+            missing x/y/z field, or a point that is not finite (`xiaomanlv_core.pcd`).
     """
-    path = Path(path)
-    data = read_bytes(path)
-    f = map_fields(str(path))
-    header: dict[str, list[str]] = {}
-    pos = 0
-    data_kind = ""
-    while not data_kind:
-        end = data.find(b"\n", pos)
-        if end < 0 or end > _PCD_MAX_HEADER:
-            raise f.fail("DATA", "no DATA line: the header is incomplete or this is not a PCD file")
-        try:
-            line = data[pos:end].decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise f.fail("header", f"non-ASCII bytes in line at byte {pos}") from None
-        pos = end + 1
-        if not line or line.startswith("#"):
-            continue
-        key, *values = line.split()
-        if key == "DATA":
-            if len(values) != 1:
-                raise f.fail("DATA", f"expected ascii or binary, got {line!r}")
-            data_kind = values[0]
-        elif key not in _PCD_KEYS:
-            raise f.fail(key, "unknown header line")
-        elif key in header:
-            raise f.fail(key, "given twice")
-        else:
-            header[key] = values
-    if data_kind == "binary_compressed":
-        raise f.fail("DATA", "binary_compressed is not supported (save as binary)")
-    if data_kind not in ("ascii", "binary"):
-        raise f.fail("DATA", f"expected ascii or binary, got {data_kind!r}")
-    if "VERSION" in header and header["VERSION"] not in (["0.7"], [".7"]):
-        raise f.fail("VERSION", f"expected 0.7, got {' '.join(header['VERSION'])!r}")
-    for key in ("FIELDS", "SIZE", "TYPE", "WIDTH", "HEIGHT", "POINTS"):
-        if key not in header:
-            raise f.fail(key, "missing")
-    fields = header["FIELDS"]
-    if not fields:
-        raise f.fail("FIELDS", "empty")
-    count_text = header.get("COUNT", ["1"] * len(fields))
-    for key, values in (("SIZE", header["SIZE"]), ("TYPE", header["TYPE"]), ("COUNT", count_text)):
-        if len(values) != len(fields):
-            raise f.fail(key, f"{len(values)} entries for {len(fields)} FIELDS")
-
-    def integer(key: str, text: str, low: int) -> int:
-        if not re.fullmatch(r"\d+", text) or int(text) < low:
-            raise f.fail(key, f"expected an integer >= {low}, got {text!r}")
-        return int(text)
-
-    sizes = [integer("SIZE", s, 1) for s in header["SIZE"]]
-    counts = [integer("COUNT", c, 1) for c in count_text]
-    types = header["TYPE"]
-    formats = []
-    for name, size, kind in zip(fields, sizes, types, strict=True):
-        allowed = {"F": (4, 8), "I": (1, 2, 4, 8), "U": (1, 2, 4, 8)}.get(kind)
-        if allowed is None:
-            raise f.fail("TYPE", f"field {name}: expected F, I or U, got {kind!r}")
-        if size not in allowed:
-            raise f.fail("SIZE", f"field {name}: size {size} is not valid for TYPE {kind}")
-        code = {"F": "f", "I": "i", "U": "u"}[kind]
-        formats.append(np.dtype(f"<{code}{size}"))
-    for axis in ("x", "y", "z"):
-        if axis not in fields:
-            raise f.fail("FIELDS", f"no {axis} field (got {' '.join(fields)})")
-        k = fields.index(axis)
-        if types[k] != "F" or counts[k] != 1:
-            raise f.fail(
-                axis, f"expected TYPE F with COUNT 1, got TYPE {types[k]} COUNT {counts[k]}"
-            )
-    width = integer("WIDTH", header["WIDTH"][0] if len(header["WIDTH"]) == 1 else "?", 0)
-    height = integer("HEIGHT", header["HEIGHT"][0] if len(header["HEIGHT"]) == 1 else "?", 1)
-    points = integer("POINTS", header["POINTS"][0] if len(header["POINTS"]) == 1 else "?", 0)
-    if width * height != points:
-        raise f.fail(
-            "POINTS", f"{points} but WIDTH x HEIGHT = {width} x {height} = {width * height}"
-        )
-    if "VIEWPOINT" in header and len(header["VIEWPOINT"]) != 7:
-        raise f.fail("VIEWPOINT", f"expected 7 numbers, got {len(header['VIEWPOINT'])}")
-    columns = [fields.index(axis) for axis in ("x", "y", "z")]
-    if data_kind == "binary":
-        offsets, step = [], 0
-        for fmt, count in zip(formats, counts, strict=True):
-            offsets.append(step)
-            step += fmt.itemsize * count
-        body = len(data) - pos
-        if body < points * step:
-            raise f.fail(
-                "DATA",
-                f"expected {points} points x {step} bytes = {points * step} bytes, got {body}: "
-                "truncated",
-            )
-        if body > points * step:
-            raise f.fail("DATA", f"{body - points * step} bytes after the last of {points} points")
-        record = np.dtype(
-            {
-                "names": [f"c{k}" for k in columns],
-                "formats": [formats[k] for k in columns],
-                "offsets": [offsets[k] for k in columns],
-                "itemsize": step,
-            }
-        )
-        table = np.frombuffer(data, dtype=record, count=points, offset=pos)
-        xyz = np.stack([table[f"c{k}"].astype(np.float64) for k in columns], axis=1)
-    else:
-        rows = [r for r in data[pos:].decode("ascii", errors="replace").splitlines() if r.strip()]
-        if len(rows) != points:
-            raise f.fail("DATA", f"expected {points} ascii rows, got {len(rows)}")
-        starts = np.cumsum([0, *counts[:-1]])
-        total = sum(counts)
-        xyz = np.empty((points, 3), dtype=np.float64)
-        for i, row in enumerate(rows):
-            tokens = row.split()
-            if len(tokens) != total:
-                raise f.fail("DATA", f"row {i} has {len(tokens)} values, expected {total}")
-            try:
-                xyz[i] = [float(tokens[int(starts[k])]) for k in columns]
-            except ValueError:
-                raise f.fail("DATA", f"row {i}: not a number in {row[:60]!r}") from None
-    cloud = xyz.astype(np.float32)
-    finite = np.isfinite(cloud).all(axis=1)
-    if not finite.all():
-        i = int(np.argmin(finite))
-        raise f.fail("DATA", f"point {i} {cloud[i].tolist()} is not finite")
-    return cloud
+    return core_pcd.read_pcd(path, MapFormatError)
 
 
 def tile_cloud(
@@ -260,55 +139,10 @@ def write_cloud(
 
 def read_cloud_and_files(directory: Path) -> tuple[NDArray[np.float32], list[str]]:
     """:func:`read_cloud`, and the names of the files read (the tiles, then the metadata)."""
-    directory = Path(directory)
-    meta_path = directory / CLOUD_METADATA
-    f = map_fields(str(meta_path))
-    data = f.mapping(load_yaml(meta_path), "", ("x_resolution", "y_resolution"))
-    x_res = f.positive(data["x_resolution"], "x_resolution")
-    y_res = f.positive(data["y_resolution"], "y_resolution")
-    tiles: dict[str, tuple[float, float]] = {}
-    for key, value in data.items():
-        if key in ("x_resolution", "y_resolution"):
-            continue
-        if not isinstance(key, str) or not _TILE_NAME.match(key):
-            raise f.fail(str(key), "unknown key (expected x_resolution, y_resolution, <tile>.pcd)")
-        tiles[key] = f.xy(value, key)
-    if tiles:
-        names = list(tiles)
-        origins = np.array([tiles[n] for n in names])
-        dx = np.abs(origins[:, None, 0] - origins[None, :, 0]) < x_res - TILE_TOLERANCE
-        dy = np.abs(origins[:, None, 1] - origins[None, :, 1]) < y_res - TILE_TOLERANCE
-        overlap = np.triu(dx & dy, k=1)
-        if overlap.any():
-            a, b = (int(v) for v in np.argwhere(overlap)[0])
-            raise f.fail(names[b], f"tile overlaps {names[a]} (tiles must not overlap)")
-    if directory.is_dir():
-        for extra in sorted(p.name for p in directory.glob("*.pcd")):
-            if extra not in tiles:
-                raise MapFormatError(
-                    f"{directory / extra}: not listed in {CLOUD_METADATA} (an unlisted tile "
-                    "would be ignored by map loaders)"
-                )
-    parts = []
-    for name, (min_x, min_y) in tiles.items():
-        tile_path = directory / name
-        if not tile_path.is_file():
-            raise MapFormatError(f"{tile_path}: missing ({CLOUD_METADATA} lists it)")
-        points = read_pcd(tile_path)
-        xy = points[:, :2].astype(np.float64)
-        low = np.array([min_x, min_y]) - TILE_TOLERANCE
-        high = np.array([min_x + x_res, min_y + y_res]) + TILE_TOLERANCE
-        outside = ((xy < low) | (xy > high)).any(axis=1)
-        if outside.any():
-            i = int(np.argmax(outside))
-            raise MapFormatError(
-                f"{tile_path}: DATA: point {i} at ({xy[i, 0]:.3f}, {xy[i, 1]:.3f}) lies outside "
-                f"its tile [{min_x:g}, {min_x + x_res:g}] x [{min_y:g}, {min_y + y_res:g}] "
-                f"({CLOUD_METADATA})"
-            )
-        parts.append(points)
+    index = read_tile_index(Path(directory), MapFormatError)
+    parts = [read_tile(index, name, MapFormatError) for name in index.origins]
     cloud = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.float32)
-    return cloud, [*tiles, CLOUD_METADATA]
+    return cloud, [*index.origins, CLOUD_METADATA]
 
 
 def read_cloud(directory: Path) -> NDArray[np.float32]:
