@@ -750,6 +750,26 @@ class DiffDriveDynamics:
             return self._events(code)
         return []
 
+    def teleport(self, x: float, y: float, yaw: float) -> None:
+        """Put the body at (x [m], y [m], yaw [rad]) at rest on the ground there, as a person
+        who lifts the robot and sets it down elsewhere would (the kidnapped robot): the wheels
+        do not turn, so the encoders and the odometry notice nothing. The command is kept."""
+        s = self._s
+        heights = np.asarray(self.ground.ground_height(self.contact_points(x, y, yaw)), float)
+        hl, hr, hf, hb = (float(v) for v in heights)
+        s[_X], s[_Y], s[_YAW] = x, y, yaw
+        s[_QX], s[_QY], s[_QYAW] = x, y, yaw
+        s[_H : _H + 4] = heights
+        s[_Z] = 0.5 * (hl + hr)
+        s[_ROLL] = math.atan2(hl - hr, self.drive.wheel_separation)
+        s[_PITCH] = math.atan2(hb - hf, self._p[_P_CASTER_DX])
+        for i in (_SPEED, _YAW_RATE, _ROLL_RATE, _PITCH_RATE, _Z_RATE, _Z_ACCEL, _ACCEL_FWD):
+            s[i] = 0.0
+        for i in (_ROLL_ACCEL, _PITCH_ACCEL, _YAW_ACCEL, _V_CMD, _W_CMD, _LAG_V, _LAG_W):
+            s[i] = 0.0
+        s[_BLOCKED] = s[_BLOCKED_MASK] = 0.0
+        self._sync()
+
     def drain_encoders(self) -> NDArray[np.float64]:
         """(n, 3) encoder samples logged since the last drain, one per tick: cumulative rolling
         travel of the left and right wheel [m] and the tick's time ``ticks / rate`` [s].

@@ -523,6 +523,20 @@ class Simulator:
         for _ in range(ticks):
             yield from self.step()
 
+    def teleport(self, pose: Pose2D) -> None:
+        """Carry the robot to ``pose`` (world) and set it down at rest: the kidnapped robot of
+        a localisation benchmark. No sensor is told; the next lidar sweep is cast from the new
+        pose only (the sweep track restarts there). Emits a ``teleported`` event."""
+        x, y, yaw = pose.x, pose.y, pose.yaw
+        if not all(math.isfinite(v) for v in (x, y, yaw)):
+            raise ValueError(f"teleport to ({x}, {y}, {yaw}) is not finite")
+        self.dynamics.teleport(x, y, yaw)
+        if self._track is not None:
+            st = self.dynamics.state
+            self._track[:] = (st.x, st.y, st.z, st.roll, st.pitch, st.yaw)
+        self._clearance = -math.inf  # the static contacts are checked afresh
+        self._emit(Event(self.time, "teleported", f"to ({x:.2f}, {y:.2f}, {yaw:.3f})"))
+
     @property
     def ground_truth(self) -> GroundTruth:
         st = self.dynamics.state

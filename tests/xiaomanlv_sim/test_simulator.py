@@ -380,3 +380,25 @@ def test_an_agent_under_the_robot_is_one_collision_event(robot) -> None:
     collisions = [e.detail for e in sim.pop_events() if e.kind == "collision"]
     assert f"{kind} {int(agents.ids[3])}" in collisions
     assert len(collisions) == len(set(collisions))  # once per contact, not per step
+
+
+def test_teleport_moves_the_body_but_not_the_odometry(small_world, robot) -> None:
+    """The kidnapped robot: carried 20 m and turned, it keeps driving from there; the wheel
+    odometry saw no motion in the carry."""
+    sim = Simulator(small_world, robot, scenario=scenario(start=Pose2D(-5.0, -5.0, 0.0)))
+    sim.set_cmd_vel(1.0, 0.0)
+    before = [r for r in sim.run(2.0) if isinstance(r, OdomReading)][-1]
+    sim.teleport(Pose2D(-5.0, 15.0, math.pi / 2))
+    truth = sim.ground_truth
+    assert truth.pose[:2, 3] == pytest.approx([-5.0, 15.0])
+    assert math.atan2(truth.pose[1, 0], truth.pose[0, 0]) == pytest.approx(math.pi / 2)
+    assert truth.twist[0] == 0.0  # set down at rest
+    assert truth.events[-1].kind == "teleported"
+    readings = list(sim.run(1.0))
+    after = [r for r in readings if isinstance(r, OdomReading)]
+    # The odometry moved on by what the wheels turned (< 1 m/s for 1 s), not by the carry.
+    assert np.hypot(*(after[-1].pose[:2] - before.pose[:2])) < 1.05
+    assert sim.ground_truth.pose[1, 3] > 15.3  # drove on, north, from the new pose
+    assert not sim.ground_truth.tipped
+    with pytest.raises(ValueError, match="not finite"):
+        sim.teleport(Pose2D(math.nan, 0.0, 0.0))
