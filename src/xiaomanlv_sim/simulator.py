@@ -499,7 +499,14 @@ class Simulator:
         if due.gnss:
             assert self.gnss is not None
             pose = st.world_from_base()
-            fix = self.gnss.read(pose, st.velocity_world(), t, self.scene, faults.gnss_offset(t))
+            fix = self.gnss.read(
+                pose,
+                st.velocity_world(),
+                t,
+                self.scene,
+                faults.gnss_offset(t),
+                angular_velocity=st.angular_velocity_body(),
+            )
             if not (dropouts and faults.dropped("gnss", t)):
                 out.append(fix)
         weather: WeatherState | None = None

@@ -9,8 +9,9 @@ Errors (all in metres in ENU before the conversion, as gz-sensors ``NavSatSensor
 noise): white gaussian on east, north and up with the sigma the receiver reports, UERE x DOP
 (Kaplan & Hegarty, *Understanding GPS/GNSS*, 3rd ed. (2017), 11.2; Groves 2013, 9.4.3): the
 spec's ``horizontal_stddev`` / ``vertical_stddev`` (and ``velocity_stddev`` for the Doppler
-velocity) are the open-sky values, scaled by ``1 / sqrt(1 - b)`` with ``b`` the scene's
-``sky_blocked_fraction`` at the antenna. DOP goes as ``1 / sqrt(N)`` for ``N`` satellites
+velocity, the antenna's: base_link's plus its rotation about the lever arm) are the open-sky
+values, scaled by ``1 / sqrt(1 - b)`` with ``b`` the scene's ``sky_blocked_fraction`` at the
+antenna. DOP goes as ``1 / sqrt(N)`` for ``N`` satellites
 spread over the sky (the normal matrix ``G^T G`` sums one term per satellite), and blocking a
 share ``b`` of the sky leaves about ``(1 - b) N``; the worse geometry of a one-sided view is not
 modelled, so the scale is a lower bound (1.41 at the outage threshold 0.5). The covariance
@@ -243,6 +244,7 @@ class Gnss:
         stamp: float,
         sky: Sky,
         jump: tuple[float, float] = (0.0, 0.0),
+        angular_velocity: NDArray[np.float64] | None = None,
     ) -> GnssReading:
         """One fix at sim time ``stamp`` [s].
 
@@ -251,6 +253,9 @@ class Gnss:
             velocity_world: [m/s] true velocity of base_link in the world frame.
             sky: the scene, for the share of sky the buildings block.
             jump: [m] east, north offset of an active GnssJump fault.
+            angular_velocity: [rad/s] true angular velocity of base_link in base_link; the
+                velocity reported is the antenna's, ``v + R (omega x lever)``, as a receiver
+                measures it (None: base_link's).
         """
         pos = self.antenna_position(world_from_base)
         px, py, pz = pos.tolist()
@@ -280,7 +285,11 @@ class Gnss:
             )
         )
         lat, lon, alt = enu_to_geodetic(self.datum, enu).tolist()
-        vx, vy, vz = np.asarray(velocity_world, float).tolist()
+        velocity = np.asarray(velocity_world, float)
+        if angular_velocity is not None:
+            arm = np.cross(np.asarray(angular_velocity, float), self.lever)
+            velocity = velocity + world_from_base[:3, :3] @ arm
+        vx, vy, vz = velocity.tolist()
         vel = np.array((vx * ch - vy * sh + sd * n3, vx * sh + vy * ch + sd * n4, vz + sd * n5))
         return GnssReading(
             stamp, self.frame_id, lat, lon, alt, STATUS_FIX, self._cov, vel, self._vel_cov
