@@ -1,0 +1,1 @@
+"""The localiser executable: a thin rclpy adapter around its core (localizer.py)."""

@@ -1,0 +1,1 @@
+"""Message conversions of the localisation subsystem (rclpy side)."""
