@@ -64,11 +64,20 @@ class Registration:
     inliers: int  # of those, the ones with a map voxel within max_correspondence_distance
     fitness: float  # mean chi-square per inlier (2 error / inliers); lower is a tighter fit
     seconds: float  # [s] wall time of preprocessing and alignment
+    structure_points: int = 0  # registered points on steep surfaces (walls, poles, trees)
+    structure_inliers: int = 0  # of those, the ones in an occupied voxel of the map
 
     @property
     def inlier_ratio(self) -> float:
         """Share of the registered points that found the map (0 with no points)."""
         return self.inliers / self.points if self.points else 0.0
+
+    @property
+    def structure_ratio(self) -> float:
+        """Share of the points on steep surfaces that lie on a map surface. The ground finds the
+        map anywhere, so a sweep matched in the wrong place keeps a high :attr:`inlier_ratio`;
+        walls and poles do not (0 with no steep points)."""
+        return self.structure_inliers / self.structure_points if self.structure_points else 0.0
 
     @property
     def position_std(self) -> float:
@@ -179,7 +188,8 @@ def register(
     chi2 = 2.0 * float(result.error)
     points_map = np.asarray(source.points(), dtype=np.float64)[:, :3] @ pose[:3, :3].T
     points_map += pose[:3, 3]
-    found, means, normals = target.surfaces_at(points_map)
+    occupied, found, means, normals = target.surfaces_at(points_map)
+    steep = steep_points(np.asarray(source.covs(), dtype=np.float64), pose[:3, :3])
     covariance = match_covariance(
         points_map[found],
         means[found],
@@ -203,7 +213,21 @@ def register(
         inliers=inliers,
         fitness=fitness,
         seconds=time.perf_counter() - start,
+        structure_points=int(steep.sum()),
+        structure_inliers=int((steep & occupied).sum()),
     )
+
+
+STEEP = 0.7  # a surface whose normal's z is below this (45 deg from vertical) is steep
+
+
+def steep_points(covs: NDArray[np.float64], rotation: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """(N,) True where a point's own surface (the smallest axis of its (N,4,4) or (N,16)
+    covariance, in base_link) is steep in the map (``rotation``: map <- base_link): walls,
+    poles, trunks, not the ground, on slopes too."""
+    c = covs.reshape(-1, 4, 4)[:, :3, :3]
+    normals = np.linalg.eigh(c)[1][:, :, 0] @ rotation.T
+    return np.asarray(np.abs(normals[:, 2]) < STEEP)
 
 
 def match_covariance(

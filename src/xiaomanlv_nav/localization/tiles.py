@@ -87,20 +87,19 @@ class MapTarget:
 
     def surfaces_at(
         self, points_map: NDArray[np.float64]
-    ) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
-        """(found (N,), means (N,3), normals (N,3)) of the voxel each map-frame point is in;
-        ``found`` is False where there is no voxel or it holds no surface (not planar)."""
+    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
+        """(occupied (N,), planar (N,), means (N,3), normals (N,3)) of the voxel each map-frame
+        point falls in: ``occupied`` where the map has a voxel there, ``planar`` where that
+        voxel holds one surface (its normal is meaningful)."""
         s = self.surfaces
-        keys = _voxel_keys(points_map + self.grid_from_map[:3, 3], self.voxel_size)
-        i = np.clip(np.searchsorted(s.keys, keys), 0, max(len(s.keys) - 1, 0))
+        n = len(points_map)
         if not len(s.keys):
-            return (
-                np.zeros(len(keys), dtype=bool),
-                np.zeros((len(keys), 3)),
-                np.zeros((len(keys), 3)),
-            )
-        found = (s.keys[i] == keys) & s.planar[i]
-        return found, s.means[i], s.normals[i]
+            none = np.zeros(n, dtype=bool)
+            return none, none, np.zeros((n, 3)), np.zeros((n, 3))
+        keys = _voxel_keys(points_map + self.grid_from_map[:3, 3], self.voxel_size)
+        i = np.clip(np.searchsorted(s.keys, keys), 0, len(s.keys) - 1)
+        occupied = s.keys[i] == keys
+        return occupied, occupied & s.planar[i], s.means[i], s.normals[i]
 
 
 @dataclass(frozen=True)
