@@ -1,0 +1,1 @@
+"""Multi-sensor fusion: an error-state EKF over IMU, wheel odometry, GNSS and the localiser."""

@@ -1,0 +1,1 @@
+"""The fusion's node executables (``ekf``)."""

@@ -1,0 +1,1 @@
+"""Message <-> core conversions of the fusion's nodes."""

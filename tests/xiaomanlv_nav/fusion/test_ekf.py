@@ -1,0 +1,256 @@
+"""The fusion EKF on synthetic readings: gating, slip, late measurements, stale sources, bad input.
+
+A robot drives straight along the map's x at 1 m/s on level ground (heading 30 deg): the IMU
+reads gravity and no rotation, the wheels 1 m/s, the localiser and GNSS the truth (GNSS through
+a datum, at the antenna). Every reading is exact, so what a test changes is what it sees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xiaomanlv_core.geodesy import Datum, local_to_geodetic
+from xiaomanlv_core.robot import load_robot, model_file
+from xiaomanlv_nav.fusion.config import EkfConfig
+from xiaomanlv_nav.fusion.ekf import (
+    GNSS,
+    GNSS_VEL,
+    GRAVITY,
+    IMU,
+    POSE,
+    WHEEL,
+    Ekf,
+    GnssFix,
+    GnssVelocity,
+    ImuSample,
+    PoseFix,
+    WheelOdometry,
+    build_ekf,
+    so3_exp,
+    so3_log,
+)
+
+ROBOT = load_robot(model_file())
+DATUM = Datum(30.2, 120.2, 8.0, heading_deg=20.0)
+SPEED = 1.0  # [m/s]
+YAW = math.radians(30.0)
+POSE_COV = np.diag([0.05**2] * 3 + [0.01**2] * 3)
+GNSS_COV = np.diag([1.0, 1.0, 4.0])
+VEL_COV = np.diag([0.05**2] * 3)
+
+
+def truth(t: float) -> np.ndarray:
+    pose = np.eye(4)
+    pose[:3, :3] = so3_exp(np.array([0.0, 0.0, YAW]))
+    pose[:3, 3] = [2.0 + SPEED * t * math.cos(YAW), -1.0 + SPEED * t * math.sin(YAW), 0.0]
+    return pose
+
+
+def make() -> Ekf:
+    return build_ekf(EkfConfig(), ROBOT, DATUM)
+
+
+def gnss_at(t: float, offset: tuple[float, float] = (0.0, 0.0)) -> GnssFix:
+    pose = truth(t)
+    antenna = pose[:3, :3] @ ROBOT.gnss.pose[:3, 3] + pose[:3, 3]
+    antenna[:2] += offset
+    return GnssFix(t, local_to_geodetic(DATUM, antenna), GNSS_COV)
+
+
+def velocity_at(t: float) -> GnssVelocity:
+    h = math.radians(DATUM.heading_deg)
+    v = SPEED * np.array([math.cos(YAW + h), math.sin(YAW + h), 0.0])
+    return GnssVelocity(t, v, VEL_COV)
+
+
+def events(start: float, end: float) -> list[tuple[float, str, object]]:
+    """Every reading in [start, end): IMU 100 Hz, wheels 50 Hz, pose 10 Hz, GNSS 5 Hz."""
+    out: list[tuple[float, str, object]] = []
+    for k in range(round(start * 100), round(end * 100)):
+        t = k / 100
+        out.append((t, "imu", ImuSample(t, np.zeros(3), np.array([0.0, 0.0, GRAVITY]))))
+        if k % 2 == 1:
+            out.append((t + 0.001, "wheel", WheelOdometry(t + 0.001, SPEED, 0.0, 1e-4, 1e-4)))
+        if k % 10 == 3:
+            out.append((t + 0.003, "pose", PoseFix(t + 0.003, truth(t + 0.003), POSE_COV)))
+        if k % 20 == 7:
+            out.append((t + 0.002, "gnss", gnss_at(t + 0.002)))
+            out.append((t + 0.0025, "vel", velocity_at(t + 0.0025)))
+    return out
+
+
+def feed(ekf: Ekf, items: list[tuple[float, str, object]], skip: tuple[str, ...] = ()) -> None:
+    add = {
+        "imu": ekf.add_imu,
+        "wheel": ekf.add_wheel,
+        "pose": ekf.add_pose,
+        "gnss": ekf.add_gnss,
+        "vel": ekf.add_gnss_velocity,
+    }
+    for _, kind, item in items:
+        if kind not in skip:
+            add[kind](item)  # type: ignore[operator]
+
+
+def position_error(ekf: Ekf) -> float:
+    est = ekf.estimate()
+    assert est is not None
+    return float(np.linalg.norm(est.pose[:3, 3] - truth(est.stamp)[:3, 3]))
+
+
+def test_nothing_is_estimated_before_a_pose_then_the_pose_starts_it() -> None:
+    ekf = make()
+    feed(ekf, [e for e in events(0.0, 0.5) if e[1] != "pose"])
+    assert ekf.estimate() is None and not ekf.initialized
+    assert ekf.counts[f"{GNSS} gated"] == 0  # waiting is not an error
+    feed(ekf, events(0.5, 3.0))
+    est = ekf.estimate()
+    assert est is not None and ekf.counts["filter initialised"] == 1
+    assert position_error(ekf) < 0.02
+    assert abs(so3_log(est.pose[:3, :3].T @ truth(est.stamp)[:3, :3])[2]) < 0.005
+    np.testing.assert_allclose(est.linear_velocity, [SPEED, 0.0, 0.0], atol=0.02)
+    assert ekf.timings.update_median_ms() > 0.0
+    assert set(ekf.timings.medians_ms()) == {"predict", "wheel", "pose", "gnss", "gnss_vel"}
+
+
+@pytest.mark.parametrize("jump", [10.0, 25.0, 50.0])
+def test_a_gnss_jump_is_rejected(jump: float) -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 5.0), skip=("gnss",))
+    before = position_error(ekf)
+    for k in range(10):  # two seconds of multipath, the localiser silent
+        t = 5.0 + 0.2 * k
+        feed(ekf, [e for e in events(t, t + 0.2) if e[1] in ("imu", "wheel")])
+        ekf.add_gnss(gnss_at(t + 0.19, (jump * 0.6, -jump * 0.8)))
+    assert ekf.counts[f"{GNSS} gated"] == 10
+    assert position_error(ekf) < before + 0.05
+
+
+def test_good_gnss_alone_holds_the_position() -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 1.0))
+    feed(ekf, events(1.0, 30.0), skip=("pose",))
+    assert ekf.counts[f"{GNSS} gated"] == 0 and ekf.counts[f"{GNSS_VEL} gated"] == 0
+    assert position_error(ekf) < 0.3
+
+
+def test_wheel_slip_is_noticed_and_does_not_drag_the_speed() -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 3.0))
+    spinning = [
+        (t, k, WheelOdometry(i.stamp, 2.5 * SPEED, 0.0, 1e-4, 1e-4) if k == "wheel" else i)
+        for t, k, i in events(3.0, 4.0)
+    ]
+    feed(ekf, spinning)
+    assert ekf.counts[f"{WHEEL} slip"] >= 40 and ekf.slipping
+    est = ekf.estimate()
+    assert est is not None and abs(est.linear_velocity[0] - SPEED) < 0.2
+
+
+def test_a_late_measurement_gives_the_in_order_result() -> None:
+    items = events(0.0, 3.0)
+    in_order, late = make(), make()
+    feed(in_order, items)
+    delayed = [e for e in items if e[1] == "pose" and e[0] > 1.0]  # the localiser's latency
+    assert delayed
+    rest = [e for e in items if e not in delayed]
+    for e in rest:
+        feed(late, [e])
+        for d in [d for d in delayed if d[0] + 0.3 <= e[0] < d[0] + 0.31]:
+            feed(late, [d])  # arrives 0.3 s after its stamp
+    feed(late, [d for d in delayed if d[0] + 0.3 > rest[-1][0]])  # the last ones at the end
+    assert late.counts[f"{POSE} out_of_order"] == 0  # in order per source, late overall
+    a, b = in_order.estimate(), late.estimate()
+    assert a is not None and b is not None and a.stamp == b.stamp
+    np.testing.assert_allclose(b.pose, a.pose, atol=1e-9)
+    np.testing.assert_allclose(b.covariance, a.covariance, atol=1e-12)
+
+
+def test_a_stale_source_is_reported_and_the_covariance_grows() -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 3.0))
+    assert ekf.stale(3.0) == []
+    est = ekf.estimate()
+    assert est is not None
+    sigma = math.sqrt(est.pose_covariance[0, 0])
+    feed(ekf, events(3.0, 13.0), skip=("pose", "gnss", "vel"))  # wheels and IMU only
+    assert set(ekf.stale(13.0)) == {POSE, GNSS, GNSS_VEL}
+    later = ekf.estimate()
+    assert later is not None and math.sqrt(later.pose_covariance[0, 0]) > 2 * sigma
+    # Without the IMU the filter coasts, and its covariance grows faster.
+    coasted = ekf.estimate(at=15.0)
+    assert coasted is not None and IMU in ekf.stale(15.0)
+    assert coasted.pose_covariance[0, 0] > later.pose_covariance[0, 0]
+
+
+def test_bad_input_is_counted_never_raised() -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 3.0))
+    nan3 = np.array([math.nan, 0.0, 0.0])
+    up = np.array([0.0, 0.0, GRAVITY])
+    assert not ekf.add_imu(ImuSample(3.0, nan3, np.zeros(3)))
+    assert not ekf.add_imu(ImuSample(math.inf, np.zeros(3), np.zeros(3)))
+    assert not ekf.add_wheel(WheelOdometry(3.0, math.nan, 0.0, 1e-4, 1e-4))
+    assert not ekf.add_wheel(WheelOdometry(3.0, 1.0, 0.0, -1.0, 1e-4))
+    assert not ekf.add_gnss(GnssFix(3.0, np.array([math.nan, 120.0, 0.0]), GNSS_COV))
+    assert not ekf.add_gnss(GnssFix(3.0, gnss_at(3.0).lla, -GNSS_COV))
+    assert not ekf.add_gnss_velocity(GnssVelocity(3.0, nan3, VEL_COV))
+    bad_pose = truth(3.0)
+    bad_pose[0, 3] = math.nan
+    assert not ekf.add_pose(PoseFix(3.0, bad_pose, POSE_COV))
+    assert not ekf.add_pose(PoseFix(3.0, truth(3.0), np.zeros((6, 6))))
+    assert not ekf.add_imu(ImuSample(2.99, np.zeros(3), up))  # its stamp again
+    assert ekf.add_imu(ImuSample(2.985, np.zeros(3), up))  # out of order, still in the history
+    assert not ekf.add_wheel(WheelOdometry(1.0, SPEED, 0.0, 1e-4, 1e-4))  # beyond the history
+    ekf.count(GNSS, "no_fix")
+    counts = ekf.counts
+    assert counts[f"{IMU} non_finite"] == 2
+    assert counts[f"{WHEEL} non_finite"] == 1 and counts[f"{WHEEL} bad_covariance"] == 1
+    assert counts[f"{GNSS} non_finite"] == 1 and counts[f"{GNSS} bad_covariance"] == 1
+    assert counts[f"{GNSS_VEL} non_finite"] == 1
+    assert counts[f"{POSE} non_finite"] == 1 and counts[f"{POSE} bad_covariance"] == 1
+    assert counts[f"{IMU} duplicate"] == 1 and counts[f"{IMU} out_of_order"] == 1
+    assert counts[f"{WHEEL} out_of_order"] == 1 and counts[f"{WHEEL} too_old"] == 1
+    assert counts[f"{GNSS} no_fix"] == 1
+    assert ekf.initialized and position_error(ekf) < 0.05
+
+
+def test_gnss_without_a_datum_is_counted() -> None:
+    ekf = build_ekf(EkfConfig(), ROBOT)
+    assert not ekf.add_gnss(gnss_at(0.0))
+    assert ekf.counts[f"{GNSS} no_datum"] == 1
+    ekf.set_datum(DATUM)
+    assert ekf.add_gnss(gnss_at(0.1))
+
+
+def test_time_going_back_resets_the_filter() -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 3.0))
+    assert ekf.initialized
+    feed(ekf, events(0.0, 0.25), skip=("pose",))  # a bag looped, a simulator restarted
+    assert ekf.counts["filter time_jump"] == 1 and not ekf.initialized
+    feed(ekf, events(0.25, 1.0))
+    assert ekf.initialized and position_error(ekf) < 0.05
+
+
+def test_a_kidnapped_robot_is_restarted_from_the_localiser() -> None:
+    ekf = make()
+    feed(ekf, events(0.0, 3.0))
+    moved = [
+        (t, k, PoseFix(i.stamp, _shifted(i.pose, 30.0), POSE_COV) if k == "pose" else i)
+        for t, k, i in events(3.0, 5.0)
+    ]
+    feed(ekf, moved, skip=("gnss", "vel"))
+    assert ekf.counts["filter restarted_from_localizer"] == 1
+    est = ekf.estimate()
+    assert est is not None
+    assert np.linalg.norm(est.pose[:3, 3] - _shifted(truth(est.stamp), 30.0)[:3, 3]) < 0.1
+
+
+def _shifted(pose: np.ndarray, dy: float) -> np.ndarray:
+    out = np.array(pose, float)
+    out[1, 3] += dy
+    return out
