@@ -93,6 +93,12 @@ class TransformTree:
         self._lock = threading.Lock()
 
     # ---- feeding ------------------------------------------------------------------------
+    def clear_dynamic(self) -> None:
+        """Forget every dynamic transform and keep the static ones: time went back (a /clock
+        jump, a replayed bag), and samples from the old timeline would be taken as newest."""
+        with self._lock:
+            self._edges = {c: e for c, e in self._edges.items() if e.static}
+
     def set_transform(
         self, parent: str, child: str, matrix: ArrayLike, stamp: float, *, static: bool = False
     ) -> None:

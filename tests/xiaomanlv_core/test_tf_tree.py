@@ -161,3 +161,12 @@ def test_feeding_and_looking_up_from_two_threads() -> None:
     thread.join()
     assert not errors
     assert tree.lookup("odom", "base_link").stamp == pytest.approx(4.0 + 1999 * 0.01)
+
+
+def test_clear_dynamic_keeps_the_static_transforms_for_a_new_timeline() -> None:
+    tree = robot_tree()
+    tree.clear_dynamic()  # time went back: the old odometry would be taken as newest
+    assert not tree.can_transform("odom", "base_link")
+    np.testing.assert_allclose(tree.lookup("base_link", "lidar").matrix, LIDAR)
+    tree.set_transform("odom", "base_link", planar_pose(0.5, 0.0, 0.0), 0.5)
+    assert tree.lookup("map", "lidar").stamp == 0.5

@@ -141,6 +141,28 @@ class LocalizerConfig:
     map_frame: str = param(MAP, description="the prior map's frame (REP 105)")
     odom_frame: str = param(ODOM, description="the odometry frame (REP 105)")
     base_frame: str = param(BASE_LINK, description="the robot's body frame (REP 105)")
+    use_integrity_monitor: bool = param(
+        True,
+        description="judge matches with integrity.IntegrityMonitor (odometry, GNSS); "
+        "false: the localiser's built-in rules",
+    )
+    use_global_search: bool = param(
+        True, description="start and recover from GNSS by global_search.GlobalSearch"
+    )
+    transform_tolerance: float = param(
+        0.2,
+        low=0.0,
+        high=5.0,
+        unit="s",
+        description="map -> odom is stamped this far after its sweep (as AMCL does)",
+    )  # [s] so map -> base_link can be looked up until the next sweep's correction
+    tf_wait: float = param(
+        0.3,
+        low=0.0,
+        high=5.0,
+        unit="s",
+        description="a sweep waits this long for odom -> base_link to cover it",
+    )  # [s] on the ROS clock
     prior_timeout: float = param(
         0.5,
         low=0.01,

@@ -166,6 +166,14 @@ class Localizer:
         if self.integrity is not None:
             self.integrity.reset()
 
+    def clock_reset(self) -> None:
+        """Time went back (/clock jumped): forget what depends on stamps, keep the pose."""
+        self._last_odom = None
+        self._last_accept = math.nan  # restarts at the next sweep's stamp
+        self._fix = None
+        if self.integrity is not None:
+            self.integrity.reset()
+
     def set_fix(self, stamp: float, xy_map: ArrayLike, cov_xy: ArrayLike) -> None:
         """A GNSS fix [m] in the map frame (through the datum) with its 2x2 covariance [m^2];
         used by the next sweep (integrity, global search). Non-finite fixes are ignored."""
@@ -198,6 +206,8 @@ class Localizer:
         odom = np.asarray(odom_base, dtype=np.float64)
         points = np.asarray(scan_points_base, dtype=np.float64).reshape(-1, 3)
         self.sweeps += 1
+        if math.isnan(self._last_accept):
+            self._last_accept = float(stamp)
         fix = self._fix
         self._fix = None
         usual = statistics.median(self._counts) if self._counts else float(len(points))
