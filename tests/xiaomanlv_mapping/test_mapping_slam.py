@@ -24,7 +24,7 @@ from xiaomanlv_mapping.model import (
     PoseSeries,
     Scan,
 )
-from xiaomanlv_mapping.slam import SlamConfig, estimate
+from xiaomanlv_mapping.slam import SlamConfig, _gnss_inflation, estimate
 
 STRAIGHT_START = (150.0, -150.0, 0.0)  # on the walkway north of the station, facing east
 # A 165 m loop on the block east of the station, ending 35 m into the segment it began on.
@@ -303,3 +303,13 @@ def test_config_ranges_are_checked() -> None:
         SlamConfig(voxel=-1.0)
     with pytest.raises(ConfigError, match="scan_stride"):
         SlamConfig(scan_stride=0)
+
+
+def test_gnss_fixes_can_be_weighed_as_correlated() -> None:
+    t = np.arange(0.0, 60.0, 0.2)  # 5 Hz
+    gnss = GnssSeries(t, np.zeros((len(t), 3)), np.ones((len(t), 3)))
+    assert _gnss_inflation(gnss, SlamConfig()) == 1.0  # default: independent fixes
+    inflation = _gnss_inflation(gnss, SlamConfig(gnss_correlation_time=10.0))
+    assert inflation == pytest.approx(math.sqrt(50.0), rel=1e-3)
+    with pytest.raises(ConfigError, match="gnss_correlation_time"):
+        SlamConfig(gnss_correlation_time=-1.0)
