@@ -172,18 +172,24 @@ def register(
     if n < 7:
         seconds = time.perf_counter() - start
         return Registration(init, init, unknown, False, 0, n, 0, math.inf, seconds)
-    grid = target.grid_from_map
-    result = small_gicp.align(
-        target.voxels,
-        source,
-        init_T_target_source=grid @ init,
-        max_correspondence_distance=max_correspondence_distance,
-        num_threads=1,
-        max_iterations=max_iterations,
-        rotation_epsilon=rotation_epsilon,
-        translation_epsilon=translation_epsilon,
-    )
-    pose = np.linalg.solve(grid, np.asarray(result.T_target_source, dtype=np.float64))
+    start_pose, iterations = init, 0
+    for stage in (target.coarse, target):
+        if stage is None:
+            continue
+        grid = stage.grid_from_map
+        result = small_gicp.align(
+            stage.voxels,
+            source,
+            init_T_target_source=grid @ start_pose,
+            max_correspondence_distance=max(max_correspondence_distance, stage.voxel_size),
+            num_threads=1,
+            max_iterations=max_iterations,
+            rotation_epsilon=rotation_epsilon,
+            translation_epsilon=translation_epsilon,
+        )
+        start_pose = np.linalg.solve(grid, np.asarray(result.T_target_source, dtype=np.float64))
+        iterations += int(result.iterations)
+    pose = start_pose
     inliers = int(result.num_inliers)
     chi2 = 2.0 * float(result.error)
     points_map = np.asarray(source.points(), dtype=np.float64)[:, :3] @ pose[:3, :3].T
@@ -208,7 +214,7 @@ def register(
         initial_pose=init,
         covariance=covariance,
         converged=bool(result.converged),
-        iterations=int(result.iterations),
+        iterations=iterations,
         points=n,
         inliers=inliers,
         fitness=fitness,

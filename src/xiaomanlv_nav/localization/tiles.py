@@ -66,11 +66,16 @@ class MapTarget:
     A new MapTarget is made whenever the voxel map changes."""
 
     def __init__(
-        self, voxels: small_gicp.GaussianVoxelMap, grid_from_map: NDArray[np.float64], size: float
+        self,
+        voxels: small_gicp.GaussianVoxelMap,
+        grid_from_map: NDArray[np.float64],
+        size: float,
+        coarse: MapTarget | None = None,
     ) -> None:
         self.voxels = voxels
         self.grid_from_map = grid_from_map
         self.voxel_size = float(size)  # [m]
+        self.coarse = coarse  # a coarser voxel map of the same tiles: a wider basin first
 
     @functools.cached_property
     def surfaces(self) -> VoxelSurfaces:
@@ -137,6 +142,7 @@ class TileMap:
         unload_margin: [m] a held tile is dropped beyond ``radius + unload_margin``.
         map_voxel: [m] voxel a tile is downsampled to.
         target_voxel: [m] Gaussian voxel size of the target.
+        coarse_voxel: [m] voxel size of a coarser target matched first (0: none).
         neighbors: neighbours of each point's covariance.
     Raises:
         MapTileError: the metadata is missing or malformed (naming the file and field).
@@ -151,17 +157,17 @@ class TileMap:
         map_voxel: float,
         target_voxel: float,
         neighbors: int,
+        coarse_voxel: float = 0.0,
     ) -> None:
         self.index: TileIndex = read_tile_index(Path(directory), MapTileError)
         self.radius = float(radius)
         self.unload_margin = float(unload_margin)
         self.map_voxel = float(map_voxel)
         self.target_voxel = float(target_voxel)
+        self.coarse_voxel = float(coarse_voxel)
         self.neighbors = int(neighbors)
         self._clouds: dict[str, small_gicp.PointCloud] = {}  # held tiles, prepared
         self._target: MapTarget | None = None
-        self._grid_from_map = np.eye(4)
-        self._grid_from_map[:3, 3] = np.array(GRID_SHIFT) * self.target_voxel
         self.loads = 0  # tiles read from disk so far
         self.rebuilds = 0  # voxel-map rebuilds so far
 
@@ -207,11 +213,7 @@ class TileMap:
             self._target = self._voxel_map(self._clouds.values()) if self._clouds else None
             self.rebuilds += int(self._target is not None)
         elif prepared:
-            voxels = self._target.voxels
-            for cloud in prepared.values():
-                if cloud.size():
-                    voxels.insert(cloud, self._grid_from_map)
-            self._target = MapTarget(voxels, self._grid_from_map.copy(), self.target_voxel)
+            self._target = self._insert(self._target, prepared.values())
         change = TileChange(tuple(new), dropped, rebuilt, time.perf_counter() - start)
         if new or dropped:
             log.info(
@@ -235,11 +237,27 @@ class TileMap:
         return cloud
 
     def _voxel_map(self, clouds: Iterable[small_gicp.PointCloud]) -> MapTarget:
-        voxels = small_gicp.GaussianVoxelMap(self.target_voxel)
+        coarse = MapTarget(*self._empty(self.coarse_voxel)) if self.coarse_voxel > 0.0 else None
+        return self._insert(MapTarget(*self._empty(self.target_voxel), coarse=coarse), clouds)
+
+    @staticmethod
+    def _empty(size: float) -> tuple[small_gicp.GaussianVoxelMap, NDArray[np.float64], float]:
+        grid_from_map = np.eye(4)
+        grid_from_map[:3, 3] = np.array(GRID_SHIFT) * size
+        return small_gicp.GaussianVoxelMap(size), grid_from_map, size
+
+    @staticmethod
+    def _insert(target: MapTarget, clouds: Iterable[small_gicp.PointCloud]) -> MapTarget:
+        """``target`` with ``clouds`` inserted, as a new MapTarget (its surfaces recomputed)."""
+        clouds = [c for c in clouds if c.size()]
         for cloud in clouds:
-            if cloud.size():
-                voxels.insert(cloud, self._grid_from_map)
-        return MapTarget(voxels, self._grid_from_map.copy(), self.target_voxel)
+            target.voxels.insert(cloud, target.grid_from_map)
+        coarse = target.coarse
+        if coarse is not None:
+            for cloud in clouds:
+                coarse.voxels.insert(cloud, coarse.grid_from_map)
+            coarse = MapTarget(coarse.voxels, coarse.grid_from_map, coarse.voxel_size)
+        return MapTarget(target.voxels, target.grid_from_map, target.voxel_size, coarse)
 
 
 def tile_map_for(config: LocalizerConfig, directory: Path) -> TileMap:
@@ -252,4 +270,5 @@ def tile_map_for(config: LocalizerConfig, directory: Path) -> TileMap:
         map_voxel=config.map_voxel,
         target_voxel=config.target_voxel,
         neighbors=config.covariance_neighbors,
+        coarse_voxel=config.coarse_voxel,
     )
