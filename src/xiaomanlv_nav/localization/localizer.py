@@ -317,6 +317,7 @@ class Localizer:
         accepted: bool,
         searched: str,
     ) -> LocalizerUpdate:
+        pose: NDArray[np.float64] | None
         if accepted and reg is not None:
             pose, covariance = reg.pose, reg.covariance
         else:  # dead reckoning on the held correction: nothing measured its error

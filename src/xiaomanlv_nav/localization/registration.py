@@ -117,7 +117,7 @@ def prepare_scan(
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"points: expected (N,3), got shape {pts.shape}")
-    keep = np.isfinite(pts).all(axis=1)
+    keep: NDArray[np.bool_] = np.asarray(np.isfinite(pts).all(axis=1))
     t: NDArray[np.float64] | None = None
     if times is not None:
         t = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -187,7 +187,8 @@ def register(
             rotation_epsilon=rotation_epsilon,
             translation_epsilon=translation_epsilon,
         )
-        start_pose = np.linalg.solve(grid, np.asarray(result.T_target_source, dtype=np.float64))
+        aligned = np.asarray(result.T_target_source, dtype=np.float64)
+        start_pose = np.asarray(np.linalg.solve(grid, aligned), dtype=np.float64)
         iterations += int(result.iterations)
     pose = start_pose
     inliers = int(result.num_inliers)
