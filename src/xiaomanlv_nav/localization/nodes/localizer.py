@@ -22,7 +22,6 @@ odometry does not yet cover waits up to ``tf_wait`` for it.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from xiaomanlv_core.config import ConfigError
 from xiaomanlv_core.fields import FormatError
 from xiaomanlv_core.geodesy import Datum
 from xiaomanlv_core.mapdatum import read_datum
-from xiaomanlv_core.paths import PackageNotBuiltError, share_dir
+from xiaomanlv_core.paths import SiteMapError, site_map_dir
 from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
@@ -66,27 +65,23 @@ from xiaomanlv_nav.localization.ros.conversions import (
 )
 from xiaomanlv_nav.localization.tiles import MapTileError, TileMap, tile_map_for
 
-_SOURCE_MAPS = Path(__file__).resolve().parents[4] / "maps"  # the checkout's maps/, if any
 ODOM_HISTORY = 200  # /odometry/filtered messages kept (2 s at 100 Hz)
 CLOCK_JUMP = 1.0  # [s] ROS time moving back more than this is a jump back
 
 
 def map_directory(config: LocalizerConfig) -> Path:
-    """``map`` if set, else ``maps/<site>`` of the source checkout or the installed share.
+    """``map`` if set, else ``maps/<site>`` (`xiaomanlv_core.paths.site_map_dir`: the source
+    checkout, then the installed share).
 
     Raises:
         ConfigError: no such map (naming where it looked).
     """
     if config.map:
         return Path(config.map).expanduser()
-    roots = [_SOURCE_MAPS] if _SOURCE_MAPS.is_dir() else []
-    with contextlib.suppress(PackageNotBuiltError):
-        roots.append(share_dir() / "maps")
-    for root in roots:
-        if (root / config.site).is_dir() and config.site not in ("", ".", ".."):
-            return root / config.site
-    looked = ", ".join(str(r / config.site) for r in roots) or "(no maps folder)"
-    raise ConfigError(f"parameter 'site' = {config.site!r}: no map in {looked}")
+    try:
+        return site_map_dir(config.site)
+    except SiteMapError as err:
+        raise ConfigError(str(err)) from None
 
 
 class LocalizerNode(Node):
