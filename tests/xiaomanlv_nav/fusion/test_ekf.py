@@ -8,6 +8,8 @@ a datum, at the antenna). Every reading is exact, so what a test changes is what
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,9 +68,9 @@ def velocity_at(t: float) -> GnssVelocity:
     return GnssVelocity(t, v, VEL_COV)
 
 
-def events(start: float, end: float) -> list[tuple[float, str, object]]:
+def events(start: float, end: float) -> list[tuple[float, str, Any]]:
     """Every reading in [start, end): IMU 100 Hz, wheels 50 Hz, pose 10 Hz, GNSS 5 Hz."""
-    out: list[tuple[float, str, object]] = []
+    out: list[tuple[float, str, Any]] = []
     for k in range(round(start * 100), round(end * 100)):
         t = k / 100
         out.append((t, "imu", ImuSample(t, np.zeros(3), np.array([0.0, 0.0, GRAVITY]))))
@@ -82,8 +84,8 @@ def events(start: float, end: float) -> list[tuple[float, str, object]]:
     return out
 
 
-def feed(ekf: Ekf, items: list[tuple[float, str, object]], skip: tuple[str, ...] = ()) -> None:
-    add = {
+def feed(ekf: Ekf, items: list[tuple[float, str, Any]], skip: tuple[str, ...] = ()) -> None:
+    add: dict[str, Callable[[Any], bool]] = {
         "imu": ekf.add_imu,
         "wheel": ekf.add_wheel,
         "pose": ekf.add_pose,
@@ -92,7 +94,7 @@ def feed(ekf: Ekf, items: list[tuple[float, str, object]], skip: tuple[str, ...]
     }
     for _, kind, item in items:
         if kind not in skip:
-            add[kind](item)  # type: ignore[operator]
+            add[kind](item)
 
 
 def position_error(ekf: Ekf) -> float:
