@@ -306,7 +306,8 @@ class Inbox:
         self._keep = keep
         self._items: list[Any] = []
         self._seen = 0
-        self._lock = threading.Lock()
+        # Re-entrant: a `wait` predicate may read `items` (same thread, lock already held).
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._sub = session.client.create_subscription(msg_type, topic, self._on_message, qos)
 
