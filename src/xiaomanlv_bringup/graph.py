@@ -27,7 +27,7 @@ The format (see ``docs/bringup.md``)::
 
 Some parameters of different nodes must hold the same value (:data:`AGREEMENTS`: the kiosk's
 ``code_length`` and the locker's ``code_digits``; the map server's ``site`` and the simulator's
-``world``). Where a profile runs both nodes, each one's parameter files state the value (even
+``world``; the localiser's ``site`` and the map server's). Where a profile runs both nodes, each one's parameter files state the value (even
 when it equals the default, so a reader sees both) and :func:`load_profile` checks that they
 agree, naming both files and fields when they do not.
 """
@@ -91,6 +91,11 @@ AGREEMENTS = (
         ("sim", "world"),
         "the prior map must be of the world the simulator runs",
         normalise=_world_name,
+    ),
+    Agreement(
+        ("localizer", "site"),
+        ("map_server", "site"),
+        "the localiser matches against the map the map server serves",
     ),
 )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from xiaomanlv.msg import LocalizationStatus
 
-from xiaomanlv_bringup.graph import GraphError, NodeSpec, load_profile, read_executables
-from xiaomanlv_bringup.ros import session as session_module
+from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
 from xiaomanlv_bringup.ros.session import GraphSession
 from xiaomanlv_core.frames import world_from_map
 from xiaomanlv_core.geometry import planar_pose
-from xiaomanlv_core.paths import PackageNotBuiltError, executables_file, graph_file
+from xiaomanlv_core.paths import executables_file, graph_file
 from xiaomanlv_core.ros.poses import matrix_of_pose, pose_msg
 from xiaomanlv_core.ros.qos import SENSOR_QOS
 from xiaomanlv_core.ros.tf import TransformListener
@@ -47,8 +45,8 @@ def _world_from_map(site: str) -> np.ndarray:
     return world_from_map(world.station.loading, Pose2D(loading.x, loading.y, loading.yaw))
 
 
-def _specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[NodeSpec]:
-    """The sim profile's sim node and the localizer (the profile's when it has one)."""
+def _specs(tmp_path: Path) -> list[NodeSpec]:
+    """The sim profile's sim node and localizer."""
     profile = load_profile(graph_file(), "sim", executables=read_executables(executables_file()))
     sim = profile.node("sim")
     params = {
@@ -59,35 +57,7 @@ def _specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[NodeSpec]:
     for name, values in params.items():
         files[name] = tmp_path / f"{name}.params.yaml"
         files[name].write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
-    try:
-        localizer = profile.node("localizer")
-    except GraphError:  # not in the graph yet: run the module as the executable would
-        localizer = NodeSpec(
-            name="localizer",
-            executable="localizer",
-            namespace="",
-            parameters=(),
-            remappings=(),
-            on_exit="shutdown",
-            max_restarts=0,
-            use_sim_time=True,
-        )
-    resolve = session_module.node_executable
-    try:
-        resolve("localizer")
-    except PackageNotBuiltError:
-        script = tmp_path / "localizer"
-        script.write_text(
-            f"#!{sys.executable}\nimport sys\n"
-            "from xiaomanlv_nav.localization.nodes.localizer import main\n"
-            "sys.exit(main())\n"
-        )
-        script.chmod(0o755)
-        monkeypatch.setattr(
-            session_module,
-            "node_executable",
-            lambda name: script if name == "localizer" else resolve(name),
-        )
+    localizer = profile.node("localizer")
     return [
         _with_params(sim, files["sim"]),
         _with_params(localizer, files["localizer"]),
@@ -100,10 +70,10 @@ def _with_params(spec: NodeSpec, path: Path) -> NodeSpec:
 
 @pytest.mark.timeout(240)
 def test_the_localizer_lands_on_the_truth_and_publishes_map_to_odom(
-    ros_domain: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ros_domain: int, tmp_path: Path
 ) -> None:
     logs = io.StringIO()
-    specs = _specs(tmp_path, monkeypatch)
+    specs = _specs(tmp_path)
     world_map = _world_from_map("university")
     try:
         with GraphSession(specs, ros_domain, output=logs, grace=3.0) as session:

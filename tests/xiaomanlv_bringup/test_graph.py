@@ -336,13 +336,15 @@ def test_graph_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
 
 
 def test_shipped_graph_declares_which_nodes_are_critical() -> None:
-    # The /clock source and the map are what the rest cannot run without; the locker and the
-    # kiosk are each other's clients and the graph runs on without them.
+    # The /clock source, the map and where the robot is on it are what the rest cannot run
+    # without; the locker and the kiosk are each other's clients and the graph runs on without
+    # them.
     sim = load_profile(REPO / "config" / "graph.yaml", "sim")
     critical = {n.name: n.critical for n in sim.nodes}
     assert critical == {
         "sim": True,
         "map_server": True,
+        "localizer": True,
         "health_monitor": True,
         "locker": False,
         "kiosk": False,

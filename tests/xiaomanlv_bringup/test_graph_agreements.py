@@ -57,7 +57,20 @@ def test_a_map_of_another_site_than_the_sim_world_fails(config: Path) -> None:
     with pytest.raises(GraphError, match=r"map_server.site = 'residential' and .*sim.world"):
         load_profile(config / "graph.yaml", "sim")
     _set(config / "sim.yaml", world="worlds/residential.sdf")  # an SDF path names its world
+    _set(config / "localizer.yaml", site="residential")
     load_profile(config / "graph.yaml", "sim")
+
+
+def test_a_localiser_on_another_map_than_the_map_servers_fails(config: Path) -> None:
+    _set(config / "localizer.yaml", site="residential")
+    localizer, server = config / "localizer.yaml", config / "map_server.yaml"
+    expected = (
+        f"{localizer}: localizer.site = 'residential' and {server}: map_server.site = "
+        "'university' disagree (the localiser matches against the map the map server serves)"
+    )
+    for profile in ("sim", "robot"):
+        with pytest.raises(GraphError, match=re.escape(expected)):
+            load_profile(config / "graph.yaml", profile)
 
 
 def test_a_value_stated_on_one_side_only_fails(config: Path) -> None:
@@ -68,6 +81,7 @@ def test_a_value_stated_on_one_side_only_fails(config: Path) -> None:
 
 def test_profiles_without_both_nodes_are_not_checked(config: Path) -> None:
     _set(config / "map_server.yaml", site="residential")  # the robot profile runs no sim
+    _set(config / "localizer.yaml", site="residential")
     load_profile(config / "graph.yaml", "robot")
 
 
