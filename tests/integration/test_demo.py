@@ -28,7 +28,9 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     summary = json.loads(summary_file.read_text())
     assert proc.returncode == 0, json.dumps(summary, indent=1) + proc.stdout + proc.stderr
     assert "error" not in summary
-    assert summary["nodes"] == ["sim", "map_server", "health_monitor", "locker", "kiosk"]
+    assert summary["nodes"] == [
+        "sim", "map_server", "localizer", "health_monitor", "locker", "kiosk",
+    ]  # fmt: skip
     prior = summary["map"]
     assert prior["grid"]["width"] > 1000 and prior["stops"] == 14
     assert prior["cloud_points"] > 0 and prior["route_edges"] > 0
@@ -42,6 +44,13 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     assert len(ultrasonic) == 8 and all(r == pytest.approx(20.0, rel=0.05) for r in ultrasonic)
 
     assert summary["driven"]["distance"] > 3.0, "the timed commands must move the robot"
+    # Localised from the operator's /initialpose at the station, and on the truth while driving.
+    loc = summary["localization"]
+    assert loc["status_messages"] > 0 and loc["last_state"] in ("OK", "DEGRADED"), loc
+    poses = loc["localization_pose"]
+    assert poses["compared"] >= 20, loc  # ~10 Hz over the 12 s drive, against truth stamps
+    assert poses["error_m_median"] < 0.1 and poses["error_m_max"] < 0.5, loc
+    assert poses["yaw_error_deg_median"] < 1.0, loc
     health = summary["health"]
     assert health["get"] == "OK" and health["wait_until_healthy"]["healthy"]
     kiosk = summary["kiosk"]

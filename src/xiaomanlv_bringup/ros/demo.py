@@ -2,18 +2,23 @@
 
 Grows with the stack. Today the graph is the headless simulator (the /clock source, every
 sensor of models/xiaomanlv/model.sdf, a crowd), the map server with the site's prior map, the
-health monitor, the locker and its kiosk. The demo reports the map as a late-joining planner
-receives it, loads a parcel, drives the robot from the station with timed /cmd_vel commands
-(no planner yet), listens to every sensor topic as a stack node would, asks the monitor for
-its picture through its service and its action, delivers the parcel through the kiosk, and
-draws what the robot saw: a top-down PNG with the last lidar scan, the crowd and the driven
-path.
+localiser (and the fusion when the profile runs it), the health monitor, the locker and its
+kiosk. The demo reports the map as a late-joining planner receives it, loads a parcel, drives
+the robot from the station with timed /cmd_vel commands (no planner yet), listens to every
+sensor topic as a stack node would, asks the monitor for its picture through its service and
+its action, delivers the parcel through the kiosk, and draws what the robot saw: a top-down PNG
+with the last lidar scan, the crowd and the driven path. While it drives it prints the live
+localisation error: the localiser's state and its /localization/pose (and /odometry/filtered)
+against the simulator's ground truth at the same stamp, carried into the map frame by
+`xiaomanlv_core.frames.world_from_map` (docs/frames.md). Only the demo reads the truth; the
+stack never does.
 
 What it prints is for people; the same facts go to ``<output>/summary.json`` for programs (the
 integration test reads that): nodes, the map, sensor rates measured from header stamps (in
-simulated time, so they do not depend on how busy the machine is), driven distance, health,
-kiosk answers, locker events and how the graph shut down. The file is written also when the
-demo fails part-way, with ``error`` saying where.
+simulated time, so they do not depend on how busy the machine is), driven distance,
+localisation (states, error against the truth), health, kiosk answers, locker events and how
+the graph shut down. The file is written also when the demo fails part-way, with ``error``
+saying where.
 """
 
 from __future__ import annotations
@@ -38,26 +43,30 @@ from typing import Any, TextIO
 
 import numpy as np
 import yaml
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.typing import NDArray
 from sensor_msgs.msg import Imu, NavSatFix, PointCloud2, Range
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 from xiaomanlv.action import WaitForHealthy
-from xiaomanlv.msg import HealthStatus, LockerEvent
+from xiaomanlv.msg import HealthStatus, LocalizationStatus, LockerEvent
 from xiaomanlv.srv import ArmStop, GetHealth, LoadParcel
 
-from xiaomanlv_bringup.graph import NodeSpec, load_profile, read_executables
+from xiaomanlv_bringup.graph import NodeSpec, load_profile, node_parameters, read_executables
 from xiaomanlv_bringup.ros.session import GraphSession, reserved_domain_id
-from xiaomanlv_core.geometry import planar_pose, transform_points, yaw_from_quaternion
-from xiaomanlv_core.paths import executables_file, graph_file
+from xiaomanlv_core.frames import world_from_map
+from xiaomanlv_core.geometry import planar_pose, transform_points, yaw_from_quaternion, yaw_of
+from xiaomanlv_core.paths import SiteMapError, executables_file, graph_file, site_map_dir
 from xiaomanlv_core.robot import load_robot, model_file
 from xiaomanlv_core.ros.diagnostics import level_of
 from xiaomanlv_core.ros.pointcloud2 import read_points, xyz_of
+from xiaomanlv_core.ros.poses import matrix_of_pose
 from xiaomanlv_core.ros.qos import LATCHED_QOS, events_qos
 from xiaomanlv_core.ros.time import seconds_of
 from xiaomanlv_core.site import load_site
+from xiaomanlv_core.stops import stops_from_dict
+from xiaomanlv_core.yamlfile import read_yaml
 from xiaomanlv_nav.health.monitor import Level
 
 SENSORS = {
@@ -74,6 +83,8 @@ PARCEL = {"parcel_id": "P-0001", "recipient": "alice@campus.example", "stop": "l
 OPERATOR = ("demo-operator", "demo-credential")
 EVENTS_QOS = events_qos(100)
 SUMMARY = "summary.json"  # in the output folder, next to the picture
+LOCALIZATION_STATES = ("OK", "DEGRADED", "LOST")  # xiaomanlv/LocalizationStatus.state
+ESTIMATES = {"/localization/pose": PoseWithCovarianceStamped, "/odometry/filtered": Odometry}
 
 
 @dataclass
@@ -110,7 +121,155 @@ class _Recorder:
         return 1.0 / float(np.median(steps)) if steps.size else 0.0
 
 
-def _drive(session: GraphSession, recorder: _Recorder, out: TextIO) -> float:
+class _Localization:
+    """The stack's estimates against the ground truth, in the map frame: each estimate is
+    compared with the truth at its own stamp (the truth is published at every physics tick,
+    so the nearest stamp is within a tick)."""
+
+    def __init__(self, site: str, recorder: _Recorder) -> None:
+        from xiaomanlv_sim.assets import site_file, world_file
+
+        world = load_site(site_file(world_file(site)))
+        path = site_map_dir(site) / "stops.yaml"
+        loading = stops_from_dict(read_yaml(path), str(path)).loading
+        self.map_from_world = np.linalg.inv(world_from_map(world.station.loading, loading.pose))
+        self.station = loading.pose  # the map's loading pose: where the robot is parked
+        self.recorder = recorder
+        self.lock = threading.Lock()
+        self.estimates: dict[str, list[tuple[float, NDArray[np.float64]]]] = defaultdict(list)
+        self.states: list[tuple[float, str, str]] = []  # stamp, state, reasons
+
+    def on_estimate(self, topic: str) -> Any:
+        def callback(msg: Any) -> None:
+            with self.lock:
+                self.estimates[topic].append(
+                    (seconds_of(msg.header.stamp), matrix_of_pose(msg.pose.pose))
+                )
+
+        return callback
+
+    def on_status(self, msg: LocalizationStatus) -> None:
+        state = LOCALIZATION_STATES[msg.state] if 0 <= msg.state < 3 else str(msg.state)
+        with self.lock:
+            self.states.append((seconds_of(msg.header.stamp), state, ", ".join(msg.reasons)))
+
+    def errors(self, topic: str) -> list[tuple[float, float, float]]:
+        """(stamp [s], position error [m], heading error [deg]) of each estimate on ``topic``
+        with a truth within 10 ms of its stamp."""
+        with self.recorder.lock:
+            t = np.asarray(self.recorder.stamps.get("/sim/ground_truth/pose", ()), float)
+            truth = list(self.recorder.path)
+        with self.lock:
+            estimates = list(self.estimates.get(topic, ()))
+        out = []
+        if not len(t) or len(t) != len(truth):
+            return out
+        for stamp, pose in estimates:
+            i = int(np.clip(np.searchsorted(t, stamp), 0, len(t) - 1))
+            j = i - 1 if i > 0 and abs(t[i - 1] - stamp) < abs(t[i] - stamp) else i
+            if abs(t[j] - stamp) > 0.01:
+                continue
+            x, y, z, yaw = truth[j]
+            true = self.map_from_world @ planar_pose(x, y, yaw)
+            true[2, 3] += z
+            d_yaw = yaw_of(pose[:3, :3]) - yaw_of(true[:3, :3])
+            d_yaw = (d_yaw + math.pi) % (2 * math.pi) - math.pi
+            error = float(np.linalg.norm(pose[:3, 3] - true[:3, 3]))
+            out.append((stamp, error, abs(math.degrees(d_yaw))))
+        return out
+
+    def line(self) -> str:
+        """The live line: the localiser's state and the latest errors."""
+        with self.lock:
+            state = self.states[-1] if self.states else None
+        text = "no status yet" if state is None else state[1] + (f" ({state[2]})" * bool(state[2]))
+        for topic in ESTIMATES:
+            errors = self.errors(topic)
+            if errors:
+                _, e_m, e_deg = errors[-1]
+                text += f"; {topic} off by {e_m:.3f} m, {e_deg:.2f} deg"
+        return f"    localisation: {text}"
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            states = list(self.states)
+        out: dict[str, Any] = {
+            "status_messages": len(states),
+            "states": {s: sum(1 for _, k, _ in states if k == s) for s in LOCALIZATION_STATES},
+            "last_state": states[-1][1] if states else None,
+            "last_reasons": states[-1][2] if states else None,
+        }
+        for topic in ESTIMATES:
+            errors = self.errors(topic)
+            key = topic.strip("/").replace("/", "_")
+            if not errors:
+                out[key] = {"compared": 0}
+                continue
+            e = np.array([(m, d) for _, m, d in errors])
+            out[key] = {
+                "compared": len(errors),
+                "error_m_median": float(np.median(e[:, 0])),
+                "error_m_max": float(e[:, 0].max()),
+                "error_m_last": float(e[-1, 0]),
+                "yaw_error_deg_median": float(np.median(e[:, 1])),
+            }
+        return out
+
+
+def _give_initial_pose(session: GraphSession, localization: _Localization, out: TextIO) -> None:
+    """As an operator does with RViz's 2D Pose Estimate: the robot stands at its station, so
+    /initialpose is the map's loading pose (stops.yaml, not the simulator's truth); then wait
+    until the localiser says it is initialised."""
+    from xiaomanlv_core.ros.poses import pose_msg
+
+    station = localization.station
+    msg = PoseWithCovarianceStamped()
+    msg.header.frame_id = "map"
+    msg.pose.pose = pose_msg(planar_pose(station.x, station.y, station.yaw))
+    msg.pose.covariance = [0.0] * 36
+    for i, v in ((0, 0.25), (7, 0.25), (35, 0.0685)):  # RViz's defaults: 0.5 m, 15 deg
+        msg.pose.covariance[i] = v
+    pub = session.client.create_publisher(PoseWithCovarianceStamped, "/initialpose", 10)
+    try:
+        session.wait_for_subscribers("/initialpose", timeout=30.0)
+        session.wait_for_match(pub)
+
+        sent = [-math.inf]
+
+        def initialised() -> bool:
+            if time.monotonic() - sent[0] > 1.0:  # again until heard, once a second
+                pub.publish(msg)
+                sent[0] = time.monotonic()
+            with localization.lock:
+                return any(state != "LOST" for _, state, _ in localization.states[-1:])
+
+        session.wait_until(initialised, 60.0, "the localiser initialised from /initialpose")
+    finally:
+        session.client.destroy_publisher(pub)
+    print(
+        f"  /initialpose: the station's loading pose ({station.x:.1f}, {station.y:.1f}) m in "
+        f"map; localiser: {localization.line().split(': ', 1)[1]}",
+        file=out,
+    )
+
+
+def _localization_site(nodes: list[NodeSpec]) -> str | None:
+    """The localiser's site (its parameter files, else its default), None without one."""
+    spec = next((n for n in nodes if n.executable == "localizer"), None)
+    if spec is None:
+        return None
+    from xiaomanlv_nav.localization.config import LocalizerConfig
+
+    got = node_parameters(spec).get("site")
+    return str(got[0]) if got else LocalizerConfig().site
+
+
+def _drive(
+    session: GraphSession,
+    recorder: _Recorder,
+    out: TextIO,
+    localization: _Localization | None = None,
+) -> float:
     """Send the timed commands (durations in simulated time, read from the ground-truth pose
     stamps, so a busy machine drives the same path); returns the wall time spent [s]."""
     truth = "/sim/ground_truth/pose"
@@ -135,6 +294,8 @@ def _drive(session: GraphSession, recorder: _Recorder, out: TextIO) -> float:
                 return float(sim_now() or 0.0) >= until
 
             session.wait_until(step, 10.0 * duration + 10.0, f"{duration:g} s of driving")
+            if localization is not None:
+                print(localization.line(), file=out, flush=True)
     finally:
         session.client.destroy_publisher(pub)
     return time.monotonic() - start
@@ -317,7 +478,8 @@ def _deliver(
         ArmStop, "/locker/arm_stop", ArmStop.Request(stop=PARCEL["stop"], arm=True)
     )
     print(
-        f"  locker: stop {PARCEL['stop']} armed (the mission will do this when it parks there): "
+        f"  locker: stop {PARCEL['stop']} armed (a stand-in at the station, before the "
+        "localiser has a pose; the mission will arm it parked there): "
         f"{armed.message or 'ok'}, compartments {list(armed.compartments)}",
         file=out,
     )
@@ -418,14 +580,36 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
             print("\n".join(_map_lines(s, summary)), file=out)
         for topic, cls in topics.items():
             s.client.create_subscription(cls, topic, recorder.callback(topic), 10)
+        localization = None
+        site = _localization_site(nodes)
+        if site is not None:
+            try:
+                localization = _Localization(site, recorder)
+            except (SiteMapError, OSError, ValueError) as err:
+                print(f"  localisation error not measured: {err}", file=out)
+        if localization is not None:
+            for topic, cls in ESTIMATES.items():
+                s.client.create_subscription(cls, topic, localization.on_estimate(topic), 50)
+            s.client.create_subscription(
+                LocalizationStatus, "/localization/status", localization.on_status, 10
+            )
         if with_locker:
             s.client.create_subscription(LockerEvent, "/locker/events", events.append, EVENTS_QOS)
             s.wait_for_topics(["/locker/events"], timeout=30.0)
             _, code = _load(s, data, out, summary)
             # never drive off with a door open
             s.wait_until(lambda: "locked" in [e.kind for e in events], 15.0, "locked event")
+            # The delivery is a stand-in for the mission's (no planner yet), run here at the
+            # station before the localiser has a pose: with one, the locker arms a stop only
+            # within its stop_radius, and the demo's short drive reaches none.
+            delivered = _deliver(s, port, code, events, out, summary)
+            summary["locker"]["delivered"] = delivered
+        if localization is not None:
+            _give_initial_pose(s, localization, out)
         print(f"  driving from the station for {sum(d for d, *_ in DRIVE):.0f} s ...", file=out)
-        seconds = _drive(s, recorder, out)
+        seconds = _drive(s, recorder, out, localization)
+        if localization is not None:
+            summary["localization"] = localization.summary()
         with recorder.lock:
             lines = _sensor_lines(recorder, ultrasonic, summary)
             path = list(recorder.path)
@@ -476,9 +660,6 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
         status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
         health["status"] = Level(level_of(status.level)).name
         print(f"  /health/status: {health['status']}", file=out)
-        if with_locker:
-            delivered = _deliver(s, port, code, events, out, summary)
-            summary["locker"]["delivered"] = delivered
         with recorder.lock:
             picture = _picture(recorder, output)
         summary["picture"] = None if picture is None else str(picture)
