@@ -5,49 +5,87 @@ Each simulator reading goes through the message the ``sim`` node publishes
 (`xiaomanlv_sim.ros.conversions`) and the nav nodes' own conversions into their cores
 (`xiaomanlv_nav.localization`, `xiaomanlv_nav.fusion`), built from the same config dataclass
 defaults the nodes declare as parameters, and the outputs are wired as the graph wires them:
-the localiser is seeded by the fusion's prediction at each sweep, its pose goes into the fusion.
-Nothing here reads the simulator's truth.
 
-Until both cores have landed, :func:`available` is False and :func:`unavailable_reason` says
-what is missing; the bench then reports the stack's figures as null.
+- the odometry's ``odom -> base_link`` and the robot description's ``base_link -> sensor``
+  transforms go into a `TransformTree`, as the localiser's TF listener fills it;
+- a sweep is read and deskewed by the node's own `sweep_in_base` and waits, as in the node, for
+  the odometry to cover it (here: until the next odometry reading);
+- the localiser is seeded by the fused estimate nearest the sweep's stamp within
+  ``prior_timeout`` (the node's /odometry/filtered history), and its accepted pose goes into
+  the fusion through the /localization/pose message (`pose_with_covariance_msg` -> `pose_fix`);
+- GNSS fixes reach the localiser through `fix_in_map` and the lever arm as its node takes them,
+  and the fusion through `gnss_fix` / `gnss_velocity` (NO_FIX counted, as its node does);
+- the fusion's estimate after every IMU sample is what /odometry/filtered would carry.
+
+Nothing here reads the simulator's truth; an operator's initial pose is given only where the
+caller says one is (:meth:`Stack.initial_pose`, the kidnap trials' hand on RViz).
 """
 
 from __future__ import annotations
 
-import importlib
+import math
+import statistics
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from sensor_msgs.msg import NavSatStatus
 
-from xiaomanlv_bringup.localization_evaluation import PoseReport, StateReport
+from xiaomanlv_bringup.localization_evaluation import LOST, PoseReport, StateReport
+from xiaomanlv_core.fields import FormatError
+from xiaomanlv_core.frames import BASE_LINK, MAP, ODOM, sensor_extrinsics
+from xiaomanlv_core.geodesy import Datum
+from xiaomanlv_core.geometry import planar_pose, yaw_of
+from xiaomanlv_core.mapdatum import read_datum
 from xiaomanlv_core.robot import RobotSpec
+from xiaomanlv_core.tf_tree import TransformError, TransformTree
+from xiaomanlv_nav.fusion.config import EkfConfig
+from xiaomanlv_nav.fusion.ekf import GNSS, Ekf, Timings, build_ekf
+from xiaomanlv_nav.fusion.ros.conversions import (
+    gnss_fix,
+    gnss_velocity,
+    imu_sample,
+    pose_fix,
+    wheel_odometry,
+)
+from xiaomanlv_nav.localization.config import LocalizerConfig
+from xiaomanlv_nav.localization.localizer import Localizer, State
+from xiaomanlv_nav.localization.nodes.localizer import build_localizer, sweep_in_base
+from xiaomanlv_nav.localization.ros.conversions import fix_in_map, pose_with_covariance_msg
+from xiaomanlv_nav.localization.tiles import tile_map_for
+from xiaomanlv_sim.ros.conversions import (
+    gnss_to_msg,
+    gnss_velocity_to_msg,
+    imu_to_msg,
+    lidar_to_msg,
+    odom_to_msg,
+)
+from xiaomanlv_sim.sensors.gnss import GnssReading
+from xiaomanlv_sim.sensors.imu import ImuReading
+from xiaomanlv_sim.sensors.lidar import LidarScan
+from xiaomanlv_sim.sensors.odometry import OdomReading
 
 Row = tuple[float, float, float, float]  # x, y, z [m], yaw [rad] in the map frame
-
-_NEEDED = {
-    "xiaomanlv_nav.fusion.ekf": "the fusion core (issue 15 item 2)",
-    "xiaomanlv_nav.localization.localizer": "the localiser core (issue 15 item 1)",
-}
+FUSED_HISTORY = 200  # fused estimates kept for the localiser's prior (the node's ODOM_HISTORY)
+# RViz's 2D Pose Estimate covariance (x, y 0.5 m; yaw 15 deg), as an operator's /initialpose
+OPERATOR_COVARIANCE = np.diag([0.25, 0.25, 0.25, 0.0685, 0.0685, 0.0685])
 
 
 def unavailable_reason() -> str:
-    """Why the stack cannot run in lockstep ('' when it can)."""
-    missing = []
-    for module, what in _NEEDED.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(f"{module} ({what})")
-    if missing:
-        return f"not landed yet: {', '.join(missing)}"
-    return "the cores have landed; their lockstep wiring here (Stack.feed) is not written yet"
+    """Why the stack cannot run in lockstep ('' when it can). Kept for the bench's report."""
+    return ""
 
 
 def available() -> bool:
     return not unavailable_reason()
+
+
+def row_of(pose: NDArray[np.float64]) -> Row:
+    return float(pose[0, 3]), float(pose[1, 3]), float(pose[2, 3]), yaw_of(pose[:3, :3])
 
 
 @dataclass(frozen=True)
@@ -68,28 +106,218 @@ class Outputs:
 
 
 class Stack:
-    """The localiser and the fusion over the prior map in ``map_dir``."""
+    """The localiser and the fusion over the prior map in ``map_dir``, for ``robot``.
 
-    def __init__(self, map_dir: Path, robot: RobotSpec) -> None:
-        reason = unavailable_reason()
-        if reason:
-            raise RuntimeError(f"localisation stack: {reason}")
+    Args:
+        localizer_config, ekf_config: the nodes' parameters (default: their defaults, as the
+            ``sim`` profile runs them: config/ sets only the site).
+
+    Raises:
+        MapTileError: the map's ``pointcloud_map/`` cannot be read.
+    """
+
+    def __init__(
+        self,
+        map_dir: Path,
+        robot: RobotSpec,
+        localizer_config: LocalizerConfig | None = None,
+        ekf_config: EkfConfig | None = None,
+    ) -> None:
         self.map_dir = map_dir
         self.robot = robot
+        self.config = cfg = localizer_config or LocalizerConfig(map=str(map_dir))
+        self.datum: Datum | None
+        try:
+            self.datum = read_datum(map_dir / "datum.yaml")
+        except FormatError:
+            self.datum = None  # the localiser starts only from an operator; GNSS unused
+        self.localizer: Localizer = build_localizer(
+            cfg, tile_map_for(cfg, map_dir / "pointcloud_map"), self.datum
+        )
+        self.ekf: Ekf = build_ekf(ekf_config or EkfConfig(), robot, self.datum)
+        self.ekf.timings = Timings(window=10**7)  # every sample, for the bench's median
         self.on_pose: Callable[[PoseReport], None] | None = None
-        self.wait_for_start = True
+        self.wait_for_start = True  # unused: the stack starts alone unless given a pose
+        self.bad: dict[str, int] = {}
+        self._tree = TransformTree(cache_time=cfg.tf_cache)
+        for frame, pose in sensor_extrinsics(robot).items():  # the sim node's /tf_static
+            self._tree.set_transform(BASE_LINK, frame, pose, 0.0, static=True)
+        self._fused: deque[tuple[float, NDArray[np.float64]]] = deque(maxlen=FUSED_HISTORY)
+        self._pending: LidarScan | None = None
+        self._initial: tuple[float, NDArray[np.float64]] | None = None
+        self._last_sweep = -math.inf
+        self._gnss: list[tuple[float, bool]] = []  # (stamp, the fusion took it)
+        self.reg_ms: list[float] = []  # [ms] per sweep: preparing it and the localiser's work
+        self.match_ms: list[float] = []  # [ms] the registration alone
+        self._search_ms: list[float] = []
+        self.search_reasons: Counter[str] = Counter()  # the global searches' outcomes
+        self._fused_stamps: list[float] = []
 
-    def feed(self, reading: object) -> Outputs:  # pragma: no cover - wired when the cores land
-        raise NotImplementedError
+    # ---- inputs -------------------------------------------------------------------------------
+    def feed(self, reading: object) -> Outputs:
+        """One simulator reading through the nodes; what the stack said because of it."""
+        out = Outputs()
+        if isinstance(reading, OdomReading):
+            self._on_odometry(reading, out)
+        elif isinstance(reading, ImuReading):
+            if self.ekf.add_imu(imu_sample(imu_to_msg(reading))):
+                self._publish(out)
+        elif isinstance(reading, GnssReading):
+            self._on_gnss(reading)
+        elif isinstance(reading, LidarScan):
+            if self._pending is not None:
+                self._count("cloud without odometry")
+            self._pending = reading
+            self._try_sweep(out)
+        return out
 
     def initial_pose(self, stamp: float, x: float, y: float, yaw: float) -> None:
-        raise NotImplementedError
+        """An operator's /initialpose (map frame) at ``stamp`` [s]: to the localiser (with the
+        odometry then) and the fusion (which restarts there), as both nodes take it. Held
+        until the odometry has spoken when given before it."""
+        self._initial = (stamp, planar_pose(x, y, yaw))
+        self._apply_initial()
 
+    def _apply_initial(self) -> None:
+        if self._initial is None:
+            return
+        stamp, pose = self._initial
+        try:
+            odom = self._tree.lookup(ODOM, BASE_LINK, stamp)
+        except TransformError:
+            try:
+                odom = self._tree.lookup(ODOM, BASE_LINK)
+            except TransformError:
+                return  # the node would drop it; an operator waits until the robot is up
+        self._initial = None
+        self.localizer.set_pose(pose, odom.matrix, odom.stamp)
+        msg = pose_with_covariance_msg(pose, OPERATOR_COVARIANCE, odom.stamp, MAP)
+        fix = pose_fix(msg)
+        self.ekf.initialize(fix.pose, fix.covariance, fix.stamp)
+
+    def _on_odometry(self, reading: OdomReading, out: Outputs) -> None:
+        msg = odom_to_msg(reading, ODOM, BASE_LINK)
+        x, y, yaw = (float(v) for v in reading.pose)
+        self._tree.set_transform(ODOM, BASE_LINK, planar_pose(x, y, yaw), reading.stamp)
+        self.ekf.add_wheel(wheel_odometry(msg))
+        self._apply_initial()
+        if self._pending is not None:
+            self._try_sweep(out)
+
+    def _on_gnss(self, reading: GnssReading) -> None:
+        msg = gnss_to_msg(reading)
+        if msg.status.status < NavSatStatus.STATUS_FIX:
+            self.ekf.count(GNSS, "no_fix")
+        else:
+            gated = self.ekf.counts[f"{GNSS} gated"]
+            added = self.ekf.add_gnss(gnss_fix(msg))
+            took = added and self.ekf.initialized and self.ekf.counts[f"{GNSS} gated"] == gated
+            self._gnss.append((reading.stamp, took))
+        velocity = gnss_velocity_to_msg(reading)
+        if velocity is not None:
+            self.ekf.add_gnss_velocity(gnss_velocity(velocity))
+        if self.datum is None:
+            return
+        fix = fix_in_map(msg, self.datum)
+        if isinstance(fix, str):
+            self._count(f"fix: {fix}")
+            return
+        xy, cov = fix
+        try:  # the antenna's lever arm along the predicted heading, as the node removes it
+            lever = self._tree.lookup(BASE_LINK, msg.header.frame_id).matrix[:3, 3]
+            predicted = self.localizer.predict(self._tree.lookup(ODOM, BASE_LINK).matrix)
+            if predicted is not None:
+                xy = xy - predicted[:2, :3] @ lever
+        except TransformError:
+            pass
+        self.localizer.set_fix(reading.stamp, xy, cov)
+
+    def _try_sweep(self, out: Outputs) -> None:
+        scan = self._pending
+        assert scan is not None
+        start = time.perf_counter()
+        msg = lidar_to_msg(scan)
+        stamp = scan.stamp
+        ready = sweep_in_base(msg, stamp, self._tree, self.config, self._count)
+        if ready is None:
+            return  # the odometry does not cover the sweep yet: the next reading retries
+        self._pending = None
+        if isinstance(ready, str):
+            self._count(ready)
+            return
+        if stamp <= self._last_sweep:
+            self._count("cloud stamp out of order")
+            return
+        self._last_sweep = stamp
+        points, odom = ready
+        prior = self._prior(stamp)
+        loc = self.localizer
+        out.seed = prior if prior is not None and loc.initialised else loc.predict(odom)
+        update = loc.process(stamp, points, odom, prior)
+        elapsed = 1e3 * (time.perf_counter() - start)
+        if update.searched:
+            self._search_ms.append(elapsed)
+            self.search_reasons[update.searched] += 1
+        elif update.registration is not None:
+            self.reg_ms.append(elapsed)
+            self.match_ms.append(1e3 * update.registration.seconds)
+        if update.registration is not None and loc.initialised:
+            out.registered = row_of(update.registration.pose)
+        state = State(int(update.state)).name
+        row = None if update.pose is None else row_of(update.pose)
+        out.states.append(StateReport(stamp, state, row if state != LOST else None))
+        if update.accepted and update.pose is not None:
+            if self.on_pose is not None and row is not None:
+                self.on_pose(PoseReport(stamp, row, update.state == State.OK))
+            msg_pose = pose_with_covariance_msg(update.pose, update.covariance, stamp, MAP)
+            self.ekf.add_pose(pose_fix(msg_pose))
+
+    def _prior(self, stamp: float) -> NDArray[np.float64] | None:
+        best = min(self._fused, key=lambda s: abs(s[0] - stamp), default=None)
+        if best is None or abs(best[0] - stamp) > self.config.prior_timeout:
+            return None
+        return best[1]
+
+    def _publish(self, out: Outputs) -> None:
+        estimate = self.ekf.estimate()
+        if estimate is None:
+            return
+        self._fused.append((estimate.stamp, estimate.pose))
+        self._fused_stamps.append(estimate.stamp)
+        out.fused.append(Fused(estimate.stamp, row_of(estimate.pose), estimate.pose_covariance))
+
+    def _count(self, kind: str) -> None:
+        self.bad[kind] = self.bad.get(kind, 0) + 1
+
+    # ---- what the bench reads -----------------------------------------------------------------
     def gnss_accepted_between(self, start: float, end: float) -> int | None:
-        raise NotImplementedError
+        """Fixes stamped in [start, end] [s] the fusion applied (None: no fix came then)."""
+        inside = [took for t, took in self._gnss if start <= t <= end]
+        return sum(inside) if inside else None
 
     def timings(self) -> dict[str, object]:
-        raise NotImplementedError
+        """``reg_ms`` (every tracked sweep: reading, deskewing, matching, judging; the global
+        searches apart), ``match_ms`` (registration alone), ``ekf_update_ms`` (every
+        measurement update), ``ekf_predict_ms`` (median), ``fusion_hz`` (estimates per second
+        of sim time), the fusion's and the localiser's counts."""
+        samples = self.ekf.timings.samples
+        updates = [1e3 * v for k, q in samples.items() if k != "predict" for v in q]
+        predict = [1e3 * v for v in samples.get("predict", [])]
+        stamps = self._fused_stamps
+        span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+        return {
+            "reg_ms": list(self.reg_ms),
+            "match_ms_median": statistics.median(self.match_ms) if self.match_ms else None,
+            "ekf_update_ms": updates,
+            "ekf_predict_ms": statistics.median(predict) if predict else None,
+            "fusion_hz": (len(stamps) - 1) / span if span > 0.0 else None,
+            "ekf_counts": dict(self.ekf.counts),
+            "localizer_bad": dict(self.bad),
+            "search_reasons": dict(self.search_reasons),
+            "sweeps": self.localizer.sweeps,
+            "accepted_sweeps": self.localizer.accepted,
+        }
 
     def search_ms(self) -> float | None:
-        raise NotImplementedError
+        """[ms] median wall time of a sweep that ran a global search (None: none ran)."""
+        return statistics.median(self._search_ms) if self._search_ms else None

@@ -161,7 +161,7 @@ class _Localization:
             truth = list(self.recorder.path)
         with self.lock:
             estimates = list(self.estimates.get(topic, ()))
-        out = []
+        out: list[tuple[float, float, float]] = []
         if not len(t) or len(t) != len(truth):
             return out
         for stamp, pose in estimates:

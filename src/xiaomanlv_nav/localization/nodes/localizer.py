@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,82 @@ def map_directory(config: LocalizerConfig) -> Path:
         raise ConfigError(str(err)) from None
 
 
+def build_localizer(config: LocalizerConfig, tiles: TileMap, datum: Datum | None) -> Localizer:
+    """The node's :class:`Localizer`: the integrity monitor and the global search (from GNSS,
+    so only with a ``datum``) as ``config`` says; one search per held tile set (its crop is
+    cached). The lockstep bench builds the same (`xiaomanlv_bringup.localization_lockstep`)."""
+    integrity = IntegrityMonitor() if config.use_integrity_monitor else None
+    searches: dict[tuple[str, ...], GlobalSearch] = {}
+
+    def search(tile_map: TileMap) -> GlobalSearch:
+        key = tile_map.loaded
+        if key not in searches:
+            searches.clear()
+            searches[key] = GlobalSearch(tile_map.prepared_points())
+        return searches[key]
+
+    return localizer_for(
+        config,
+        tiles,
+        integrity=integrity,
+        search=search if config.use_global_search and datum is not None else None,
+    )
+
+
+def sweep_in_base(
+    msg: PointCloud2,
+    stamp: float,
+    tree: TransformTree,
+    config: LocalizerConfig,
+    count: Callable[[str], None] = lambda kind: None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | str | None:
+    """(points in base_link at ``stamp``, odom <- base_link at ``stamp``) of a sweep, deskewed
+    with the odometry in ``tree``; a bad-input kind (str) to count; None while the odometry
+    does not cover the sweep yet. Non-finite points are dropped and ``count``-ed. The node
+    and the lockstep bench (`xiaomanlv_bringup.localization_lockstep`) both call this."""
+    cfg = config
+    if int(msg.width) * int(msg.height) == 0:
+        return "cloud empty"
+    try:
+        names = {f.name for f in msg.fields}
+        cloud = read_points(msg, ["x", "y", "z", "t"] if "t" in names else ["x", "y", "z"])
+    except PointCloudError:
+        return "cloud unreadable"
+    xyz = np.column_stack([cloud[a].astype(np.float64) for a in ("x", "y", "z")])
+    times = cloud["t"].astype(np.float64) if "t" in names else None
+    finite = np.isfinite(xyz).all(axis=1)
+    if not finite.any():
+        return "cloud all points non-finite"
+    if not finite.all():
+        count("cloud non-finite points")  # dropped; the rest are used
+    try:
+        extrinsic = tree.lookup(cfg.base_frame, msg.header.frame_id).matrix
+    except TransformError:
+        return f"cloud frame {msg.header.frame_id!r}"[:80]
+    end = stamp + (float(np.nanmax(times)) if times is not None and len(times) else 0.0)
+    try:
+        start_pose = tree.lookup(cfg.odom_frame, cfg.base_frame, stamp)
+        end_pose = tree.lookup(cfg.odom_frame, cfg.base_frame, max(end, stamp))
+    except TransformError:
+        return None
+    if end > stamp + 1e-9 and math.isfinite(end):
+        odom_series = (np.array([stamp, end]), np.stack([start_pose.matrix, end_pose.matrix]))
+    else:
+        odom_series = None
+    if times is not None and not np.all(np.isfinite(times[finite])):
+        times = np.where(np.isfinite(times), times, np.nan)
+    points = prepare_scan(
+        xyz,
+        times,
+        stamp,
+        extrinsic,
+        odom_series,
+        min_range=cfg.scan_min_range,
+        max_range=cfg.scan_max_range,
+    )
+    return points, start_pose.matrix
+
+
 class LocalizerNode(Node):
     def __init__(self) -> None:
         super().__init__("localizer")
@@ -98,7 +174,7 @@ class LocalizerNode(Node):
             self.datum = read_datum(directory / "datum.yaml")
         except FormatError as err:
             self.get_logger().warning(f"no GNSS in the map frame: {err}")
-        self.localizer = self._make_localizer(tiles)
+        self.localizer = build_localizer(cfg, tiles, self.datum)
         self.directory = directory
         self.bad: Counter[str] = Counter()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -128,25 +204,6 @@ class LocalizerNode(Node):
         self.get_logger().info(
             f"localising in {directory} ({len(tiles.index.origins)} tiles of "
             f"{tiles.index.x_resolution:g} m, held within {cfg.tile_radius:g} m)"
-        )
-
-    def _make_localizer(self, tiles: TileMap) -> Localizer:
-        cfg = self.config
-        integrity = IntegrityMonitor() if cfg.use_integrity_monitor else None
-        searches: dict[tuple[str, ...], GlobalSearch] = {}
-
-        def search(tile_map: TileMap) -> GlobalSearch:
-            key = tile_map.loaded  # one search per held tile set (its crop is cached)
-            if key not in searches:
-                searches.clear()
-                searches[key] = GlobalSearch(tile_map.prepared_points())
-            return searches[key]
-
-        return localizer_for(
-            cfg,
-            tiles,
-            integrity=integrity,
-            search=search if cfg.use_global_search and self.datum is not None else None,
         )
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -252,7 +309,7 @@ class LocalizerNode(Node):
         if self._pending is None:
             return
         stamp, msg, since = self._pending
-        ready = self._sweep(stamp, msg)
+        ready = sweep_in_base(msg, stamp, self._tree, self.config, self._count)
         if ready is None:
             waited = self._steady.now().nanoseconds * 1e-9 - since
             if waited > self.config.tf_wait:
@@ -266,54 +323,6 @@ class LocalizerNode(Node):
         points, odom = ready
         self._last_stamp = stamp
         self._process(stamp, points, odom)
-
-    def _sweep(
-        self, stamp: float, msg: PointCloud2
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | str | None:
-        """(points in base_link at stamp, odom <- base_link at stamp); a bad-input kind; None
-        while the odometry does not cover the sweep yet."""
-        cfg = self.config
-        count = int(msg.width) * int(msg.height)
-        if count == 0:
-            return "cloud empty"
-        try:
-            names = {f.name for f in msg.fields}
-            cloud = read_points(msg, ["x", "y", "z", "t"] if "t" in names else ["x", "y", "z"])
-        except PointCloudError:
-            return "cloud unreadable"
-        xyz = np.column_stack([cloud[a].astype(np.float64) for a in ("x", "y", "z")])
-        times = cloud["t"].astype(np.float64) if "t" in names else None
-        finite = np.isfinite(xyz).all(axis=1)
-        if not finite.any():
-            return "cloud all points non-finite"
-        if not finite.all():
-            self._count("cloud non-finite points")  # dropped; the rest are used
-        try:
-            extrinsic = self._tree.lookup(cfg.base_frame, msg.header.frame_id).matrix
-        except TransformError:
-            return f"cloud frame {msg.header.frame_id!r}"[:80]
-        end = stamp + (float(np.nanmax(times)) if times is not None and len(times) else 0.0)
-        try:
-            start_pose = self._tree.lookup(cfg.odom_frame, cfg.base_frame, stamp)
-            end_pose = self._tree.lookup(cfg.odom_frame, cfg.base_frame, max(end, stamp))
-        except TransformError:
-            return None
-        if end > stamp + 1e-9 and math.isfinite(end):
-            odom_series = (np.array([stamp, end]), np.stack([start_pose.matrix, end_pose.matrix]))
-        else:
-            odom_series = None
-        if times is not None and not np.all(np.isfinite(times[finite])):
-            times = np.where(np.isfinite(times), times, np.nan)
-        points = prepare_scan(
-            xyz,
-            times,
-            stamp,
-            extrinsic,
-            odom_series,
-            min_range=cfg.scan_min_range,
-            max_range=cfg.scan_max_range,
-        )
-        return points, start_pose.matrix
 
     def _prior(self, stamp: float) -> NDArray[np.float64] | None:
         best = min(self._odom, key=lambda s: abs(s[0] - stamp), default=None)
