@@ -52,7 +52,8 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     assert poses["error_m_median"] < 0.1 and poses["error_m_max"] < 0.5, loc
     assert poses["yaw_error_deg_median"] < 1.0, loc
     health = summary["health"]
-    assert health["get"] == "OK" and health["wait_until_healthy"]["healthy"]
+    assert health["get"] == "OK", health["components"]
+    assert health["wait_until_healthy"]["healthy"]
     kiosk = summary["kiosk"]
     assert kiosk["wrong_code"]["message"].startswith("That code did not open a door")
     assert kiosk["right_code"]["message"].startswith("Door ")

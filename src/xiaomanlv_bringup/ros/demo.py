@@ -640,6 +640,10 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
                 }
                 for t in got.status.topics
             },
+            "components": {
+                c.name: {"level": Level(level_of(c.level)).name, "message": c.message}
+                for c in got.status.components
+            },
         }
         print(f"  health monitor (/health/get): {health['get']}", file=out)
         for topic in got.status.topics:
