@@ -24,7 +24,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from rclpy.clock import Clock
 from rclpy.node import Node
+from rclpy.timer import Timer
 
 MAX_ERROR_TEXT = 300  # [characters] of an exception's text kept for /diagnostics
 
@@ -75,6 +77,18 @@ class CallbackGuard:
             guarded = guarded_sync
         guarded.__xiaomanlv_guarded__ = True  # type: ignore[attr-defined]
         return guarded
+
+    def replace_timer(
+        self, timer: Timer, period: float, callback: Callable[[], Any], *, clock: Clock
+    ) -> Timer:
+        """A node's timer at a new ``period`` [s] (a rate changed by a parameter): ``timer``
+        cancelled and destroyed, a guarded one created on ``clock`` in its place."""
+        node = self._node
+        timer.cancel()
+        node.destroy_timer(timer)
+        return node.create_timer(
+            period, self.wrap(callback, f"timer {_name_of(callback)}"), clock=clock
+        )
 
     def diagnostics_values(self) -> dict[str, str]:
         """``callback_errors`` (the count) and ``last_callback_error`` for a status's values."""

@@ -140,13 +140,10 @@ class MapServerNode(Node):
         if changed:
             raise ConfigError(f"{', '.join(changed)} cannot change at run time; restart the node")
         self.config = config
-        self._diag_timer.cancel()
-        self.destroy_timer(self._diag_timer)
-        self._diag_timer = self.create_timer(
-            1.0 / config.diagnostics_rate,
-            self._guard.wrap(self._publish_diagnostics, "timer _publish_diagnostics"),
+        self._diag_timer = self._guard.replace_timer(
+            self._diag_timer, 1.0 / config.diagnostics_rate, self._publish_diagnostics,
             clock=self._steady,
-        )
+        )  # fmt: skip
 
 
 def main(args: Sequence[str] | None = None) -> int:

@@ -331,13 +331,10 @@ class SimNode(Node):
         self._truth_every = max(1, round(rate / config.ground_truth_rate))
         self._agents_every = max(1, round(rate / config.agents_rate))
         self._anchor()
-        self._diag_timer.cancel()
-        self.destroy_timer(self._diag_timer)
-        self._diag_timer = self.create_timer(
-            1.0 / config.diagnostics_rate,
-            self._guard.wrap(self._publish_diagnostics, "timer _publish_diagnostics"),
+        self._diag_timer = self._guard.replace_timer(
+            self._diag_timer, 1.0 / config.diagnostics_rate, self._publish_diagnostics,
             clock=self._steady,
-        )
+        )  # fmt: skip
 
 
 def main(args: Sequence[str] | None = None) -> int:

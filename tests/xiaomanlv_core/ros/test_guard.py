@@ -152,3 +152,16 @@ def test_async_callbacks_are_guarded(context: Context) -> None:
         coroutine.send(None)
     assert isinstance(stop.value.value, Trigger.Response)
     assert guard.errors == {"service /async": 1}
+
+
+def test_a_replaced_timer_runs_at_its_new_period_and_stays_guarded(context: Context) -> None:
+    node = Fragile(context)
+    guard = guard_node(node)
+    (old,) = node.timers
+    new = guard.replace_timer(old, 0.25, node._tick, clock=node.get_clock())
+    assert list(node.timers) == [new]
+    assert new.timer_period_ns == 250_000_000
+    node.ticks = 0
+    new.callback()  # the first tick raises: counted, not fatal
+    assert guard.errors["timer _tick"] == 1 and node.ticks == 1
+    node.destroy_node()
