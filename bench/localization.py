@@ -2,7 +2,7 @@
 
 Issue 15's bench. The stack under test is the localiser (`xiaomanlv_nav.localization`) and the
 fusion (`xiaomanlv_nav.fusion`) as their nodes run them:
-`xiaomanlv_bringup.localization_lockstep` feeds every simulator reading through the sim node's
+`xiaomanlv_bringup.ros.localization_lockstep` feeds every simulator reading through the sim node's
 message conversions and the nav nodes' own conversions, config defaults and core calls, without
 DDS, and wires them as the graph does
 (the localiser seeded by the fused prediction, its pose into the fusion). Nothing in the stack
@@ -71,7 +71,6 @@ import numpy as np  # noqa: E402
 import open3d as o3d  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
-from xiaomanlv_bringup import localization_lockstep as stack_mod  # noqa: E402
 from xiaomanlv_bringup.localization_evaluation import (  # noqa: E402
     LOST,
     InitTolerance,
@@ -90,6 +89,7 @@ from xiaomanlv_bringup.localization_evaluation import (  # noqa: E402
     pose_errors,
     rate,
 )
+from xiaomanlv_bringup.ros import localization_lockstep as stack_mod  # noqa: E402
 from xiaomanlv_bringup.ros.mapping_drive import yield_to_people  # noqa: E402
 from xiaomanlv_core.deskew import deskew  # noqa: E402
 from xiaomanlv_core.frames import world_from_map  # noqa: E402

@@ -27,8 +27,9 @@ The format (see ``docs/bringup.md``)::
 
 Some parameters of different nodes must hold the same value (:data:`AGREEMENTS`: the kiosk's
 ``code_length`` and the locker's ``code_digits``; the map server's ``site`` and the simulator's
-``world``; the localiser's ``site`` and the map server's). Where a profile runs both nodes, each one's parameter files state the value (even
-when it equals the default, so a reader sees both) and :func:`load_profile` checks that they
+``world``; the localiser's ``site`` and the map server's). Where a profile runs both nodes,
+each one's parameter files state the value (even when it equals the default, so a reader sees
+both) and :func:`load_profile` checks that they
 agree, naming both files and fields when they do not.
 """
 

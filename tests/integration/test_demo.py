@@ -48,7 +48,9 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     loc = summary["localization"]
     assert loc["status_messages"] > 0 and loc["last_state"] in ("OK", "DEGRADED"), loc
     poses = loc["localization_pose"]
-    assert poses["compared"] >= 20, loc  # ~10 Hz over the 12 s drive, against truth stamps
+    # One per sweep the localiser keeps up with: 10 Hz alone, 1-2 Hz on two loaded shared cores
+    # with the whole graph running (docs/localization.md, speed); against truth stamps.
+    assert poses["compared"] >= 10, loc
     assert poses["error_m_median"] < 0.1 and poses["error_m_max"] < 0.5, loc
     assert poses["yaw_error_deg_median"] < 1.0, loc
     health = summary["health"]

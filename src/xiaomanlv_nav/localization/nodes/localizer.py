@@ -87,7 +87,7 @@ def map_directory(config: LocalizerConfig) -> Path:
 def build_localizer(config: LocalizerConfig, tiles: TileMap, datum: Datum | None) -> Localizer:
     """The node's :class:`Localizer`: the integrity monitor and the global search (from GNSS,
     so only with a ``datum``) as ``config`` says; one search per held tile set (its crop is
-    cached). The lockstep bench builds the same (`xiaomanlv_bringup.localization_lockstep`)."""
+    cached). The lockstep bench builds the same (`xiaomanlv_bringup.ros.localization_lockstep`)."""
     integrity = IntegrityMonitor() if config.use_integrity_monitor else None
     searches: dict[tuple[str, ...], GlobalSearch] = {}
 
@@ -116,7 +116,7 @@ def sweep_in_base(
     """(points in base_link at ``stamp``, odom <- base_link at ``stamp``) of a sweep, deskewed
     with the odometry in ``tree``; a bad-input kind (str) to count; None while the odometry
     does not cover the sweep yet. Non-finite points are dropped and ``count``-ed. The node
-    and the lockstep bench (`xiaomanlv_bringup.localization_lockstep`) both call this."""
+    and the lockstep bench (`xiaomanlv_bringup.ros.localization_lockstep`) both call this."""
     cfg = config
     if int(msg.width) * int(msg.height) == 0:
         return "cloud empty"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xiaomanlv_bringup.localization_evaluation import pose_errors
-from xiaomanlv_bringup.localization_lockstep import Stack
+from xiaomanlv_bringup.ros.localization_lockstep import Stack
 from xiaomanlv_core.frames import world_from_map
 from xiaomanlv_core.geometry import yaw_of
 from xiaomanlv_core.robot import load_robot, model_file
@@ -21,7 +21,7 @@ from xiaomanlv_sim import assets
 from xiaomanlv_sim.sdf import load_world
 from xiaomanlv_sim.simulator import Simulator, SimulatorConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.timeout(300)
