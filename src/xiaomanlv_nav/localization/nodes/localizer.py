@@ -182,6 +182,9 @@ class LocalizerNode(Node):
         self._listener = TransformListener(self, self._tree)
         self._tf = Broadcaster(self)
         self._odom: deque[tuple[float, NDArray[np.float64]]] = deque(maxlen=ODOM_HISTORY)
+        # An operator's pose that came before any odometry (RViz is clicked once): applied as
+        # soon as odom -> base_link is known, with the stamp it was given.
+        self._pending_initial: tuple[NDArray[np.float64], float] | None = None
         self._pending: tuple[float, PointCloud2, float] | None = None  # stamp, msg, waited since
         self._last_stamp = -math.inf
         self._last_now = -math.inf
@@ -256,19 +259,30 @@ class LocalizerNode(Node):
         if not np.all(np.isfinite(pose)):
             self._count("initial pose not finite")
             return
-        try:  # the odometry at the pose's stamp, else its latest
+        try:
             stamp = seconds_of(msg.header.stamp)
+        except ValueError:
+            stamp = 0.0
+        self._pending_initial = None
+        if not self._apply_initial(pose, stamp):
+            self._pending_initial = (pose, stamp)
+            self.get_logger().info("initial pose held until odom -> base_link is known")
+
+    def _apply_initial(self, pose: NDArray[np.float64], stamp: float) -> bool:
+        """Set the operator's pose against the odometry at its stamp, else the latest; False
+        while there is no odometry at all."""
+        try:
             odom = self._tree.lookup(self.config.odom_frame, self.config.base_frame, stamp or None)
         except (TransformError, ValueError):
             try:
                 odom = self._tree.lookup(self.config.odom_frame, self.config.base_frame)
             except TransformError:
-                self._count("initial pose without odometry")
-                return
+                return False
         self.localizer.set_pose(pose, odom.matrix, odom.stamp)
         self.get_logger().info(
-            f"initial pose ({pose[0, 3]:.2f}, {pose[1, 3]:.2f}) m in {msg.header.frame_id}"
+            f"initial pose ({pose[0, 3]:.2f}, {pose[1, 3]:.2f}) m in {self.config.map_frame}"
         )
+        return True
 
     def _on_fix(self, msg: NavSatFix) -> None:
         self._check_clock()
@@ -291,6 +305,8 @@ class LocalizerNode(Node):
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         self._check_clock()
+        if self._pending_initial is not None and self._apply_initial(*self._pending_initial):
+            self._pending_initial = None
         try:
             stamp = seconds_of(msg.header.stamp)
         except ValueError:

@@ -177,3 +177,17 @@ def test_clock_jumping_back_is_counted_and_survived(node: Any, courtyard: Any) -
     node._on_cloud(sweep_msg(courtyard, 0.5))  # older than the last sweep, after the jump
     assert node._last_update.stamp == 0.5 and node._last_update.accepted
     assert node.localizer.initialised  # the pose survived
+
+
+def test_an_initial_pose_before_any_odometry_is_held_until_odometry_comes(
+    node: Any, courtyard: Any
+) -> None:
+    # RViz's 2D Pose Estimate is clicked once; the odometry may not have reached the node yet.
+    node._tree.clear_dynamic()
+    node._on_initial_pose(initial_pose(TRUTH))
+    assert not node.localizer.initialised and bad(node) == {}
+    for t in np.arange(0.0, 3.0, 0.02):
+        node._tree.set_transform("odom", "base_link", TRUTH, float(t))
+    node._on_cloud(sweep_msg(courtyard, 0.6))
+    assert node.localizer.initialised and node._last_update.accepted, node._last_update.reasons
+    assert bad(node) == {}
