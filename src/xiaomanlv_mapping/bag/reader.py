@@ -3,7 +3,8 @@
 Reading uses rosbags' AnyReader, which builds its typestore from the definitions stored in the
 bag. The small series (wheel odometry, IMU, GNSS, ground truth) are loaded at once; the lidar
 sweeps stream from :meth:`Drive.scans`. Sample times are the messages' ``header.stamp``; a zero
-stamp falls back to the time the message was logged.
+stamp falls back to the time the message was logged, unless it was logged within the first
+second of a clock that starts at zero (a simulation's first sweep is stamped 0.0).
 
 Damaged bags are named precisely: metadata.yaml and each ``.mcap`` are checked first (the MCAP
 magic at both ends: a recorder killed before closing leaves a file without footer). An intact
@@ -263,10 +264,16 @@ def malformed(where: str, topic: str, index: int, why: str) -> BagError:
     return BagError(f"{where}: message #{index} on {topic} is malformed: {why}")
 
 
+#: [ns] a zero stamp logged before this is a time, not a stamp left unset: under sim time the
+#: clock starts at 0, and a lidar's first sweep (begun at power-on) is stamped 0.0.
+ZERO_STAMP_IS_TIME_NS = 1_000_000_000
+
+
 def _seconds(stamp: Any, log_ns: int) -> float:
-    """header.stamp [s]; a zero stamp (a driver that never set it) falls back to log time."""
+    """header.stamp [s]; a zero stamp (a driver that never set it) falls back to log time,
+    unless it was logged within the first second of sim time (a sweep that began at 0)."""
     sec, nanosec = int(stamp.sec), int(stamp.nanosec)
-    if sec == 0 and nanosec == 0:
+    if sec == 0 and nanosec == 0 and log_ns >= ZERO_STAMP_IS_TIME_NS:
         return log_ns * 1e-9
     return sec + nanosec * 1e-9
 

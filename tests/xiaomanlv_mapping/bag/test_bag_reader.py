@@ -117,15 +117,30 @@ def test_series_are_sorted_by_header_stamp_and_zero_stamps_use_log_time(tmp_path
         bag.add_topic(GNSS, TYPES[GNSS])
         bag.write(ODOM, serialize_message(odom_msg(0.5, 2.0, 0, 0, 0, 0)), ns(0.6))
         bag.write(ODOM, serialize_message(odom_msg(0.4, 1.0, 0, 0, 0, 0)), ns(0.61))
-        bag.write(ODOM, serialize_message(odom_msg(0.0, 9.0, 0, 0, 0, 0)), ns(0.3))
-        bag.write(LIDAR, serialize_message(scan_msg(0.0, 10)), ns(0.7))
+        bag.write(ODOM, serialize_message(odom_msg(0.0, 9.0, 0, 0, 0, 0)), ns(100.3))
+        bag.write(LIDAR, serialize_message(scan_msg(0.0, 10)), ns(100.7))
         bag.write(IMU, serialize_message(imu_msg(0.1)), ns(0.1))
         bag.write(GNSS, serialize_message(gnss_msg(0.1, 0, 30.0, 120.0, 1.0)), ns(0.1))
     drive = open_drive(path)
-    np.testing.assert_allclose(drive.odometry.stamps, [0.3, 0.4, 0.5])
-    np.testing.assert_allclose(drive.odometry.poses[:, 0], [9.0, 1.0, 2.0])
+    np.testing.assert_allclose(drive.odometry.stamps, [0.4, 0.5, 100.3])
+    np.testing.assert_allclose(drive.odometry.poses[:, 0], [1.0, 2.0, 9.0])
     assert drive.truth is None  # not recorded: optional
-    assert next(drive.scans()).stamp == pytest.approx(0.7)
+    assert next(drive.scans()).stamp == pytest.approx(100.7)
+
+
+def test_a_zero_stamp_in_the_first_second_of_sim_time_is_a_time(tmp_path: Path) -> None:
+    # The simulator's first sweep begins at power-on (t = 0) and is logged at 0.1 s: it keeps
+    # its stamp, so the next sweep (stamped 0.1) does not share it.
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        for topic in (ODOM, LIDAR, IMU, GNSS):
+            bag.add_topic(topic, TYPES[topic])
+        bag.write(ODOM, serialize_message(odom_msg(0.1, 0.0, 0, 0, 0, 0)), ns(0.1))
+        bag.write(LIDAR, serialize_message(scan_msg(0.0, 10)), ns(0.1))
+        bag.write(LIDAR, serialize_message(scan_msg(0.1, 10)), ns(0.2))
+        bag.write(IMU, serialize_message(imu_msg(0.1)), ns(0.1))
+        bag.write(GNSS, serialize_message(gnss_msg(0.1, 0, 30.0, 120.0, 1.0)), ns(0.1))
+    assert [s.stamp for s in open_drive(path).scans()] == pytest.approx([0.0, 0.1])
 
 
 def test_other_pointcloud2_layouts_are_read_by_their_field_offsets(tmp_path: Path) -> None:
