@@ -61,6 +61,13 @@ class EkfConfig:
         unit="rad",
         description="roll/pitch levelled from the accelerometer at initialisation",
     )  # [rad]
+    init_height_stddev: float = param(
+        2.0,
+        low=1e-3,
+        high=100.0,
+        unit="m",
+        description="height at initialisation from a pose that gives none (RViz: x, y, yaw)",
+    )  # [m]
     init_gyro_bias_stddev: float = param(
         0.002, low=1e-6, high=1.0, unit="rad/s", description="gyro bias at initialisation"
     )  # [rad/s]

@@ -67,6 +67,7 @@ _LEVEL_SAMPLES = 20  # IMU samples whose mean specific force levels the initial 
 # Sources, as counted and reported.
 IMU, WHEEL, GNSS, GNSS_VEL, POSE = "imu", "wheel_odom", "gnss", "gnss_vel", "localizer"
 SOURCES = (IMU, WHEEL, GNSS, GNSS_VEL, POSE)
+INITIAL = "initialpose"  # an operator's pose: counted apart from the localiser's
 
 Array = NDArray[np.float64]
 
@@ -256,6 +257,7 @@ class Ekf:
         coast_gyro_noise: float,
         init_velocity_stddev: float,
         init_tilt_stddev: float,
+        init_height_stddev: float,
         init_gyro_bias_stddev: float,
         init_accel_bias_stddev: float,
         lateral_velocity_stddev: float,
@@ -282,6 +284,8 @@ class Ekf:
         self.q_coast_accel = coast_accel_noise**2
         self.q_coast_gyro = coast_gyro_noise**2
         self.init_sd = (init_velocity_stddev, init_tilt_stddev)
+        self.init_tilt_var = init_tilt_stddev**2
+        self.init_height_var = init_height_stddev**2
         self.init_bias_sd = (init_gyro_bias_stddev, init_accel_bias_stddev)
         self.lateral_var = lateral_velocity_stddev**2
         self.vertical_var = vertical_velocity_stddev**2
@@ -416,15 +420,31 @@ class Ekf:
             return self.initialize(m.pose, m.covariance, m.stamp)
         return self._add(POSE, m)
 
-    def initialize(self, pose: ArrayLike, covariance: ArrayLike, stamp: float) -> bool:
+    def initialize(
+        self, pose: ArrayLike, covariance: ArrayLike, stamp: float, source: str = POSE
+    ) -> bool:
         """(Re)start the filter at ``pose`` (4x4 map <- base_link) with its 6x6 covariance
-        at ``stamp`` [s]; later events in the history are replayed from there."""
+        at ``stamp`` [s]; later events in the history are replayed from there.
+
+        An operator's pose (``source`` :data:`INITIAL`, RViz's 2D Pose Estimate) gives x, y
+        and yaw only: a zero variance of z, roll or pitch means "not given" and becomes
+        ``init_height_stddev`` / ``init_tilt_stddev`` squared (x, y and yaw must be positive).
+        A zero stamp (a tool that does not stamp) means the newest event's. Refusals are
+        counted under ``source``."""
         pose_a = np.asarray(pose, float)
         cov = np.asarray(covariance, float)
+        if stamp == 0.0 and self._stamps:
+            stamp = self._stamps[-1]
         if not (_finite(stamp) and pose_a.shape == (4, 4) and np.all(np.isfinite(pose_a))):
-            return self._refuse(POSE, "non_finite")
+            return self._refuse(source, "non_finite")
+        if cov.shape == (6, 6) and np.all(np.isfinite(cov)):
+            cov = cov.copy()
+            given_none = (2, self.init_height_var), (3, self.init_tilt_var), (4, self.init_tilt_var)
+            for k, default in given_none:  # z, roll, pitch with no (co)variance at all
+                if not np.any(cov[k]) and not np.any(cov[:, k]):
+                    cov[k, k] = default
         if not _covariance(cov, 6):
-            return self._refuse(POSE, "bad_covariance")
+            return self._refuse(source, "bad_covariance")
         self.counts["filter initialised"] += 1
         self._gated_poses = 0
         return self._insert(_Entry(stamp, _Init(stamp, pose_a, cov), POSE), late_ok=True)
@@ -785,6 +805,7 @@ def build_ekf(config: EkfConfig, robot: RobotSpec, datum: Datum | None = None) -
         coast_gyro_noise=config.coast_gyro_noise,
         init_velocity_stddev=config.init_velocity_stddev,
         init_tilt_stddev=config.init_tilt_stddev,
+        init_height_stddev=config.init_height_stddev,
         init_gyro_bias_stddev=config.init_gyro_bias_stddev,
         init_accel_bias_stddev=config.init_accel_bias_stddev,
         lateral_velocity_stddev=config.lateral_velocity_stddev,

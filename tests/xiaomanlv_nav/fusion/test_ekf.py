@@ -22,6 +22,7 @@ from xiaomanlv_nav.fusion.ekf import (
     GNSS_VEL,
     GRAVITY,
     IMU,
+    INITIAL,
     POSE,
     WHEEL,
     Ekf,
@@ -256,3 +257,40 @@ def _shifted(pose: np.ndarray, dy: float) -> np.ndarray:
     out = np.array(pose, float)
     out[1, 3] += dy
     return out
+
+
+# RViz's 2D Pose Estimate: x, y 0.5 m and yaw 15 deg; z, roll and pitch all zero.
+RVIZ_COV = np.zeros((6, 6))
+RVIZ_COV[0, 0] = RVIZ_COV[1, 1] = 0.25
+RVIZ_COV[5, 5] = 0.0685
+
+
+def test_an_operator_pose_as_rviz_sends_it_starts_the_filter() -> None:
+    ekf = make()
+    feed(ekf, [e for e in events(0.0, 0.5) if e[1] in ("imu", "wheel")])
+    guess = truth(0.491)  # the newest event: a wheel reading
+    guess[:2, 3] += (0.3, -0.2)  # the operator is a little off; z = 0 as RViz sends it
+    guess[2, 3] = 0.0
+    # Unstamped (RViz in some set-ups, a script): the newest event's time.
+    assert ekf.initialize(guess, RVIZ_COV, 0.0, source=INITIAL)
+    assert ekf.initialized and ekf.counts[f"{INITIAL} bad_covariance"] == 0
+    est = ekf.estimate()
+    assert est is not None and est.stamp == pytest.approx(0.491)
+    # The filter says what it was told: the operator's 0.5 m and 15 deg, not more.
+    cov = est.pose_covariance
+    assert cov[0, 0] == pytest.approx(0.25, rel=0.05) and cov[5, 5] == pytest.approx(0.0685)
+    assert cov[2, 2] == pytest.approx(EkfConfig().init_height_stddev ** 2, rel=0.05)
+    # The localiser's first match pulls it onto the truth.
+    feed(ekf, events(0.5, 2.0), skip=("gnss",))
+    assert position_error(ekf) < 0.05
+
+
+def test_an_operator_pose_without_x_y_or_yaw_variance_is_refused_and_counted() -> None:
+    ekf = make()
+    feed(ekf, [e for e in events(0.0, 0.2) if e[1] == "imu"])
+    no_yaw = RVIZ_COV.copy()
+    no_yaw[5, 5] = 0.0
+    assert not ekf.initialize(truth(0.1), no_yaw, 0.1, source=INITIAL)
+    assert not ekf.initialize(truth(0.1), np.zeros((6, 6)), 0.1, source=INITIAL)
+    assert ekf.counts[f"{INITIAL} bad_covariance"] == 2 and not ekf.initialized
+    assert ekf.counts[f"{POSE} bad_covariance"] == 0  # the localiser's count is its own

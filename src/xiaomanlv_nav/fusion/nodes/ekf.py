@@ -44,7 +44,7 @@ from xiaomanlv_core.ros.params import declare_config
 from xiaomanlv_core.ros.qos import LATCHED_QOS, SENSOR_QOS
 from xiaomanlv_core.sdformat import SdfError
 from xiaomanlv_nav.fusion.config import EkfConfig
-from xiaomanlv_nav.fusion.ekf import GNSS, GNSS_VEL, IMU, POSE, WHEEL, build_ekf
+from xiaomanlv_nav.fusion.ekf import GNSS, GNSS_VEL, IMU, INITIAL, POSE, WHEEL, build_ekf
 from xiaomanlv_nav.fusion.ros.conversions import (
     datum_of,
     gnss_fix,
@@ -80,6 +80,7 @@ class EkfNode(Node):
             GNSS_VEL: {sensor_frame(robot.gnss)},
             WHEEL: {BASE_LINK},
             POSE: {MAP},
+            INITIAL: {MAP},
         }
         self._last_now: float | None = None
         self.odom_pub = self.create_publisher(Odometry, "/odometry/filtered", SENSOR_QOS)
@@ -166,10 +167,17 @@ class EkfNode(Node):
                 self.ekf.add_pose(m)
 
     def _on_initial(self, msg: PoseWithCovarianceStamped) -> None:
-        if self._frame_ok(POSE, msg.header.frame_id):
-            m = self._convert(POSE, pose_fix, msg)
-            if m is not None and self.ekf.initialize(m.pose, m.covariance, m.stamp):
+        if self._frame_ok(INITIAL, msg.header.frame_id):
+            m = self._convert(INITIAL, pose_fix, msg)
+            if m is None:
+                return
+            if self.ekf.initialize(m.pose, m.covariance, m.stamp, source=INITIAL):
                 self.get_logger().info("restarted from /initialpose")
+            else:
+                self.get_logger().warn(
+                    "/initialpose refused: it needs positive x, y and yaw variances",
+                    throttle_duration_sec=5.0,
+                )
 
     def _on_datum(self, msg: String) -> None:
         try:
