@@ -51,7 +51,12 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     # One per sweep the localiser keeps up with: 10 Hz alone, 1-2 Hz on two loaded shared cores
     # with the whole graph running (docs/localization.md, speed); against truth stamps.
     assert poses["compared"] >= 10, loc
-    assert poses["error_m_median"] < 0.1 and poses["error_m_max"] < 0.5, loc
+    # "On the truth", not the accuracy target (bench/localization.py holds that): the error is
+    # against the truth carried into the map frame (docs/frames.md), so it includes the map's
+    # own error where the robot is (0.12 m lateral at the station in the shipped university
+    # map), and which sweeps a loaded machine lets the localiser take varies from run to run
+    # (a CI run measured a 0.128 m median). A localiser that is lost is metres off.
+    assert poses["error_m_median"] < 0.25 and poses["error_m_max"] < 0.5, loc
     assert poses["yaw_error_deg_median"] < 1.0, loc
     health = summary["health"]
     assert health["get"] == "OK", health["components"]
