@@ -210,6 +210,7 @@ class Locker:
         self._imu: deque[tuple[float, float]] = deque(maxlen=256)  # (monotonic [s], yaw [rad/s])
         self._pose: tuple[float, float, float] | None = None  # (monotonic [s], x, y [m] in map)
         self._stops: Mapping[str, tuple[float, float]] | None = config.stop_positions()
+        self._unreachable: dict[str, str] = {}  # stop -> why (set_stops)
         self._counting = threading.Lock()  # rejection counts and refusal tallies, any thread
         self._tallies: dict[tuple[str, str], _Tally] = {}  # (kind, stop) -> refused in lockout
         self._dummy_hash: CredentialHash | None = None  # scrypt for unknown operator ids
@@ -390,12 +391,19 @@ class Locker:
         return len(due)
 
     # ------------------------------------------------------------------ stops
-    def set_stops(self, stops: Mapping[str, tuple[float, float]] | None) -> None:
+    def set_stops(
+        self,
+        stops: Mapping[str, tuple[float, float]] | None,
+        unreachable: Mapping[str, str] | None = None,
+    ) -> None:
         """The site's stops: name -> (x, y) [m] in map (from ``/map/stops``); None = unknown.
+        ``unreachable``: stop -> why, for the stops the map build marked unreachable (its
+        routes do not reach them): no parcel is loaded for them, none is armed.
 
         ``site_stops`` in the config, when given, is the initial value.
         """
         self._stops = dict(stops) if stops is not None else None
+        self._unreachable = dict(unreachable or {})
 
     def stops(self) -> Mapping[str, tuple[float, float]] | None:
         return self._stops
@@ -413,6 +421,14 @@ class Locker:
                 kind,
                 f"field 'stop' = {stop!r} is not a stop of this site ({len(stops)} stops; "
                 "see them with: ros2 topic echo --once /map/stops, or maps/<site>/stops.yaml)",
+            )
+        why = self._unreachable.get(stop)
+        if why is not None:
+            return self.reject(
+                kind,
+                f"field 'stop' = {stop!r}: the map marks it unreachable ({why}); the robot "
+                "cannot deliver there until the map is rebuilt or its routes are fixed "
+                "(docs/mapping.md, unreachable stops)",
             )
         return None
 

@@ -371,13 +371,16 @@ def test_stops_come_from_the_map_servers_latched_topic(locker_node: Any) -> None
         values = diagnostics_values(session, lambda v: "site_stops" in v)
         assert values["site_stops"] == "unknown"
         here = Stop("loading", 0.0, 0.0, 0.0)
-        site = StopSet("station", here, here, (Stop("library", 31.0, 70.0, 0.0),))
+        pocket = Stop("gym", 5.0, 5.0, 0.0, unreachable="enclosed by obstacles, in a pocket")
+        site = StopSet("station", here, here, (Stop("library", 31.0, 70.0, 0.0), pocket))
         stops_pub = session.client.create_publisher(String, "/map/stops", LATCHED_QOS)
         stops_pub.publish(stops_to_msg(site))
-        diagnostics_values(session, lambda v: v.get("site_stops") == "1")
+        diagnostics_values(session, lambda v: v.get("site_stops") == "2")
         assert load(session, "parcel-library", stop="library").success
+        gym = load(session, "parcel-gym", stop="gym")
+        assert not gym.success and "marks it unreachable (enclosed by obstacles" in gym.message
         moon = load(session, "parcel-moon", stop="moon")
         assert not moon.success and "field 'stop' = 'moon'" in moon.message
         stops_pub.publish(String(data='{"station": 1}'))  # broken: the known stops stay
         values = diagnostics_values(session, lambda v: v.get("rejected_map_stops") == "1")
-        assert values["site_stops"] == "1"
+        assert values["site_stops"] == "2"

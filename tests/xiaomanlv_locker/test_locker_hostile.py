@@ -51,6 +51,18 @@ def test_until_the_stops_are_known_nothing_loads_or_arms(rig: Rig) -> None:
     rig.load("p1")
 
 
+def test_a_stop_the_map_marks_unreachable_takes_no_parcel(rig: Rig) -> None:
+    why = "no route edge within 5 m (nearest walkway 12.3 m away)"
+    rig.locker.set_stops({"A": (0.0, 0.0), "B": (100.0, 0.0)}, {"B": why})
+    rig.parked()
+    load = rig.locker.load_parcel("p1", "r@x", "B", "small", *OPERATOR)
+    assert not load.success and "'B': the map marks it unreachable" in load.message
+    assert why in load.message
+    assert "unreachable" in rig.locker.arm_stop("B", True).message
+    assert rig.locker.rejections() == {"load_parcel": 1, "arm_stop": 1}
+    rig.load("p2", stop="A")  # the others serve as before
+
+
 def test_arming_needs_a_fresh_localised_pose_near_the_stop(rig: Rig) -> None:
     rig.load("p1", stop="B")  # B is at (100, 0)
     rig.locker.observe_pose(60.0, 0.0)

@@ -238,14 +238,18 @@ class LockerNode(Node):
             self._rejected("map_stops", "/map/stops", f"{err} (the stops known stay as they are)")
             return
         stops: dict[str, tuple[float, float]] = {}
+        unreachable: dict[str, str] = {}
         for stop in site.stops:
             bad = text_problem("stop", stop.name)
             if bad:  # a name no request could carry: dropped, the others stay usable
                 self._rejected("map_stops", "/map/stops", f"a stop dropped: {bad}")
-            else:
-                stops[stop.name] = (stop.x, stop.y)
-        self.locker.set_stops(stops)
-        self.get_logger().info(f"{len(stops)} stops of the site from /map/stops")
+                continue
+            stops[stop.name] = (stop.x, stop.y)
+            if stop.unreachable:
+                unreachable[stop.name] = stop.unreachable
+        self.locker.set_stops(stops, unreachable)
+        marked = f", {len(unreachable)} marked unreachable by the map" if unreachable else ""
+        self.get_logger().info(f"{len(stops)} stops of the site from /map/stops{marked}")
 
     def _on_sim_command(self, msg: String) -> None:
         driver = self.locker.driver
