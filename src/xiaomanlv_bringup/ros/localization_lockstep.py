@@ -10,8 +10,9 @@ defaults the nodes declare as parameters, and the outputs are wired as the graph
   transforms go into a `TransformTree`, as the localiser's TF listener fills it;
 - a sweep is read and deskewed by the node's own `sweep_in_base` and waits, as in the node, for
   the odometry to cover it (here: until the next odometry reading);
-- the localiser is seeded by the fused estimate nearest the sweep's stamp within
-  ``prior_timeout`` (the node's /odometry/filtered history), and its accepted pose goes into
+- the localiser is seeded by the fused estimate as its node takes /odometry/filtered
+  (`xiaomanlv_nav.localization.prior`: fresh, localised, carried to the sweep's stamp by the
+  odometry; else its own chain), and its accepted pose goes into
   the fusion through the /localization/pose message (`pose_with_covariance_msg` -> `pose_fix`);
 - GNSS fixes reach the localiser through `fix_in_map` and the lever arm as its node takes them,
   and the fusion through `gnss_fix` / `gnss_velocity` (NO_FIX counted, as its node does);
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ from xiaomanlv_nav.fusion.ros.conversions import (
 from xiaomanlv_nav.localization.config import LocalizerConfig
 from xiaomanlv_nav.localization.localizer import Localizer, State
 from xiaomanlv_nav.localization.nodes.localizer import build_localizer, sweep_in_base
+from xiaomanlv_nav.localization.prior import FusedPrior
 from xiaomanlv_nav.localization.ros.conversions import fix_in_map, pose_with_covariance_msg
 from xiaomanlv_nav.localization.tiles import tile_map_for
 from xiaomanlv_sim.ros.conversions import (
@@ -142,7 +144,7 @@ class Stack:
         self._tree = TransformTree(cache_time=cfg.tf_cache)
         for frame, pose in sensor_extrinsics(robot).items():  # the sim node's /tf_static
             self._tree.set_transform(BASE_LINK, frame, pose, 0.0, static=True)
-        self._fused: deque[tuple[float, NDArray[np.float64]]] = deque(maxlen=FUSED_HISTORY)
+        self._fused = FusedPrior(keep=FUSED_HISTORY)
         self._pending: LidarScan | None = None
         self._initial: tuple[float, NDArray[np.float64]] | None = None
         self._last_sweep = -math.inf
@@ -273,16 +275,31 @@ class Stack:
             self.ekf.add_pose(pose_fix(msg_pose))
 
     def _prior(self, stamp: float) -> NDArray[np.float64] | None:
-        best = min(self._fused, key=lambda s: abs(s[0] - stamp), default=None)
-        if best is None or abs(best[0] - stamp) > self.config.prior_timeout:
+        cfg = self.config
+
+        def odom_at(t: float) -> NDArray[np.float64] | None:
+            try:
+                return self._tree.lookup(ODOM, BASE_LINK, t).matrix
+            except TransformError:
+                return None
+
+        odom = odom_at(stamp)
+        if odom is None:
             return None
-        return best[1]
+        return self._fused.at(
+            stamp,
+            odom,
+            odom_at,
+            timeout=cfg.prior_timeout,
+            max_position_std=cfg.max_ok_position_std,
+            max_yaw_std=math.radians(cfg.max_ok_yaw_std),
+        ).pose
 
     def _publish(self, out: Outputs) -> None:
         estimate = self.ekf.estimate()
         if estimate is None:
             return
-        self._fused.append((estimate.stamp, estimate.pose))
+        self._fused.add(estimate.stamp, estimate.pose, estimate.pose_covariance)
         self._fused_stamps.append(estimate.stamp)
         out.fused.append(Fused(estimate.stamp, row_of(estimate.pose), estimate.pose_covariance))
 

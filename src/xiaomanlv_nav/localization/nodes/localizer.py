@@ -23,7 +23,7 @@ odometry does not yet cover waits up to ``tf_wait`` for it.
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from xiaomanlv_nav.localization.config import LocalizerConfig
 from xiaomanlv_nav.localization.global_search import GlobalSearch
 from xiaomanlv_nav.localization.integrity import IntegrityMonitor
 from xiaomanlv_nav.localization.localizer import Localizer, LocalizerUpdate, State, localizer_for
+from xiaomanlv_nav.localization.prior import FusedPrior
 from xiaomanlv_nav.localization.registration import prepare_scan
 from xiaomanlv_nav.localization.ros.conversions import (
     fix_in_map,
@@ -181,7 +182,7 @@ class LocalizerNode(Node):
         self._tree = TransformTree(cache_time=cfg.tf_cache)
         self._listener = TransformListener(self, self._tree)
         self._tf = Broadcaster(self)
-        self._odom: deque[tuple[float, NDArray[np.float64]]] = deque(maxlen=ODOM_HISTORY)
+        self._odom = FusedPrior(keep=ODOM_HISTORY)  # /odometry/filtered: the prior if localised
         # An operator's pose that came before any odometry (RViz is clicked once): applied as
         # soon as odom -> base_link is known, with the stamp it was given.
         self._pending_initial: tuple[NDArray[np.float64], float] | None = None
@@ -238,13 +239,9 @@ class LocalizerNode(Node):
         except ValueError:
             self._count("odometry not finite")
             return
-        if not np.all(np.isfinite(pose)):
-            self._count("odometry not finite")
-            return
-        if self._odom and stamp <= self._odom[-1][0]:
-            self._count("odometry stamp out of order")
-            return
-        self._odom.append((stamp, pose))
+        refused = self._odom.add(stamp, pose, msg.pose.covariance)
+        if refused is not None:
+            self._count(refused)
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
         self._check_clock()
@@ -341,10 +338,28 @@ class LocalizerNode(Node):
         self._process(stamp, points, odom)
 
     def _prior(self, stamp: float) -> NDArray[np.float64] | None:
-        best = min(self._odom, key=lambda s: abs(s[0] - stamp), default=None)
-        if best is None or abs(best[0] - stamp) > self.config.prior_timeout:
+        """/odometry/filtered carried to ``stamp`` when it is fresh and its covariance says the
+        fusion is localised (as an OK match: ``max_ok_position_std``, ``max_ok_yaw_std``); else
+        None and the localiser seeds from its own chain (`xiaomanlv_nav.localization.prior`)."""
+        cfg = self.config
+
+        def odom_at(t: float) -> NDArray[np.float64] | None:
+            try:
+                return self._tree.lookup(cfg.odom_frame, cfg.base_frame, t).matrix
+            except (TransformError, ValueError):
+                return None
+
+        odom = odom_at(stamp)
+        if odom is None:
             return None
-        return best[1]
+        return self._odom.at(
+            stamp,
+            odom,
+            odom_at,
+            timeout=cfg.prior_timeout,
+            max_position_std=cfg.max_ok_position_std,
+            max_yaw_std=math.radians(cfg.max_ok_yaw_std),
+        ).pose
 
     # ---- the core call and the outputs --------------------------------------------------------
     def _process(
