@@ -210,6 +210,33 @@ def random_walkway_pose(
     return Pose2D(x, y, float(rng.uniform(-math.pi, math.pi))), b
 
 
+def walkway_pose_at(
+    site: Site,
+    graph: nx.Graph,
+    here: tuple[float, float],
+    distance: float,
+    tolerance: float,
+    rng: np.random.Generator,
+) -> tuple[Pose2D, str] | None:
+    """A point of the walkways (through edges, every 0.5 m) ``distance`` +- ``tolerance`` [m]
+    from ``here``, drawn uniformly among them, facing a random way, and its edge's far node;
+    None when there is none."""
+    options: list[tuple[float, float, str]] = []
+    for a, b in graph.edges:
+        if graph.degree(a) <= 1 or graph.degree(b) <= 1:
+            continue
+        pa, pb = np.array(site.walkways.nodes[a]), np.array(site.walkways.nodes[b])
+        n = max(2, int(np.linalg.norm(pb - pa) / 0.5))
+        for f in np.linspace(0.1, 0.9, n):
+            x, y = (pa + f * (pb - pa)).tolist()
+            if abs(math.dist((x, y), here) - distance) < tolerance:
+                options.append((x, y, b))
+    if not options:
+        return None
+    x, y, far = options[int(rng.integers(len(options)))]
+    return Pose2D(x, y, float(rng.uniform(-math.pi, math.pi))), far
+
+
 def beside_route(
     waypoints: list[tuple[float, float]], count: int, rng: np.random.Generator
 ) -> tuple[ObstacleSpec, ...]:
@@ -667,13 +694,11 @@ def kidnap_trial(site3: Site3, rng: np.random.Generator) -> dict[str, Any]:
     rec = DriveRecord()
     driver = RouteDriver(waypoints, speed=SPEED)
     run_drive(site3, sim, driver, stack, duration=KIDNAP_AFTER, record=rec)
-    here = np.array([sim.state.x, sim.state.y])
-    for _ in range(200):  # a walkway point 30 +- 3 m away
-        to, far = random_walkway_pose(site, graph, rng)
-        if abs(math.dist((to.x, to.y), here) - KIDNAP_DISTANCE) < 3.0:
-            break
-    else:
+    here = (sim.state.x, sim.state.y)
+    found = walkway_pose_at(site, graph, here, KIDNAP_DISTANCE, 3.0, rng)
+    if found is None:
         return {"success": False, "note": "no walkway point 30 m away"}
+    to, far = found
     kidnapped_at = sim.time
     sim.teleport(to)
     driver = RouteDriver([(to.x, to.y), *random_route(site, graph, far, 200.0, rng)], speed=SPEED)

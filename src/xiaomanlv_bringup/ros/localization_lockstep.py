@@ -14,7 +14,8 @@ defaults the nodes declare as parameters, and the outputs are wired as the graph
   (`xiaomanlv_nav.localization.prior`: fresh, localised, carried to the sweep's stamp by the
   odometry; else its own chain), and its accepted pose goes into
   the fusion through the /localization/pose message (`pose_with_covariance_msg` -> `pose_fix`);
-- GNSS fixes reach the localiser through `fix_in_map` and the lever arm as its node takes them,
+- GNSS fixes reach the localiser through the node's own `fix_for_localizer` (the datum, the
+  lever arm),
   and the fusion through `gnss_fix` / `gnss_velocity` (NO_FIX counted, as its node does);
 - the fusion's estimate after every IMU sample is what /odometry/filtered would carry.
 
@@ -55,9 +56,13 @@ from xiaomanlv_nav.fusion.ros.conversions import (
 )
 from xiaomanlv_nav.localization.config import LocalizerConfig
 from xiaomanlv_nav.localization.localizer import Localizer, State
-from xiaomanlv_nav.localization.nodes.localizer import build_localizer, sweep_in_base
+from xiaomanlv_nav.localization.nodes.localizer import (
+    build_localizer,
+    fix_for_localizer,
+    sweep_in_base,
+)
 from xiaomanlv_nav.localization.prior import FusedPrior
-from xiaomanlv_nav.localization.ros.conversions import fix_in_map, pose_with_covariance_msg
+from xiaomanlv_nav.localization.ros.conversions import pose_with_covariance_msg
 from xiaomanlv_nav.localization.tiles import tile_map_for
 from xiaomanlv_sim.ros.conversions import (
     gnss_to_msg,
@@ -220,19 +225,11 @@ class Stack:
             self.ekf.add_gnss_velocity(gnss_velocity(velocity))
         if self.datum is None:
             return
-        fix = fix_in_map(msg, self.datum)
+        fix = fix_for_localizer(msg, self.datum, self._tree, self.localizer, self.config)
         if isinstance(fix, str):
-            self._count(f"fix: {fix}")
+            self._count(fix)
             return
-        xy, cov = fix
-        try:  # the antenna's lever arm along the predicted heading, as the node removes it
-            lever = self._tree.lookup(BASE_LINK, msg.header.frame_id).matrix[:3, 3]
-            predicted = self.localizer.predict(self._tree.lookup(ODOM, BASE_LINK).matrix)
-            if predicted is not None:
-                xy = xy - predicted[:2, :3] @ lever
-        except TransformError:
-            pass
-        self.localizer.set_fix(reading.stamp, xy, cov)
+        self.localizer.set_fix(*fix)
 
     def _try_sweep(self, out: Outputs) -> None:
         scan = self._pending
@@ -251,11 +248,11 @@ class Stack:
             self._count("cloud stamp out of order")
             return
         self._last_sweep = stamp
-        points, odom = ready
+        points, odom, origin = ready
         prior = self._prior(stamp)
         loc = self.localizer
         out.seed = prior if prior is not None and loc.initialised else loc.predict(odom)
-        update = loc.process(stamp, points, odom, prior)
+        update = loc.process(stamp, points, odom, prior, sensor_origin=origin)
         elapsed = 1e3 * (time.perf_counter() - start)
         if update.searched:
             self._search_ms.append(elapsed)

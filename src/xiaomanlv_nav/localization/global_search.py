@@ -46,7 +46,7 @@ from scipy.spatial import cKDTree
 from xiaomanlv_core.config import ConfigError, param, validate_fields
 from xiaomanlv_core.geometry import pose_matrix, rpy_matrix, wrap_angle, yaw_of
 
-__all__ = ["GlobalSearch", "GlobalSearchConfig", "SearchResult"]
+__all__ = ["GlobalSearch", "GlobalSearchConfig", "Hypothesis", "PreparedScan", "SearchResult"]
 
 # Reasons a search is not confident (SearchResult.reason), stable strings for logs and tests.
 CONFIDENT = "confident"
@@ -149,12 +149,53 @@ class GlobalSearchConfig:
         description="a distinct runner-up above this share of the "
         "best's fitness makes the search ambiguous",
     )
+    min_misfit_ratio: float = param(
+        2.0,
+        low=1.0,
+        high=100.0,
+        description="or its share of points off the map must be this many times the best's",
+    )  # where both fit well (a facade seen 2 m along: 0.87 against 0.95) the misses tell
     gnss_gate_sigmas: float = param(
         4.0, low=1.0, high=100.0, description="best pose within this Mahalanobis distance of GNSS"
     )
     crop_margin: float = param(
         10.0, low=0.0, high=200.0, unit="m", description="map kept beyond window + range"
     )  # [m]
+    # ---- negative evidence: the scan's rays cross free space ---------------------------------
+    free_voxel: float = param(
+        0.4, low=0.05, high=5.0, unit="m", description="voxel of the map's obstacle occupancy"
+    )  # [m] the map's own voxel (LocalizerConfig.map_voxel)
+    free_rays: int = param(
+        400, low=10, high=100_000, description="scan rays checked against the map's obstacles"
+    )
+    max_see_through: float = param(
+        0.15,
+        low=0.0,
+        high=1.0,
+        description="a hypothesis whose rays cross the map's obstacles more often is wrong",
+    )  # share of rays; a ray ends at what it hit, so nothing the map lacks can raise it
+    # ---- evidence over sweeps (hypotheses.HypothesisTracker) --------------------------------
+    min_sweeps: int = param(
+        3, low=1, high=100, description="sweeps a hypothesis must be scored on to be confident"
+    )
+    evidence_sweeps: int = param(
+        10, low=1, high=1000, description="a hypothesis is judged on its last this many sweeps"
+    )
+    max_tracks: int = param(
+        12, low=2, high=200, description="distinct hypotheses followed by odometry at most"
+    )
+    gnss_history: float = param(
+        20.0, low=0.0, high=600.0, unit="s", description="fixes kept to judge hypotheses"
+    )  # [s] longer than a multipath hold or an injected jump (4 s), so they are the minority
+    gnss_min_agree: float = param(
+        0.5,
+        low=0.0,
+        high=1.0,
+        description="a confident hypothesis agrees with more than this share of the kept fixes",
+    )
+    odometry_drift: float = param(
+        0.03, low=0.0, high=1.0, description="odometry position std per metre driven"
+    )  # [m/m] wheel slip (IntegrityConfig.odometry_position_per_m)
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -188,6 +229,7 @@ class SearchResult:
     window: tuple[float, float] = (0.0, 0.0)  # [m] half-window searched, x and y
     scan_points: int = 0  # obstacle points of the scan used
     stats: dict[str, float] = field(default_factory=dict)
+    evidence: list[Hypothesis] = field(default_factory=list)  # the hypotheses' evidence
 
 
 class GlobalSearch:
@@ -211,22 +253,79 @@ class GlobalSearch:
         self._crop: _Crop | None = None
 
     # ---- the search ---------------------------------------------------------------------------
-    def search(
+    def prepare(
         self,
         scan_points_base: ArrayLike,
+        *,
+        roll_pitch: tuple[float, float] = (0.0, 0.0),
+        sensor_origin: ArrayLike = (0.0, 0.0, 0.0),
+    ) -> PreparedScan | None:
+        """A scan made ready for searches and :meth:`evidence` (None: not an (N,3) array).
+
+        Args:
+            scan_points_base: (N,3) [m] one deskewed scan (or several accumulated) in base_link.
+            roll_pitch: [rad] base_link's tilt (the IMU's attitude); the heading is searched.
+            sensor_origin: (3,) [m] the lidar's position in base_link: where its rays start.
+        """
+        cfg = self.config
+        scan = np.asarray(scan_points_base, dtype=np.float64)
+        if scan.ndim != 2 or scan.shape[1] != 3:
+            return None
+        scan = scan[np.isfinite(scan).all(axis=1)]
+        tilt = rpy_matrix(roll_pitch[0], roll_pitch[1], 0.0)
+        level = scan @ tilt.T
+        rng = np.hypot(level[:, 0], level[:, 1])
+        obstacle = (level[:, 2] > cfg.min_height) & (level[:, 2] < cfg.max_height)
+        obstacle &= rng < cfg.max_range
+        obstacles_3d = _voxel(level[obstacle], cfg.refine_voxel)
+        obstacles_base = obstacles_3d @ tilt  # levelled -> base_link
+        rays = obstacles_base
+        if len(rays) > cfg.free_rays:
+            rays = rays[np.linspace(0, len(rays) - 1, cfg.free_rays).astype(np.int64)]
+        origin = np.asarray(sensor_origin, dtype=np.float64).reshape(3)
+        return PreparedScan(
+            level[rng < cfg.max_range], tilt, obstacles_3d, obstacles_base, rays, origin
+        )
+
+    def evidence(self, scan: PreparedScan, pose: ArrayLike) -> tuple[float, float]:
+        """(fitness, see-through) of ``pose`` (4x4 map <- base_link) for ``scan``: the share of
+        its obstacle points within ``inlier_distance`` of the map and the share of its rays
+        that cross the map's obstacles (:meth:`_Crop.see_through`); (0, 1) where no map is
+        held around the pose."""
+        cfg = self.config
+        p = np.asarray(pose, dtype=np.float64)
+        crop = self._crop
+        if crop is None or not crop.covers(p[:2, 3], np.array([cfg.max_range] * 2)):
+            crop = self._crop_for(p[:2, 3], np.zeros(2))
+        if crop is None:
+            return 0.0, 1.0
+        fit = crop.fitness(p, scan.obstacles_base, cfg.inlier_distance)
+        return fit, crop.see_through(p, scan.rays, scan.origin, self._free_margin)
+
+    @property
+    def _free_margin(self) -> float:
+        """[m] a ray may cross the map this near its end: the map's and the scan's voxels and
+        the pose error a fitting point is allowed."""
+        cfg = self.config
+        return cfg.free_voxel + cfg.refine_voxel + cfg.inlier_distance
+
+    def search(
+        self,
+        scan_points_base: ArrayLike | PreparedScan,
         gnss_xy_map: ArrayLike,
         gnss_cov_xy: ArrayLike,
         *,
         roll_pitch: tuple[float, float] = (0.0, 0.0),
+        sensor_origin: ArrayLike = (0.0, 0.0, 0.0),
     ) -> SearchResult:
         """Search position and heading around a GNSS fix.
 
         Args:
-            scan_points_base: (N,3) [m] one deskewed scan (or several accumulated) in base_link.
+            scan_points_base: (N,3) [m] one deskewed scan in base_link, or :meth:`prepare`-d.
             gnss_xy_map: (2,) [m] the fix's horizontal position in the map frame (base_link's,
                 after the antenna's lever arm).
             gnss_cov_xy: (2,2) [m^2] its reported horizontal covariance.
-            roll_pitch: [rad] base_link's tilt (the IMU's attitude); the heading is searched.
+            roll_pitch, sensor_origin: as :meth:`prepare` (unused for a prepared scan).
         Returns:
             The result; never raises on a bad scan or fix (they give a not-confident result
             naming the reason).
@@ -245,32 +344,24 @@ class GlobalSearch:
             return SearchResult(None, False, [], BAD_GNSS)
         window = np.clip(cfg.window_sigmas * np.sqrt(np.diag(cov)), cfg.min_window, cfg.max_window)
         win = (float(window[0]), float(window[1]))
-
-        scan = np.asarray(scan_points_base, dtype=np.float64)
-        if scan.ndim != 2 or scan.shape[1] != 3:
-            return SearchResult(None, False, [], TOO_FEW_POINTS, window=win)
-        scan = scan[np.isfinite(scan).all(axis=1)]
-        tilt = rpy_matrix(roll_pitch[0], roll_pitch[1], 0.0)
-        level = scan @ tilt.T
-        rng = np.hypot(level[:, 0], level[:, 1])
-        obstacle = (level[:, 2] > cfg.min_height) & (level[:, 2] < cfg.max_height)
-        obstacle &= rng < cfg.max_range
-        obstacles_3d = _voxel(level[obstacle], cfg.refine_voxel)
-        if len(obstacles_3d) < cfg.min_points:
-            return SearchResult(
-                None, False, [], TOO_FEW_POINTS, window=win, scan_points=len(obstacles_3d)
+        if isinstance(scan_points_base, PreparedScan):
+            scan: PreparedScan | None = scan_points_base
+        else:
+            scan = self.prepare(
+                scan_points_base, roll_pitch=roll_pitch, sensor_origin=sensor_origin
             )
-
+        if scan is None or len(scan.obstacles_3d) < cfg.min_points:
+            n = 0 if scan is None else len(scan.obstacles_3d)
+            return SearchResult(None, False, [], TOO_FEW_POINTS, window=win, scan_points=n)
         crop = self._crop_for(centre, window)
         if crop is None:
             return SearchResult(None, False, [], NO_MAP, window=win)
-        leaves = crop.branch_and_bound(obstacles_3d[:, :2], centre, window, cfg)
+        n = len(scan.obstacles_3d)
+        leaves = crop.branch_and_bound(scan.obstacles_3d[:, :2], centre, window, cfg)
         if not leaves:
-            return SearchResult(
-                None, False, [], POOR_MATCH, window=win, scan_points=len(obstacles_3d)
-            )
-        refined = self._refine(crop, level, obstacles_3d, tilt, leaves)
-        return self._decide(refined, centre, cov, win, len(obstacles_3d), leaves)
+            return SearchResult(None, False, [], POOR_MATCH, window=win, scan_points=n)
+        refined = self._refine(crop, scan, leaves)
+        return self._decide(refined, centre, cov, win, n, leaves)
 
     # ---- stages -------------------------------------------------------------------------------
     def _crop_for(self, centre: NDArray[np.float64], window: NDArray[np.float64]) -> _Crop | None:
@@ -290,23 +381,20 @@ class GlobalSearch:
     def _refine(
         self,
         crop: _Crop,
-        level: NDArray[np.float64],
-        obstacles: NDArray[np.float64],
-        tilt: NDArray[np.float64],
+        scan: PreparedScan,
         leaves: list[tuple[float, float, float, float]],
-    ) -> list[tuple[NDArray[np.float64], float]]:
-        """Each 2D hypothesis refined in 3D by ICP and scored by its obstacles' inlier share;
-        hypotheses that converge together are merged (the better kept), best first."""
+    ) -> list[Hypothesis]:
+        """Each 2D hypothesis refined in 3D by ICP and scored (:meth:`evidence`); hypotheses
+        that converge together are merged (the better kept), best first."""
         cfg = self.config
-        near = np.hypot(level[:, 0], level[:, 1]) < cfg.max_range
         source, _ = small_gicp.preprocess_points(
-            np.ascontiguousarray(level[near]),
+            np.ascontiguousarray(scan.level),
             downsampling_resolution=cfg.refine_voxel,
             num_neighbors=cfg.normal_neighbors,
             num_threads=1,
         )
-        obstacles_base = obstacles @ tilt  # levelled -> base_link
-        out: list[tuple[NDArray[np.float64], float]] = []
+        tilt = _homogeneous(scan.tilt)
+        out: list[Hypothesis] = []
         for _score, x, y, yaw in leaves:
             z = crop.ground_at(x, y)
             seed = pose_matrix(x, y, z, 0.0, 0.0, yaw)  # map <- levelled base_link
@@ -326,26 +414,27 @@ class GlobalSearch:
                 num_threads=1,
                 max_iterations=cfg.max_iterations,
             )
-            pose = np.asarray(result.T_target_source, dtype=np.float64) @ _homogeneous(tilt)
-            fit = crop.fitness(pose, obstacles_base, cfg.inlier_distance)
+            pose = np.asarray(result.T_target_source, dtype=np.float64) @ tilt
+            fit = crop.fitness(pose, scan.obstacles_base, cfg.inlier_distance)
             # ICP runs away along a direction the scan does not constrain (a corridor): the
             # seed stands when the refinement went far or fits worse.
-            start = seed @ _homogeneous(tilt)
-            start_fit = crop.fitness(start, obstacles_base, cfg.inlier_distance)
+            start = seed @ tilt
+            start_fit = crop.fitness(start, scan.obstacles_base, cfg.inlier_distance)
             moved = float(np.linalg.norm(pose[:3, 3] - start[:3, 3]))
             if moved > cfg.max_refine_shift or fit < start_fit:
                 pose, fit = start, start_fit
-            out.append((pose, fit))
-        out.sort(key=lambda h: -h[1])
-        merged: list[tuple[NDArray[np.float64], float]] = []
-        for pose, fit in out:
-            if all(_distinct(pose, other, cfg) for other, _ in merged):
-                merged.append((pose, fit))
+            see = crop.see_through(pose, scan.rays, scan.origin, self._free_margin)
+            out.append(Hypothesis(pose, fit, see))
+        out.sort(key=lambda h: -h.score)
+        merged: list[Hypothesis] = []
+        for h in out:
+            if all(distinct(h.pose, other.pose, cfg) for other in merged):
+                merged.append(h)
         return merged
 
     def _decide(
         self,
-        refined: list[tuple[NDArray[np.float64], float]],
+        refined: list[Hypothesis],
         centre: NDArray[np.float64],
         cov: NDArray[np.float64],
         window: tuple[float, float],
@@ -353,34 +442,64 @@ class GlobalSearch:
         leaves: list[tuple[float, float, float, float]],
     ) -> SearchResult:
         cfg = self.config
-        best, fitness = refined[0]
-        runner_up = refined[1][1] if len(refined) > 1 else 0.0
-        d = best[:2, 3] - centre
+        best = refined[0]
+        runner_up = refined[1].score if len(refined) > 1 else 0.0
+        d = best.pose[:2, 3] - centre
         mahalanobis = float(math.sqrt(d @ np.linalg.solve(cov, d)))
         stats = {
             "bnb_best": leaves[0][0],
             "bnb_runner_up": leaves[1][0] if len(leaves) > 1 else 0.0,
             "gnss_mahalanobis": mahalanobis,
+            "see_through": best.see_through,
         }
-        if fitness < cfg.min_fitness:
+        if best.fitness < cfg.min_fitness or best.see_through > cfg.max_see_through:
             reason = POOR_MATCH
-        elif runner_up > cfg.max_ratio * fitness:
+        elif ambiguous(best.score, runner_up, cfg):
             reason = AMBIGUOUS
         elif mahalanobis > cfg.gnss_gate_sigmas:
             reason = OUTSIDE_GNSS
         else:
             reason = CONFIDENT
         return SearchResult(
-            pose=best,
+            pose=best.pose,
             confident=reason == CONFIDENT,
-            hypotheses=refined,
+            hypotheses=[(h.pose, h.score) for h in refined],
             reason=reason,
-            fitness=fitness,
+            fitness=best.fitness,
             runner_up=runner_up,
             window=window,
             scan_points=scan_points,
             stats=stats,
+            evidence=refined,
         )
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A scan ready for searching and scoring (:meth:`GlobalSearch.prepare`)."""
+
+    level: NDArray[np.float64]  # (N,3) [m] levelled base_link, within max_range
+    tilt: NDArray[np.float64]  # 3x3 levelled <- base_link
+    obstacles_3d: NDArray[np.float64]  # (M,3) [m] obstacle points, levelled, voxelised
+    obstacles_base: NDArray[np.float64]  # (M,3) [m] the same in base_link
+    rays: NDArray[np.float64]  # (K,3) [m] ray ends checked for free space, base_link
+    origin: NDArray[np.float64]  # (3,) [m] the lidar in base_link
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A pose (4x4 map <- base_link) with its evidence on one scan."""
+
+    pose: NDArray[np.float64]
+    fitness: float  # share of obstacle points on the map
+    see_through: float  # share of rays crossing the map's obstacles
+
+    @property
+    def score(self) -> float:
+        """Fitness less the free-space violations: points on people may fit a wrong pose's
+        walls, but a ray ends at what it hits, so nothing new can make a right pose's rays
+        cross the map."""
+        return self.fitness - self.see_through
 
 
 # ---- the map around the fix ------------------------------------------------------------------
@@ -432,6 +551,20 @@ class _Crop:
             likelihood = np.zeros(occupied.shape)
         self.levels = _max_levels(likelihood.astype(np.float32), cfg.depth)
         self.resolution = r
+        # 3D occupancy of the map's obstacles (not its ground): a scan ray that crosses one
+        # before it ends is evidence against the pose (free-space negative evidence).
+        solid = points[(height > cfg.min_height) & (height < cfg.max_height)]
+        v = cfg.free_voxel
+        if len(solid):
+            low = solid.min(axis=0)
+            cells = np.floor((solid - low) / v).astype(np.int64)
+            occupancy = np.zeros(tuple(int(n) for n in cells.max(axis=0) + 1), dtype=np.bool_)
+            occupancy[cells[:, 0], cells[:, 1], cells[:, 2]] = True
+        else:
+            low, occupancy = np.zeros(3), np.zeros((1, 1, 1), dtype=np.bool_)
+        self.occupancy = occupancy
+        self.occupancy_origin = np.asarray(low, dtype=np.float64)
+        self.free_voxel = v
 
     def covers(self, centre: NDArray[np.float64], reach: NDArray[np.float64]) -> bool:
         return bool(np.all(np.abs(centre - self.centre) + reach <= self.half))
@@ -440,6 +573,26 @@ class _Crop:
         i = int(np.clip((x - self.origin[0]) / self.ground_cell, 0, self.ground.shape[1] - 1))
         j = int(np.clip((y - self.origin[1]) / self.ground_cell, 0, self.ground.shape[0] - 1))
         return float(self.ground[j, i])
+
+    def see_through(
+        self,
+        pose: NDArray[np.float64],
+        rays_base: NDArray[np.float64],
+        origin_base: NDArray[np.float64],
+        margin: float,
+    ) -> float:
+        """Share of the rays from ``origin_base`` (the lidar, base_link) to ``rays_base``
+        (their ends, base_link) that cross an obstacle of the map more than ``margin`` [m]
+        before they end, at ``pose`` (map <- base_link)."""
+        if not len(rays_base):
+            return 0.0
+        ends = rays_base @ pose[:3, :3].T + pose[:3, 3]
+        start = pose[:3, :3] @ origin_base + pose[:3, 3]
+        return float(
+            _see_through(
+                self.occupancy, self.occupancy_origin, self.free_voxel, start, ends, margin
+            )
+        )
 
     def fitness(
         self, pose: NDArray[np.float64], obstacles_base: NDArray[np.float64], distance: float
@@ -510,6 +663,41 @@ def _max_levels(grid: NDArray[np.float32], depth: int) -> NDArray[np.float32]:
         cur2[:-half, :] = np.maximum(cur[:-half, :], cur[half:, :])
         levels[h] = cur2
     return levels
+
+
+@numba.njit(cache=True)
+def _see_through(
+    occupancy: NDArray[np.bool_],
+    origin: NDArray[np.float64],
+    voxel: float,
+    start: NDArray[np.float64],
+    ends: NDArray[np.float64],
+    margin: float,
+) -> float:
+    """Share of the rays ``start`` -> ``ends[k]`` that pass an occupied voxel of ``occupancy``
+    (corner ``origin``, cubes of ``voxel``) more than ``margin`` before their end."""
+    nx, ny, nz = occupancy.shape
+    step = 0.5 * voxel
+    crossed = 0
+    for k in range(ends.shape[0]):
+        dx = ends[k, 0] - start[0]
+        dy = ends[k, 1] - start[1]
+        dz = ends[k, 2] - start[2]
+        length = math.sqrt(dx * dx + dy * dy + dz * dz)
+        reach = length - margin
+        if reach <= 0.0:
+            continue
+        ux, uy, uz = dx / length, dy / length, dz / length
+        s = step
+        while s < reach:
+            i = math.floor((start[0] + s * ux - origin[0]) / voxel)
+            j = math.floor((start[1] + s * uy - origin[1]) / voxel)
+            m = math.floor((start[2] + s * uz - origin[2]) / voxel)
+            if 0 <= i < nx and 0 <= j < ny and 0 <= m < nz and occupancy[i, j, m]:
+                crossed += 1
+                break
+            s += step
+    return crossed / max(ends.shape[0], 1)
 
 
 @numba.njit(cache=True)
@@ -661,7 +849,15 @@ def _homogeneous(rotation: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def _distinct(a: NDArray[np.float64], b: NDArray[np.float64], cfg: GlobalSearchConfig) -> bool:
+def ambiguous(best: float, runner_up: float, cfg: GlobalSearchConfig) -> bool:
+    """A distinct runner-up scores too near the best: above ``max_ratio`` of it, and missing
+    fewer than ``min_misfit_ratio`` times the best's share of points."""
+    near_score = runner_up > cfg.max_ratio * best
+    near_misfit = (1.0 - runner_up) < cfg.min_misfit_ratio * (1.0 - best)
+    return near_score and near_misfit
+
+
+def distinct(a: NDArray[np.float64], b: NDArray[np.float64], cfg: GlobalSearchConfig) -> bool:
     """Two poses are distinct hypotheses: far apart in position or in heading."""
     apart = float(np.hypot(*(a[:2, 3] - b[:2, 3])))
     turn = abs(wrap_angle(yaw_of(a[:3, :3]) - yaw_of(b[:3, :3])))

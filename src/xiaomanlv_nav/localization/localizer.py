@@ -52,6 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from xiaomanlv_core.geometry import yaw_of
 from xiaomanlv_nav.localization.config import LocalizerConfig
+from xiaomanlv_nav.localization.hypotheses import HypothesisTracker
 from xiaomanlv_nav.localization.registration import Registration, register_with
 from xiaomanlv_nav.localization.tiles import TileMap
 
@@ -64,6 +65,10 @@ LOW_INLIERS = "few points on the map"
 NO_MAP = "no map tiles here"
 DEAD_RECKONING = "dead reckoning"
 USUAL_POINTS_WINDOW = 50  # sweeps whose median point count is "the usual"
+# [m] of odometry since the last trusted match within which the fine voxel map alone is
+# matched: wheel odometry drifts a few centimetres a metre (IntegrityConfig), far inside the
+# fine map's basin (0.2 m: docs/localization.md)
+FINE_ONLY_DISTANCE = 1.0
 
 
 class State(enum.IntEnum):
@@ -90,11 +95,14 @@ class IntegrityLike(Protocol):
 
 
 class SearchLike(Protocol):
-    """What the localiser needs of a global search (`global_search.GlobalSearch`)."""
+    """What the localiser needs of a global search (`global_search.GlobalSearch`): the
+    multi-sweep tracker (`hypotheses.HypothesisTracker`) prepares, searches and scores."""
 
-    def search(self, scan_points_base: Any, gnss_xy_map: Any, gnss_cov_xy: Any) -> Any: ...
+    def prepare(self, scan_points_base: Any, *, sensor_origin: Any = ...) -> Any: ...
 
-    # -> .pose (4x4 or None), .confident, .reason
+    def search(self, scan: Any, gnss_xy_map: Any, gnss_cov_xy: Any) -> Any: ...
+
+    def evidence(self, scan: Any, pose: Any) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,10 @@ class Localizer:
         config: thresholds and registration settings.
         integrity: judges each match; None: the built-in rules.
         search: a factory ``search(tile_map) -> SearchLike`` for start-up and recovery from
-            GNSS; None: only :meth:`set_pose` initialises.
+            GNSS, its hypotheses followed over sweeps by ``tracker``; None: only
+            :meth:`set_pose` initialises.
+        tracker: the multi-sweep hypothesis tracker (default: `HypothesisTracker` with the
+            global search's default config).
     """
 
     def __init__(
@@ -132,11 +143,16 @@ class Localizer:
         *,
         integrity: IntegrityLike | None = None,
         search: Callable[[TileMap], SearchLike] | None = None,
+        tracker: HypothesisTracker | None = None,
     ) -> None:
         self.tile_map = tile_map
         self.config = config
         self.integrity = integrity
         self._search_factory = search
+        self.tracker = tracker or HypothesisTracker()
+        self._searching = False  # a search session is under way (its tracks are kept)
+        self._trust_prior = False  # the fused prior agreed with our correction since set_pose
+        self._tracking = False  # the last sweep was an accepted match in state OK
         self.map_from_odom: NDArray[np.float64] | None = None
         self.state = State.LOST
         self.reasons: tuple[str, ...] = (NOT_INITIALISED,)
@@ -145,6 +161,7 @@ class Localizer:
         self._stamp = -math.inf
         self._counts: deque[int] = deque(maxlen=USUAL_POINTS_WINDOW)
         self._fix: tuple[float, NDArray[np.float64], NDArray[np.float64]] | None = None
+        self.hypotheses: list[tuple[NDArray[np.float64], float]] = []  # the last search's tracks
         self.sweeps = 0
         self.accepted = 0
         self.rejected = 0
@@ -161,6 +178,9 @@ class Localizer:
         self.map_from_odom = mb @ np.linalg.inv(ob)
         self._last_accept = float(stamp)
         self._last_odom = None
+        self._searching = False
+        self._trust_prior = False
+        self._tracking = False
         self.state = State.DEGRADED
         self.reasons = ("initial pose given",)
         if self.integrity is not None:
@@ -171,6 +191,7 @@ class Localizer:
         self._last_odom = None
         self._last_accept = math.nan  # restarts at the next sweep's stamp
         self._fix = None
+        self._tracking = False
         if self.integrity is not None:
             self.integrity.reset()
 
@@ -194,10 +215,15 @@ class Localizer:
         scan_points_base: ArrayLike,
         odom_base: ArrayLike,
         prior_map_base: ArrayLike | None = None,
+        *,
+        sensor_origin: ArrayLike = (0.0, 0.0, 0.0),
     ) -> LocalizerUpdate:
         """One sweep (``scan_points_base`` (N,3) [m], base_link at ``stamp`` [s]) where the
         odometry reads ``odom_base`` (4x4 odom <- base_link at ``stamp``); ``prior_map_base``:
-        the fused 4x4 map <- base_link at ``stamp`` when there is one.
+        the fused 4x4 map <- base_link at ``stamp`` when there is one (used once it agrees with
+        the localiser's own correction: after a start or a kidnap the fusion still holds the
+        old pose); ``sensor_origin``: the lidar's position in base_link [m] (its rays start
+        there: the global search's free-space evidence).
 
         Raises:
             MapTileError: a tile around the robot cannot be read (the node reports it).
@@ -214,16 +240,32 @@ class Localizer:
         if len(points) >= self.config.sparse_scan_ratio * usual:  # a sparse sweep is no norm
             self._counts.append(len(points))
         searched = ""
-        if (not self.initialised or self.state == State.LOST) and fix is not None:
-            searched = self._global_search(stamp, points, odom, fix)
+        if not self.initialised or self.state == State.LOST:
+            searched = self._global_search(stamp, points, odom, fix, sensor_origin)
         prior = None if prior_map_base is None else np.asarray(prior_map_base, dtype=np.float64)
-        predicted = prior if prior is not None and self.initialised else self.predict(odom)
+        predicted = self.predict(odom)
+        if (
+            prior is not None
+            and predicted is not None
+            and (self._trust_prior or not _apart(prior, predicted, cfg))
+        ):
+            self._trust_prior = True
+            predicted = prior
         if predicted is None:
             self.state, self.reasons = State.LOST, (NOT_INITIALISED,)
             return self._update(stamp, None, None, False, searched)
         self.tile_map.update(float(predicted[0, 3]), float(predicted[1, 3]))
         target = self.tile_map.target
-        reg = None if target is None else register_with(cfg, points, predicted, target)
+        # The coarse stage only when the prediction may be off: the last sweep was not a
+        # trusted match (start, dead reckoning, a new pose) or the odometry has carried the
+        # pose farther than FINE_ONLY_DISTANCE since (a lidar outage).
+        moved = math.inf
+        if self._last_odom is not None:
+            moved = float(np.linalg.norm(odom[:2, 3] - self._last_odom[:2, 3]))
+        coarse = not (self._tracking and moved <= FINE_ONLY_DISTANCE)
+        reg = (
+            None if target is None else register_with(cfg, points, predicted, target, coarse=coarse)
+        )
         odom_delta = None if self._last_odom is None else np.linalg.inv(self._last_odom) @ odom
         self._last_odom = odom
         rejections = self._rejections(reg, predicted)
@@ -246,6 +288,7 @@ class Localizer:
         else:
             self.rejected += 1
         self.state, self.reasons = state, reasons
+        self._tracking = accept and state == State.OK
         return self._update(stamp, reg, odom, accept, searched)
 
     # ---- internals ------------------------------------------------------------------------------
@@ -298,16 +341,33 @@ class Localizer:
         stamp: float,
         points: NDArray[np.float64],
         odom: NDArray[np.float64],
-        fix: tuple[float, NDArray[np.float64], NDArray[np.float64]],
+        fix: tuple[float, NDArray[np.float64], NDArray[np.float64]] | None,
+        sensor_origin: ArrayLike,
     ) -> str:
+        """One sweep of the multi-sweep search (`hypotheses.HypothesisTracker`); a confident
+        decision sets the pose. Returns the decision's reason ('' when nothing ran)."""
         if self._search_factory is None:
             return ""
-        _, xy, cov = fix
-        self.tile_map.update(float(xy[0]), float(xy[1]))
-        result = self._search_factory(self.tile_map).search(points, xy, cov)
-        if result.confident and result.pose is not None:
-            self.set_pose(result.pose, odom, stamp)
-        return str(result.reason)
+        if not self._searching:  # a new session: the old tracks and fixes are stale
+            self.tracker.reset()
+            self._searching = True
+        if fix is not None:
+            self.tile_map.update(float(fix[1][0]), float(fix[1][1]))
+        search = None if self.tile_map.target is None else self._search_factory(self.tile_map)
+        decision = self.tracker.step(
+            stamp,
+            search,  # type: ignore[arg-type]
+            points,
+            odom,
+            None if fix is None else (fix[1], fix[2]),
+            sensor_origin=sensor_origin,
+        )
+        if decision is None:
+            return ""
+        if decision.confident and decision.pose is not None:
+            self.set_pose(decision.pose, odom, stamp)
+        self.hypotheses = decision.hypotheses
+        return str(decision.reason)
 
     def _update(
         self,
@@ -336,6 +396,16 @@ class Localizer:
         )
 
 
+def _apart(a: NDArray[np.float64], b: NDArray[np.float64], cfg: LocalizerConfig) -> bool:
+    """Two poses differ by more than a match may correct (``max_correction``,
+    ``max_yaw_correction``)."""
+    delta = np.linalg.inv(a) @ b
+    return bool(
+        float(np.linalg.norm(delta[:2, 3])) > cfg.max_correction
+        or abs(math.degrees(yaw_of(delta[:3, :3]))) > cfg.max_yaw_correction
+    )
+
+
 def match_ratio(reg: Registration) -> float:
     """The share of a match's points that found the map, judged on steep surfaces (walls,
     poles) when the sweep has at least 50 of them: the ground finds the map anywhere
@@ -349,6 +419,7 @@ def localizer_for(
     *,
     integrity: IntegrityLike | None = None,
     search: Callable[[TileMap], SearchLike] | None = None,
+    tracker: HypothesisTracker | None = None,
 ) -> Localizer:
     """The :class:`Localizer` of ``config`` over ``tile_map``."""
-    return Localizer(tile_map, config, integrity=integrity, search=search)
+    return Localizer(tile_map, config, integrity=integrity, search=search, tracker=tracker)

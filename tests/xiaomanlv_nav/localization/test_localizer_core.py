@@ -11,6 +11,7 @@ import numpy as np
 
 from xiaomanlv_core.geometry import planar_pose
 from xiaomanlv_nav.localization.config import LocalizerConfig
+from xiaomanlv_nav.localization.global_search import Hypothesis, SearchResult
 from xiaomanlv_nav.localization.localizer import (
     FEW_POINTS,
     LARGE_COVARIANCE,
@@ -132,10 +133,8 @@ class _Monitor:
 
 
 @dataclass
-class _Found:
-    pose: np.ndarray | None
-    confident: bool
-    reason: str
+class _Scan:
+    obstacles_3d: np.ndarray
 
 
 def test_an_integrity_monitor_and_a_global_search_plug_in(tmp_path: Path, courtyard: Any) -> None:
@@ -144,21 +143,57 @@ def test_an_integrity_monitor_and_a_global_search_plug_in(tmp_path: Path, courty
     searched: list[Any] = []
 
     class Search:
+        """Finds the truth (and a worse look-alike 5 m away) every time."""
+
         def __init__(self, tiles: Any) -> None:
             assert tiles.target is not None  # the tiles around the fix are held
 
-        def search(self, points: Any, xy: Any, cov: Any) -> _Found:
+        def prepare(self, points: Any, *, sensor_origin: Any = None) -> _Scan:
+            return _Scan(np.zeros((500, 3)))
+
+        def search(self, scan: Any, xy: Any, cov: Any) -> SearchResult:
             searched.append(xy)
-            return _Found(truth @ planar_pose(0.1, 0.0, 0.0), True, "confident")
+            found = [Hypothesis(truth @ planar_pose(0.1, 0.0, 0.0), 0.9, 0.0)]
+            found.append(Hypothesis(truth @ planar_pose(5.0, 0.0, 0.0), 0.5, 0.1))
+            return SearchResult(found[0].pose, True, [], "confident", evidence=found)
+
+        def evidence(self, scan: Any, pose: Any) -> tuple[float, float]:
+            near = float(np.hypot(*(pose[:2, 3] - truth[:2, 3]))) < 1.0
+            return (0.9, 0.0) if near else (0.5, 0.1)
 
     loc = _localizer(courtyard, tmp_path, integrity=monitor, search=Search)
     loc.set_fix(0.05, [6.5, -4.5], np.eye(2))
-    update = loc.process(0.1, courtyard.sweep(truth), np.eye(4))
-    assert searched and update.searched == "confident" and monitor.resets == 1
+    first = loc.process(0.1, courtyard.sweep(truth), np.eye(4))
+    assert searched and first.searched and not first.accepted  # one sweep is not evidence
+    assert first.state == State.LOST
+    update = first
+    for k in range(2, 6):
+        update = loc.process(0.1 * k, courtyard.sweep(truth, seed=k), np.eye(4))
+        if update.accepted:
+            break
+    assert update.searched == "confident" and monitor.resets == 1
     assert update.accepted and update.state == State.OK and _error(update.pose, truth) < 0.03
+    assert loc.hypotheses and len(searched) == 1  # followed by odometry, not searched again
+    loc.set_fix(0.55, [6.5, -4.5], np.eye(2))
+    loc.process(0.6, courtyard.sweep(truth, seed=2), np.eye(4))
     assert monitor.calls[-1][3] is not None  # the fix reached the monitor
     monitor.say = _Verdict(2, ("match disagrees with GNSS",))
-    update = loc.process(0.2, courtyard.sweep(truth, seed=3), np.eye(4))
+    update = loc.process(0.7, courtyard.sweep(truth, seed=3), np.eye(4))
     assert update.state == State.LOST and not update.accepted
     assert update.reasons == ("match disagrees with GNSS",)
     assert monitor.calls[-1][3] is None  # a fix is used once
+
+
+def test_a_stale_fused_prior_is_ignored_after_a_new_pose(tmp_path: Path, courtyard: Any) -> None:
+    """After a start or a kidnap the fusion still holds the old pose: the localiser matches from
+    its own correction until the fused prior agrees with it."""
+    loc = _localizer(courtyard, tmp_path)
+    truth = planar_pose(-5.0, 8.0, 0.7)
+    loc.set_pose(truth, np.eye(4), 0.0)
+    stale = planar_pose(20.0, -10.0, -2.0)  # the fusion's pose before the kidnap
+    update = loc.process(PERIOD, courtyard.sweep(truth), np.eye(4), stale)
+    assert update.accepted and _error(update.pose, truth) < 0.03
+    near = truth @ planar_pose(0.2, 0.0, 0.0)  # the fusion caught up: its prior is used
+    update = loc.process(2 * PERIOD, courtyard.sweep(truth, seed=3), np.eye(4), near)
+    assert update.registration is not None
+    assert np.allclose(update.registration.initial_pose, near)

@@ -107,17 +107,48 @@ def build_localizer(config: LocalizerConfig, tiles: TileMap, datum: Datum | None
     )
 
 
+def fix_for_localizer(
+    msg: NavSatFix,
+    datum: Datum,
+    tree: TransformTree,
+    localizer: Localizer,
+    config: LocalizerConfig,
+) -> tuple[float, NDArray[np.float64], NDArray[np.float64]] | str:
+    """(stamp [s], base_link's xy [m] in the map frame, its 2x2 covariance [m^2]) of a fix,
+    through the datum (`fix_in_map`), the antenna's lever arm (base_link -> the fix's frame in
+    ``tree``) removed along the localiser's predicted heading once there is one; or the
+    bad-input kind (str) to count. The node and the lockstep bench both call this."""
+    fix = fix_in_map(msg, datum)
+    if isinstance(fix, str):
+        return f"fix: {fix}"
+    xy, cov = fix
+    try:  # the antenna's lever arm, turned by the predicted heading when there is one
+        lever = tree.lookup(config.base_frame, msg.header.frame_id).matrix[:3, 3]
+        odom = tree.lookup(config.odom_frame, config.base_frame).matrix
+        predicted = localizer.predict(odom)
+        if predicted is not None:
+            xy = xy - predicted[:2, :3] @ lever
+    except TransformError:
+        pass  # no extrinsic or odometry yet: the antenna's position stands for base_link
+    try:
+        stamp = seconds_of(msg.header.stamp)
+    except ValueError:
+        return "fix: stamp"
+    return stamp, xy, cov
+
+
 def sweep_in_base(
     msg: PointCloud2,
     stamp: float,
     tree: TransformTree,
     config: LocalizerConfig,
     count: Callable[[str], None] = lambda kind: None,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]] | str | None:
-    """(points in base_link at ``stamp``, odom <- base_link at ``stamp``) of a sweep, deskewed
-    with the odometry in ``tree``; a bad-input kind (str) to count; None while the odometry
-    does not cover the sweep yet. Non-finite points are dropped and ``count``-ed. The node
-    and the lockstep bench (`xiaomanlv_bringup.ros.localization_lockstep`) both call this."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | str | None:
+    """(points in base_link at ``stamp``, odom <- base_link at ``stamp``, the lidar's origin
+    in base_link) of a sweep, deskewed with the odometry in ``tree``; a bad-input kind (str)
+    to count; None while the odometry does not cover the sweep yet. Non-finite points are
+    dropped and ``count``-ed. The node and the lockstep bench
+    (`xiaomanlv_bringup.ros.localization_lockstep`) both call this."""
     cfg = config
     if int(msg.width) * int(msg.height) == 0:
         return "cloud empty"
@@ -158,7 +189,7 @@ def sweep_in_base(
         min_range=cfg.scan_min_range,
         max_range=cfg.scan_max_range,
     )
-    return points, start_pose.matrix
+    return points, start_pose.matrix, np.asarray(extrinsic[:3, 3], dtype=np.float64)
 
 
 class LocalizerNode(Node):
@@ -285,20 +316,11 @@ class LocalizerNode(Node):
         self._check_clock()
         if self.datum is None:
             return
-        fix = fix_in_map(msg, self.datum)
+        fix = fix_for_localizer(msg, self.datum, self._tree, self.localizer, self.config)
         if isinstance(fix, str):
-            self._count(f"fix: {fix}")
+            self._count(fix)
             return
-        xy, cov = fix
-        try:  # the antenna's lever arm, turned by the predicted heading when there is one
-            lever = self._tree.lookup(self.config.base_frame, msg.header.frame_id).matrix[:3, 3]
-            odom = self._tree.lookup(self.config.odom_frame, self.config.base_frame).matrix
-            predicted = self.localizer.predict(odom)
-            if predicted is not None:
-                xy = xy - predicted[:2, :3] @ lever
-        except TransformError:
-            pass  # no extrinsic or odometry yet: the antenna's position stands for base_link
-        self.localizer.set_fix(seconds_of(msg.header.stamp), xy, cov)
+        self.localizer.set_fix(*fix)
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         self._check_clock()
@@ -333,9 +355,9 @@ class LocalizerNode(Node):
         if isinstance(ready, str):
             self._count(ready)
             return
-        points, odom = ready
+        points, odom, origin = ready
         self._last_stamp = stamp
-        self._process(stamp, points, odom)
+        self._process(stamp, points, odom, origin)
 
     def _prior(self, stamp: float) -> NDArray[np.float64] | None:
         """/odometry/filtered carried to ``stamp`` when it is fresh and its covariance says the
@@ -363,11 +385,17 @@ class LocalizerNode(Node):
 
     # ---- the core call and the outputs --------------------------------------------------------
     def _process(
-        self, stamp: float, points: NDArray[np.float64], odom: NDArray[np.float64]
+        self,
+        stamp: float,
+        points: NDArray[np.float64],
+        odom: NDArray[np.float64],
+        origin: NDArray[np.float64],
     ) -> None:
         cfg = self.config
         try:
-            update = self.localizer.process(stamp, points, odom, self._prior(stamp))
+            update = self.localizer.process(
+                stamp, points, odom, self._prior(stamp), sensor_origin=origin
+            )
         except MapTileError as err:
             self._count("map tile", f": {err}")
             return
