@@ -52,6 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from xiaomanlv_core.geometry import yaw_of
 from xiaomanlv_nav.localization.config import LocalizerConfig
+from xiaomanlv_nav.localization.global_search import distinct
 from xiaomanlv_nav.localization.hypotheses import HypothesisTracker
 from xiaomanlv_nav.localization.registration import Registration, register_with
 from xiaomanlv_nav.localization.tiles import TileMap
@@ -69,6 +70,8 @@ USUAL_POINTS_WINDOW = 50  # sweeps whose median point count is "the usual"
 # matched: wheel odometry drifts a few centimetres a metre (IntegrityConfig), far inside the
 # fine map's basin (0.2 m: docs/localization.md)
 FINE_ONLY_DISTANCE = 1.0
+RIVALS = 3  # a start's distinct runners-up watched by the integrity monitor
+ALTERNATIVES_EVERY = 1.0  # [s] between their scores (two strikes in a row are LOST)
 
 
 class State(enum.IntEnum):
@@ -89,6 +92,8 @@ class IntegrityLike(Protocol):
         odom_delta: Any,
         gnss_xy_map: Any,
         gnss_cov_xy: Any,
+        alternatives: Any = None,
+        current_fitness: float | None = None,
     ) -> Any: ...  # .state (0 OK, 1 DEGRADED, 2 LOST), .reasons
 
     def reset(self) -> None: ...
@@ -153,6 +158,9 @@ class Localizer:
         self._searching = False  # a search session is under way (its tracks are kept)
         self._trust_prior = False  # the fused prior agreed with our correction since set_pose
         self._tracking = False  # the last sweep was an accepted match in state OK
+        # the start's runners-up (pose, odom then), their search, watched until [s]
+        self._rivals: tuple[list[Any], Any, float] | None = None
+        self._last_alternatives = -math.inf  # [s] stamp they were last scored
         self.map_from_odom: NDArray[np.float64] | None = None
         self.state = State.LOST
         self.reasons: tuple[str, ...] = (NOT_INITIALISED,)
@@ -272,7 +280,16 @@ class Localizer:
         if self.integrity is not None:
             fix_xy = None if fix is None else fix[1]
             fix_cov = None if fix is None else fix[2]
-            verdict = self.integrity.update(stamp, reg, odom_delta, fix_xy, fix_cov)
+            alternatives, own = self._alternatives(stamp, points, odom, reg, sensor_origin)
+            verdict = self.integrity.update(
+                stamp,
+                reg,
+                odom_delta,
+                fix_xy,
+                fix_cov,
+                alternatives=alternatives,
+                current_fitness=own,
+            )
             state = State(int(verdict.state))
             reasons = tuple(verdict.reasons)
             accept = reg is not None and state != State.LOST and not rejections
@@ -366,8 +383,50 @@ class Localizer:
             return ""
         if decision.confident and decision.pose is not None:
             self.set_pose(decision.pose, odom, stamp)
+            # The runners-up stay watched for a while: one that comes to fit clearly better
+            # tells the integrity monitor the start was wrong.
+            best = decision.pose
+            rivals = [
+                (t.pose.copy(), t.odom.copy())
+                for t in self.tracker.tracks
+                if distinct(t.pose, best, self.tracker.config)
+            ][:RIVALS]
+            self._rivals = (rivals, search, stamp + self.tracker.config.gnss_history)
         self.hypotheses = decision.hypotheses
         return str(decision.reason)
+
+    def _alternatives(
+        self,
+        stamp: float,
+        points: NDArray[np.float64],
+        odom: NDArray[np.float64],
+        reg: Registration | None,
+        sensor_origin: ArrayLike,
+    ) -> tuple[list[tuple[NDArray[np.float64], float]] | None, float | None]:
+        """Once every ALTERNATIVES_EVERY seconds for ``gnss_history`` after a start, the
+        start's distinct runners-up (carried by the odometry) and the match, scored on this
+        sweep by the search that found them: (alternatives, the match's score), else (None,
+        None)."""
+        if self._rivals is None or reg is None:
+            return None, None
+        rivals, search, until = self._rivals
+        if stamp > until or search is None or not rivals:
+            self._rivals = None
+            return None, None
+        if stamp - self._last_alternatives < ALTERNATIVES_EVERY:
+            return None, None
+        self._last_alternatives = stamp
+        scan = search.prepare(points, sensor_origin=sensor_origin)
+        if scan is None:
+            return None, None
+        fit, see = search.evidence(scan, reg.pose)
+        own = fit - see
+        out = [(reg.pose, own)]
+        for pose, then in rivals:
+            now = pose @ np.linalg.inv(then) @ odom
+            fit, see = search.evidence(scan, now)
+            out.append((now, fit - see))
+        return out, own
 
     def _update(
         self,

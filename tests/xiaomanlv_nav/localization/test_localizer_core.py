@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from xiaomanlv_core.geometry import planar_pose
 from xiaomanlv_nav.localization.config import LocalizerConfig
@@ -122,10 +123,14 @@ class _Monitor:
     def __init__(self) -> None:
         self.say = _Verdict(0, ())
         self.calls: list[tuple[float, Any, Any, Any]] = []
+        self.alternatives: list[Any] = []
         self.resets = 0
 
-    def update(self, stamp: float, reg: Any, odom_delta: Any, xy: Any, cov: Any) -> _Verdict:
+    def update(
+        self, stamp: float, reg: Any, odom_delta: Any, xy: Any, cov: Any, **kw: Any
+    ) -> _Verdict:
         self.calls.append((stamp, reg, odom_delta, xy))
+        self.alternatives.append(kw.get("alternatives"))
         return self.say
 
     def reset(self) -> None:
@@ -174,6 +179,10 @@ def test_an_integrity_monitor_and_a_global_search_plug_in(tmp_path: Path, courty
     assert update.searched == "confident" and monitor.resets == 1
     assert update.accepted and update.state == State.OK and _error(update.pose, truth) < 0.03
     assert loc.hypotheses and len(searched) == 1  # followed by odometry, not searched again
+    # the start's runner-up, 5 m away, reaches the integrity monitor with both scores
+    alternatives = monitor.alternatives[-1]
+    assert alternatives is not None and len(alternatives) == 2
+    assert alternatives[0][1] == pytest.approx(0.9) and alternatives[1][1] == pytest.approx(0.4)
     loc.set_fix(0.55, [6.5, -4.5], np.eye(2))
     loc.process(0.6, courtyard.sweep(truth, seed=2), np.eye(4))
     assert monitor.calls[-1][3] is not None  # the fix reached the monitor
