@@ -34,7 +34,15 @@ of more than `CloudConfig.max_points` (2 M) is measured on an evenly strided sub
   where the walkable surface (`Scene.ground_height`: ground, kerbs, ramps, fields) steps up by
   more than ``max_step`` between neighbouring cells (the higher cell), since the robot cannot
   climb them whatever their category - the side of a raised crossing's table or of an entrance
-  landing.
+  landing; the footprint of every walkable box or cylinder whose top is tilted beyond the
+  robot's ``max_slope`` (10 deg: a generated site's steep dock ramp or tilted plate; `top_tilt`);
+  and walkable surface that no climbable step or slope joins to where the robot drove and that
+  stands more than ``max_step`` above the nearest drivable cell (a landing reached only by a
+  steep ramp: the robot cannot stand there; a road behind a kerb, level with the walkway, is
+  not raised). The limits are the robot's: `GridEvaluationConfig.for_robot` reads them from
+  the robot description, and `evaluate_map` uses it (`xiaomanlv_core.robot`). A map built
+  from the true poses of the university's full drive scores IoU 0.989 and 0.43 % phantom cells
+  against this truth, so the truth is not what the built maps miss.
 - *Region*: only cells the built grid knows (FREE or OCCUPIED) are compared. A map built from a
   drive sees the walls that face the route, not building interiors or the far side of anything;
   unknown cells carry no claim, so they are neither right nor wrong. Interiors are therefore left
@@ -80,12 +88,14 @@ import cv2
 import numpy as np
 import open3d as o3d
 from numpy.typing import NDArray
+from scipy import ndimage
 from scipy.spatial.transform import Rotation, Slerp
 from shapely.geometry import Polygon
 
 from xiaomanlv_core.config import param, validate_fields
 from xiaomanlv_core.frames import world_from_map
 from xiaomanlv_core.geometry import planar_pose, transform_points, yaw_of
+from xiaomanlv_core.robot import RobotSpec
 from xiaomanlv_core.site import Site
 from xiaomanlv_mapping.model import (
     FREE,
@@ -99,7 +109,7 @@ from xiaomanlv_mapping.model import (
 from xiaomanlv_sim.footprint import polygons_of, shape_footprint
 from xiaomanlv_sim.render import RGB, Canvas, bgr, with_panel
 from xiaomanlv_sim.scene import Scene, build_raycaster
-from xiaomanlv_sim.world import World
+from xiaomanlv_sim.world import Box, Cylinder, Shape, World
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +118,7 @@ F64 = NDArray[np.float64]
 #: Categories whose tops the robot drives on: never obstacles in the truth.
 DRIVABLE = frozenset({"ground", "field", "ramp", "road", "path", "walkway", "plaza"})
 _SUPERSAMPLE = 4  # sample points per cell edge for the truth raster
+_ANY_HEIGHT = 1e4  # [m] a slab that holds every shape: its whole footprint
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,13 @@ class GridEvaluationConfig:
     truth_max_height: float = param(
         2.0, low=0.1, high=10.0, unit="m", description="truth slab top: above the robot"
     )  # [m]
+    truth_max_slope: float = param(
+        0.175,
+        low=0.0,
+        high=1.5,
+        unit="rad",
+        description="walkable tops steeper than this are obstacles: the robot's max_slope",
+    )  # [rad]
     tolerance: float = param(
         0.1, low=0.0, high=1.0, unit="m", description="cell matching distance (one cell)"
     )  # [m]
@@ -131,6 +149,14 @@ class GridEvaluationConfig:
                 f"grid evaluation: truth_max_height ({self.truth_max_height} m) must be above "
                 f"truth_min_height ({self.truth_min_height} m)"
             )
+
+    @classmethod
+    def for_robot(cls, robot: RobotSpec, **overrides: float) -> GridEvaluationConfig:
+        """The truth for ``robot``: its ``max_step`` is the slab's bottom and the step limit,
+        its ``max_slope`` the slope limit (`xiaomanlv_core.robot`, models/xiaomanlv/model.sdf);
+        ``overrides`` set other fields."""
+        fields = {"truth_min_height": robot.body.max_step, "truth_max_slope": robot.body.max_slope}
+        return cls(**{**fields, **overrides})
 
 
 @dataclass(frozen=True)
@@ -346,16 +372,43 @@ def _check_grid(grid: Grid) -> NDArray[np.int8]:
     return cells
 
 
+def top_tilt(shape: Shape) -> float:
+    """[rad] The tilt from level of the top face of a box or cylinder (a walkable surface);
+    0 for other geometry (spheres, planes and meshes are not ramps in these worlds)."""
+    rot = np.asarray(shape.pose, dtype=np.float64)[:3, :3]
+    if isinstance(shape.geometry, Box):
+        up = float(np.abs(rot[2]).max())  # the face whose normal points most upwards
+    elif isinstance(shape.geometry, Cylinder):
+        up = abs(float(rot[2, 2]))
+    else:
+        return 0.0
+    return math.acos(min(1.0, up))
+
+
+def _cells_of(points: NDArray[np.floating], grid: Grid, shape: tuple[int, int]) -> NDArray[np.intp]:
+    """Flat indices of the cells under (N,2+) points [m], those inside the grid only."""
+    xy = np.asarray(points, dtype=np.float64).reshape(len(points), -1)[:, :2]
+    col = np.floor((xy[:, 0] - grid.origin[0]) / grid.resolution).astype(np.intp)
+    row = np.floor((xy[:, 1] - grid.origin[1]) / grid.resolution).astype(np.intp)
+    inside = (row >= 0) & (row < shape[0]) & (col >= 0) & (col < shape[1])
+    out: NDArray[np.intp] = row[inside] * shape[1] + col[inside]
+    return out
+
+
 def true_obstacles(
     world: World,
     grid: Grid,
     *,
     config: GridEvaluationConfig | None = None,
     scene: Scene | None = None,
+    drivable_at: NDArray[np.floating] | None = None,
 ) -> NDArray[np.bool_]:
     """(H,W) true obstacle cells of `world` on `grid`'s cells (module docstring: Truth).
 
     `scene` (optional) is a prebuilt `Scene.from_world(world)`, for its walkable-surface heights.
+    `drivable_at` (optional, (N,2+) [m] world positions, such as the drive's true path) are
+    where the robot stood: the walkable surface joined to them is the drivable one. Without
+    them it is the largest joined walkable surface.
     """
     cfg = config or GridEvaluationConfig()
     cells = _check_grid(grid)
@@ -383,14 +436,61 @@ def true_obstacles(
             np.stack([gx.ravel(), gy.ravel()], axis=1)
         ).reshape(len(ys), cols)
     step = cfg.truth_min_height
+    barrier = np.zeros((rows, cols), dtype=bool)
     for axis in (0, 1):
         diff = np.diff(heights, axis=axis)
         lo = [slice(None), slice(None)]
         hi = [slice(None), slice(None)]
         lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-        truth[tuple(lo)] |= -diff > step  # this cell is higher than the next
-        truth[tuple(hi)] |= diff > step
+        barrier[tuple(lo)] |= -diff > step  # this cell is higher than the next
+        barrier[tuple(hi)] |= diff > step
+    # walkable tops steeper than the robot drives (a dock's ramp, a tilted plate)
+    for shape in world.shapes:
+        if shape.category in DRIVABLE and top_tilt(shape) > cfg.truth_max_slope:
+            footprint = shape_footprint(shape, -_ANY_HEIGHT, _ANY_HEIGHT)
+            for poly in polygons_of(footprint) if footprint is not None else ():
+                _fill_supersampled(barrier, poly, x0, y0, res, s)
+    truth |= barrier
+    truth |= _raised_islands(heights, barrier, step, grid, drivable_at)
     return truth
+
+
+def _raised_islands(
+    heights: NDArray[np.float32],
+    barrier: NDArray[np.bool_],
+    step: float,
+    grid: Grid,
+    drivable_at: NDArray[np.floating] | None,
+) -> NDArray[np.bool_]:
+    """Walkable surface (`heights` [m], (H,W)) that no climbable step or slope joins to the
+    drivable surface and that stands more than `step` [m] above the nearest drivable cell: a
+    landing reached only by a steep ramp, a plinth. The robot cannot stand there, as it cannot
+    in a wall. A road behind a kerb, level with the walkway, is not raised and stays drivable.
+
+    4-neighbours with no `barrier` cell (a step's higher side, a steep top) between them differ
+    by `step` at most, so the joined surfaces are the labels of the cells that are not barrier;
+    the drivable one holds `drivable_at` (the largest one without them)."""
+    labels, count = ndimage.label(~barrier)
+    if count <= 1:
+        return np.zeros_like(barrier)
+    seeds = _cells_of(drivable_at, grid, barrier.shape) if drivable_at is not None else None
+    keep = np.zeros(count + 1, dtype=bool)
+    if seeds is not None and len(seeds):
+        keep[labels.reshape(-1)[seeds]] = True
+    else:
+        keep[int(np.argmax(np.bincount(labels.reshape(-1))[1:])) + 1] = True
+    keep[0] = False
+    drivable = keep[labels]
+    if not drivable.any():
+        return np.zeros_like(barrier)
+    _, (ir, ic) = ndimage.distance_transform_edt(~drivable, return_indices=True)
+    rise = heights - heights[ir, ic]  # above the nearest drivable cell
+    others = np.flatnonzero(~keep[1:]) + 1
+    lowest = np.asarray(ndimage.minimum(rise, labels, others), dtype=np.float64).reshape(-1)
+    raised = np.zeros(count + 1, dtype=bool)
+    raised[others[lowest > step]] = True
+    out: NDArray[np.bool_] = raised[labels]
+    return out
 
 
 def _fill_supersampled(
@@ -478,16 +578,18 @@ def evaluate_grid(
     *,
     config: GridEvaluationConfig | None = None,
     scene: Scene | None = None,
+    drivable_at: NDArray[np.floating] | None = None,
 ) -> GridEvaluation:
     """The built grid's obstacles against the world's footprints (module docstring: Grid).
 
-    `scene`: a prebuilt `Scene.from_world(world)` to reuse (building one takes seconds).
+    `scene`: a prebuilt `Scene.from_world(world)` to reuse (building one takes seconds);
+    `drivable_at`: where the robot drove (`true_obstacles`).
 
     Raises:
         MappingError: a malformed grid or one with a rotated origin.
     """
     cfg = config or GridEvaluationConfig()
-    truth = true_obstacles(world, grid, config=cfg, scene=scene)
+    truth = true_obstacles(world, grid, config=cfg, scene=scene, drivable_at=drivable_at)
     return _grid_classes(grid, truth, cfg.tolerance)[1]
 
 
@@ -544,7 +646,8 @@ def render_evaluation(
     traj = (
         evaluate_trajectory(estimate, truth) if estimate is not None and truth is not None else None
     )
-    truth_cells = true_obstacles(world, grid, config=cfg, scene=scene)
+    drivable_at = traj.truth_positions if traj is not None else None
+    truth_cells = true_obstacles(world, grid, config=cfg, scene=scene, drivable_at=drivable_at)
     classes, scores = _grid_classes(grid, truth_cells, cfg.tolerance)
     k = max(1, round(resolution / grid.resolution))
     px_res = k * grid.resolution
@@ -663,6 +766,7 @@ def evaluate_map(
             against the world (the grid comparison needs an axis-aligned grid), or malformed
             contents.
     """
+    from xiaomanlv_core.robot import load_robot, model_file
     from xiaomanlv_core.site import SiteError, load_site
     from xiaomanlv_mapping.bag import open_drive  # the bag reader pulls in rosbags
     from xiaomanlv_mapping.mapfiles import read_map
@@ -670,6 +774,8 @@ def evaluate_map(
     from xiaomanlv_sim.sdf import SdfError, load_world
 
     prior = read_map(Path(map_dir))
+    if grid_config is None:
+        grid_config = GridEvaluationConfig.for_robot(load_robot(model_file()))
     try:
         world_path = assets.world_file(str(world))
         sdf_world = load_world(world_path)
@@ -684,7 +790,10 @@ def evaluate_map(
         evaluate_trajectory(estimate, truth) if estimate is not None and truth is not None else None
     )
     part_cloud = evaluate_cloud(prior.cloud, sdf_world, config=cloud_config)
-    part_grid = evaluate_grid(prior.grid, sdf_world, config=grid_config, scene=scene)
+    drove = truth.positions() if truth is not None else None
+    part_grid = evaluate_grid(
+        prior.grid, sdf_world, config=grid_config, scene=scene, drivable_at=drove
+    )
     report = Evaluation(part_traj, part_cloud, part_grid).as_dict()
     drive = truth if truth is not None else estimate
     report["drive_m"] = _path_length(drive) if drive is not None else 0.0

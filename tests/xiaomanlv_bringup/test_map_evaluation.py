@@ -174,8 +174,73 @@ def test_truth_holds_what_the_robot_cannot_cross() -> None:
     assert not truth[at(grid, -6.0, 8.0)]  # the track surface
     assert not truth[at(grid, -2.95, 8.0)]  # and its 0.03 m edge
     assert not truth[at(grid, 0.0, -8.0)]  # a crown 2.5 m up
-    assert not truth[at(grid, -2.0, 0.0)]  # the landing is driven on...
-    assert truth[at(grid, -2.95, 0.0)]  # ...but its 0.15 m edge is a step
+    assert truth[at(grid, -2.95, 0.0)]  # the landing's 0.15 m edge is a step...
+    assert truth[at(grid, -2.0, 0.0)]  # ...and no ramp reaches its top: not drivable either
+
+
+def tilted(x: float, y: float, z: float, pitch: float) -> NDArray[np.float64]:
+    out = pose(x, y, z)
+    out[:3, :3] = Rotation.from_euler("y", pitch).as_matrix()
+    return out
+
+
+def test_truth_holds_walkable_tops_steeper_than_the_robot_drives() -> None:
+    """A ramp is driven when it is within the robot's slope limit (10 deg), not when steeper;
+    the slope rule reads the top face's tilt from the world, never the build."""
+    world = box_world(
+        shape("gentle", Box((3.0, 2.0, 0.1)), tilted(-5.0, 5.0, 0.1, math.radians(5.7)), "ramp"),
+        shape("steep", Box((3.0, 2.0, 0.1)), tilted(-5.0, -5.0, 0.3, math.radians(15.0)), "ramp"),
+    )
+    grid = frame()
+    truth = true_obstacles(world, grid)
+    assert not truth[at(grid, -5.0, 5.0)]  # 5.7 deg: driven
+    assert truth[at(grid, -5.0, -5.0)] and truth[at(grid, -4.0, -5.5)]  # 15 deg: not
+    lenient = true_obstacles(world, grid, config=GridEvaluationConfig(truth_max_slope=0.3))
+    assert not lenient[at(grid, -5.0, -5.0)]  # a robot that climbs 17 deg drives it
+
+
+def test_truth_holds_a_landing_no_climbable_slope_or_step_reaches() -> None:
+    """A landing 0.3 m up, reached only by a 15 deg ramp: the robot cannot be there, so all of
+    it is an obstacle; the same landing reached by a 5.7 deg ramp is driven on. The drivable
+    surface is the one joined to where the robot drove (or the largest one)."""
+    rise, landing = 0.3, Box((2.0, 2.0, 0.3))
+
+    def dock(pitch_deg: float) -> World:
+        run = rise / math.tan(math.radians(pitch_deg))
+        slope = Box((math.hypot(run, rise), 2.0, 0.02))
+        return box_world(
+            shape("landing", landing, pose(-5.0, 0.0, rise / 2), "ramp"),
+            shape("slope", slope, tilted(-4.0 + run / 2, 0.0, rise / 2 - 0.01,
+                                         math.radians(pitch_deg)), "ramp"),
+        )  # fmt: skip
+
+    grid = frame()
+    steep = true_obstacles(dock(15.0), grid)
+    assert steep[at(grid, -5.0, 0.0)] and steep[at(grid, -5.5, 0.5)]  # the landing's middle
+    assert not steep[at(grid, 0.0, 5.0)]  # the ground
+    driven = np.array([[0.0, 5.0], [1.0, 5.0]])
+    seeded = true_obstacles(dock(15.0), grid, drivable_at=driven)
+    assert np.array_equal(seeded, steep)
+    gentle = true_obstacles(dock(5.7), grid, drivable_at=driven)
+    assert not gentle[at(grid, -5.0, 0.0)] and not gentle[at(grid, -5.5, 0.5)]
+    assert gentle[at(grid, -5.0, 0.95)]  # its 0.3 m sides are steps either way
+
+
+def test_the_truth_takes_the_robots_climbing_limits(repo: Path) -> None:
+    """`for_robot` reads max_step and max_slope from the robot description: a 0.13 m kerb
+    blocks the shipped robot (max_step 0.12 m) and not one that climbs 0.15 m."""
+    from xiaomanlv_core.robot import load_robot
+
+    robot = load_robot(repo / "models" / "xiaomanlv" / "model.sdf")
+    cfg = GridEvaluationConfig.for_robot(robot)
+    assert cfg.truth_min_height == robot.body.max_step
+    assert cfg.truth_max_slope == robot.body.max_slope
+    world = box_world(shape("kerb", Box((10.0, 0.15, 0.13)), pose(0.0, -5.0, 0.065), "kerb"))
+    grid = frame()
+    assert true_obstacles(world, grid, config=cfg)[at(grid, 0.0, -5.0)]
+    climber = dataclasses.replace(robot, body=dataclasses.replace(robot.body, max_step=0.15))
+    cfg_climber = GridEvaluationConfig.for_robot(climber)
+    assert not true_obstacles(world, grid, config=cfg_climber)[at(grid, 0.0, -5.0)]
 
 
 def test_a_grid_drawn_from_the_truth_scores_one_and_a_shifted_one_less() -> None:
