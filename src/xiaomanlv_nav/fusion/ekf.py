@@ -249,6 +249,8 @@ class Ekf:
         *,
         imu_rotation: ArrayLike,
         antenna_lever: ArrayLike,
+        wheel_slip_stddev: float = 0.0,
+        wheel_separation: float = 1.0,
         gyro_noise: float,
         accel_noise: float,
         gyro_bias_walk: float,
@@ -277,6 +279,8 @@ class Ekf:
     ) -> None:
         self.imu_rotation = np.asarray(imu_rotation, float).reshape(3, 3)
         self.lever = np.asarray(antenna_lever, float).reshape(3)
+        self.slip_var = wheel_slip_stddev**2  # share of each wheel's travel, white per reading
+        self.half_track = 0.5 * wheel_separation  # [m]
         self.q_gyro = gyro_noise**2
         self.q_accel = accel_noise**2
         self.q_bg = gyro_bias_walk**2
@@ -665,12 +669,20 @@ class Ekf:
         h[:3, _V] = s.rot.T
         h[:3, _TH] = skew(vb)
         h[3, 11] = -1.0
+        # Wheel slip (the robot description's share of each wheel's travel) is not in the
+        # odometry's covariance: the encoders cannot see it. Per wheel, white per reading:
+        # speed = (l + r) / 2, yaw rate = (r - l) / track.
+        left = m.speed - m.yaw_rate * self.half_track
+        right = m.speed + m.yaw_rate * self.half_track
+        slip = self.slip_var * (left * left + right * right)
         noise = np.diag(
             [
-                max(m.speed_variance, self.min_speed_var),
+                max(m.speed_variance, self.min_speed_var) + 0.25 * slip,
                 self.lateral_var,
                 self.vertical_var,
-                max(m.yaw_rate_variance, 0.0) + self.min_rate_var,
+                max(m.yaw_rate_variance, 0.0)
+                + self.min_rate_var
+                + slip / (2 * self.half_track) ** 2,
             ]
         )
         r = z - pred
@@ -797,6 +809,8 @@ def build_ekf(config: EkfConfig, robot: RobotSpec, datum: Datum | None = None) -
     return Ekf(
         imu_rotation=np.asarray(robot.imu.pose, float)[:3, :3],
         antenna_lever=np.asarray(robot.gnss.pose, float)[:3, 3],
+        wheel_slip_stddev=robot.drive.slip_stddev,
+        wheel_separation=robot.drive.wheel_separation,
         gyro_noise=config.gyro_noise,
         accel_noise=config.accel_noise,
         gyro_bias_walk=config.gyro_bias_walk,

@@ -7,6 +7,7 @@ a datum, at the antenna). Every reading is exact, so what a test changes is what
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -298,3 +299,30 @@ def test_an_operator_pose_without_x_y_or_yaw_variance_is_refused_and_counted() -
     assert not ekf.initialize(truth(0.1), np.zeros((6, 6)), 0.1, source=INITIAL)
     assert ekf.counts[f"{INITIAL} bad_covariance"] == 2 and not ekf.initialized
     assert ekf.counts[f"{POSE} bad_covariance"] == 0  # the localiser's count is its own
+
+
+def test_wheel_slip_from_the_robot_description_loosens_the_wheels_only_when_moving() -> None:
+    # The encoders cannot see slip, so the odometry's covariance leaves it out; the filter adds
+    # the robot description's share of each wheel's travel (DiffDriveSpec.slip_stddev).
+    assert ROBOT.drive.slip_stddev > 0.0
+    no_slip = dataclasses.replace(ROBOT, drive=dataclasses.replace(ROBOT.drive, slip_stddev=0.0))
+
+    def along_growth(robot: Any, speed: float) -> float:
+        """[m^2] growth of the along-track variance over 5 s of dead reckoning."""
+        ekf = build_ekf(EkfConfig(), robot, DATUM)
+        along = np.array([math.cos(YAW), math.sin(YAW)])
+        variances = []
+        for start in (0.0, 1.01):
+            for t, kind, item in events(start, 1.01 if start == 0.0 else 6.0):
+                if kind == "wheel":
+                    item = WheelOdometry(item.stamp, speed, 0.0, 1e-6, 1e-6)
+                if kind in ("gnss", "vel") or (kind == "pose" and t > 1.0):
+                    continue  # the localiser silent after 1 s: IMU and wheels alone
+                feed(ekf, [(t, kind, item)])
+            est = ekf.estimate()
+            assert est is not None
+            variances.append(float(along @ est.pose_covariance[:2, :2] @ along))
+        return variances[1] - variances[0]
+
+    assert along_growth(ROBOT, SPEED) > 1.5 * along_growth(no_slip, SPEED)
+    assert along_growth(ROBOT, 0.0) == pytest.approx(along_growth(no_slip, 0.0), rel=1e-6)
