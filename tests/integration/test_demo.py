@@ -29,7 +29,7 @@ def test_demo_drives_the_robot_shows_its_sensors_and_delivers_a_parcel(tmp_path:
     assert proc.returncode == 0, json.dumps(summary, indent=1) + proc.stdout + proc.stderr
     assert "error" not in summary
     assert summary["nodes"] == [
-        "sim", "map_server", "localizer", "health_monitor", "locker", "kiosk",
+        "sim", "map_server", "localizer", "ekf", "health_monitor", "locker", "kiosk",
     ]  # fmt: skip
     prior = summary["map"]
     assert prior["grid"]["width"] > 1000 and prior["stops"] == 14

@@ -345,6 +345,7 @@ def test_shipped_graph_declares_which_nodes_are_critical() -> None:
         "sim": True,
         "map_server": True,
         "localizer": True,
+        "ekf": False,
         "health_monitor": True,
         "locker": False,
         "kiosk": False,

@@ -21,6 +21,7 @@ clock by more than ``time_jump_reset`` resets the filter (``filter clock_jump``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,6 +84,7 @@ class EkfNode(Node):
             INITIAL: {MAP},
         }
         self._last_now: float | None = None
+        self._last_published = math.nan  # [s] stamp of the last /odometry/filtered
         self.odom_pub = self.create_publisher(Odometry, "/odometry/filtered", SENSOR_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Imu, "/imu/data", self._on_imu, SENSOR_QOS)
@@ -127,7 +129,10 @@ class EkfNode(Node):
 
     def _publish(self, at: float | None = None) -> None:
         estimate = self.ekf.estimate(at)
-        if estimate is not None:
+        # Once per stamp: an IMU sample that arrives after a newer wheel or GNSS message
+        # leaves the newest state where it was (its subscribers refuse a stamp again).
+        if estimate is not None and estimate.stamp != self._last_published:
+            self._last_published = estimate.stamp
             self.odom_pub.publish(odometry_msg(estimate, MAP, BASE_LINK))
 
     # ---- callbacks -------------------------------------------------------------------------
