@@ -284,8 +284,38 @@ class GlobalSearch:
             rays = rays[np.linspace(0, len(rays) - 1, cfg.free_rays).astype(np.int64)]
         origin = np.asarray(sensor_origin, dtype=np.float64).reshape(3)
         return PreparedScan(
-            level[rng < cfg.max_range], tilt, obstacles_3d, obstacles_base, rays, origin
+            level[rng < cfg.max_range],
+            tilt,
+            obstacles_3d,
+            obstacles_base,
+            rays,
+            origin,
+            self._ray_margins(obstacles_base, rays, origin),
         )
+
+    def _ray_margins(
+        self,
+        obstacles_base: NDArray[np.float64],
+        rays: NDArray[np.float64],
+        origin: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """[m] how far before its end each ray may cross the map: the scan's voxel and the
+        pose error a fitting point is allowed, plus the length the ray runs through the
+        voxels of the surface it ends on, ``free_voxel / |cos|`` of its angle to the surface's
+        normal (a ray grazing a facade runs along it for metres)."""
+        cfg = self.config
+        margins = np.full(len(rays), cfg.refine_voxel + cfg.inlier_distance + cfg.free_voxel)
+        if len(obstacles_base) < cfg.normal_neighbors or not len(rays):
+            return margins
+        cloud = small_gicp.PointCloud(np.ascontiguousarray(obstacles_base))
+        small_gicp.estimate_normals(cloud, num_neighbors=cfg.normal_neighbors, num_threads=1)
+        normals = np.asarray(cloud.normals(), dtype=np.float64)[:, :3]
+        _, index = cKDTree(obstacles_base).query(rays)
+        direction = rays - origin
+        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
+        cosine = np.abs(np.einsum("ij,ij->i", direction, normals[index]))
+        margins += cfg.free_voxel * (1.0 / np.maximum(cosine, 1e-3) - 1.0)
+        return margins
 
     def evidence(self, scan: PreparedScan, pose: ArrayLike) -> tuple[float, float]:
         """(fitness, see-through) of ``pose`` (4x4 map <- base_link) for ``scan``: the share of
@@ -300,14 +330,7 @@ class GlobalSearch:
         if crop is None:
             return 0.0, 1.0
         fit = crop.fitness(p, scan.obstacles_base, cfg.inlier_distance)
-        return fit, crop.see_through(p, scan.rays, scan.origin, self._free_margin)
-
-    @property
-    def _free_margin(self) -> float:
-        """[m] a ray may cross the map this near its end: the map's and the scan's voxels and
-        the pose error a fitting point is allowed."""
-        cfg = self.config
-        return cfg.free_voxel + cfg.refine_voxel + cfg.inlier_distance
+        return fit, crop.see_through(p, scan.rays, scan.origin, scan.margins)
 
     def search(
         self,
@@ -423,7 +446,7 @@ class GlobalSearch:
             moved = float(np.linalg.norm(pose[:3, 3] - start[:3, 3]))
             if moved > cfg.max_refine_shift or fit < start_fit:
                 pose, fit = start, start_fit
-            see = crop.see_through(pose, scan.rays, scan.origin, self._free_margin)
+            see = crop.see_through(pose, scan.rays, scan.origin, scan.margins)
             out.append(Hypothesis(pose, fit, see))
         out.sort(key=lambda h: -h.score)
         merged: list[Hypothesis] = []
@@ -484,6 +507,7 @@ class PreparedScan:
     obstacles_base: NDArray[np.float64]  # (M,3) [m] the same in base_link
     rays: NDArray[np.float64]  # (K,3) [m] ray ends checked for free space, base_link
     origin: NDArray[np.float64]  # (3,) [m] the lidar in base_link
+    margins: NDArray[np.float64]  # (K,) [m] a ray may cross the map this near its end
 
 
 @dataclass(frozen=True)
@@ -579,18 +603,18 @@ class _Crop:
         pose: NDArray[np.float64],
         rays_base: NDArray[np.float64],
         origin_base: NDArray[np.float64],
-        margin: float,
+        margins: NDArray[np.float64],
     ) -> float:
         """Share of the rays from ``origin_base`` (the lidar, base_link) to ``rays_base``
-        (their ends, base_link) that cross an obstacle of the map more than ``margin`` [m]
-        before they end, at ``pose`` (map <- base_link)."""
+        (their ends, base_link) that cross an obstacle of the map more than ``margins`` [m]
+        (one a ray) before they end, at ``pose`` (map <- base_link)."""
         if not len(rays_base):
             return 0.0
         ends = rays_base @ pose[:3, :3].T + pose[:3, 3]
         start = pose[:3, :3] @ origin_base + pose[:3, 3]
         return float(
             _see_through(
-                self.occupancy, self.occupancy_origin, self.free_voxel, start, ends, margin
+                self.occupancy, self.occupancy_origin, self.free_voxel, start, ends, margins
             )
         )
 
@@ -672,10 +696,10 @@ def _see_through(
     voxel: float,
     start: NDArray[np.float64],
     ends: NDArray[np.float64],
-    margin: float,
+    margins: NDArray[np.float64],
 ) -> float:
     """Share of the rays ``start`` -> ``ends[k]`` that pass an occupied voxel of ``occupancy``
-    (corner ``origin``, cubes of ``voxel``) more than ``margin`` before their end."""
+    (corner ``origin``, cubes of ``voxel``) more than ``margins[k]`` before their end."""
     nx, ny, nz = occupancy.shape
     step = 0.5 * voxel
     crossed = 0
@@ -684,7 +708,7 @@ def _see_through(
         dy = ends[k, 1] - start[1]
         dz = ends[k, 2] - start[2]
         length = math.sqrt(dx * dx + dy * dy + dz * dz)
-        reach = length - margin
+        reach = length - margins[k]
         if reach <= 0.0:
             continue
         ux, uy, uz = dx / length, dy / length, dz / length

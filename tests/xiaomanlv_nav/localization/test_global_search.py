@@ -17,6 +17,7 @@ from xiaomanlv_core.geometry import planar_pose, wrap_angle, yaw_of
 from xiaomanlv_nav.localization.global_search import (
     AMBIGUOUS,
     BAD_GNSS,
+    POOR_MATCH,
     TOO_FEW_POINTS,
     GlobalSearch,
     GlobalSearchConfig,
@@ -91,8 +92,11 @@ def test_a_symmetric_corridor_is_never_confident() -> None:
     search = GlobalSearch(corridor_points(np.random.default_rng(4)))
     result = search.search(scan, (10.5, 0.3), np.eye(2) * 4.0)
     assert not result.confident
-    assert result.reason == AMBIGUOUS
+    # Equal fits along the axis; the leaves (0.2 m cells, the refinement undone as it runs
+    # away) lie up to 0.1 m into a wall, and grazing rays then cross it: poor match as often.
+    assert result.reason in (AMBIGUOUS, POOR_MATCH)
     assert len(result.hypotheses) >= 2
+    assert result.hypotheses[1][1] >= result.hypotheses[0][1] - 0.05  # as good a runner-up
 
 
 def test_too_few_points_and_bad_fixes_are_not_confident() -> None:
