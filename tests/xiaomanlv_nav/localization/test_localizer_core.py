@@ -206,3 +206,36 @@ def test_a_stale_fused_prior_is_ignored_after_a_new_pose(tmp_path: Path, courtya
     update = loc.process(2 * PERIOD, courtyard.sweep(truth, seed=3), np.eye(4), near)
     assert update.registration is not None
     assert np.allclose(update.registration.initial_pose, near)
+
+
+def test_a_kidnapped_robot_is_lost_then_found_by_the_tracker(
+    tmp_path: Path, courtyard: Any
+) -> None:
+    """Carried 30 m with the integrity monitor and the global search as the node runs them:
+    LOST within a second, then OK on the new place (the hypothesis tracker) within ten."""
+    from test_hypotheses import LIDAR, lidar_view
+
+    from xiaomanlv_nav.localization.global_search import GlobalSearch
+    from xiaomanlv_nav.localization.integrity import IntegrityMonitor
+
+    searches: dict[tuple[str, ...], GlobalSearch] = {}
+
+    def search(tiles: Any) -> GlobalSearch:
+        return searches.setdefault(tiles.loaded, GlobalSearch(tiles.prepared_points()))
+
+    loc = _localizer(courtyard, tmp_path, integrity=IntegrityMonitor(), search=search)
+    here, there = planar_pose(-15.0, -10.0, 0.5), planar_pose(12.0, 3.0, -2.5)
+    loc.set_pose(here, np.eye(4), 0.0)
+    states = []
+    for k in range(1, 60):
+        truth = here if k < 10 else there  # carried away at 1.0 s; the odometry felt nothing
+        if k % 2 == 0:
+            loc.set_fix(k * PERIOD - 0.01, truth[:2, 3], np.eye(2))
+        scan = lidar_view(courtyard.sweep(truth, seed=k))
+        update = loc.process(k * PERIOD, scan, np.eye(4), sensor_origin=LIDAR)
+        states.append((k * PERIOD, update.state, update.pose))
+    lost = [t for t, s, _ in states if t >= 1.0 and s == State.LOST]
+    assert lost and lost[0] - 1.0 <= 1.0, [(t, s.name) for t, s, _ in states]
+    ok = [t for t, s, p in states if t > lost[0] and s == State.OK and _error(p, there) < 0.2]
+    assert ok and ok[0] - 1.0 <= 10.0
+    assert all(_error(p, there) < 0.5 for t, s, p in states if t > ok[0] and s == State.OK)
