@@ -286,8 +286,9 @@ def _wrap(x: float) -> float:
 
 @numba.njit(cache=True)
 def _fan(
-    rot: F64,
-    origin: F64,
+    rots: F64,
+    origins: F64,
+    sectors: I64,
     max_range: float,
     dirs: F64,
     elevations: F64,
@@ -309,117 +310,158 @@ def _fan(
     n_out: F32,
     cat_out: I16,
 ) -> None:
-    """Cast one fan (rows x cols rays `dirs`, sensor frame) into t_out/n_out/cat_out.
+    """Cast one fan (rows x cols rays `dirs`, sensor frame) into t_out/n_out/cat_out, in K
+    azimuth sectors of contiguous columns (`sectors`: (K+1,) the first column of each, then
+    `cols`), sector s from the pose (rots[s], origins[s]); one sector: a fan from one pose.
 
     Lowers t_out where a primitive is nearer; n_out gets the world-frame normal. `order`: the
-    primitives to visit, nearest first; `nearest`: where each one's bounding sphere starts.
-    Hits beyond `max_range` are left out.
+    primitives to visit, nearest first; `nearest`: a lower bound [m] on the distance from
+    every origin to each one's bounding sphere. Hits beyond `max_range` are left out.
+
+    A primitive is bounded and swept once per sector whose wedge it can reach: a sector
+    narrower than pi is the intersection of two vertical half-spaces through its origin, and
+    a bounding sphere wholly outside either cannot meet its rays (two dot products).
     """
     rows = elevations.shape[0]
+    n_sec = rots.shape[0]
     c_s = np.empty(3)
     a_s = np.empty((3, 3))
     o_s = np.empty(3)
     v_s = np.zeros((3, 3))
     sx = np.empty(8)
     sy = np.empty(8)
-    az = np.empty(8)
+    # Each sector's wedge: world normals of the half-spaces beyond its first and last column.
+    wedge = np.zeros((n_sec, 2, 3))
+    narrow = np.zeros(n_sec, dtype=np.bool_)
+    for s in range(n_sec):
+        a_first = az0 + sectors[s] * step
+        a_last = az0 + (sectors[s + 1] - 1) * step
+        narrow[s] = step > 0.0 and a_last - a_first < math.pi - 1e-6
+        n1x, n1y = -math.sin(a_first), math.cos(a_first)  # counter-clockwise of the first
+        n2x, n2y = math.sin(a_last), -math.cos(a_last)  # clockwise of the last
+        for j in range(3):
+            wedge[s, 0, j] = rots[s, j, 0] * n1x + rots[s, j, 1] * n1y
+            wedge[s, 1, j] = rots[s, j, 0] * n2x + rots[s, j, 1] * n2y
     for i in range(order.shape[0]):
         p = order[i]
         near = nearest[i]
         k = kind[p]
-        _to_frame(rot, origin, k, center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
-        if rows * cols <= SMALL_FAN:  # bounding costs more than testing every ray
-            _sweep(k, dirs, t_out, n_out, cat_out, 0, rows, 0, cols, cols, near, max_range,
-                   category[p], a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
-            continue
-        if near > 0.0:
-            # Quick reject: the bounding sphere's elevations (its centre's, widened by its
-            # angular radius) miss the fan's rows altogether (the sky fan, most of the time).
-            c_dist = near + radius[p]
-            el_c = math.atan2(c_s[2], math.hypot(c_s[0], c_s[1]))
-            widen = math.asin(min(1.0, radius[p] / c_dist)) + 1e-6
-            if el_c + widen < elevations[0] or el_c - widen > elevations[rows - 1]:
+        reach = -(radius[p] * (1.0 + 1e-9) + 1e-9)
+        for s in range(n_sec):
+            rot = rots[s]
+            origin = origins[s]
+            lo, hi = sectors[s], sectors[s + 1]
+            if narrow[s]:
+                qx = center[p, 0] - origin[0]
+                qy = center[p, 1] - origin[1]
+                qz = center[p, 2] - origin[2]
+                if (wedge[s, 0, 0] * qx + wedge[s, 0, 1] * qy + wedge[s, 0, 2] * qz < reach
+                        or wedge[s, 1, 0] * qx + wedge[s, 1, 1] * qy + wedge[s, 1, 2] * qz
+                        < reach):  # fmt: skip
+                    continue
+            _to_frame(rot, origin, k, center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
+            if rows * (hi - lo) <= SMALL_FAN:  # bounding costs more than testing every ray
+                _sweep(k, dirs, t_out, n_out, cat_out, 0, rows, lo, hi - lo, cols, near,
+                       max_range, category[p], a_s, o_s, c_s, v_s, half[p], axes[p],
+                       rot)  # fmt: skip
                 continue
-        # Hull corners in the sensor frame: x-y, and the z range.
-        zmin, zmax = np.inf, -np.inf
-        mx, my = 0.0, 0.0
-        for m in range(8):
-            qx = corners[p, m, 0] - origin[0]
-            qy = corners[p, m, 1] - origin[1]
-            qz = corners[p, m, 2] - origin[2]
-            x = rot[0, 0] * qx + rot[1, 0] * qy + rot[2, 0] * qz
-            y = rot[0, 1] * qx + rot[1, 1] * qy + rot[2, 1] * qz
-            z = rot[0, 2] * qx + rot[1, 2] * qy + rot[2, 2] * qz
-            sx[m], sy[m] = x, y
-            mx += x
-            my += y
-            zmin = min(zmin, z)
-            zmax = max(zmax, z)
-        mx /= 8.0
-        my /= 8.0
-        rho_c = math.hypot(mx, my)
-        rxy = 0.0
-        for m in range(8):
-            rxy = max(rxy, math.hypot(sx[m] - mx, sy[m] - my))
-        rho_max = rho_c + rxy
-        rho_min = max(0.0, rho_c - rxy)
-        # Azimuth arc of the corners, relative to the centroid's azimuth.
-        all_cols = True
-        az_lo, az_hi = 0.0, 0.0
-        if rho_c > 1e-9:
-            azc = math.atan2(my, mx)
-            lo, hi = np.inf, -np.inf
+            if near > 0.0:
+                # Quick reject: the bounding sphere's elevations (its centre's, widened by its
+                # angular radius) miss the fan's rows altogether (the sky fan, most of the time).
+                c_dist = near + radius[p]
+                el_c = math.atan2(c_s[2], math.hypot(c_s[0], c_s[1]))
+                widen = math.asin(min(1.0, radius[p] / c_dist)) + 1e-6
+                if el_c + widen < elevations[0] or el_c - widen > elevations[rows - 1]:
+                    continue
+            # Hull corners in the sensor frame: x-y, and the z range.
+            zmin, zmax = np.inf, -np.inf
+            mx, my = 0.0, 0.0
             for m in range(8):
-                d = _wrap(math.atan2(sy[m], sx[m]) - azc)
-                az[m] = d
-                lo = min(lo, d)
-                hi = max(hi, d)
-            if hi - lo < math.pi - 1e-6:  # the origin is outside the hull's projection
-                all_cols = False
-                az_lo, az_hi = azc + lo, azc + hi
-                # Every hull point lies beyond the line through the arc's nearest extent.
-                ux, uy = math.cos(azc + 0.5 * (lo + hi)), math.sin(azc + 0.5 * (lo + hi))
-                along = np.inf
+                qx = corners[p, m, 0] - origin[0]
+                qy = corners[p, m, 1] - origin[1]
+                qz = corners[p, m, 2] - origin[2]
+                x = rot[0, 0] * qx + rot[1, 0] * qy + rot[2, 0] * qz
+                y = rot[0, 1] * qx + rot[1, 1] * qy + rot[2, 1] * qz
+                z = rot[0, 2] * qx + rot[1, 2] * qy + rot[2, 2] * qz
+                sx[m], sy[m] = x, y
+                mx += x
+                my += y
+                zmin = min(zmin, z)
+                zmax = max(zmax, z)
+            mx /= 8.0
+            my /= 8.0
+            rho_c = math.hypot(mx, my)
+            rxy = 0.0
+            for m in range(8):
+                rxy = max(rxy, math.hypot(sx[m] - mx, sy[m] - my))
+            rho_max = rho_c + rxy
+            rho_min = max(0.0, rho_c - rxy)
+            # Azimuth arc of the corners, relative to the centroid's azimuth.
+            all_cols = True
+            az_lo, az_hi = 0.0, 0.0
+            if rho_c > 1e-9:
+                azc = math.atan2(my, mx)
+                a_lo, a_hi = np.inf, -np.inf
                 for m in range(8):
-                    along = min(along, ux * sx[m] + uy * sy[m])
-                rho_min = max(rho_min, along)
-        # Rows (elevations ascending) the hull can reach.
-        el_hi = math.atan2(zmax, rho_min) if zmax >= 0.0 else math.atan2(zmax, rho_max)
-        el_lo = math.atan2(zmin, rho_min) if zmin < 0.0 else math.atan2(zmin, rho_max)
-        el_hi += 1e-6
-        el_lo -= 1e-6
-        r0 = 0
-        while r0 < rows and elevations[r0] < el_lo:
-            r0 += 1
-        r1 = r0
-        while r1 < rows and elevations[r1] <= el_hi:
-            r1 += 1
-        if r0 >= r1:
-            continue
-        # Columns: one block, or for a partial fan the arc's two turns around az0 (an arc that
-        # starts just before az0 reaches the fan's first columns through -2 pi).
-        cat = category[p]
-        if all_cols or step <= 0.0:
-            _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, 0, cols, cols, near, max_range,
-                   cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
-            continue
-        rel = (az_lo - az0) % _TWO_PI
-        width = az_hi - az_lo
-        if full:
-            first = math.ceil(rel / step - 1e-9)
-            count = math.floor((rel + width) / step + 1e-9) - first + 1
-            if count > cols:
-                first, count = 0, cols
-            if count > 0:
-                _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, first % cols, count, cols, near,
+                    d = _wrap(math.atan2(sy[m], sx[m]) - azc)
+                    a_lo = min(a_lo, d)
+                    a_hi = max(a_hi, d)
+                if a_hi - a_lo < math.pi - 1e-6:  # the origin is outside the hull's projection
+                    all_cols = False
+                    az_lo, az_hi = azc + a_lo, azc + a_hi
+                    # Every hull point lies beyond the line through the arc's nearest extent.
+                    mid = azc + 0.5 * (a_lo + a_hi)
+                    ux, uy = math.cos(mid), math.sin(mid)
+                    along = np.inf
+                    for m in range(8):
+                        along = min(along, ux * sx[m] + uy * sy[m])
+                    rho_min = max(rho_min, along)
+            # Rows (elevations ascending) the hull can reach.
+            el_hi = math.atan2(zmax, rho_min) if zmax >= 0.0 else math.atan2(zmax, rho_max)
+            el_lo = math.atan2(zmin, rho_min) if zmin < 0.0 else math.atan2(zmin, rho_max)
+            el_hi += 1e-6
+            el_lo -= 1e-6
+            r0 = 0
+            while r0 < rows and elevations[r0] < el_lo:
+                r0 += 1
+            r1 = r0
+            while r1 < rows and elevations[r1] <= el_hi:
+                r1 += 1
+            if r0 >= r1:
+                continue
+            # Columns: one block, or for a partial fan the arc's two turns around az0 (an arc
+            # that starts just before az0 reaches the fan's first columns through -2 pi); each
+            # block clipped to the sector's columns lo..hi.
+            cat = category[p]
+            if all_cols or step <= 0.0:
+                _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, lo, hi - lo, cols, near,
                        max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
-            continue
-        for turn in (rel, rel - _TWO_PI):
-            first = max(math.ceil(turn / step - 1e-9), 0)
-            last = min(math.floor((turn + width) / step + 1e-9), cols - 1)
-            if last >= first:
-                _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, first, last - first + 1, cols,
-                       near, max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+                continue
+            rel = (az_lo - az0) % _TWO_PI
+            width = az_hi - az_lo
+            if full:
+                first = math.ceil(rel / step - 1e-9)
+                count = math.floor((rel + width) / step + 1e-9) - first + 1
+                if count > cols:
+                    first, count = 0, cols
+                first = first % cols
+                # [first, first + count) may run past the last column into the first ones.
+                b0, b1 = max(first, lo), min(first + count, hi)
+                if b1 > b0:
+                    _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, b0, b1 - b0, cols, near,
+                           max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+                b0, b1 = lo, min(first + count - cols, hi)
+                if b1 > b0:
+                    _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, b0, b1 - b0, cols, near,
+                           max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+                continue
+            for turn in (rel, rel - _TWO_PI):
+                first = max(math.ceil(turn / step - 1e-9), lo)
+                last = min(math.floor((turn + width) / step + 1e-9), hi - 1)
+                if last >= first:
+                    _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, first, last - first + 1,
+                           cols, near, max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p],
+                           rot)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -709,6 +751,7 @@ def _cast_fans(
         candidates = _within(origins, max_ranges, center, radius)
     else:
         candidates = np.arange(center.shape[0])
+    one = np.zeros(2, dtype=np.int64)  # a fan as one sector: columns 0..cols
     for f in range(rots.shape[0]):
         r0, r1 = ray_offset[f], ray_offset[f + 1]
         # The arc the fan's columns span (a full circle: every azimuth).
@@ -716,12 +759,66 @@ def _cast_fans(
         order, near = _nearest_first(
             origins[f], rots[f], center, radius, max_ranges[f], candidates, az0[f], arc
         )
+        one[1] = cols[f]
         _fan(
-            rots[f], origins[f], max_ranges[f], dirs[r0:r1],
+            rots[f : f + 1], origins[f : f + 1], one, max_ranges[f], dirs[r0:r1],
             elevations[el_offset[f]:el_offset[f + 1]], az0[f], step[f], cols[f], full[f],
             kind, center, axes, half, verts, corners, radius, category, order, near,
             t_out[r0:r1], n_out[r0:r1], cat_out[r0:r1],
         )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _cast_sweep(
+    rots: F64,
+    origins: F64,
+    max_range: float,
+    sectors: I64,
+    dirs: F64,
+    elevations: F64,
+    az0: float,
+    step: float,
+    cols: int,
+    full: bool,
+    kind: I32,
+    center: F64,
+    axes: F64,
+    half: F64,
+    verts: F64,
+    corners: F64,
+    radius: F64,
+    category: I16,
+    t_out: F32,
+    n_out: F32,
+    cat_out: I16,
+) -> None:
+    """One fan cast in K azimuth sectors of contiguous columns (``sectors``: (K+1,) first
+    column of each, then ``cols``), sector s from the pose (rots[s], origins[s]).
+
+    One nearest-first list serves every sector: it is sorted from the middle sector's origin
+    and each start is lowered by how far the other origins are from it (`spread`), so it
+    stays a lower bound from every origin. A primitive is then bounded and swept once per
+    sector whose wedge it can reach: a sector narrower than pi is the intersection of two
+    vertical half-spaces through its origin, and a bounding sphere wholly outside either
+    cannot meet its rays (two dot products, instead of a culling pass per sector).
+    """
+    n_sec = rots.shape[0]
+    mid = n_sec // 2
+    spread = 0.0
+    for s in range(n_sec):
+        spread = max(spread, math.sqrt((origins[s, 0] - origins[mid, 0]) ** 2
+                                       + (origins[s, 1] - origins[mid, 1]) ** 2
+                                       + (origins[s, 2] - origins[mid, 2]) ** 2))  # fmt: skip
+    if math.isfinite(max_range):
+        candidates = _within(origins, np.full(n_sec, max_range), center, radius)
+    else:
+        candidates = np.arange(center.shape[0])
+    order, near = _nearest_first(
+        origins[mid], rots[mid], center, radius, max_range + spread, candidates, 0.0, _TWO_PI
+    )
+    _fan(rots, origins, sectors, max_range, dirs, elevations, az0, step, cols, full, kind,
+         center, axes, half, verts, corners, radius, category, order, near - spread, t_out,
+         n_out, cat_out)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -840,6 +937,70 @@ def cast_fans(
         batch.azimuth_step,
         batch.cols,
         batch.full_circle,
+        prims.kind,
+        prims.center,
+        prims.axes,
+        prims.half,
+        prims.verts,
+        prims.corners,
+        prims.radius,
+        prims.category,
+        t,
+        normal,
+        category,
+    )
+
+
+def cast_sweep(
+    prims: Primitives,
+    fan: FanLayout,
+    sectors: I64,
+    poses: F64,
+    max_range: float,
+    t: NDArray[np.float32],
+    normal: NDArray[np.float32],
+    category: NDArray[np.int16],
+) -> None:
+    """Lower `t` (the fan's rays, in its order) where a primitive is hit nearer, in place, with
+    the fan cast in azimuth sectors: `sectors` (K+1,) the first column of each sector then
+    `fan.cols`, poses (K,4,4) each sector's world-from-sensor (a spinning lidar's sweep).
+
+    Gives what `cast_fans` gives for the K sectors as fans of their own, in one pass over the
+    primitives (`_cast_sweep`). Hits beyond `max_range` [m] are left out.
+
+    Raises:
+        ValueError: `sectors` not increasing from 0 to `fan.cols`, or not one pose per sector.
+    """
+    bounds = np.asarray(sectors, dtype=np.int64)
+    if (
+        bounds.ndim != 1
+        or len(bounds) < 2
+        or bounds[0] != 0
+        or bounds[-1] != fan.cols
+        or np.any(np.diff(bounds) <= 0)
+    ):
+        raise ValueError(
+            f"cast_sweep: sectors {bounds.tolist()} must rise from 0 to the fan's {fan.cols} "
+            "columns"
+        )
+    if poses.shape != (len(bounds) - 1, 4, 4):
+        raise ValueError(
+            f"cast_sweep: poses of shape {poses.shape}; expected ({len(bounds) - 1}, 4, 4), one "
+            "per sector"
+        )
+    if not len(prims):
+        return
+    _cast_sweep(
+        np.ascontiguousarray(poses[:, :3, :3], dtype=np.float64),
+        np.ascontiguousarray(poses[:, :3, 3], dtype=np.float64),
+        float(max_range),
+        bounds,
+        fan.directions,
+        fan.elevations,
+        fan.azimuth0,
+        fan.azimuth_step,
+        fan.cols,
+        fan.full_circle,
         prims.kind,
         prims.center,
         prims.axes,

@@ -559,6 +559,32 @@ class Scene:
         cast in azimuth sectors, each from its own pose; a (F, 4, 4) array is a sequence)."""
         return self._cast(self._primitives(), fans, world_from_sensors, max_ranges)[0]
 
+    def cast_sweep(
+        self,
+        fan: RayFan,
+        sectors: NDArray[np.integer],
+        world_from_sensors: NDArray[np.floating],
+        max_range: float = math.inf,
+    ) -> Hits:
+        """First hits of a fan cast in azimuth sectors of contiguous columns, each from its
+        own pose (a spinning lidar's sweep), ordered as `fan.directions`: the hits of the
+        sectors cast as fans of their own (`cast_fans_joined`), in one pass over the primitives
+        (`raycast.cast_sweep`).
+
+        sectors: (K+1,) first column of each sector, then `fan.cols`; world_from_sensors:
+        (K, 4, 4).
+
+        Raises:
+            ValueError: sectors that do not rise from 0 to `fan.cols`, or not K poses.
+        """
+        hits = _no_hits(len(fan.directions))
+        poses = np.asarray(world_from_sensors, dtype=np.float64)
+        raycast.cast_sweep(
+            self._primitives(), fan.layout, np.asarray(sectors), poses, max_range,
+            hits.distance, hits.normal, hits.category,
+        )  # fmt: skip
+        return hits
+
     def nearest_hits(
         self,
         fans: Sequence[RayFan],

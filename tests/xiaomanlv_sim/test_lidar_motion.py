@@ -104,17 +104,22 @@ def test_moving_sweep_is_smeared_and_deskewing_puts_it_back_on_the_wall(
     raw, t = raw[on_wall], scan.times[on_wall]
     start, end = t < 0.01, t > 0.09  # the sweep's first and last tenths (both behind)
     assert start.sum() > 20 and end.sum() > 20
-    # Raw: each point sits as far beyond the wall as the robot drove since the stamp.
+    # Raw: each point sits as far beyond the wall as the robot drove since the stamp, within
+    # the range noise. The bound on every point is 6 sigma: over ~6000 points a 4 sigma bound
+    # fails for about one noise draw in four (the max of the residual is a tail statistic).
     assert abs(np.mean(raw[start])) < 0.03
     assert np.mean(raw[end]) < -0.15
-    np.testing.assert_allclose(raw, -SPEED * t, atol=0.12)
+    residual, noise = raw + SPEED * t, robot.lidar.noise_stddev
+    assert abs(np.mean(residual)) < 0.01
+    assert np.sqrt(np.mean(residual**2)) < 1.3 * noise
+    assert np.max(np.abs(residual)) < 6.0 * noise
 
     # Deskewed with t and the wheel odometry (odom <- lidar at each odometry stamp).
     stamps = np.array([r.stamp for r in odometry])
     poses = np.array([planar_pose(*r.pose) @ mount for r in odometry])
     fixed = deskew(scan.points, scan.stamp + scan.times, (stamps, poses), scan.stamp)
     back, _ = _wall_offsets(fixed, at_stamp)
-    back, noise = back[on_wall], robot.lidar.noise_stddev
+    back = back[on_wall]
     assert abs(np.mean(back[end])) < 0.02 and abs(np.mean(back[start])) < 0.02
     assert np.sqrt(np.mean(back**2)) < 1.3 * noise  # within the range noise (0.03 m)
     assert np.sqrt(np.mean(raw**2)) > 3.0 * noise

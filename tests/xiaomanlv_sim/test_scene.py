@@ -328,6 +328,60 @@ def test_azimuth_sectors_joined_match_brute_force() -> None:
         assert at == len(joined.distance)
 
 
+def test_sweep_cast_in_one_pass_matches_each_sector_brute_force() -> None:
+    """`cast_sweep` (one pass over the primitives for every sector, the lidar in motion) gives
+    each sector's rays what testing every ray against every object gives from that sector's
+    pose, in the whole fan's ray order: tilted poses metres apart (far more than a sweep's
+    motion), across the +-pi seam, a sector of one column, and a partial fan."""
+    rng = np.random.default_rng(12)
+    statics = [GROUND, shape("w", Box((1.0, 30.0, 4.0)), pose(-9, 0, 2), "wall")]
+    for i in range(40):
+        x, y = rng.uniform(-15, 15, 2)
+        geometry = [Box((1.0, 2.0, 3.0)), Cylinder(0.4, 3.0), Sphere(0.8), Box((6.0, 0.3, 2.0))]
+        statics.append(shape(f"s{i}", geometry[i % 4], pose(x, y, 1.0, (0.1, 0.0, x)), "car"))
+    scene = scene_of(*statics)
+    scene.set_agents(rng.uniform(-10, 10, (50, 2)), np.full(50, 0.3), np.full(50, 1.7))
+    el = np.linspace(-0.26, 0.26, 6)
+    full = RayFan.grid(np.linspace(-math.pi, math.pi, 360, endpoint=False), el)
+    part = RayFan.grid(np.linspace(2.0, 4.0, 120), el)
+    cases = [
+        (full, [0, 90, 180, 270, 360]),
+        (full, [0, 1, 2, 50, 179, 181, 359, 360]),
+        (part, [0, 7, 60, 119, 120]),
+        (full, [0, 360]),
+    ]
+    for fan, bounds in cases:
+        k = len(bounds) - 1
+        sensors = np.array(
+            [pose(0.4 * j, 0.1 * j, 1.9, (0.03 * j, -0.02, 0.2 * j)) for j in range(k)]
+        )
+        hits = scene.cast_sweep(fan, np.array(bounds), sensors, max_range=30.0)
+        seen = np.zeros(fan.rows * fan.cols, dtype=bool)
+        for j, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            ray = (np.arange(fan.rows)[:, None] * fan.cols + np.arange(lo, hi)[None, :]).ravel()
+            dirs = fan.directions[ray].astype(np.float64) @ sensors[j, :3, :3].T
+            brute = scene.cast_hits(np.broadcast_to(sensors[j, :3, 3], dirs.shape), dirs)
+            brute.distance[brute.distance > 30.0] = np.inf
+            brute.category[np.isinf(brute.distance)] = -1
+            np.testing.assert_allclose(hits.distance[ray], brute.distance, rtol=1e-6)
+            np.testing.assert_array_equal(hits.category[ray], brute.category)
+            seen[ray] = True
+        assert seen.all()
+        assert np.isfinite(hits.distance).mean() > 0.4
+
+
+def test_sweep_cast_names_bad_sectors_and_poses() -> None:
+    scene = scene_of(GROUND)
+    fan = RayFan.grid(np.linspace(-1.0, 1.0, 10), np.array([-0.1, 0.1]))
+    two = np.array([pose(), pose()])
+    with pytest.raises(ValueError, match=r"sectors \[0, 5, 9\] must rise from 0 to the fan's 10"):
+        scene.cast_sweep(fan, np.array([0, 5, 9]), two)
+    with pytest.raises(ValueError, match="must rise"):
+        scene.cast_sweep(fan, np.array([0, 5, 5, 10]), np.array([pose()] * 3))
+    with pytest.raises(ValueError, match=r"expected \(2, 4, 4\), one per sector"):
+        scene.cast_sweep(fan, np.array([0, 5, 10]), two[:1])
+
+
 def test_ground_height_on_kerb_and_ramp() -> None:
     kerb = shape("k", Box((4.0, 1.0, 0.15)), pose(0, 5, 0.075, (0, 0, 0.3)), "kerb")
     # A 4 m ramp rising along +x at 1:8, 0.2 m thick, centred at x=10.
