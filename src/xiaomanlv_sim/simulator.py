@@ -36,7 +36,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xiaomanlv_core.config import param, validate_fields
-from xiaomanlv_core.geometry import rpy_matrices
 from xiaomanlv_core.robot import RobotSpec, load_robot, model_file
 from xiaomanlv_core.site import Site, SiteError, load_site
 from xiaomanlv_core.types import Pose2D
@@ -240,6 +239,47 @@ def _touching_agents(
     return n
 
 
+@numba.njit(cache=True)
+def _interpolated_poses(
+    track: NDArray[np.float64],
+    tick: int,
+    at: NDArray[np.float64],
+    mount: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None:
+    """``out`` (K, 4, 4): world <- sensor at each of the ticks ``at`` (fractional, K) from the
+    body's ``track`` (n, 6) of x, y, z [m], roll, pitch, yaw [rad] ring-indexed by tick, whose
+    last row is ``tick``: linear between ticks (angles the short way round), clamped to the
+    ticks held, then ``mount`` (4, 4: base_link <- sensor).
+
+    The rotation is ``xiaomanlv_core.geometry.rpy_matrix`` written out (numba cannot call
+    scipy; a test holds the two equal)."""
+    n = track.shape[0]
+    for s in range(at.shape[0]):
+        lo = min(max(math.floor(at[s]), tick - n + 2), tick - 1)
+        frac = min(max(at[s] - lo, 0.0), 1.0)
+        a = track[lo % n]
+        b = track[(lo + 1) % n]
+        x = a[0] + frac * (b[0] - a[0])
+        y = a[1] + frac * (b[1] - a[1])
+        z = a[2] + frac * (b[2] - a[2])
+        roll = a[3] + frac * ((b[3] - a[3] + math.pi) % (2.0 * math.pi) - math.pi)
+        pitch = a[4] + frac * ((b[4] - a[4] + math.pi) % (2.0 * math.pi) - math.pi)
+        yaw = a[5] + frac * ((b[5] - a[5] + math.pi) % (2.0 * math.pi) - math.pi)
+        cr, sr = math.cos(roll), math.sin(roll)
+        cp, sp = math.cos(pitch), math.sin(pitch)
+        cy, sy = math.cos(yaw), math.sin(yaw)
+        r00, r01, r02 = cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr
+        r10, r11, r12 = sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr
+        r20, r21, r22 = -sp, cp * sr, cp * cr
+        for j in range(4):
+            m0, m1, m2, m3 = mount[0, j], mount[1, j], mount[2, j], mount[3, j]
+            out[s, 0, j] = r00 * m0 + r01 * m1 + r02 * m2 + x * m3
+            out[s, 1, j] = r10 * m0 + r11 * m1 + r12 * m2 + y * m3
+            out[s, 2, j] = r20 * m0 + r21 * m1 + r22 * m2 + z * m3
+            out[s, 3, j] = m3
+
+
 def _empty_agents() -> AgentArrays:
     return AgentArrays(
         positions=np.zeros((0, 2)),
@@ -387,12 +427,14 @@ class Simulator:
         )
         self._ranger_poses: dict[tuple[int, ...], tuple[list[Ultrasonic], NDArray[np.float64]]] = {}
         # The body's pose (x, y, z, roll, pitch, yaw) on each tick of the last lidar sweep and
-        # a little more, ring-indexed by tick: each sector of a sweep is cast from the pose at
-        # its time (`_sweep_poses`).
-        self._track: NDArray[np.float64] | None = None
+        # a little more, ring-indexed by tick (plain tuples: a row costs a fraction of a numpy
+        # row's assignment): each sector of a sweep is cast from the pose at its time
+        # (`_sweep_poses`).
+        self._track: list[tuple[float, ...]] | None = None
         if cfg.lidar:
-            self._track = np.zeros((math.ceil(pr / robot.lidar.rate) + 3, 6))
+            self._track = [(0.0,) * 6] * (math.ceil(pr / robot.lidar.rate) + 3)
             self._record_track(0)
+        self._lidar_mount = np.ascontiguousarray(robot.lidar.pose, dtype=np.float64)
         self._contacts: set[int] = set()
         self._static_contact = False
         half = np.array([body.length / 2, body.width / 2])
@@ -473,8 +515,10 @@ class Simulator:
         if events:
             for ev in events:
                 self._emit(Event(t, ev.kind, ev.detail))
-        if self._track is not None:
-            self._record_track(tick)
+        track = self._track
+        if track is not None:
+            st = self.dynamics.state
+            track[tick % len(track)] = (st.x, st.y, st.z, st.roll, st.pitch, st.yaw)
         if tick % self._crowd_every == 0:
             self._step_world(t)
         table = self._timetable.table
@@ -540,7 +584,7 @@ class Simulator:
         self.dynamics.teleport(x, y, yaw)
         if self._track is not None:
             st = self.dynamics.state
-            self._track[:] = (st.x, st.y, st.z, st.roll, st.pitch, st.yaw)
+            self._track[:] = [(st.x, st.y, st.z, st.roll, st.pitch, st.yaw)] * len(self._track)
         self._clearance = -math.inf  # the static contacts are checked afresh
         self._emit(Event(self.time, "teleported", f"to ({x:.2f}, {y:.2f}, {yaw:.3f})"))
 
@@ -588,21 +632,11 @@ class Simulator:
     def _sweep_poses(self, tick: int, stamp: float) -> NDArray[np.float64]:
         """(sectors, 4, 4) world <- lidar at each sector's time of the sweep from ``stamp`` [s]
         to now (``tick``): the body's track interpolated between ticks (angles the short way
-        round), then the lidar's mount."""
-        track = self._track
-        assert track is not None
+        round), then the lidar's mount (`_interpolated_poses`)."""
+        assert self._track is not None
         at = (stamp + self.lidar.sector_times) * self.physics_rate  # [ticks]
-        lo = np.clip(np.floor(at).astype(np.int64), tick - len(track) + 2, tick - 1)
-        frac = np.clip(at - lo, 0.0, 1.0)[:, None]
-        a, b = track[lo % len(track)], track[(lo + 1) % len(track)]
-        step = b - a
-        step[:, 3:] = (step[:, 3:] + math.pi) % (2.0 * math.pi) - math.pi
-        x, y, z, roll, pitch, yaw = (a + frac * step).T
-        poses = np.zeros((len(at), 4, 4))
-        poses[:, :3, :3] = rpy_matrices(roll, pitch, yaw)
-        poses[:, 0, 3], poses[:, 1, 3], poses[:, 2, 3] = x, y, z
-        poses[:, 3, 3] = 1.0
-        out: NDArray[np.float64] = poses @ self.robot.lidar.pose
+        out = np.empty((len(at), 4, 4))
+        _interpolated_poses(np.array(self._track), tick, at, self._lidar_mount, out)
         return out
 
     def _weather_at(self, t: float) -> WeatherState:

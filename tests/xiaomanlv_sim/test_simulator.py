@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from xiaomanlv_core.geodesy import Datum
+from xiaomanlv_core.geometry import pose_matrix
 from xiaomanlv_core.robot import RobotSpec, load_robot, model_file
 from xiaomanlv_core.site import load_site
 from xiaomanlv_core.types import Pose2D
@@ -33,6 +34,7 @@ from xiaomanlv_sim.sensors.ultrasonic import RangeReading
 from xiaomanlv_sim.simulator import (
     Simulator,
     SimulatorConfig,
+    _interpolated_poses,
     _Schedule,
     _Timetable,
     _touching_agents,
@@ -402,3 +404,34 @@ def test_teleport_moves_the_body_but_not_the_odometry(small_world, robot) -> Non
     assert not sim.ground_truth.tipped
     with pytest.raises(ValueError, match="not finite"):
         sim.teleport(Pose2D(math.nan, 0.0, 0.0))
+
+
+def test_sweep_pose_kernel_interpolates_the_track_as_geometry_composes_poses() -> None:
+    """The compiled sector poses equal ``geometry.pose_matrix`` of the track interpolated
+    between ticks (yaw the short way across +-pi), times the mount; times before the track are
+    clamped to its oldest tick and after it to the newest."""
+    rng = np.random.default_rng(4)
+    n, tick = 23, 140
+    track = np.zeros((n, 6))
+    rows = {}
+    for t in range(tick - n + 1, tick + 1):
+        row = (*rng.uniform(-5, 5, 3), *rng.uniform(-0.2, 0.2, 2), 3.1 + 0.01 * (t - tick + 10))
+        rows[t] = np.array(row)
+        track[t % n] = row
+    rows[tick - 3][5] = -3.1  # across the seam: yaw from -3.1 to the next tick's +pi side
+    track[(tick - 3) % n] = rows[tick - 3]
+    mount = pose_matrix(0.3, -0.1, 1.2, 0.0, 0.05, 0.1)
+    at = np.array([tick - 21.0, tick - 12.25, tick - 3.5, tick - 0.5, tick + 2.0, tick - 40.0])
+    out = np.empty((len(at), 4, 4))
+    _interpolated_poses(track, tick, at, mount, out)
+    for s, when in enumerate(at):
+        lo = int(min(max(math.floor(when), tick - n + 2), tick - 1))
+        frac = min(max(when - lo, 0.0), 1.0)
+        a, b = rows[lo], rows[lo + 1]
+        step = b - a
+        step[3:] = (step[3:] + math.pi) % (2 * math.pi) - math.pi
+        expected = pose_matrix(*(a + frac * step)) @ mount
+        np.testing.assert_allclose(out[s], expected, atol=1e-12)
+    # The seam: half way from -3.1 to 3.1 + 0.01 * 8 goes through pi, not through 0.
+    body = out[2] @ np.linalg.inv(mount)
+    assert abs(abs(math.atan2(body[1, 0], body[0, 0])) - math.pi) < 0.1
