@@ -391,21 +391,40 @@ def _fan(
             mx /= 8.0
             my /= 8.0
             rho_c = math.hypot(mx, my)
-            rxy = 0.0
+            rxy2 = 0.0
             for m in range(8):
-                rxy = max(rxy, math.hypot(sx[m] - mx, sy[m] - my))
+                rxy2 = max(rxy2, (sx[m] - mx) ** 2 + (sy[m] - my) ** 2)
+            rxy = math.sqrt(rxy2)
             rho_max = rho_c + rxy
             rho_min = max(0.0, rho_c - rxy)
-            # Azimuth arc of the corners, relative to the centroid's azimuth.
+            # Azimuth arc of the corners, relative to the centroid's azimuth. When every corner
+            # is less than pi/2 off the centroid's direction u, a corner's angle off u is
+            # atan(cross / dot), increasing in cross / dot: two atan calls instead of eight
+            # atan2 (the bounds are the same angles; transcendental calls are most of a
+            # bound's cost).
             all_cols = True
             az_lo, az_hi = 0.0, 0.0
             if rho_c > 1e-9:
                 azc = math.atan2(my, mx)
-                a_lo, a_hi = np.inf, -np.inf
+                ux, uy = mx / rho_c, my / rho_c
+                t_lo, t_hi = np.inf, -np.inf
+                ahead = True
                 for m in range(8):
-                    d = _wrap(math.atan2(sy[m], sx[m]) - azc)
-                    a_lo = min(a_lo, d)
-                    a_hi = max(a_hi, d)
+                    dot = ux * sx[m] + uy * sy[m]
+                    if dot <= 1e-9 * rho_c:
+                        ahead = False
+                        break
+                    tan = (ux * sy[m] - uy * sx[m]) / dot
+                    t_lo = min(t_lo, tan)
+                    t_hi = max(t_hi, tan)
+                if ahead:
+                    a_lo, a_hi = math.atan(t_lo), math.atan(t_hi)
+                else:
+                    a_lo, a_hi = np.inf, -np.inf
+                    for m in range(8):
+                        d = _wrap(math.atan2(sy[m], sx[m]) - azc)
+                        a_lo = min(a_lo, d)
+                        a_hi = max(a_hi, d)
                 if a_hi - a_lo < math.pi - 1e-6:  # the origin is outside the hull's projection
                     all_cols = False
                     az_lo, az_hi = azc + a_lo, azc + a_hi
