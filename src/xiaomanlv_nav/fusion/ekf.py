@@ -176,6 +176,9 @@ class _State:
     cov: Array
     gyro: Array  # the held IMU sample, in base_link
     accel: Array
+    # A localiser pose has been fused since the start (False after an operator's pose: it
+    # only seeds the localiser, whose first match is the first measurement on the map).
+    on_map: bool = True
 
     def copy(self) -> _State:
         return _State(
@@ -188,6 +191,7 @@ class _State:
             self.cov.copy(),
             self.gyro,
             self.accel,
+            self.on_map,
         )
 
 
@@ -196,6 +200,7 @@ class _Init:
     stamp: float
     pose: Array
     covariance: Array
+    on_map: bool = True  # False: an operator's pose, not a match on the map
 
 
 _Event = ImuSample | WheelOdometry | GnssFix | GnssVelocity | PoseFix | _Init
@@ -451,7 +456,8 @@ class Ekf:
             return self._refuse(source, "bad_covariance")
         self.counts["filter initialised"] += 1
         self._gated_poses = 0
-        return self._insert(_Entry(stamp, _Init(stamp, pose_a, cov), POSE), late_ok=True)
+        init = _Init(stamp, pose_a, cov, on_map=source != INITIAL)
+        return self._insert(_Entry(stamp, init, POSE), late_ok=True)
 
     def count(self, source: str, kind: str) -> None:
         """Count a refusal the caller made (an unknown frame, NO_FIX)."""
@@ -581,6 +587,7 @@ class Ekf:
             cov,
             gyro,
             accel,
+            event.on_map,
         )
 
     # ---- predict ---------------------------------------------------------------------------
@@ -741,6 +748,16 @@ class Ekf:
         h[:3, _P] = _I3
         h[3:, _TH] = _I3
         applied, _ = self._correct(s, r, h, noise, 6)
+        if applied:
+            s.on_map = True
+        elif not s.on_map:
+            # Started from an operator's guess (and GNSS): the localiser's first match is the
+            # first measurement on the map, and one that disagrees replaces the guess at once.
+            if not entry.done:
+                self.counts[f"{POSE} gated"] += 1
+                self.counts["filter restarted_from_localizer"] += 1
+            index = self._entries.index(entry)
+            return self._initial_state(_Init(m.stamp, pose, np.asarray(m.covariance, float)), index)
         if entry.done:
             return None
         if applied:

@@ -326,3 +326,25 @@ def test_wheel_slip_from_the_robot_description_loosens_the_wheels_only_when_movi
 
     assert along_growth(ROBOT, SPEED) > 1.5 * along_growth(no_slip, SPEED)
     assert along_growth(ROBOT, 0.0) == pytest.approx(along_growth(no_slip, 0.0), rel=1e-6)
+
+
+def test_an_operator_guess_the_first_match_contradicts_is_replaced_at_once() -> None:
+    # The operator's pose only seeds the localiser; while the filter has fused no match it is
+    # a guess (here 1.5 m off and claiming 0.1 m), and the first match that disagrees replaces
+    # it instead of waiting for localizer_reset_after matches.
+    ekf = make()
+    feed(ekf, [e for e in events(0.0, 0.5) if e[1] in ("imu", "wheel")])
+    guess = truth(0.491)
+    guess[:2, 3] += (1.2, -0.9)
+    cov = np.diag([0.01, 0.01, 0.01, 1e-4, 1e-4, 1e-3])
+    assert ekf.initialize(guess, cov, 0.491, source=INITIAL)
+    first = next(e for e in events(0.5, 2.0) if e[1] == "pose")[0]
+    feed(ekf, [e for e in events(0.5, 2.0) if e[0] <= first + 0.005 and e[1] != "gnss"])
+    assert ekf.counts["filter restarted_from_localizer"] == 1
+    assert position_error(ekf) < 0.05
+    # Once on the map, a disagreeing match is gated as before (a jump is the match's fault).
+    feed(ekf, [e for e in events(0.5, 2.0) if e[0] > first + 0.005 and e[1] != "gnss"])
+    jumped = truth(2.003)
+    jumped[:2, 3] += (1.2, -0.9)
+    ekf.add_pose(PoseFix(2.003, jumped, POSE_COV))
+    assert ekf.counts["filter restarted_from_localizer"] == 1 and position_error(ekf) < 0.05
