@@ -250,22 +250,24 @@ def _to_frame(
     center: F64,
     axes: F64,
     verts: F64,
+    p: int,
     c_out: F64,
     a_out: F64,
     o_out: F64,
     v_out: F64,
 ) -> None:
-    """Primitive into the frame (rot, origin): c = R^T (c - o), axes = R^T axes, verts too;
-    o_out: that frame's origin in the primitive's own frame."""
+    """Primitive `p` into the frame (rot, origin): c = R^T (c - o), axes = R^T axes, verts
+    too; o_out: that frame's origin in the primitive's own frame. (Indexed, not views: a view
+    per primitive costs as much as the transform.)"""
     for i in range(3):
         s = 0.0
         for k in range(3):
-            s += rot[k, i] * (center[k] - origin[k])
+            s += rot[k, i] * (center[p, k] - origin[k])
         c_out[i] = s
         for j in range(3):
             s = 0.0
             for k in range(3):
-                s += rot[k, i] * axes[k, j]
+                s += rot[k, i] * axes[p, k, j]
             a_out[i, j] = s
     for j in range(3):
         o_out[j] = -(a_out[0, j] * c_out[0] + a_out[1, j] * c_out[1] + a_out[2, j] * c_out[2])
@@ -274,7 +276,7 @@ def _to_frame(
             for i in range(3):
                 s = 0.0
                 for k in range(3):
-                    s += rot[k, i] * (verts[m, k] - origin[k])
+                    s += rot[k, i] * (verts[p, m, k] - origin[k])
                 v_out[m, i] = s
 
 
@@ -342,14 +344,23 @@ def _fan(
         for j in range(3):
             wedge[s, 0, j] = rots[s, j, 0] * n1x + rots[s, j, 1] * n1y
             wedge[s, 1, j] = rots[s, j, 0] * n2x + rots[s, j, 1] * n2y
+    # The current sector's pose, copied in (views of rots[s] made per primitive cost more than
+    # the bounds of a sky fan's shapes).
+    rot = np.empty((3, 3))
+    origin = np.empty(3)
+    loaded = -1
     for i in range(order.shape[0]):
         p = order[i]
         near = nearest[i]
         k = kind[p]
         reach = -(radius[p] * (1.0 + 1e-9) + 1e-9)
         for s in range(n_sec):
-            rot = rots[s]
-            origin = origins[s]
+            if s != loaded:
+                for u in range(3):
+                    origin[u] = origins[s, u]
+                    for v in range(3):
+                        rot[u, v] = rots[s, u, v]
+                loaded = s
             lo, hi = sectors[s], sectors[s + 1]
             if narrow[s]:
                 qx = center[p, 0] - origin[0]
@@ -359,10 +370,10 @@ def _fan(
                         or wedge[s, 1, 0] * qx + wedge[s, 1, 1] * qy + wedge[s, 1, 2] * qz
                         < reach):  # fmt: skip
                     continue
-            _to_frame(rot, origin, k, center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
+            _to_frame(rot, origin, k, center, axes, verts, p, c_s, a_s, o_s, v_s)
             if rows * (hi - lo) <= SMALL_FAN:  # bounding costs more than testing every ray
                 _sweep(k, dirs, t_out, n_out, cat_out, 0, rows, lo, hi - lo, cols, near,
-                       max_range, category[p], a_s, o_s, c_s, v_s, half[p], axes[p],
+                       max_range, category[p], a_s, o_s, c_s, v_s, half, axes, p,
                        rot)  # fmt: skip
                 continue
             if near > 0.0:
@@ -454,7 +465,7 @@ def _fan(
             cat = category[p]
             if all_cols or step <= 0.0:
                 _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, lo, hi - lo, cols, near,
-                       max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+                       max_range, cat, a_s, o_s, c_s, v_s, half, axes, p, rot)  # fmt: skip
                 continue
             rel = (az_lo - az0) % _TWO_PI
             width = az_hi - az_lo
@@ -468,18 +479,18 @@ def _fan(
                 b0, b1 = max(first, lo), min(first + count, hi)
                 if b1 > b0:
                     _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, b0, b1 - b0, cols, near,
-                           max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+                           max_range, cat, a_s, o_s, c_s, v_s, half, axes, p, rot)  # fmt: skip
                 b0, b1 = lo, min(first + count - cols, hi)
                 if b1 > b0:
                     _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, b0, b1 - b0, cols, near,
-                           max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p], rot)  # fmt: skip
+                           max_range, cat, a_s, o_s, c_s, v_s, half, axes, p, rot)  # fmt: skip
                 continue
             for turn in (rel, rel - _TWO_PI):
                 first = max(math.ceil(turn / step - 1e-9), lo)
                 last = min(math.floor((turn + width) / step + 1e-9), hi - 1)
                 if last >= first:
                     _sweep(k, dirs, t_out, n_out, cat_out, r0, r1, first, last - first + 1,
-                           cols, near, max_range, cat, a_s, o_s, c_s, v_s, half[p], axes[p],
+                           cols, near, max_range, cat, a_s, o_s, c_s, v_s, half, axes, p,
                            rot)  # fmt: skip
 
 
@@ -502,14 +513,15 @@ def _sweep(
     ol: F64,
     c: F64,
     v: F64,
-    h: F64,
-    w: F64,
+    half: F64,
+    axes: F64,
+    p: int,
     rot: F64,
 ) -> None:
     """Rays of rows r0..r1, `count` columns from `first` (wrapping), against one primitive of
     kind `k` in the sensor frame: a (3,3) its axes, ol the origin in its frame, c its centre,
-    v a triangle's vertices, h its half sizes; w its world axes and rot the sensor's rotation
-    give the normals in the world frame.
+    v a triangle's vertices; ``half[p]`` its half sizes; its world axes ``axes[p]`` and rot the
+    sensor's rotation give the normals in the world frame.
 
     Every per-primitive quantity is a local scalar before the loop: numba reloads array
     elements on every iteration, which costs ~10x on these short tests. The branch on `k`
@@ -520,15 +532,18 @@ def _sweep(
     a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
     a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
     ox, oy, oz = ol[0], ol[1], ol[2]
-    h0, h1, h2 = h[0], h[1], h[2]
+    h0, h1, h2 = half[p, 0], half[p, 1], half[p, 2]
     cx, cy, cz = c[0], c[1], c[2]
     # Normals: local -> world through the world axes w (box, cylinder, quad), sensor -> world
     # through rot (sphere, triangle).
     if k in (SPHERE, TRIANGLE):
-        w = rot
-    w00, w01, w02 = w[0, 0], w[0, 1], w[0, 2]
-    w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
-    w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
+        w00, w01, w02 = rot[0, 0], rot[0, 1], rot[0, 2]
+        w10, w11, w12 = rot[1, 0], rot[1, 1], rot[1, 2]
+        w20, w21, w22 = rot[2, 0], rot[2, 1], rot[2, 2]
+    else:
+        w00, w01, w02 = axes[p, 0, 0], axes[p, 0, 1], axes[p, 0, 2]
+        w10, w11, w12 = axes[p, 1, 0], axes[p, 1, 1], axes[p, 1, 2]
+        w20, w21, w22 = axes[p, 2, 0], axes[p, 2, 1], axes[p, 2, 2]
     r2 = h0 * h0
     qc = ox * ox + oy * oy - r2  # cylinder
     cc = cx * cx + cy * cy + cz * cz - r2  # sphere
@@ -874,10 +889,10 @@ def _cast_rays(
             if along < 0.0 and q2 > r2:
                 continue
             # The ray as a fan of one, in a frame at its origin with the world's axes.
-            _to_frame(eye, o, kind[p], center[p], axes[p], verts[p], c_s, a_s, o_s, v_s)
+            _to_frame(eye, o, kind[p], center, axes, verts, p, c_s, a_s, o_s, v_s)
             _sweep(kind[p], dirs[ray : ray + 1], t_out[ray : ray + 1], n_out[ray : ray + 1],
                    cat_out[ray : ray + 1], 0, 1, 0, 1, 1, -np.inf, np.inf, category[p], a_s,
-                   o_s, c_s, v_s, half[p], axes[p], eye)  # fmt: skip
+                   o_s, c_s, v_s, half, axes, p, eye)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- entry points
