@@ -226,6 +226,24 @@ def test_truth_holds_a_landing_no_climbable_slope_or_step_reaches() -> None:
     assert gentle[at(grid, -5.0, 0.95)]  # its 0.3 m sides are steps either way
 
 
+def test_a_level_road_behind_kerbs_stays_drivable() -> None:
+    """A road enclosed by 0.13 m kerbs, level with the walkway the robot drove: no step joins
+    it to the drive, but it is not raised, so only the kerbs are obstacles (the robot could
+    stand there; it cannot on a landing it cannot climb)."""
+    kerb = Box((8.0, 0.15, 0.13))
+    side = Box((0.15, 8.0, 0.13))
+    world = box_world(
+        shape("kerb_s", kerb, pose(-4.0, -4.0, 0.065), "kerb"),
+        shape("kerb_n", kerb, pose(-4.0, 4.0, 0.065), "kerb"),
+        shape("kerb_w", side, pose(-8.0, 0.0, 0.065), "kerb"),
+        shape("kerb_e", side, pose(0.0, 0.0, 0.065), "kerb"),
+    )
+    grid = frame()
+    truth = true_obstacles(world, grid, drivable_at=np.array([[8.0, 8.0]]))
+    assert truth[at(grid, -4.0, -4.0)] and truth[at(grid, 0.0, 0.0)]  # the kerbs
+    assert not truth[at(grid, -4.0, 0.0)] and not truth[at(grid, -7.0, 3.0)]  # the road
+
+
 def test_the_truth_takes_the_robots_climbing_limits(repo: Path) -> None:
     """`for_robot` reads max_step and max_slope from the robot description: a 0.13 m kerb
     blocks the shipped robot (max_step 0.12 m) and not one that climbs 0.15 m."""
