@@ -139,7 +139,7 @@ class Stack:
         except FormatError:
             self.datum = None  # the localiser starts only from an operator; GNSS unused
         self.localizer: Localizer = build_localizer(
-            cfg, tile_map_for(cfg, map_dir / "pointcloud_map"), self.datum
+            cfg, tile_map_for(cfg, map_dir / "pointcloud_map", background=True), self.datum
         )
         self.ekf: Ekf = build_ekf(ekf_config or EkfConfig(), robot, self.datum)
         self.ekf.timings = Timings(window=10**7)  # every sample, for the bench's median

@@ -262,7 +262,8 @@ class Localizer:
         if predicted is None:
             self.state, self.reasons = State.LOST, (NOT_INITIALISED,)
             return self._update(stamp, None, None, False, searched)
-        self.tile_map.update(float(predicted[0, 3]), float(predicted[1, 3]))
+        # Tracking: the tiles ahead arrive behind the sweeps' backs (TileMap's worker).
+        self.tile_map.update(float(predicted[0, 3]), float(predicted[1, 3]), wait=False)
         target = self.tile_map.target
         # The coarse stage only when the prediction may be off: the last sweep was not a
         # trusted match (start, dead reckoning, a new pose) or the odometry has carried the

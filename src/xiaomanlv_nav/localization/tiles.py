@@ -31,6 +31,7 @@ import functools
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,8 +159,14 @@ class TileMap:
         target_voxel: float,
         neighbors: int,
         coarse_voxel: float = 0.0,
+        background: bool = False,
     ) -> None:
         self.index: TileIndex = read_tile_index(Path(directory), MapTileError)
+        # One worker reads, prepares and builds the next target off the caller's thread
+        # (update(wait=False)); None: everything on the caller's thread.
+        self._worker = ThreadPoolExecutor(1, "tiles") if background else None
+        self._next: Future[tuple[dict[str, small_gicp.PointCloud], MapTarget | None]] | None
+        self._next = None
         self.radius = float(radius)
         self.unload_margin = float(unload_margin)
         self.map_voxel = float(map_voxel)
@@ -192,13 +199,24 @@ class TileMap:
             return np.zeros((0, 3))
         return np.concatenate([c.points()[:, :3] for c in self._clouds.values()])
 
-    def update(self, x: float, y: float) -> TileChange:
+    def update(self, x: float, y: float, *, wait: bool = True) -> TileChange:
         """Hold the tiles around (x, y) [m] (map frame): load the new ones, drop the far ones.
+
+        ``wait=False`` (with ``background``) does not wait: the new set of tiles is read and
+        its target built by the worker, and swapped in by a later call once it is ready (the
+        held tiles reach ``tile_unload_margin`` beyond the radius and the radius beyond the
+        lidar's range, so the map ahead arrives before the sweeps reach it). Nothing held
+        yet, or no worker: as ``wait=True``.
 
         Raises:
             MapTileError: a tile that must be loaded is missing or malformed; the tiles held
                 before stay held.
         """
+        if not wait and self._worker is not None and self._target is not None:
+            return self._update_behind(x, y)
+        if self._next is not None:  # a set built behind is superseded by this one
+            self._next.cancel()
+            self._next = None
         start = time.perf_counter()
         wanted = self.index.near(x, y, self.radius)
         keep = set(self.index.near(x, y, self.radius + self.unload_margin))
@@ -225,6 +243,56 @@ class TileMap:
                 1000.0 * change.seconds,
             )
         return change
+
+    def _update_behind(self, x: float, y: float) -> TileChange:
+        start = time.perf_counter()
+        loaded: tuple[str, ...] = ()
+        dropped: tuple[str, ...] = ()
+        if self._next is not None and self._next.done():
+            future, self._next = self._next, None
+            clouds, target = future.result()  # a tile's MapTileError comes out here
+            loaded = tuple(n for n in clouds if n not in self._clouds)
+            dropped = tuple(n for n in self._clouds if n not in clouds)
+            self._clouds, self._target = clouds, target
+            self.loads += len(loaded)
+            self.rebuilds += 1
+            log.info(
+                "map tiles (built behind): +%d -%d, %d held (%d points)",
+                len(loaded),
+                len(dropped),
+                len(self._clouds),
+                self.points,
+            )
+        wanted = self.index.near(x, y, self.radius)
+        keep = set(self.index.near(x, y, self.radius + self.unload_margin))
+        held = {n: c for n, c in self._clouds.items() if n in keep}
+        new = [n for n in wanted if n not in self._clouds]
+        if self._next is None and (new or len(held) < len(self._clouds)):
+            assert self._worker is not None
+            self._next = self._worker.submit(self._build_behind, held, new)
+        rebuilt = bool(loaded or dropped)
+        return TileChange(loaded, dropped, rebuilt, time.perf_counter() - start)
+
+    def _build_behind(
+        self, held: dict[str, small_gicp.PointCloud], new: list[str]
+    ) -> tuple[dict[str, small_gicp.PointCloud], MapTarget | None]:
+        """On the worker: the new tiles read and prepared, a target of all built from scratch
+        (the held one is in use), its surfaces computed."""
+        clouds = dict(held)
+        clouds.update({n: self._prepare_behind(n) for n in new})
+        target = self._voxel_map(clouds.values()) if clouds else None
+        if target is not None:
+            _ = target.surfaces
+        return clouds, target
+
+    def _prepare_behind(self, name: str) -> small_gicp.PointCloud:
+        raw = read_tile(self.index, name, MapTileError).astype(np.float64)
+        if len(raw) == 0:
+            return small_gicp.PointCloud(np.zeros((0, 3)))
+        cloud, _ = small_gicp.preprocess_points(
+            raw, downsampling_resolution=self.map_voxel, num_neighbors=self.neighbors, num_threads=1
+        )
+        return cloud
 
     def _prepare(self, name: str) -> small_gicp.PointCloud:
         raw = read_tile(self.index, name, MapTileError).astype(np.float64)
@@ -260,9 +328,9 @@ class TileMap:
         return MapTarget(target.voxels, target.grid_from_map, target.voxel_size, coarse)
 
 
-def tile_map_for(config: LocalizerConfig, directory: Path) -> TileMap:
+def tile_map_for(config: LocalizerConfig, directory: Path, *, background: bool = False) -> TileMap:
     """The :class:`TileMap` of ``directory`` (a ``pointcloud_map/`` folder) with ``config``'s
-    radius, margin and voxels."""
+    radius, margin and voxels; ``background``: tiles read by a worker thread."""
     return TileMap(
         directory,
         radius=config.tile_radius,
@@ -271,4 +339,5 @@ def tile_map_for(config: LocalizerConfig, directory: Path) -> TileMap:
         target_voxel=config.target_voxel,
         neighbors=config.covariance_neighbors,
         coarse_voxel=config.coarse_voxel,
+        background=background,
     )

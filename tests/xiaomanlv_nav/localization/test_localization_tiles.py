@@ -74,3 +74,30 @@ def test_a_broken_tile_is_an_error_naming_it_and_the_held_tiles_stay(
     assert tiles.loaded == before and tiles.target is not None
     with pytest.raises(MapTileError, match=r"pointcloud_map_metadata\.yaml: missing"):
         _tile_map(tmp_path / "nowhere")
+
+
+def test_tiles_ahead_are_built_behind_the_sweeps(tmp_path: Path, courtyard: Any) -> None:
+    """With a worker, tracking never waits for a tile: the held target serves until the
+    worker's new one is ready, then the next update swaps it in, the far tiles dropped."""
+    folder = courtyard.write_map(tmp_path, tile_size=20.0)
+    tiles = TileMap(
+        folder,
+        radius=15.0,
+        unload_margin=10.0,
+        map_voxel=0.4,
+        target_voxel=1.0,
+        neighbors=10,
+        background=True,
+    )
+    tiles.update(-30.0, -20.0, wait=False)  # nothing held yet: loaded at once
+    first, target = set(tiles.loaded), tiles.target
+    assert len(first) == 4 and target is not None
+    change = tiles.update(30.0, 20.0, wait=False)  # across the site: asked, not waited for
+    assert change.loaded == () and set(tiles.loaded) == first and tiles.target is target
+    assert tiles._next is not None
+    tiles._next.result(timeout=120.0)  # the worker finishes (no sleep: its future)
+    change = tiles.update(30.0, 20.0, wait=False)
+    assert "tile_1_0.pcd" in change.loaded and set(change.dropped) == first
+    assert tiles.target is not target and "tile_1_0.pcd" in tiles.loaded
+    assert tiles.update(30.0, 20.0, wait=False).loaded == ()  # nothing more to do
+    assert tiles._next is None

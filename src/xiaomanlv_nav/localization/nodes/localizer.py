@@ -198,7 +198,7 @@ class LocalizerNode(Node):
         self.config = cfg = declare_config(self, LocalizerConfig)
         directory = map_directory(cfg)
         try:
-            tiles = tile_map_for(cfg, directory / "pointcloud_map")
+            tiles = tile_map_for(cfg, directory / "pointcloud_map", background=True)
         except MapTileError as err:
             raise ConfigError(f"map: {err}") from None
         self.datum: Datum | None = None
