@@ -712,6 +712,7 @@ def kidnap_trial(site3: Site3, rng: np.random.Generator) -> dict[str, Any]:
         "success": out.success,
         "lost_after_s": out.lost_after,
         "recovered_after_s": out.recovered_after,
+        "search_reasons": dict(stack.search_reasons),  # why a failed one never recovered
     }
 
 
