@@ -23,10 +23,11 @@ columns and elevation rows it can subtend, and only those rays are tested agains
 Primitives are visited nearest first and a ray skips one whose bounding sphere starts beyond the
 ray's current hit, so walls hide what is behind them at the cost of one comparison per ray. A fan
 narrower than a full turn first drops the primitives whose bounding sphere misses its azimuth arc
-(`_nearest_first`), so a lidar sweep cast in 20 azimuth sectors from 20 poses costs ~1.2 times
-one fan, not 20 times the per-primitive work. The
-bounds are conservative, so a fan gives the same hits as testing every ray against every
-primitive (`cast_rays`, used as the reference in the tests).
+(`_nearest_first`). A lidar sweep cast in azimuth sectors, each from its own pose (`cast_sweep`),
+is one pass: one nearest-first list for every sector, and a primitive is bounded and swept once
+per sector whose wedge (two vertical half-spaces through its origin) its bounding sphere
+reaches. The bounds are conservative, so a fan gives the same hits as testing every ray against
+every primitive (`cast_rays`, used as the reference in the tests).
 
 Everything here is numba-compiled (`cache=True`: compiled once per machine into __pycache__).
 """
