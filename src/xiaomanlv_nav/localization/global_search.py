@@ -317,15 +317,22 @@ class GlobalSearch:
         margins += cfg.free_voxel * (1.0 / np.maximum(cosine, 1e-3) - 1.0)
         return margins
 
+    def covers(self, pose: ArrayLike) -> bool:
+        """The map prepared for searching already covers what a scan at ``pose`` (4x4) sees."""
+        p = np.asarray(pose, dtype=np.float64)
+        reach = np.array([self.config.max_range] * 2)
+        return self._crop is not None and self._crop.covers(p[:2, 3], reach)
+
     def evidence(self, scan: PreparedScan, pose: ArrayLike) -> tuple[float, float]:
         """(fitness, see-through) of ``pose`` (4x4 map <- base_link) for ``scan``: the share of
         its obstacle points within ``inlier_distance`` of the map and the share of its rays
         that cross the map's obstacles (:meth:`_Crop.see_through`); (0, 1) where no map is
-        held around the pose."""
+        held around the pose. Prepares the map around the pose when it is not
+        (:meth:`covers`: 0.5-2.5 s)."""
         cfg = self.config
         p = np.asarray(pose, dtype=np.float64)
         crop = self._crop
-        if crop is None or not crop.covers(p[:2, 3], np.array([cfg.max_range] * 2)):
+        if crop is None or not self.covers(p):
             crop = self._crop_for(p[:2, 3], np.zeros(2))
         if crop is None:
             return 0.0, 1.0

@@ -109,6 +109,8 @@ class SearchLike(Protocol):
 
     def evidence(self, scan: Any, pose: Any) -> tuple[float, float]: ...
 
+    def covers(self, pose: Any) -> bool: ...
+
 
 @dataclass(frozen=True)
 class LocalizerUpdate:
@@ -411,7 +413,9 @@ class Localizer:
         if self._rivals is None or reg is None:
             return None, None
         rivals, search, until = self._rivals
-        if stamp > until or search is None or not rivals:
+        # Only while the map the search prepared covers the robot: preparing it again for a
+        # check would cost a sweep 0.5-2.5 s (the start's runners-up are near the start).
+        if stamp > until or search is None or not rivals or not search.covers(reg.pose):
             self._rivals = None
             return None, None
         if stamp - self._last_alternatives < ALTERNATIVES_EVERY:

@@ -166,6 +166,9 @@ def test_an_integrity_monitor_and_a_global_search_plug_in(tmp_path: Path, courty
             near = float(np.hypot(*(pose[:2, 3] - truth[:2, 3]))) < 1.0
             return (0.9, 0.0) if near else (0.5, 0.1)
 
+        def covers(self, pose: Any) -> bool:
+            return True
+
     loc = _localizer(courtyard, tmp_path, integrity=monitor, search=Search)
     loc.set_fix(0.05, [6.5, -4.5], np.eye(2))
     first = loc.process(0.1, courtyard.sweep(truth), np.eye(4))
