@@ -66,10 +66,6 @@ LOW_INLIERS = "few points on the map"
 NO_MAP = "no map tiles here"
 DEAD_RECKONING = "dead reckoning"
 USUAL_POINTS_WINDOW = 50  # sweeps whose median point count is "the usual"
-# [m] of odometry since the last trusted match within which the fine voxel map alone is
-# matched: wheel odometry drifts a few centimetres a metre (IntegrityConfig), far inside the
-# fine map's basin (0.2 m: docs/localization.md)
-FINE_ONLY_DISTANCE = 1.0
 RIVALS = 3  # a start's distinct runners-up watched by the integrity monitor
 ALTERNATIVES_EVERY = 1.0  # [s] between their scores (two strikes in a row are LOST)
 
@@ -159,7 +155,6 @@ class Localizer:
         self.tracker = tracker or HypothesisTracker()
         self._searching = False  # a search session is under way (its tracks are kept)
         self._trust_prior = False  # the fused prior agreed with our correction since set_pose
-        self._tracking = False  # the last sweep was an accepted match in state OK
         # the start's runners-up (pose, odom then), their search, watched until [s]
         self._rivals: tuple[list[Any], Any, float] | None = None
         self._last_alternatives = -math.inf  # [s] stamp they were last scored
@@ -190,7 +185,6 @@ class Localizer:
         self._last_odom = None
         self._searching = False
         self._trust_prior = False
-        self._tracking = False
         self.state = State.DEGRADED
         self.reasons = ("initial pose given",)
         if self.integrity is not None:
@@ -201,7 +195,6 @@ class Localizer:
         self._last_odom = None
         self._last_accept = math.nan  # restarts at the next sweep's stamp
         self._fix = None
-        self._tracking = False
         if self.integrity is not None:
             self.integrity.reset()
 
@@ -267,16 +260,10 @@ class Localizer:
         # Tracking: the tiles ahead arrive behind the sweeps' backs (TileMap's worker).
         self.tile_map.update(float(predicted[0, 3]), float(predicted[1, 3]), wait=False)
         target = self.tile_map.target
-        # The coarse stage only when the prediction may be off: the last sweep was not a
-        # trusted match (start, dead reckoning, a new pose) or the odometry has carried the
-        # pose farther than FINE_ONLY_DISTANCE since (a lidar outage).
-        moved = math.inf
-        if self._last_odom is not None:
-            moved = float(np.linalg.norm(odom[:2, 3] - self._last_odom[:2, 3]))
-        coarse = not (self._tracking and moved <= FINE_ONLY_DISTANCE)
-        reg = (
-            None if target is None else register_with(cfg, points, predicted, target, coarse=coarse)
-        )
+        # Both stages on every sweep: matched from a prediction within centimetres, the fine
+        # map alone stops at its first steps and echoes the fused prior back to the fusion
+        # (NEES 25-52 on the quick drives against 2.2 with the coarse stage first).
+        reg = None if target is None else register_with(cfg, points, predicted, target)
         odom_delta = None if self._last_odom is None else np.linalg.inv(self._last_odom) @ odom
         self._last_odom = odom
         rejections = self._rejections(reg, predicted)
@@ -308,7 +295,6 @@ class Localizer:
         else:
             self.rejected += 1
         self.state, self.reasons = state, reasons
-        self._tracking = accept and state == State.OK
         return self._update(stamp, reg, odom, accept, searched)
 
     # ---- internals ------------------------------------------------------------------------------
