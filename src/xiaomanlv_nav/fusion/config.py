@@ -103,6 +103,22 @@ class EkfConfig:
         unit="rad/s",
         description="floor under the wheel odometry's reported yaw rate standard deviation",
     )  # [rad/s]
+    # ---- the localiser's pose ---------------------------------------------------------------
+    map_error_stddev: float = param(
+        0.02,
+        low=0.0,
+        high=10.0,
+        unit="m",
+        description="stationary std of the map's local offset per horizontal axis, which every "
+        "localiser pose at a place shares (0: poses independent)",
+    )  # [m] the localiser's min_position_std: the least error it claims for a pose
+    map_error_length: float = param(
+        10.0,
+        low=0.1,
+        high=1e4,
+        unit="m",
+        description="distance driven over which the map's local offset decorrelates",
+    )  # [m] the reach of most walkway returns a sweep matches
     # ---- gating --------------------------------------------------------------------------
     gate_probability: float = param(
         0.999,

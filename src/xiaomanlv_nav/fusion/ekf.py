@@ -4,9 +4,16 @@ Solà, "Quaternion kinematics for the error-state Kalman filter" (2017, arXiv:17
 sections 5 (system kinematics), 6 (ESKF with local, body-frame angular errors) and 7 (the
 reset). The nominal state is base_link's position ``p`` and velocity ``v`` in the map frame
 [m, m/s], its orientation ``R`` (map <- base_link), the gyro bias ``bg`` [rad/s] and the
-accelerometer bias ``ba`` [m/s^2] (both in base_link); the error state is the 15-vector
-``[dp, dv, dtheta, dbg, dba]`` with covariance ``P``. Angular velocity is the bias-corrected
-gyro.
+accelerometer bias ``ba`` [m/s^2] (both in base_link) and the map's local offset ``m`` (x, y
+[m]) under the localiser's poses; the error state is the 17-vector ``[dp, dv, dtheta, dbg,
+dba, dm]`` with covariance ``P``. Angular velocity is the bias-corrected gyro.
+
+- **The map's offset**: every sweep matched at one place shares that place's map error, so a
+  localiser pose is ``p + m`` plus white noise, with ``m`` a first-order Gauss-Markov process
+  in the distance driven (stationary std ``map_error_stddev``, correlation length
+  ``map_error_length``; Gelb, *Applied Optimal Estimation*, 1974, 4.5, a correlated
+  measurement error as an augmented state). Without it the filter would take ten poses a
+  second as independent and claim far less than their shared error.
 
 - **Predict** at IMU rate from the specific force and angular rate rotated into base_link by
   the IMU's mounting (`xiaomanlv_core.robot`; the lever arm's tangential and centripetal
@@ -57,11 +64,12 @@ from xiaomanlv_core.robot import RobotSpec
 from xiaomanlv_nav.fusion.config import EkfConfig
 
 GRAVITY = 9.80665  # [m/s^2] standard gravity
-N_ERR = 15  # error-state dimension
+N_ERR = 17  # error-state dimension
 _P, _V, _TH, _BG, _BA = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12), slice(12, 15)
+_M = slice(15, 17)  # the map's local offset (x, y) under the localiser's poses
 _G = np.array([0.0, 0.0, -GRAVITY])
 _I3 = np.eye(3)
-_I15 = np.eye(N_ERR)
+_IN = np.eye(N_ERR)
 _LEVEL_SAMPLES = 20  # IMU samples whose mean specific force levels the initial attitude
 
 # Sources, as counted and reported.
@@ -176,6 +184,7 @@ class _State:
     cov: Array
     gyro: Array  # the held IMU sample, in base_link
     accel: Array
+    m: Array  # (2,) [m] the map's local offset: localiser position = p + m + white noise
     # A localiser pose has been fused since the start (False after an operator's pose: it
     # only seeds the localiser, whose first match is the first measurement on the map).
     on_map: bool = True
@@ -191,6 +200,7 @@ class _State:
             self.cov.copy(),
             self.gyro,
             self.accel,
+            self.m.copy(),
             self.on_map,
         )
 
@@ -256,6 +266,8 @@ class Ekf:
         antenna_lever: ArrayLike,
         wheel_slip_stddev: float = 0.0,
         wheel_separation: float = 1.0,
+        map_error_stddev: float = 0.0,
+        map_error_length: float = 10.0,
         gyro_noise: float,
         accel_noise: float,
         gyro_bias_walk: float,
@@ -286,6 +298,8 @@ class Ekf:
         self.lever = np.asarray(antenna_lever, float).reshape(3)
         self.slip_var = wheel_slip_stddev**2  # share of each wheel's travel, white per reading
         self.half_track = 0.5 * wheel_separation  # [m]
+        self.map_var = map_error_stddev**2  # [m^2] stationary, per horizontal axis
+        self.map_length = map_error_length  # [m] of travel over which it decorrelates
         self.q_gyro = gyro_noise**2
         self.q_accel = accel_noise**2
         self.q_bg = gyro_bias_walk**2
@@ -577,6 +591,13 @@ class Ekf:
         cov[_V, _V] = vel_sd**2 * _I3
         cov[_BG, _BG] = self.init_bias_sd[0] ** 2 * _I3
         cov[_BA, _BA] = self.init_bias_sd[1] ** 2 * _I3
+        # The pose is p + m + noise with the map's offset m unknown (zero mean, stationary):
+        # p = pose - m - noise, so p takes m's variance too, anticorrelated with m.
+        i2 = self.map_var * np.eye(2)
+        cov[_M, _M] = i2
+        cov[:2, :2] += i2
+        cov[:2, _M] = -i2
+        cov[_M, :2] = -i2
         return _State(
             event.stamp,
             event.pose[:3, 3].copy(),
@@ -587,6 +608,7 @@ class Ekf:
             cov,
             gyro,
             accel,
+            np.zeros(2),
             event.on_map,
         )
 
@@ -596,8 +618,11 @@ class Ekf:
         if dt <= 0.0:
             return
         cov = s.cov
+        # The map's offset is a first-order Gauss-Markov process in the distance driven: the
+        # same place on the map has the same error, a place map_error_length away another.
+        decay = math.exp(-math.hypot(s.v[0], s.v[1]) * dt / self.map_length)
         if dt > self.max_imu_gap:
-            self._coast(s, dt)
+            self._coast(s, dt, decay)
         else:
             w = s.gyro - s.bg
             a = s.accel - s.ba
@@ -607,28 +632,39 @@ class Ekf:
             s.v = s.v + acc * dt
             step = so3_exp(w * dt)
             s.rot = rot @ step
-            f = _I15.copy()
+            f = _IN.copy()
             f[_P, _V] = dt * _I3
             f[_V, _TH] = -dt * (rot @ skew(a))
             f[_V, _BA] = -dt * rot
             f[_TH, _TH] = step.T
             f[_TH, _BG] = -dt * _I3
+            f[15, 15] = f[16, 16] = decay
+            s.m = decay * s.m
             cov = f @ cov @ f.T
             d = cov.flat
+            n = N_ERR + 1  # the diagonal's stride
             for i in range(3):
-                d[(3 + i) * 16] += self.q_accel * dt
-                d[(6 + i) * 16] += self.q_gyro * dt
-                d[(9 + i) * 16] += self.q_bg * dt
-                d[(12 + i) * 16] += self.q_ba * dt
+                d[(3 + i) * n] += self.q_accel * dt
+                d[(6 + i) * n] += self.q_gyro * dt
+                d[(9 + i) * n] += self.q_bg * dt
+                d[(12 + i) * n] += self.q_ba * dt
+            q_map = self.map_var * (1.0 - decay * decay)
+            d[15 * n] += q_map
+            d[16 * n] += q_map
             s.cov = cov
         s.t = t
 
-    def _coast(self, s: _State, dt: float) -> None:
-        """Constant velocity and orientation over a gap without IMU, with the coast noise."""
+    def _coast(self, s: _State, dt: float, decay: float) -> None:
+        """Constant velocity and orientation over a gap without IMU, with the coast noise
+        (``decay``: the map offset's correlation over the distance driven)."""
         s.p = s.p + s.v * dt
-        f = _I15.copy()
+        s.m = decay * s.m
+        f = _IN.copy()
         f[_P, _V] = dt * _I3
+        f[15, 15] = f[16, 16] = decay
         cov = f @ s.cov @ f.T
+        for i in (15, 16):
+            cov[i, i] += self.map_var * (1.0 - decay * decay)
         for i in range(3):
             cov[3 + i, 3 + i] += self.q_coast_accel * dt
             cov[6 + i, 6 + i] += self.q_coast_gyro * dt
@@ -656,14 +692,15 @@ class Ekf:
 
     def _apply(self, s: _State, gain: Array, r: Array, h: Array, noise: Array) -> None:
         dx = gain @ r
-        ikh = _I15 - gain @ h
+        ikh = _IN - gain @ h
         cov = ikh @ s.cov @ ikh.T + gain @ noise @ gain.T
         s.p = s.p + dx[_P]
         s.v = s.v + dx[_V]
         s.rot = s.rot @ so3_exp(dx[_TH])
         s.bg = s.bg + dx[_BG]
         s.ba = s.ba + dx[_BA]
-        g = _I15.copy()
+        s.m = s.m + dx[_M]
+        g = _IN.copy()
         g[_TH, _TH] = _I3 - skew(0.5 * dx[_TH])  # Solà (2017) eq. 287
         s.cov = g @ cov @ g.T
         s.cov = 0.5 * (s.cov + s.cov.T)
@@ -739,6 +776,7 @@ class Ekf:
         pose = np.asarray(m.pose, float)
         r = np.empty(6)
         r[:3] = pose[:3, 3] - s.p
+        r[:2] -= s.m  # the localiser sees the map's offset with the pose
         r[3:] = so3_log(s.rot.T @ pose[:3, :3])
         t = np.zeros((6, 6))  # map-frame rotation errors -> local (body) ones
         t[:3, :3] = _I3
@@ -746,6 +784,7 @@ class Ekf:
         noise = t @ np.asarray(m.covariance, float) @ t.T
         h = np.zeros((6, N_ERR))
         h[:3, _P] = _I3
+        h[:2, _M] = np.eye(2)
         h[3:, _TH] = _I3
         applied, _ = self._correct(s, r, h, noise, 6)
         if applied:
@@ -828,6 +867,8 @@ def build_ekf(config: EkfConfig, robot: RobotSpec, datum: Datum | None = None) -
         antenna_lever=np.asarray(robot.gnss.pose, float)[:3, 3],
         wheel_slip_stddev=robot.drive.slip_stddev,
         wheel_separation=robot.drive.wheel_separation,
+        map_error_stddev=config.map_error_stddev,
+        map_error_length=config.map_error_length,
         gyro_noise=config.gyro_noise,
         accel_noise=config.accel_noise,
         gyro_bias_walk=config.gyro_bias_walk,

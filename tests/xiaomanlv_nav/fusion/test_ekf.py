@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
 from xiaomanlv_core.geodesy import Datum, local_to_geodetic
 from xiaomanlv_core.robot import load_robot, model_file
@@ -183,11 +184,11 @@ def test_a_stale_source_is_reported_and_the_covariance_grows() -> None:
     assert ekf.stale(3.0) == []
     est = ekf.estimate()
     assert est is not None
-    sigma = math.sqrt(est.pose_covariance[0, 0])
+    variance = est.pose_covariance[0, 0]  # with the map's offset (map_error_stddev) in it
     feed(ekf, events(3.0, 13.0), skip=("pose", "gnss", "vel"))  # wheels and IMU only
     assert set(ekf.stale(13.0)) == {POSE, GNSS, GNSS_VEL}
     later = ekf.estimate()
-    assert later is not None and math.sqrt(later.pose_covariance[0, 0]) > 2 * sigma
+    assert later is not None and later.pose_covariance[0, 0] > 2 * variance
     # Without the IMU the filter coasts, and its covariance grows faster.
     coasted = ekf.estimate(at=15.0)
     assert coasted is not None and IMU in ekf.stale(15.0)
@@ -348,3 +349,47 @@ def test_an_operator_guess_the_first_match_contradicts_is_replaced_at_once() -> 
     jumped[:2, 3] += (1.2, -0.9)
     ekf.add_pose(PoseFix(2.003, jumped, POSE_COV))
     assert ekf.counts["filter restarted_from_localizer"] == 1 and position_error(ekf) < 0.05
+
+
+def _offset_stream_anees(
+    map_error_stddev: float, seed: int, drives: int = 40
+) -> tuple[float, float, float]:
+    """ANEES of the position (x, y) and its 95 % bounds when every localiser pose carries the
+    map's offset at its place: a first-order Gauss-Markov process in the distance driven
+    (2 cm stationary over 10 m, the defaults), plus white noise of the covariance the
+    localiser reports. ``map_error_stddev`` is the filter's. One sample at the end of each
+    drive of 15 m, each over a fresh stretch of map: independent, as the chi-square
+    bounds assume (samples along one drive share its offset)."""
+    cfg = dataclasses.replace(EkfConfig(), map_error_stddev=map_error_stddev)
+    sd, length = EkfConfig().map_error_stddev, cfg.map_error_length  # [m] the world's offset
+    white = np.diag([0.01**2] * 3 + [0.002**2] * 3)  # what the localiser reports
+    rng = np.random.default_rng(seed)
+    drive = [e for e in events(0.0, 15.0) if e[1] != "gnss"]  # GNSS would see the offset too
+    nees = []
+    for _ in range(drives):
+        ekf = build_ekf(cfg, ROBOT, DATUM)
+        offset = rng.normal(0.0, sd, 2)
+        for t, kind, item in drive:
+            if kind == "pose":
+                decay = math.exp(-SPEED * 0.1 / length)  # 0.1 s between poses
+                offset = decay * offset + rng.normal(0.0, sd * math.sqrt(1.0 - decay**2), 2)
+                seen = truth(t)
+                seen[:2, 3] += offset + rng.normal(0.0, 0.01, 2)
+                seen[:3, :3] = seen[:3, :3] @ so3_exp(rng.normal(0.0, 0.002, 3))
+                item = PoseFix(t, seen, white)
+            feed(ekf, [(t, kind, item)])
+        est = ekf.estimate()
+        assert est is not None
+        err = est.pose[:2, 3] - truth(est.stamp)[:2, 3]
+        nees.append(float(err @ np.linalg.solve(est.pose_covariance[:2, :2], err)))
+    n = len(nees)
+    return float(np.mean(nees)), chi2.ppf(0.025, 2 * n) / n, chi2.ppf(0.975, 2 * n) / n
+
+
+def test_a_localiser_with_the_maps_slowly_varying_offset_is_fused_consistently() -> None:
+    anees, low, high = _offset_stream_anees(EkfConfig().map_error_stddev, seed=3)
+    assert low <= anees <= high, (anees, low, high)
+    # The same stream taken as independent poses: the filter believes it averages the
+    # offset away and claims far less than its error.
+    anees, low, high = _offset_stream_anees(0.0, seed=3, drives=5)
+    assert anees > 3 * high, (anees, low, high)

@@ -2,7 +2,9 @@
 
 The lockstep simulator drives the robot (no crowd, no lidar) and gives its IMU, wheel odometry
 and GNSS readings to the filter with the node's default parameters; the localiser is emulated
-by the true pose plus noise drawn from the covariance it reports. Only the test sees the truth.
+as the filter models it: the true pose plus the map's local offset (a first-order Gauss-Markov
+process in the distance driven, ``map_error_stddev`` and ``map_error_length``) plus white noise
+drawn from the covariance it reports. Only the test sees the truth.
 The map frame is the world's here (datum: the world's <spherical_coordinates>).
 
 The normalised estimation error squared of the planar pose (x, y, yaw: what the stack steers
@@ -43,8 +45,13 @@ def test_nees_of_a_short_drive_lies_within_its_bounds() -> None:
         "university", seed=0, config=SimulatorConfig(lidar=False, ultrasonic=False)
     )
     assert sim.world.spherical_coordinates is not None
-    ekf = build_ekf(EkfConfig(), sim.robot, sim.world.spherical_coordinates)
+    # The map's offset decorrelates over 1 m here (10 m by default): 70 s of driving then hold
+    # many independent offsets, as the chi-square bounds on samples 1 s apart assume.
+    cfg = EkfConfig(map_error_length=1.0)
+    ekf = build_ekf(cfg, sim.robot, sim.world.spherical_coordinates)
     rng = np.random.default_rng(7)
+    offset = rng.normal(0.0, cfg.map_error_stddev, 2)  # [m] the map's, where the robot is
+    last_xy = sim.ground_truth.pose[:2, 3].copy()
     pose_cov = np.diag([POSE_SD**2] * 3 + [ROT_SD**2] * 3)
     nees: list[float] = []
     rate = sim.physics_rate
@@ -65,8 +72,15 @@ def test_nees_of_a_short_drive_lies_within_its_bounds() -> None:
                 ekf.add_gnss_velocity(GnssVelocity(r.stamp, r.velocity_enu, vel_cov))
         truth = sim.ground_truth
         if tick % round(rate / 10) == 0:  # the localiser at 10 Hz
+            xy = truth.pose[:2, 3]
+            decay = math.exp(-float(np.linalg.norm(xy - last_xy)) / cfg.map_error_length)
+            last_xy = xy.copy()
+            offset = decay * offset + rng.normal(0.0, cfg.map_error_stddev, 2) * math.sqrt(
+                1.0 - decay**2
+            )
             seen = truth.pose.copy()
             seen[:3, 3] += rng.normal(0.0, POSE_SD, 3)
+            seen[:2, 3] += offset
             seen[:3, :3] = seen[:3, :3] @ so3_exp(rng.normal(0.0, ROT_SD, 3))
             ekf.add_pose(PoseFix(truth.time, seen, pose_cov))
         if tick % round(rate) == round(rate / 2) and truth.time > SETTLE:
