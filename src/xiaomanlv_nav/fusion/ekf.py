@@ -268,6 +268,7 @@ class Ekf:
         wheel_separation: float = 1.0,
         map_error_stddev: float = 0.0,
         map_error_length: float = 10.0,
+        gnss_multipath_stddev: float = 0.0,
         gyro_noise: float,
         accel_noise: float,
         gyro_bias_walk: float,
@@ -300,6 +301,7 @@ class Ekf:
         self.half_track = 0.5 * wheel_separation  # [m]
         self.map_var = map_error_stddev**2  # [m^2] stationary, per horizontal axis
         self.map_length = map_error_length  # [m] of travel over which it decorrelates
+        self.multipath_var = gnss_multipath_stddev**2  # [m^2] not in a fix's covariance
         self.q_gyro = gyro_noise**2
         self.q_accel = accel_noise**2
         self.q_bg = gyro_bias_walk**2
@@ -753,9 +755,24 @@ class Ekf:
         h = np.zeros((3, N_ERR))
         h[:, _P] = _I3
         h[:, _TH] = -s.rot @ skew(self.lever)
+        before = s.cov[:2, :2].copy()
         applied, _ = self._correct(s, r, h, noise, 3)
+        if applied and not s.on_map:
+            self._multipath_floor(s, before)
         if not applied and not entry.done:
             self.counts[f"{GNSS} gated"] += 1
+
+    def _multipath_floor(self, s: _State, before: Array) -> None:
+        """GNSS alone does not localise: before the first match, the fixes share the
+        receiver's multipath (not in their covariance, correlated over seconds), so they
+        cannot bring the horizontal position variance below ``gnss_multipath_stddev``
+        squared, nor below what it was before the fix. Adds the shortfall along the
+        variance's axes (a positive semi-definite addition: the covariance stays valid)."""
+        values, axes = np.linalg.eigh(s.cov[:2, :2])
+        floor = [min(self.multipath_var, float(a @ before @ a)) for a in axes.T]
+        short = np.maximum(np.array(floor) - values, 0.0)
+        if np.any(short > 0.0):
+            s.cov[:2, :2] += (axes * short) @ axes.T
 
     def _update_gnss_velocity(self, s: _State, m: GnssVelocity, entry: _Entry) -> None:
         rot_enu = self._enu_from_map
@@ -869,6 +886,7 @@ def build_ekf(config: EkfConfig, robot: RobotSpec, datum: Datum | None = None) -
         wheel_separation=robot.drive.wheel_separation,
         map_error_stddev=config.map_error_stddev,
         map_error_length=config.map_error_length,
+        gnss_multipath_stddev=robot.gnss.multipath_jump_stddev,
         gyro_noise=config.gyro_noise,
         accel_noise=config.accel_noise,
         gyro_bias_walk=config.gyro_bias_walk,

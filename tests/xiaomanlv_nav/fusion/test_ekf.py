@@ -393,3 +393,26 @@ def test_a_localiser_with_the_maps_slowly_varying_offset_is_fused_consistently()
     # offset away and claims far less than its error.
     anees, low, high = _offset_stream_anees(0.0, seed=3, drives=5)
     assert anees > 3 * high, (anees, low, high)
+
+
+def test_gnss_alone_does_not_make_an_operator_guess_look_localised() -> None:
+    # Started from an operator's pose (0.5 m), no match yet, 10 s of fixes 1.5 m off
+    # (multipath: not in their covariance): the filter moves towards them but does not claim
+    # to know the position better than the guess did (the localiser seeds from a fused pose
+    # only when its std is below 0.3 m, docs/localization.md).
+    ekf = make()
+    feed(ekf, [e for e in events(0.0, 0.5) if e[1] in ("imu", "wheel")])
+    assert ekf.initialize(truth(0.491), RVIZ_COV, 0.491, source=INITIAL)
+    for t, kind, item in events(0.5, 10.5):
+        if kind == "gnss":
+            item = gnss_at(t, (1.5, 0.0))
+        if kind != "pose":
+            feed(ekf, [(t, kind, item)])
+    assert ekf.counts[f"{GNSS} gated"] < 5
+    est = ekf.estimate()
+    assert est is not None
+    assert np.linalg.eigvalsh(est.pose_covariance[:2, :2])[0] >= 0.25 * 0.999
+    # The first match makes it localised, and GNSS then fuses as before.
+    feed(ekf, events(10.5, 12.0))
+    est = ekf.estimate()
+    assert est is not None and math.sqrt(est.pose_covariance[0, 0]) < 0.05
