@@ -59,6 +59,7 @@ from xiaomanlv_nav.localization.localizer import Localizer, State
 from xiaomanlv_nav.localization.nodes.localizer import (
     build_localizer,
     fix_for_localizer,
+    prior_for,
     sweep_in_base,
 )
 from xiaomanlv_nav.localization.prior import FusedPrior
@@ -277,25 +278,7 @@ class Stack:
             self.ekf.add_pose(pose_fix(msg_pose))
 
     def _prior(self, stamp: float) -> NDArray[np.float64] | None:
-        cfg = self.config
-
-        def odom_at(t: float) -> NDArray[np.float64] | None:
-            try:
-                return self._tree.lookup(ODOM, BASE_LINK, t).matrix
-            except TransformError:
-                return None
-
-        odom = odom_at(stamp)
-        if odom is None:
-            return None
-        return self._fused.at(
-            stamp,
-            odom,
-            odom_at,
-            timeout=cfg.prior_timeout,
-            max_position_std=cfg.max_ok_position_std,
-            max_yaw_std=math.radians(cfg.max_ok_yaw_std),
-        ).pose
+        return prior_for(self._fused, self._tree, self.config, stamp)
 
     def _publish(self, out: Outputs) -> None:
         estimate = self.ekf.estimate()

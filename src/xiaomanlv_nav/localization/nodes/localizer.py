@@ -137,6 +137,35 @@ def fix_for_localizer(
     return stamp, xy, cov
 
 
+def prior_for(
+    fused: FusedPrior, tree: TransformTree, config: LocalizerConfig, stamp: float
+) -> NDArray[np.float64] | None:
+    """/odometry/filtered (``fused``) carried to ``stamp`` by the odometry in ``tree`` when it is
+    fresh and its covariance says the fusion is localised (as an OK match:
+    ``max_ok_position_std``, ``max_ok_yaw_std``); else None and the localiser seeds from its
+    own chain (`xiaomanlv_nav.localization.prior`). The node and the lockstep bench both call
+    this."""
+    cfg = config
+
+    def odom_at(t: float) -> NDArray[np.float64] | None:
+        try:
+            return tree.lookup(cfg.odom_frame, cfg.base_frame, t).matrix
+        except (TransformError, ValueError):
+            return None
+
+    odom = odom_at(stamp)
+    if odom is None:
+        return None
+    return fused.at(
+        stamp,
+        odom,
+        odom_at,
+        timeout=cfg.prior_timeout,
+        max_position_std=cfg.max_ok_position_std,
+        max_yaw_std=math.radians(cfg.max_ok_yaw_std),
+    ).pose
+
+
 def sweep_in_base(
     msg: PointCloud2,
     stamp: float,
@@ -360,28 +389,7 @@ class LocalizerNode(Node):
         self._process(stamp, points, odom, origin)
 
     def _prior(self, stamp: float) -> NDArray[np.float64] | None:
-        """/odometry/filtered carried to ``stamp`` when it is fresh and its covariance says the
-        fusion is localised (as an OK match: ``max_ok_position_std``, ``max_ok_yaw_std``); else
-        None and the localiser seeds from its own chain (`xiaomanlv_nav.localization.prior`)."""
-        cfg = self.config
-
-        def odom_at(t: float) -> NDArray[np.float64] | None:
-            try:
-                return self._tree.lookup(cfg.odom_frame, cfg.base_frame, t).matrix
-            except (TransformError, ValueError):
-                return None
-
-        odom = odom_at(stamp)
-        if odom is None:
-            return None
-        return self._odom.at(
-            stamp,
-            odom,
-            odom_at,
-            timeout=cfg.prior_timeout,
-            max_position_std=cfg.max_ok_position_std,
-            max_yaw_std=math.radians(cfg.max_ok_yaw_std),
-        ).pose
+        return prior_for(self._odom, self._tree, self.config, stamp)
 
     # ---- the core call and the outputs --------------------------------------------------------
     def _process(
