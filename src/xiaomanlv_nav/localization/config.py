@@ -103,6 +103,14 @@ class LocalizerConfig:
         unit="points",
         description="a direction fewer points' surfaces face (sum of squared cosines) is free",
     )
+    remap_std: float = param(
+        0.05,
+        low=0.0,
+        high=10.0,
+        unit="m",
+        description="along a direction the match pins no better than this std, keep the "
+        "prediction (0: never)",
+    )  # [m] the accuracy asked of the fused pose (issue 15: rmse 0.05 m); rotations at 10 m
     # ---- accept / state ---------------------------------------------------------------------
     ok_inlier_ratio: float = param(
         0.6, low=0.0, high=1.0, description="OK needs at least this share of points on the map"

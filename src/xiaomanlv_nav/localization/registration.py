@@ -28,10 +28,19 @@ of the squared cosines; rotations scaled by :data:`LEVER` so the units compare) 
 unconstrained (measured: 0.5 along the corridor, 9 for its roll, at least 329 in a
 courtyard): its std is ``max_std``, so the reported ellipse is long along the corridor's axis,
 as it should be, and the fusion leans on the odometry there. ``min_position_std`` and
-``min_rotation_std`` are added as a floor. small_gicp's own ``RegistrationResult.H`` is not
-used for this: it weighs residuals by GICP's regularised covariances (1 : 1 : 1e-3), so a
-point sliding along a wall still counts, and on a synthetic corridor it reported the axis only
-6.7 times less certain than across (instead of unconstrained).
+``min_rotation_std`` are added as a floor. The map's surfaces are off by about the
+fit's rms residual ``sigma`` on every sweep alike (a bias, not noise): along an eigen-direction
+``v_k`` of ``sum J^T J`` its worst case is ``sigma sum_i |J_i v_k| / lambda_k``, which is
+``sigma`` for surfaces squarely facing ``v_k`` (a shift of the whole map: the fusion's map
+offset) and far more where many surfaces lean only slightly into it (walls seen almost edge-on:
+at the university station VGICP seeded at the truth slides 0.127 m east-west, where the formula
+alone said 0.021 m); the excess ``sigma (sum_i |J_i v_k| / lambda_k - 1)`` is added to that
+direction's std (0.039 m there). Along the directions whose std still exceeds ``remap_std``,
+:func:`remap` keeps the prediction (Zhang et al.'s solution remapping). small_gicp's own
+``RegistrationResult.H`` is not used for this: it weighs residuals by GICP's regularised
+covariances (1 : 1 : 1e-3), so a point sliding along a wall still counts, and on a synthetic
+corridor it reported the axis only 6.7 times less certain than across (instead of
+unconstrained).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import small_gicp
 from numpy.typing import ArrayLike, NDArray
+from scipy.spatial.transform import Rotation
 
 from xiaomanlv_core.deskew import deskew
 from xiaomanlv_nav.localization.config import LocalizerConfig
@@ -151,6 +161,7 @@ def register(
     min_rotation_std: float,
     max_std: float,
     min_constraint: float,
+    remap_std: float = 0.0,
     coarse: bool = True,
 ) -> Registration:
     """Align a prepared sweep (``scan_points_base`` (N,3) [m], base_link) to ``target`` (the
@@ -158,6 +169,8 @@ def register(
     covariance. ``rotation_epsilon`` and ``min_rotation_std`` are in [rad]. ``coarse``: match
     on the coarse voxel map first (its wider basin); False when the prediction is known to be
     within centimetres (the last sweep matched: the odometry drifts millimetres in 0.1 s).
+    ``remap_std`` [m] > 0: along the directions the covariance leaves freer than that, the
+    pose keeps ``initial_pose`` (:func:`remap`); 0: the match as it ended.
 
     A sweep with fewer than 7 points after downsampling is not aligned: the result keeps the
     initial pose, ``converged`` False and no inliers.
@@ -214,7 +227,7 @@ def register(
     )
     fitness = chi2 / inliers if inliers else math.inf
     return Registration(
-        pose=pose,
+        pose=remap(init, pose, covariance, max_std=remap_std),
         initial_pose=init,
         covariance=covariance,
         converged=bool(result.converged),
@@ -278,13 +291,51 @@ def match_covariance(
     variances = np.full(6, max_std**2)
     constrained = values > max(min_constraint, 0.0)
     constrained &= values > 0.0
-    variances[constrained] = np.minimum(scale * sigma2 / values[constrained], max_std**2)
+    # Bias that does not average out (module docstring): sigma on every residual, the worst
+    # case along eigen-direction v_k is sigma sum_i |J_i v_k| / lambda_k; less the sigma that
+    # surfaces squarely facing v_k would give (a shift of the whole map: the fusion's map
+    # offset), what is left is the slide of surfaces leaning only slightly into v_k.
+    leak = np.abs(jac @ vectors[:, constrained]).sum(axis=0) / values[constrained] - 1.0
+    leak = np.maximum(leak, 0.0)
+    bias2 = sigma2 * leak**2
+    variances[constrained] = np.minimum(scale * sigma2 / values[constrained] + bias2, max_std**2)
     cov = (vectors * variances) @ vectors.T
     lever = np.array([1.0] * 3 + [1.0 / LEVER] * 3)
     cov = cov * np.outer(lever, lever)
     floor = np.array([min_position_std**2] * 3 + [min_rotation_std**2] * 3)
     cov[np.diag_indices(6)] += floor
     return np.asarray(0.5 * (cov + cov.T), dtype=np.float64)
+
+
+def remap(
+    initial_pose: ArrayLike,
+    pose: ArrayLike,
+    covariance: ArrayLike,
+    *,
+    max_std: float,
+) -> NDArray[np.float64]:
+    """4x4 map <- base_link: the correction from ``initial_pose`` to ``pose`` kept only along
+    the directions ``covariance`` (6x6 [x y z roll pitch yaw], [m^2], [rad^2]) pins within
+    ``max_std`` [m] (rotations at :data:`LEVER`); along the others the initial pose stays
+    (Zhang, Kaess & Singh, "On degeneracy of optimization-based state estimation problems",
+    ICRA 2016: solution remapping). ``max_std`` <= 0 returns ``pose``."""
+    seed = np.asarray(initial_pose, dtype=np.float64)
+    out = np.asarray(pose, dtype=np.float64).copy()
+    if max_std <= 0.0:
+        return out
+    lever = np.array([1.0] * 3 + [LEVER] * 3)
+    cov = np.asarray(covariance, dtype=np.float64) * np.outer(lever, lever)
+    values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
+    free = values > max_std**2
+    if not free.any():
+        return out
+    good = vectors[:, ~free]
+    turn = Rotation.from_matrix(out[:3, :3] @ seed[:3, :3].T).as_rotvec()
+    step = np.concatenate([out[:3, 3] - seed[:3, 3], turn]) * lever
+    kept = good @ (good.T @ step) / lever
+    out[:3, :3] = Rotation.from_rotvec(kept[3:]).as_matrix() @ seed[:3, :3]
+    out[:3, 3] = seed[:3, 3] + kept[:3]
+    return out
 
 
 def register_with(
@@ -311,5 +362,6 @@ def register_with(
         min_rotation_std=math.radians(config.min_rotation_std),
         max_std=config.max_std,
         min_constraint=config.min_constraint,
+        remap_std=config.remap_std,
         coarse=coarse,
     )

@@ -11,7 +11,12 @@ import pytest
 
 from xiaomanlv_core.geometry import planar_pose, yaw_of
 from xiaomanlv_nav.localization.config import LocalizerConfig
-from xiaomanlv_nav.localization.registration import Registration, prepare_scan, register_with
+from xiaomanlv_nav.localization.registration import (
+    Registration,
+    prepare_scan,
+    register_with,
+    remap,
+)
 from xiaomanlv_nav.localization.tiles import tile_map_for
 
 CONFIG = LocalizerConfig()
@@ -77,6 +82,45 @@ def test_a_corridor_gives_a_covariance_long_along_its_axis(tmp_path: Path, corri
     assert abs(abs(float(long_axis @ [math.cos(axis), math.sin(axis)])) - 1.0) < 1e-3
     assert across < 0.1  # across the corridor the walls fix it
     assert reg.position_std == pytest.approx(along)
+
+
+def test_a_corridor_match_keeps_the_prediction_along_its_axis(
+    tmp_path: Path, corridor: Any
+) -> None:
+    # Seeded 0.3 m off along the axis (and 0.1 m across): nothing in the sweep says where
+    # along the corridor the robot is, so the match keeps the seed there (solution remapping)
+    # instead of sliding wherever the map's small errors push it; across, the walls correct it.
+    axis = math.radians(30.0)
+    along_axis = np.array([math.cos(axis), math.sin(axis)])
+    across_axis = np.array([-math.sin(axis), math.cos(axis)])
+    truth = planar_pose(10.0 * math.cos(axis), 10.0 * math.sin(axis), axis + 0.2)
+    target = _target(corridor, tmp_path, truth[0, 3], truth[1, 3])
+    seed = truth.copy()
+    seed[:2, 3] += 0.3 * along_axis + 0.1 * across_axis
+    reg = register_with(CONFIG, corridor.sweep(truth, max_range=20.0), seed, target)
+    moved = reg.pose[:2, 3] - seed[:2, 3]
+    off = reg.pose[:2, 3] - truth[:2, 3]
+    assert abs(float(moved @ along_axis)) < 0.03, moved
+    assert abs(float(off @ across_axis)) < 0.03, off
+    free = register_with(
+        LocalizerConfig(remap_std=0.0), corridor.sweep(truth, max_range=20.0), seed, target
+    )
+    assert abs(float((free.pose[:2, 3] - seed[:2, 3]) @ along_axis)) > 0.03  # what it slid
+
+
+def test_remap_keeps_the_seed_only_along_free_directions() -> None:
+    seed = planar_pose(1.0, 2.0, 0.3)
+    pose = seed @ planar_pose(0.2, -0.1, math.radians(1.0))
+    cov = np.diag([0.01**2, 0.5**2, 0.01**2, 1e-6, 1e-6, 1e-6])  # y (map) unconstrained
+    out = remap(seed, pose, cov, max_std=0.05)
+    np.testing.assert_allclose(out[1, 3], seed[1, 3], atol=1e-9)
+    np.testing.assert_allclose(out[0, 3], pose[0, 3], atol=1e-9)
+    np.testing.assert_allclose(out[:3, :3], pose[:3, :3], atol=1e-9)
+    np.testing.assert_allclose(remap(seed, pose, cov, max_std=0.0), pose)
+    yaw_free = np.diag([1e-4] * 5 + [math.radians(5.0) ** 2])  # 5 deg at 10 m: 0.87 m
+    turned = remap(seed, pose, yaw_free, max_std=0.05)
+    assert yaw_of(turned[:3, :3]) == pytest.approx(0.3, abs=1e-9)
+    np.testing.assert_allclose(turned[:2, 3], pose[:2, 3], atol=1e-9)
 
 
 def test_prepare_scan_drops_bad_points_and_deskews_with_the_odometry() -> None:
