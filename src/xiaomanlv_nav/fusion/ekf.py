@@ -169,7 +169,7 @@ class Estimate:
     twist_covariance: Array  # (6,6) base_link linear [(m/s)^2], angular [(rad/s)^2]
     gyro_bias: Array  # (3,) [rad/s]
     accel_bias: Array  # (3,) [m/s^2]
-    covariance: Array = field(repr=False)  # (15,15) the error state's
+    covariance: Array = field(repr=False)  # (17,17) the error state's (N_ERR)
 
 
 # ---- state and events ---------------------------------------------------------------------------
