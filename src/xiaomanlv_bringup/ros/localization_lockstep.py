@@ -293,8 +293,10 @@ class Stack:
 
     # ---- what the bench reads -----------------------------------------------------------------
     def gnss_accepted_between(self, start: float, end: float) -> int | None:
-        """Fixes stamped in [start, end] [s] the fusion applied (None: no fix came then)."""
-        inside = [took for t, took in self._gnss if start <= t <= end]
+        """Fixes stamped in [start, end) [s] the fusion applied (None: no fix came then): the
+        window is half-open as a GnssJump fault's is (`xiaomanlv_sim.faults`), so the clean fix
+        stamped at ``end`` is not counted as a jumped one."""
+        inside = [took for t, took in self._gnss if start <= t < end]
         return sum(inside) if inside else None
 
     def timings(self) -> dict[str, object]:
