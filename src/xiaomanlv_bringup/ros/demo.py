@@ -500,17 +500,21 @@ def _deliver(
 
 
 LATCHED = LATCHED_QOS
+#: [s] for a latched map topic to reach a late joiner: the cloud is ~30 MB (1.9 M points), sent
+#: again in DDS fragments to each new subscriber; with the whole graph busy on two loaded cores
+#: (the localiser reading its tiles, the fusion at IMU rate) a CI run saw it take over 30 s.
+MAP_WAIT = 120.0
 
 
 def _map_lines(session: GraphSession, summary: dict[str, Any]) -> list[str]:
     """What map_server serves, as a late-joining planner receives it (latched topics)."""
-    grid = session.wait_for_message(OccupancyGrid, "/map", timeout=30.0, qos=LATCHED)
-    cloud = session.wait_for_message(PointCloud2, "/map/cloud", timeout=30.0, qos=LATCHED)
+    grid = session.wait_for_message(OccupancyGrid, "/map", timeout=MAP_WAIT, qos=LATCHED)
+    cloud = session.wait_for_message(PointCloud2, "/map/cloud", timeout=MAP_WAIT, qos=LATCHED)
     routes = json.loads(
-        session.wait_for_message(String, "/map/route_graph", timeout=30.0, qos=LATCHED).data
+        session.wait_for_message(String, "/map/route_graph", timeout=MAP_WAIT, qos=LATCHED).data
     )
     stops = json.loads(
-        session.wait_for_message(String, "/map/stops", timeout=30.0, qos=LATCHED).data
+        session.wait_for_message(String, "/map/stops", timeout=MAP_WAIT, qos=LATCHED).data
     )
     kinds = [f["geometry"]["type"] for f in routes["features"]]
     info = grid.info
