@@ -657,7 +657,7 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
                 file=out,
             )
         result, feedback, _ = s.send_goal(
-            WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=5.0), 15.0
+            WaitForHealthy, "/health/wait_until_healthy", WaitForHealthy.Goal(timeout=5.0), 60.0
         )
         health["wait_until_healthy"] = {"healthy": result.healthy, "feedback": len(feedback)}
         print(
