@@ -48,8 +48,8 @@ class LocalizerConfig:
     )
     # ---- the scan ---------------------------------------------------------------------------
     scan_voxel: float = param(
-        0.5, low=0.05, high=5.0, unit="m", description="a sweep is downsampled to this voxel"
-    )  # [m]
+        0.7, low=0.05, high=5.0, unit="m", description="a sweep is downsampled to this voxel"
+    )  # [m] quick bench, seeds 1-3, against 0.5: rmse 0.015-0.019 m (0.021-0.028), 30 % less time
     scan_min_range: float = param(
         1.0, low=0.0, high=50.0, unit="m", description="points nearer the lidar are dropped"
     )  # [m] the robot's own body, a hand over the sensor
