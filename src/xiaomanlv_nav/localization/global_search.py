@@ -196,6 +196,17 @@ class GlobalSearchConfig:
     odometry_drift: float = param(
         0.03, low=0.0, high=1.0, description="odometry position std per metre driven"
     )  # [m/m] wheel slip (IntegrityConfig.odometry_position_per_m)
+    gnss_rule_out: float = param(
+        4.0,
+        low=0.0,
+        high=1000.0,
+        description="a rival whose mean squared Mahalanobis distance to the kept fixes exceeds "
+        "the best's by more than this is no rival (0: off)",
+    )  # about chi-square 1 dof at 0.95 (3.84): the fixes' mean tells two poses apart along the
+    # line joining them (a rival 3.4 m along a walkway from 1.1 m fixes: 7-9 measured, so out)
+    gnss_rule_out_fixes: int = param(
+        5, low=1, high=1000, description="kept fixes needed before GNSS rules a rival out"
+    )
 
     def __post_init__(self) -> None:
         validate_fields(self)

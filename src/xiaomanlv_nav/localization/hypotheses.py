@@ -19,7 +19,9 @@ fitness over its last ``evidence_sweeps`` is at least ``min_fitness`` and its me
 most ``max_see_through``, no distinct track comes near its mean score
 (`global_search.ambiguous`: above ``max_ratio`` of it while missing fewer than
 ``min_misfit_ratio`` times its share of points) and none beat it on any of the last
-``min_sweeps`` sweeps, and it agrees with more than ``gnss_min_agree`` of the GNSS fixes of the
+``min_sweeps`` sweeps (a rival that the kept GNSS fixes place clearly worse than it, in the
+mean of their squared Mahalanobis distances, is none: `HypothesisTracker._ruled_out`), and it
+agrees with more than ``gnss_min_agree`` of the GNSS fixes of the
 last ``gnss_history`` seconds, each compared with where the track puts the robot at the fix's
 time (chained by the odometry, its drift ``odometry_drift`` per metre added to the fix's
 covariance): a GNSS jump or multipath hold (seconds) is outvoted by the fixes around it.
@@ -190,20 +192,38 @@ class HypothesisTracker:
         self.tracks.sort(key=lambda t: -t.score(last))
         del self.tracks[cfg.max_tracks :]
 
-    def _gnss_agreement(self, track: Track) -> float:
-        """Share of the kept fixes within the chi-square gate of where ``track`` puts the
-        robot at each fix's time (NaN without fixes)."""
-        if not self._fixes:
-            return math.nan
-        agree = 0
+    def _distances2(self, track: Track) -> list[float]:
+        """Squared Mahalanobis distance of each kept fix to where ``track`` puts the robot at
+        the fix's time (chained by the odometry, its drift added to the fix's covariance)."""
+        out = []
         back = track.pose @ np.linalg.inv(track.odom)  # map <- odom on this hypothesis
         for _, xy, cov, odom in self._fixes:
             then = back @ odom
             driven = float(np.hypot(*(track.odom[:2, 3] - odom[:2, 3])))
             s = cov + np.eye(2) * (self.config.odometry_drift * driven) ** 2
             d = xy - then[:2, 3]
-            agree += int(float(d @ np.linalg.solve(s, d)) <= self._gate2)
-        return agree / len(self._fixes)
+            out.append(float(d @ np.linalg.solve(s, d)))
+        return out
+
+    def _gnss_agreement(self, track: Track) -> float:
+        """Share of the kept fixes within the chi-square gate of where ``track`` puts the
+        robot at each fix's time (NaN without fixes)."""
+        if not self._fixes:
+            return math.nan
+        return sum(d2 <= self._gate2 for d2 in self._distances2(track)) / len(self._fixes)
+
+    def _ruled_out(self, rival: Track, best: Track) -> bool:
+        """GNSS tells ``rival`` from ``best`` where the scan cannot (a standing robot in a
+        corridor, its look-alike a few metres along it): over at least
+        ``gnss_rule_out_fixes`` kept fixes, the rival's mean squared Mahalanobis distance to
+        them exceeds the best's by more than ``gnss_rule_out``. A mean, not a vote: one fix
+        a metre off passes a 3.4 m offset through its gate, the mean of twenty does not; a
+        multipath hold of a few seconds shifts it by its share of the history only."""
+        cfg = self.config
+        if cfg.gnss_rule_out <= 0.0 or len(self._fixes) < cfg.gnss_rule_out_fixes:
+            return False
+        mine, theirs = self._distances2(best), self._distances2(rival)
+        return float(np.mean(theirs)) - float(np.mean(mine)) > cfg.gnss_rule_out
 
     def _decide(self, result: SearchResult | None, scan: PreparedScan) -> Decision:
         cfg = self.config
@@ -214,7 +234,11 @@ class HypothesisTracker:
             reason = result.reason if result is not None else NO_HYPOTHESIS
             return Decision(None, False, reason, searched=searched)
         best = self.tracks[0]
-        rivals = [t for t in self.tracks[1:] if distinct(t.pose, best.pose, cfg)]
+        rivals = [
+            t
+            for t in self.tracks[1:]
+            if distinct(t.pose, best.pose, cfg) and not self._ruled_out(t, best)
+        ]
         runner_up = max((t.score(last) for t in rivals), default=0.0)
         score = best.score(last)
         # consistently: the best beat each rival on each of the last min_sweeps sweeps too
