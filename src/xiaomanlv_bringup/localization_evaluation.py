@@ -30,6 +30,9 @@ docs/frames.md). Poses are planar rows ``(x, y, z, yaw)``: [m, m, m, rad].
   within ``radius`` (0.3 m) of the truth.
 - **GNSS jumps** (`jump_rejection_rate`): the share of injected jumps of which the fusion took
   no fix.
+- **Where a trial may happen** (`map_covers`): a world-frame point the prior map covers (a FREE
+  cell of its occupancy grid within a reach): starts, kidnaps and drives on walkways the mapping
+  route never saw would measure the map's extent, not the localiser.
 
 Time series are sampled by the caller; `TruthTrack` interpolates the truth at any stamp
 (positions linearly, heading along the short way round) so that a pose stamped at a lidar
@@ -39,12 +42,15 @@ sweep's start is compared with where the robot was then.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.ndimage import binary_dilation
 from scipy.stats import chi2
+
+from xiaomanlv_mapping.model import FREE, Grid
 
 OK, DEGRADED, LOST = "OK", "DEGRADED", "LOST"  # localiser states as the bench records them
 
@@ -373,3 +379,31 @@ def median_p99(values_ms: Sequence[float]) -> tuple[float | None, float | None]:
         return None, None
     v = np.asarray(values_ms, dtype=float)
     return float(np.median(v)), float(np.percentile(v, 99.0))
+
+
+def map_covers(
+    grid: Grid, map_from_world: ArrayLike, reach: float = 1.0
+) -> Callable[[float, float], bool]:
+    """Whether the prior map covers a world-frame point (x, y) [m]: a FREE cell of its
+    occupancy ``grid`` within ``reach`` [m] of it, once carried into ``map`` by
+    ``map_from_world`` (4x4); ground the mapping drive saw. Outside the grid: not covered.
+
+    Raises:
+        ValueError: a grid with a rotated origin (the map build writes none).
+    """
+    if abs(grid.origin[2]) > 1e-9:
+        raise ValueError(f"map grid: a rotated origin ({grid.origin[2]} rad) is not supported")
+    m = np.asarray(map_from_world, dtype=np.float64)
+    cells = max(1, round(reach / grid.resolution))
+    disk = np.hypot(*np.mgrid[-cells : cells + 1, -cells : cells + 1]) <= cells
+    near = binary_dilation(grid.cells == FREE, structure=disk)
+    rows, cols = near.shape
+
+    def covered(x: float, y: float) -> bool:
+        px = m[0, 0] * x + m[0, 1] * y + m[0, 3]
+        py = m[1, 0] * x + m[1, 1] * y + m[1, 3]
+        col = math.floor((px - grid.origin[0]) / grid.resolution)
+        row = math.floor((py - grid.origin[1]) / grid.resolution)
+        return bool(0 <= row < rows and 0 <= col < cols and near[row, col])
+
+    return covered

@@ -1,4 +1,5 @@
-"""Localisation measures against truth: accuracy, NEES bounds, drift, start, kidnap, alarms."""
+"""Localisation measures against truth: accuracy, NEES bounds, drift, start, kidnap, alarms,
+and where the map lets a trial happen."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from xiaomanlv_bringup.localization_evaluation import (
     init_outcome,
     jump_rejection_rate,
     kidnap_outcome,
+    map_covers,
     median_p99,
     nees,
     nees_bounds,
@@ -28,6 +30,7 @@ from xiaomanlv_bringup.localization_evaluation import (
     pose_errors,
     wrap_angle,
 )
+from xiaomanlv_mapping.model import FREE, OCCUPIED, UNKNOWN, Grid
 
 
 def straight_track(speed: float = 1.0, yaw: float = 0.0, until: float = 20.0) -> TruthTrack:
@@ -164,3 +167,25 @@ def test_jump_rejection_rate_and_timings() -> None:
     assert median_p99([]) == (None, None)
     med, p99 = median_p99([1.0, 2.0, 3.0, 100.0])
     assert med == 2.5 and 3.0 < p99 <= 100.0
+
+
+def test_map_covers_only_what_the_grid_saw_free_within_reach() -> None:
+    """A 10 m x 6 m grid at 0.5 m, free in a 2 m band along y = 1..3 m (map frame), the map
+    frame 100 m east of the world's: covered on the band and within the 1 m reach, not beyond
+    it, not on occupied or unknown cells far from free ones, not off the grid."""
+    cells = np.full((12, 20), UNKNOWN, dtype=np.int8)
+    cells[2:6, :] = FREE  # rows 2..5: y in [1, 3) m
+    cells[8:, :] = OCCUPIED
+    grid = Grid(resolution=0.5, origin=(0.0, 0.0, 0.0), cells=cells)
+    map_from_world = np.eye(4)
+    map_from_world[0, 3] = -100.0  # world (100, y) is map (0, y)
+    covered = map_covers(grid, map_from_world, reach=1.0)
+    assert covered(105.0, 2.0)  # on the band
+    assert covered(105.0, 3.8)  # 0.8 m above it
+    assert not covered(105.0, 4.6)  # 1.6 m above it: unknown
+    assert not covered(105.0, 5.5)  # occupied, far from free
+    assert not covered(5.0, 2.0)  # map x = -95: off the grid
+    assert not covered(112.0, 2.0)  # map x = 12: off the grid
+    rotated = Grid(resolution=0.5, origin=(0.0, 0.0, 0.1), cells=cells)
+    with pytest.raises(ValueError, match="rotated origin"):
+        map_covers(rotated, np.eye(4))

@@ -297,6 +297,11 @@ class Stack:
         self.bad[kind] = self.bad.get(kind, 0) + 1
 
     # ---- what the bench reads -----------------------------------------------------------------
+    @property
+    def gnss_fixes(self) -> int:
+        """Fixes (status FIX or better) the stack has been given."""
+        return len(self._gnss)
+
     def gnss_accepted_between(self, start: float, end: float) -> int | None:
         """Fixes stamped in [start, end) [s] the fusion applied (None: no fix came then): the
         window is half-open as a GnssJump fault's is (`xiaomanlv_sim.faults`), so the clean fix
