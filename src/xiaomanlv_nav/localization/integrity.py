@@ -25,7 +25,10 @@ State: **OK** when every check passes; **DEGRADED** when any fails (one piece of
 not proof: multipath, a wheel slipping, rain, a crowd); **LOST** when independent evidence
 agrees for ``lost_persistence``: a gross GNSS disagreement together with a failing match or
 odometry check, a clearly better alternative twice in a row, the match collapsing together
-with the odometry check, or nothing fitting at all for ``no_fit_time`` with GNSS disagreeing
+with the odometry check, or nothing fitting at all (`MatchLike.fit_ratio`: the share of the
+steep points, walls and poles, in the map's occupied space; the ground fits anywhere) for
+``no_fit_time`` unless GNSS vouches for the pose (recent fixes agreeing with a match whose
+covariance is not large: a match metres uncertain agrees with any fix), with GNSS disagreeing
 or absent. A moderate GNSS disagreement never counts towards LOST (multipath holds of a few
 metres beside a building, with rain thinning the match, are a normal day). LOST is latched
 until :meth:`IntegrityMonitor.reset` (the localiser found its pose again by a global search):
@@ -102,6 +105,8 @@ class MatchLike(Protocol):
     def points(self) -> int: ...
     @property
     def inliers(self) -> int: ...
+    @property
+    def fit_ratio(self) -> float: ...  # share that found the map, on walls when there are some
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,10 @@ class IntegrityConfig:
         0.3, low=0.0, high=1.0, description="inlier share below this is a collapse whatever"
     )
     no_fit_ratio: float = param(
-        0.1, low=0.0, high=1.0, description="inlier share below this: nothing fits"
+        0.1,
+        low=0.0,
+        high=1.0,
+        description="fit share (on walls when a sweep has some) below this: nothing fits",
     )
     few_points_ratio: float = param(
         0.6, low=0.0, high=1.0, description="fewer points than this share of usual: DEGRADED"
@@ -286,7 +294,8 @@ class IntegrityMonitor:
             failing |= self._gnss_verdict(now)
             if alternatives is not None:
                 failing |= self._alternative_check(pose, alternatives, current_fitness)
-        if NO_MATCH not in failing and ratio >= cfg.no_fit_ratio:
+        fits = registration is not None and registration.fit_ratio >= cfg.no_fit_ratio
+        if NO_MATCH not in failing and fits:
             self._since.pop("no fit", None)
         else:
             self._since.setdefault("no fit", now)
@@ -467,7 +476,10 @@ class IntegrityMonitor:
             return True
         no_fit = self._since.get("no fit")
         if no_fit is not None and now - no_fit >= cfg.no_fit_time:
-            return not self._fixes or GNSS_INCONSISTENT in failing
+            # GNSS vouches for a pose nothing fits only when it has fixes that agree with a
+            # pose the match pins down: a match metres uncertain agrees with a fix 30 m away
+            vouched = self._fixes and not failing & {GNSS_INCONSISTENT, LARGE_COVARIANCE}
+            return not vouched
         return False
 
 

@@ -305,7 +305,7 @@ class Localizer:
         out = []
         if reg.points < cfg.min_points:
             out.append(FEW_POINTS)
-        if match_ratio(reg) < cfg.lost_inlier_ratio:
+        if reg.fit_ratio < cfg.lost_inlier_ratio:
             out.append(INLIER_COLLAPSE)
         delta = np.linalg.inv(predicted) @ reg.pose
         if (
@@ -332,7 +332,7 @@ class Localizer:
             return State.DEGRADED, reasons
         assert reg is not None
         reasons_list = []
-        if match_ratio(reg) < cfg.ok_inlier_ratio:
+        if reg.fit_ratio < cfg.ok_inlier_ratio:
             reasons_list.append(LOW_INLIERS)
         if reg.position_std > cfg.max_ok_position_std or reg.yaw_std > math.radians(
             cfg.max_ok_yaw_std
@@ -454,13 +454,6 @@ def _apart(a: NDArray[np.float64], b: NDArray[np.float64], cfg: LocalizerConfig)
         float(np.linalg.norm(delta[:2, 3])) > cfg.max_correction
         or abs(math.degrees(yaw_of(delta[:3, :3]))) > cfg.max_yaw_correction
     )
-
-
-def match_ratio(reg: Registration) -> float:
-    """The share of a match's points that found the map, judged on steep surfaces (walls,
-    poles) when the sweep has at least 50 of them: the ground finds the map anywhere
-    (`Registration.structure_ratio`)."""
-    return reg.structure_ratio if reg.structure_points >= 50 else reg.inlier_ratio
 
 
 def localizer_for(
