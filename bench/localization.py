@@ -172,6 +172,7 @@ OUTAGE = 30.0  # [s] lidar outage (issue 15); 10 with --quick
 JUMP_WINDOW = 4.0  # [s] each GNSS jump lasts
 KIDNAP_DISTANCE = 30.0  # [m]
 COVERED_REACH = 1.0  # [m] a walkway point is on the map with a FREE grid cell this near
+PROGRESS_EVERY = 60.0  # [s] of sim time between the drive's progress lines
 COVERED_SHARE = 0.8  # of an edge's length, for the edge to be on the map
 KIDNAP_AFTER = 15.0  # [s] of localised driving before the carry
 KIDNAP_WATCH = 12.0  # [s] after it
@@ -206,6 +207,16 @@ def walkway_graph(
             if share < COVERED_SHARE:
                 continue
         g.add_edge(a, b, width=width, length=length)
+    if covered is not None:
+        # A walkway cut by the map's edge is no spur to drive into (a stop's is): drop the
+        # ends the cut made, again until none is left (a route into one turned back at the
+        # residential compound's gate, where the crowd comes and goes, and was held there).
+        full = {a: 0 for a in site.walkways.nodes}
+        for a, b, _ in site.walkways.edges:
+            full[a] += 1
+            full[b] += 1
+        while cut := [n for n in g.nodes if g.degree(n) <= 1 and full.get(n, 0) > 1]:
+            g.remove_nodes_from(cut)
     if covered is not None and root is not None and root in g:
         g = g.subgraph(nx.node_connected_component(g, root)).copy()
     return g
@@ -824,6 +835,16 @@ def world_run(name: str, args: argparse.Namespace, robot: RobotSpec, seed: int) 
         start_pose = planar_pose(
             float(start_pose[0, 3]), float(start_pose[1, 3]), yaw_of(start_pose[:3, :3])
         )
+    shown = [0.0]
+
+    def progress(sim: Simulator) -> None:  # a line every PROGRESS_EVERY of sim time
+        if sim.time - shown[0] >= PROGRESS_EVERY:
+            shown[0] = sim.time
+            log(
+                f"{name}: {driver.progress:.0f} of {driver.length:.0f} m, {sim.time:.0f} s "
+                f"(wall {time.perf_counter() - t0:.0f} s)"
+            )
+
     rec = run_drive(
         site3,
         sim,
@@ -833,6 +854,7 @@ def world_run(name: str, args: argparse.Namespace, robot: RobotSpec, seed: int) 
         baseline=baseline,
         baseline_every=args.baseline_every,
         baseline_start=start_pose,
+        on_tick=progress,
     )
     wall = time.perf_counter() - t0
     if not driver.done:
