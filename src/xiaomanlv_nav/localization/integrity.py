@@ -21,19 +21,18 @@ score stayed good). The monitor therefore weighs independent evidence, each a st
   `xiaomanlv_nav.localization.global_search`): a distinct pose that fits clearly better than
   the current one.
 
-State: **OK** when every check passes; **DEGRADED** when any fails (one piece of evidence is
-not proof: multipath, a wheel slipping, rain, a crowd); **LOST** when independent evidence
-agrees for ``lost_persistence``: a gross GNSS disagreement together with a failing match or
-odometry check, a clearly better alternative twice in a row, the match collapsing together
-with the odometry check, or nothing fitting at all (`MatchLike.fit_ratio`: the share of the
-steep points, walls and poles, in the map's occupied space; the ground fits anywhere) for
-``no_fit_time`` unless GNSS vouches for the pose (recent fixes agreeing with a match whose
-covariance is not large: a match metres uncertain agrees with any fix), with GNSS disagreeing
-or absent. A moderate GNSS disagreement never counts towards LOST (multipath holds of a few
-metres beside a building, with rain thinning the match, are a normal day). LOST is latched
-until :meth:`IntegrityMonitor.reset` (the localiser found its pose again by a global search):
-a kidnapped robot does not drift back into being right. Each state carries its reasons
-(stable strings, for /diagnostics and the status topic).
+State: **OK** when every check passes; **DEGRADED** when any fails (one piece of evidence is not
+proof: multipath, a wheel slipping, rain, a crowd); **LOST** when independent evidence agrees for
+``lost_persistence``: a gross GNSS disagreement together with a failing match or odometry check, a
+clearly better alternative twice in a row, the match collapsing together with the odometry check, or
+nothing fitting at all (`MatchLike.fit_ratio`: the share of the steep points, walls and poles, in
+the map's occupied space; the ground fits anywhere) for ``no_fit_time`` unless GNSS vouches for the
+pose (recent fixes agreeing with a match whose covariance is not large: a match metres uncertain
+agrees with any fix). A moderate GNSS disagreement never counts towards LOST (multipath holds of a
+few metres beside a building, with rain thinning the match, are a normal day). LOST is latched until
+:meth:`IntegrityMonitor.reset` (the localiser found its pose again by a global search): a kidnapped
+robot does not drift back into being right. Each state carries its reasons (stable strings, for
+/diagnostics and the status topic).
 
 Frames: poses 4x4 map <- base_link; odometry deltas base_link(previous update) <- base_link(this
 one); GNSS horizontal positions of base_link in the map frame [m]; stamps [s]. Pure Python.
