@@ -79,6 +79,7 @@ SENSORS = {
 # (facing the station building), turn round, then drive up the walkway.
 DRIVE = [(3.9, 0.0, 0.8), (1.0, 0.0, 0.0), (6.0, 1.2, 0.0), (1.5, 0.0, 0.0)]
 WINDOW = 30.0  # [m] half-width of the picture around the robot
+HEALTH_SETTLE = 15.0  # [s] /health/get is asked until OK for at most this long
 PARCEL = {"parcel_id": "P-0001", "recipient": "alice@campus.example", "stop": "library_west"}
 OPERATOR = ("demo-operator", "demo-credential")
 EVENTS_QOS = events_qos(100)
@@ -632,8 +633,21 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
                 f"  ground truth: drove {driven:.1f} m to ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f})",
                 file=out,
             )
-        got = s.call(GetHealth, "/health/get", GetHealth.Request(), timeout=20.0, resend_every=2.0)
+        # Ask until OK (HEALTH_SETTLE at most): on two loaded cores a node's callbacks can lag
+        # behind its inputs for a moment (the ekf coasting on an IMU message it has not been
+        # handed yet); the last answer and how many asks it took are reported.
+        asks, settle_until = 0, time.monotonic() + HEALTH_SETTLE
+        while True:
+            got = s.call(
+                GetHealth, "/health/get", GetHealth.Request(), timeout=20.0, resend_every=2.0
+            )
+            asks += 1
+            ok = Level(level_of(got.status.level)) == Level.OK
+            if ok or time.monotonic() >= settle_until:
+                break
+            time.sleep(1.0)
         health = summary["health"] = {
+            "asks": asks,
             "get": Level(level_of(got.status.level)).name,
             "topics": {
                 t.topic: {
@@ -649,7 +663,7 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
                 for c in got.status.components
             },
         }
-        print(f"  health monitor (/health/get): {health['get']}", file=out)
+        print(f"  health monitor (/health/get): {health['get']} (asked {asks}x)", file=out)
         for topic in got.status.topics:
             print(
                 f"    {topic.topic:<16} {Level(level_of(topic.level)).name:<5} "
