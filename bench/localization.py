@@ -192,32 +192,25 @@ def walkway_graph(
     point the prior map covers), only the edges covered along at least ``COVERED_SHARE`` of
     their length (sampled every metre), and of those the connected part holding ``root``:
     where a robot on that map can be and drive."""
-    g = nx.Graph()
+    full = nx.Graph()
     for a, b, width in site.walkways.edges:
         pa, pb = site.walkways.nodes[a], site.walkways.nodes[b]
-        length = math.dist(pa, pb)
-        if covered is not None:
-            n = max(2, int(length))
-            share = np.mean(
-                [
-                    covered(pa[0] + f * (pb[0] - pa[0]), pa[1] + f * (pb[1] - pa[1]))
-                    for f in np.linspace(0.0, 1.0, n)
-                ]
-            )
-            if share < COVERED_SHARE:
-                continue
-        g.add_edge(a, b, width=width, length=length)
-    if covered is not None:
-        # A walkway cut by the map's edge is no spur to drive into (a stop's is): drop the
-        # ends the cut made, again until none is left (a route into one turned back at the
-        # residential compound's gate, where the crowd comes and goes, and was held there).
-        full = {a: 0 for a in site.walkways.nodes}
-        for a, b, _ in site.walkways.edges:
-            full[a] += 1
-            full[b] += 1
-        while cut := [n for n in g.nodes if g.degree(n) <= 1 and full.get(n, 0) > 1]:
-            g.remove_nodes_from(cut)
-    if covered is not None and root is not None and root in g:
+        full.add_edge(a, b, width=width, length=math.dist(pa, pb))
+    if covered is None:
+        return full
+
+    def share(a: str, b: str) -> float:
+        pa, pb = site.walkways.nodes[a], site.walkways.nodes[b]
+        fs = np.linspace(0.0, 1.0, max(2, int(full.edges[a, b]["length"])))
+        return float(np.mean([covered(*(pa[k] + f * (pb[k] - pa[k]) for k in (0, 1))) for f in fs]))
+
+    g = full.edge_subgraph([(a, b) for a, b in full.edges if share(a, b) >= COVERED_SHARE]).copy()
+    # A walkway cut by the map's edge is no spur to drive into (a stop's is): drop the ends the
+    # cut made, again until none is left (a route into one turned back at the residential
+    # compound's gate, where the crowd comes and goes, and was held there).
+    while cut := [n for n in g.nodes if g.degree(n) <= 1 and full.degree(n) > 1]:
+        g.remove_nodes_from(cut)
+    if root is not None and root in g:
         g = g.subgraph(nx.node_connected_component(g, root)).copy()
     return g
 
