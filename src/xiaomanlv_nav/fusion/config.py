@@ -178,6 +178,13 @@ class EkfConfig:
         unit="periods",
         description="a source silent for this many of its periods is stale",
     )  # [periods]
+    stale_min: float = param(
+        0.25,
+        low=0.0,
+        high=100.0,
+        unit="s",
+        description="and silent at least this long: a busy machine delays messages by tens of ms",
+    )  # [s]
     # ---- node ----------------------------------------------------------------------------
     datum_file: str = param(
         "",

@@ -292,6 +292,7 @@ class Ekf:
         imu_period: float,
         periods: dict[str, float],
         stale_factor: float,
+        stale_min: float = 0.0,
         datum: Datum | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -324,6 +325,7 @@ class Ekf:
         self.max_imu_gap = max_imu_gap
         self.periods = dict(periods)
         self.stale_factor = stale_factor
+        self.stale_min = stale_min
         self.datum: Datum | None = None
         self._enu_from_map = _I3
         if datum is not None:
@@ -370,12 +372,12 @@ class Ekf:
         return self._estimate(state)
 
     def stale(self, now: float) -> list[str]:
-        """Sources silent for ``stale_factor`` of their periods at ``now`` [s] (never heard of
-        counts as silent)."""
+        """Sources silent for ``stale_factor`` of their periods, and at least ``stale_min``,
+        at ``now`` [s] (never heard of counts as silent)."""
         out = []
         for source, period in self.periods.items():
             last = self._last.get(source, -math.inf)
-            if now - last > self.stale_factor * period:
+            if now - last > max(self.stale_factor * period, self.stale_min):
                 out.append(source)
         return out
 
@@ -916,5 +918,6 @@ def build_ekf(config: EkfConfig, robot: RobotSpec, datum: Datum | None = None) -
             POSE: config.pose_period,
         },
         stale_factor=config.stale_factor,
+        stale_min=config.stale_min,
         datum=datum,
     )

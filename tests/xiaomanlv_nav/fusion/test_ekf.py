@@ -195,6 +195,17 @@ def test_a_stale_source_is_reported_and_the_covariance_grows() -> None:
     assert coasted.pose_covariance[0, 0] > later.pose_covariance[0, 0]
 
 
+def test_a_late_message_is_not_silence() -> None:
+    """Five IMU periods are 50 ms: a node a loaded machine starves hears its IMU that late
+    while the IMU runs on. Stale needs ``stale_min`` (0.25 s) of silence as well."""
+    ekf = make()
+    feed(ekf, events(0.0, 3.0))
+    last = 2.99  # the newest IMU stamp fed
+    assert IMU not in ekf.stale(last + 0.1)  # 10 periods late, not yet a quarter second
+    assert IMU in ekf.stale(last + 0.26)
+    assert IMU in build_ekf(EkfConfig(stale_min=0.0), ROBOT, DATUM).stale(0.0)  # never heard
+
+
 def test_bad_input_is_counted_never_raised() -> None:
     ekf = build_ekf(EkfConfig(history=1.0), ROBOT, DATUM)
     feed(ekf, events(0.0, 3.0))

@@ -225,6 +225,8 @@ class EkfNode(Node):
             "datum": ekf.datum is not None,
             "resets": ekf.resets,
         }
+        if now > 0.0:  # [s] since each source's newest stamp: how stale, or how late
+            values.update({f"{s} age": f"{ekf.age(s, now):.3f}" for s in ekf.periods})
         values.update({k: v for k, v in sorted(ekf.counts.items())})
         values.update({f"{k} ms": f"{v:.3f}" for k, v in ekf.timings.medians_ms().items()})
         values.update(self.guard.diagnostics_values())
