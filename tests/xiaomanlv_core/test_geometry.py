@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from xiaomanlv_core.geometry import (
+    matrix_quaternion,
     matrix_rpy,
     planar_pose,
     pose_matrix,
@@ -107,3 +108,30 @@ def test_transform_points_applies_rotation_then_translation() -> None:
 def test_wrap_angle() -> None:
     assert wrap_angle(3 * math.pi) == pytest.approx(-math.pi)
     assert wrap_angle(-0.1) == pytest.approx(-0.1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(-1.0, 1.0), min_size=4, max_size=4).filter(
+        lambda q: sum(v * v for v in q) > 1e-3
+    )
+)
+@example([0.0, 0.0, 0.0, 1.0])
+@example([1.0, 0.0, 0.0, 0.0])  # half turns: the trace is -1, the largest entry leads
+@example([0.0, 1.0, 0.0, 0.0])
+@example([0.0, 0.0, 1.0, 0.0])
+@example([0.0, 0.70710678, 0.70710678, 0.0])
+def test_quaternions_and_matrices_agree_with_scipy(q: list[float]) -> None:
+    expected = Rotation.from_quat(q)
+    np.testing.assert_allclose(quaternion_matrix(*q), expected.as_matrix(), atol=1e-12)
+    back = np.array(matrix_quaternion(expected.as_matrix()))
+    assert back[3] >= 0.0 and np.linalg.norm(back) == pytest.approx(1.0)
+    # The same rotation (q and -q are one).
+    assert abs(float(np.dot(back, expected.as_quat()))) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_zero_quaternion_is_refused() -> None:
+    with pytest.raises(ValueError, match="no rotation"):
+        quaternion_matrix(0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="no rotation"):
+        quaternion_matrix(math.nan, 0.0, 0.0, 1.0)

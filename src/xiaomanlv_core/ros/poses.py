@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from geometry_msgs.msg import Pose, Quaternion
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial.transform import Rotation
 
 from xiaomanlv_core.geometry import (
+    matrix_quaternion,
     quaternion_from_yaw,
     quaternion_matrix,
     yaw_from_quaternion,
@@ -46,7 +46,7 @@ def pose_msg(pose: ArrayLike) -> Pose:
     matrix = np.asarray(pose, dtype=np.float64)
     msg = Pose()
     msg.position.x, msg.position.y, msg.position.z = (float(v) for v in matrix[:3, 3])
-    msg.orientation = quaternion_msg(Rotation.from_matrix(matrix[:3, :3]).as_quat())
+    msg.orientation = quaternion_msg(matrix_quaternion(matrix[:3, :3]))
     return msg
 
 

@@ -30,10 +30,9 @@ import numpy as np
 from geometry_msgs.msg import TransformStamped
 from numpy.typing import ArrayLike, NDArray
 from rclpy.node import Node
-from scipy.spatial.transform import Rotation
 from tf2_msgs.msg import TFMessage
 
-from xiaomanlv_core.geometry import quaternion_matrix
+from xiaomanlv_core.geometry import matrix_quaternion, quaternion_matrix
 from xiaomanlv_core.ros.poses import quaternion_msg, xyzw_of, yaw_quaternion_msg
 from xiaomanlv_core.ros.qos import LATCHED_QOS, TF_QOS, TF_STATIC_LISTENER_QOS
 from xiaomanlv_core.ros.time import seconds_of, stamp_of
@@ -56,7 +55,7 @@ def transform_msg(pose: ArrayLike, parent: str, child: str, stamp: float) -> Tra
     msg.child_frame_id = child
     t = msg.transform.translation
     t.x, t.y, t.z = (float(v) for v in matrix[:3, 3])
-    msg.transform.rotation = quaternion_msg(Rotation.from_matrix(matrix[:3, :3]).as_quat())
+    msg.transform.rotation = quaternion_msg(matrix_quaternion(matrix[:3, :3]))
     return msg
 
 
