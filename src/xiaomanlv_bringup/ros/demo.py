@@ -679,7 +679,8 @@ def _run(profile_name: str, out: TextIO, output: Path, summary: dict[str, Any]) 
             "message(s)",
             file=out,
         )
-        status = s.wait_for_message(HealthStatus, "/health/status", timeout=10.0)
+        # A new subscription: on two starved cores its discovery alone can take seconds.
+        status = s.wait_for_message(HealthStatus, "/health/status", timeout=30.0)
         health["status"] = Level(level_of(status.level)).name
         print(f"  /health/status: {health['status']}", file=out)
         with recorder.lock:

@@ -21,17 +21,21 @@ import random
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import rclpy
+from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
+from rclpy.action.client import ClientGoalHandle
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
+from unique_identifier_msgs.msg import UUID
 
 from xiaomanlv_bringup.graph import NodeSpec
 from xiaomanlv_bringup.supervisor import Supervisor
@@ -39,6 +43,7 @@ from xiaomanlv_core.paths import node_executable
 
 DOMAIN_IDS = range(1, 101)  # Fast DDS ports stay below 32768 for these
 POLL = 0.02  # [s] how often a wait re-checks its condition (not a delay anything relies on)
+GOAL_RESEND = 5.0  # [s] a goal or result request unanswered this long is sent again
 T = TypeVar("T")
 
 
@@ -251,45 +256,75 @@ class GraphSession:
             if not client.wait_for_service(timeout_sec=timeout):
                 self._check_alive()
                 raise TimeoutError(f"service {name} not available within {timeout:g} s")
-            answered = threading.Event()
-            futures: list[Any] = []
-            while True:
-                future = client.call_async(request)
-                future.add_done_callback(lambda _f: answered.set())
-                futures.append(future)
-                left = deadline - time.monotonic()
-                wait = left if resend_every is None else min(left, resend_every)
-                if answered.wait(max(0.0, wait)):
-                    return next(f for f in futures if f.done()).result()
-                if time.monotonic() >= deadline:
-                    self._check_alive()
-                    raise TimeoutError(f"service {name}: no answer within {timeout:g} s")
+            every = timeout if resend_every is None else resend_every
+            response, _ = self._answered(
+                lambda: client.call_async(request), deadline, every, f"service {name}"
+            )
+            return response
         finally:
             self.client.destroy_client(client)
 
     def send_goal(
         self, action_type: Any, name: str, goal: Any, timeout: float = 30.0
     ) -> tuple[Any, list[Any], int]:
-        """Send an action goal; returns (result, feedback messages, goal status)."""
+        """Send an action goal; returns (result, feedback messages, goal status).
+
+        A goal request is a service request, and its answer can be lost the same way (see
+        :meth:`call`; a loaded machine makes it likelier). Unanswered, the goal is sent again
+        every :data:`GOAL_RESEND` s under the same goal id: a server that never got it accepts
+        it then, one that did refuses the id it already has, and the result is then asked for
+        under that id, so the server runs the goal once either way. Asking for the result is a
+        query, repeated the same way.
+        """
         client = ActionClient(self.client, action_type, name)
         feedback: list[Any] = []
+        deadline = time.monotonic() + timeout
         try:
             if not client.wait_for_server(timeout_sec=timeout):
                 self._check_alive()
                 raise TimeoutError(f"action server {name} not available within {timeout:g} s")
-            handle = _wait_future(
-                client.send_goal_async(
-                    goal, feedback_callback=lambda f: feedback.append(f.feedback)
+            goal_id = UUID(uuid=list(uuid.uuid4().bytes))
+            handle, sends = self._answered(
+                lambda: client.send_goal_async(
+                    goal, feedback_callback=lambda f: feedback.append(f.feedback), goal_uuid=goal_id
                 ),
-                timeout,
+                deadline,
+                GOAL_RESEND,
                 f"goal acceptance by {name}",
             )
             if not handle.accepted:
+                if sends == 1:
+                    raise RuntimeError(f"action server {name} rejected the goal")
+                # Refused as a duplicate, or rejected: the result under its id says which.
+                accepted = action_type.Impl.SendGoalService.Response(accepted=True)
+                handle = ClientGoalHandle(client, goal_id, accepted)
+            response, _ = self._answered(
+                handle.get_result_async, deadline, GOAL_RESEND, f"result of {name}"
+            )
+            if response.status == GoalStatus.STATUS_UNKNOWN:
                 raise RuntimeError(f"action server {name} rejected the goal")
-            response = _wait_future(handle.get_result_async(), timeout, f"result of {name}")
             return response.result, feedback, response.status
         finally:
             client.destroy()
+
+    def _answered(
+        self, send: Callable[[], Any], deadline: float, every: float, what: str
+    ) -> tuple[Any, int]:
+        """Send (``send`` returns a future) every ``every`` [s] until one is answered; returns
+        the first answer and how many were sent. TimeoutError at ``deadline`` (monotonic)."""
+        answered = threading.Event()
+        futures: list[Any] = []
+        start = time.monotonic()
+        while True:
+            future = send()
+            future.add_done_callback(lambda _f: answered.set())
+            futures.append(future)
+            left = deadline - time.monotonic()
+            if answered.wait(max(0.0, min(left, every))):
+                return next(f for f in futures if f.done()).result(), len(futures)
+            if time.monotonic() >= deadline:
+                self._check_alive()
+                raise TimeoutError(f"{what}: no answer within {deadline - start:.3g} s")
 
 
 class Inbox:
@@ -355,11 +390,3 @@ class Inbox:
 
     def close(self) -> None:
         self._session.client.destroy_subscription(self._sub)
-
-
-def _wait_future(future: Any, timeout: float, what: str) -> Any:
-    done = threading.Event()
-    future.add_done_callback(lambda _f: done.set())
-    if not done.wait(timeout):
-        raise TimeoutError(f"{what}: no answer within {timeout:g} s")
-    return future.result()

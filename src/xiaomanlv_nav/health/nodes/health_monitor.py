@@ -36,7 +36,7 @@ from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSPresetProfiles
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rclpy.task import Future
 from xiaomanlv.action import WaitForHealthy
@@ -80,6 +80,7 @@ def message_class(type_name: str) -> Any:
         raise ConfigError(f"watched_topics: message type '{type_name}' is not installed") from None
 
 
+QUEUE_SECONDS = 0.25  # [s] of messages at a watch's minimum rate its queue holds
 MAX_GOAL_TOPICS = 256  # entries a wait_until_healthy goal may list
 WAIT_ACTION = "/health/wait_until_healthy"
 
@@ -230,9 +231,19 @@ class HealthMonitorNode(Node):
         return health_to_msg(report, self.get_clock().now().to_msg(), malformed=self.malformed)
 
     def _subscriptions_for(self, config: HealthMonitorConfig) -> None:
-        qos = QoSPresetProfiles.SENSOR_DATA.value
         for watch in config.watches():
             cls = message_class(watch.msg_type)
+            # Best effort (as `ros2 topic hz`), with room for a quarter second of messages at
+            # the expected rate: a monitor that a loaded machine starves for a moment still
+            # counts what its DDS reader received instead of dropping it at a queue of 5
+            # (a loaded demo heard /imu/data at 84 Hz so; a deep queue would turn a long
+            # starvation into stamps judged too old instead).
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=max(5, math.ceil(watch.min_rate * QUEUE_SECONDS)),
+                reliability=ReliabilityPolicy.BEST_EFFORT,
+                durability=DurabilityPolicy.VOLATILE,
+            )
             self.create_subscription(
                 cls,
                 watch.topic,
