@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from xiaomanlv_nav.localization.config import LocalizerConfig
-from xiaomanlv_nav.localization.tiles import MapTileError, TileMap, tile_map_for
+from xiaomanlv_nav.localization.tiles import WORKER_NICE, MapTileError, TileMap, tile_map_for
 
 
 def _tile_map(folder: Path, radius: float = 20.0, margin: float = 10.0) -> TileMap:
@@ -101,3 +103,23 @@ def test_tiles_ahead_are_built_behind_the_sweeps(tmp_path: Path, courtyard: Any)
     assert tiles.target is not target and "tile_1_0.pcd" in tiles.loaded
     assert tiles.update(30.0, 20.0, wait=False).loaded == ()  # nothing more to do
     assert tiles._next is None
+
+
+def test_the_tile_worker_yields_the_core_to_the_matcher(tmp_path: Path, courtyard: Any) -> None:
+    """The worker runs nicer than the thread that matches sweeps, so on a busy core a
+    target being built behind does not lengthen a sweep's registration."""
+    tiles = TileMap(
+        courtyard.write_map(tmp_path, tile_size=20.0),
+        radius=15.0,
+        unload_margin=10.0,
+        map_voxel=0.4,
+        target_voxel=1.0,
+        neighbors=10,
+        background=True,
+    )
+    assert tiles._worker is not None
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert tiles._worker.submit(nice).result(timeout=30.0) == nice() + WORKER_NICE
