@@ -763,6 +763,7 @@ def init_trial(site3: Site3, rng: np.random.Generator) -> dict[str, Any]:
         "error_deg": out.error_deg,
         "search_ms": stack.search_ms(),
         "gnss_fixes": stack.gnss_fixes,  # 0: the sky blocked there (no start from GNSS)
+        "search_reasons": dict(stack.search_reasons),  # why a failed one never was confident
     }
 
 
