@@ -13,9 +13,17 @@ from xiaomanlv_nav.localization.config import LocalizerConfig
 from xiaomanlv_nav.localization.tiles import WORKER_NICE, MapTileError, TileMap, tile_map_for
 
 
-def _tile_map(folder: Path, radius: float = 20.0, margin: float = 10.0) -> TileMap:
+def _tile_map(
+    folder: Path, radius: float = 20.0, margin: float = 10.0, *, background: bool = False
+) -> TileMap:
     return TileMap(
-        folder, radius=radius, unload_margin=margin, map_voxel=0.4, target_voxel=1.0, neighbors=10
+        folder,
+        radius=radius,
+        unload_margin=margin,
+        map_voxel=0.4,
+        target_voxel=1.0,
+        neighbors=10,
+        background=background,
     )
 
 
@@ -82,15 +90,7 @@ def test_tiles_ahead_are_built_behind_the_sweeps(tmp_path: Path, courtyard: Any)
     """With a worker, tracking never waits for a tile: the held target serves until the
     worker's new one is ready, then the next update swaps it in, the far tiles dropped."""
     folder = courtyard.write_map(tmp_path, tile_size=20.0)
-    tiles = TileMap(
-        folder,
-        radius=15.0,
-        unload_margin=10.0,
-        map_voxel=0.4,
-        target_voxel=1.0,
-        neighbors=10,
-        background=True,
-    )
+    tiles = _tile_map(folder, radius=15.0, background=True)
     tiles.update(-30.0, -20.0, wait=False)  # nothing held yet: loaded at once
     first, target = set(tiles.loaded), tiles.target
     assert len(first) == 4 and target is not None
@@ -108,15 +108,7 @@ def test_tiles_ahead_are_built_behind_the_sweeps(tmp_path: Path, courtyard: Any)
 def test_the_tile_worker_yields_the_core_to_the_matcher(tmp_path: Path, courtyard: Any) -> None:
     """The worker runs nicer than the thread that matches sweeps, so on a busy core a
     target being built behind does not lengthen a sweep's registration."""
-    tiles = TileMap(
-        courtyard.write_map(tmp_path, tile_size=20.0),
-        radius=15.0,
-        unload_margin=10.0,
-        map_voxel=0.4,
-        target_voxel=1.0,
-        neighbors=10,
-        background=True,
-    )
+    tiles = _tile_map(courtyard.write_map(tmp_path, tile_size=20.0), 15.0, background=True)
     assert tiles._worker is not None
 
     def nice() -> int:
