@@ -43,17 +43,53 @@ def config_class(executable: str) -> type:
     module = importlib.util.find_spec(EXECUTABLES[executable].module)
     assert module is not None and module.origin is not None
     tree = ast.parse(Path(module.origin).read_text(encoding="utf-8"))
-    declared = [
-        call.args[1].id
-        for call in ast.walk(tree)
-        if isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Name)
-        and call.func.id == "declare_config"
-        and len(call.args) == 2
-        and isinstance(call.args[1], ast.Name)
-    ]
+    declared = [name for name, prefix in _declarations(tree) if prefix == ""]
     assert len(declared) == 1, f"{module.origin}: expected one declare_config(self, <Config>)"
-    (name,) = declared
+    return _imported(executable, tree, declared[0])
+
+
+def prefixed_classes(executable: str) -> dict[str, type]:
+    """{prefix: dataclass} of the node's further configs, ``declare_config(self, <Config>,
+    prefix=...)`` (a core's own settings), the prefix a string or a module constant."""
+    module = importlib.util.find_spec(EXECUTABLES[executable].module)
+    assert module is not None and module.origin is not None
+    tree = ast.parse(Path(module.origin).read_text(encoding="utf-8"))
+    return {p: _imported(executable, tree, n) for n, p in _declarations(tree) if p}
+
+
+def _declarations(tree: ast.Module) -> list[tuple[str, str]]:
+    """(config class name, prefix or "") of each ``declare_config`` call in ``tree``."""
+    constants = {
+        target.id: node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+    out = []
+    for call in ast.walk(tree):
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "declare_config"
+            and len(call.args) == 2
+            and isinstance(call.args[1], ast.Name)
+        ):
+            continue
+        prefix = ""
+        for keyword in call.keywords:
+            if keyword.arg == "prefix":
+                value = keyword.value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    prefix = value.value
+                elif isinstance(value, ast.Name):
+                    prefix = constants[value.id]
+        out.append((call.args[1].id, prefix))
+    return out
+
+
+def _imported(executable: str, tree: ast.Module, name: str) -> type:
+    """The class ``name`` as the node module imports it (from its own module)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
@@ -104,6 +140,8 @@ def override_problems(spec: NodeSpec) -> list[str]:
     """Values of ``spec``'s parameter files that override nothing, or no declared field."""
     cls = config_class(spec.executable)
     effective = defaults(cls)
+    for prefix, further in prefixed_classes(spec.executable).items():
+        effective.update({prefix + k: v for k, v in defaults(further).items()})
     problems = []
     for path in spec.parameters:
         only = dataclasses.replace(spec, parameters=(path,))
@@ -162,3 +200,24 @@ def test_the_check_finds_redundant_and_unknown_values(tmp_path: Path) -> None:
     assert "no_such_field (node health_monitor): HealthMonitorConfig declares" in problems[1]
     # robot/health_monitor.yaml sets stale_factor 5.0 again: no override either
     assert problems[2].startswith("health_monitor.yaml: stale_factor (node health_monitor) = 5.0")
+
+
+def test_a_nodes_further_configs_are_checked_under_their_prefix(tmp_path: Path) -> None:
+    """The localiser's integrity and search settings (``integrity.*``, ``search.*``), nested
+    in its file as ROS reads them: a real override passes, a default restated and a field
+    neither config declares do not."""
+    assert set(prefixed_classes("localizer")) == {"integrity.", "search."}
+    (tmp_path / "robot").mkdir()
+    for path in [*(REPO / "config").glob("*.yaml"), *(REPO / "config").glob("robot/*.yaml")]:
+        target = tmp_path / path.relative_to(REPO / "config")
+        target.write_bytes(path.read_bytes())
+    with (tmp_path / "localizer.yaml").open("a", encoding="utf-8") as f:
+        f.write(
+            "    integrity:\n      no_fit_time: 0.4\n      lost_persistence: 0.3\n"
+            "    search:\n      no_such_field: 1\n"
+        )
+    spec = load_profile(tmp_path / "graph.yaml", "sim").node("localizer")
+    problems = override_problems(spec)
+    assert len(problems) == 2, problems
+    assert "integrity.lost_persistence (node localizer) = 0.3 equals" in problems[0]
+    assert "search.no_such_field (node localizer): LocalizerConfig declares" in problems[1]

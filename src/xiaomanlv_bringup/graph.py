@@ -237,7 +237,8 @@ def load_profile(
 
 
 def node_parameters(spec: NodeSpec) -> dict[str, tuple[Any, Path]]:
-    """What ``spec``'s parameter files set for it: name -> (value, the file that set it).
+    """What ``spec``'s parameter files set for it: name -> (value, the file that set it);
+    nested mappings give dotted names, as ROS reads them.
 
     Files apply in order (a later one wins), as ``--params-file`` does; of each file the
     sections for every node (``/**``) and for this node (by name or fully qualified) count.
@@ -255,8 +256,20 @@ def node_parameters(spec: NodeSpec) -> dict[str, tuple[Any, Path]]:
                 continue
             body = _mapping(section, f"{path}: {key}")
             params = _mapping(body.get("ros__parameters", {}), f"{path}: {key}.ros__parameters")
-            values.update({name: (value, path) for name, value in params.items()})
+            values.update({name: (value, path) for name, value in _flat(params).items()})
     return values
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameter mappings as ROS reads them: ``integrity: {no_fit_time: 0.5}`` is the
+    parameter ``integrity.no_fit_time``."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
 
 
 def check_agreements(nodes: list[NodeSpec] | tuple[NodeSpec, ...]) -> None:

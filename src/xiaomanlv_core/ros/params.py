@@ -59,14 +59,19 @@ def descriptor_for(field: dataclasses.Field[Any]) -> ParameterDescriptor:
     return desc
 
 
-def declare_config(node: Node, cls: type[C]) -> C:
+def declare_config(node: Node, cls: type[C], prefix: str = "") -> C:
     """Declare one parameter per field of ``cls`` and build the validated config.
+
+    ``prefix`` (``"integrity."``) declares the fields under it: a second config of one node,
+    a core's own settings (``integrity.no_fit_time``; in a parameter file, ``integrity:`` with
+    the fields nested under it). Such a config is read once; :func:`refuse_changes` says so.
 
     Raises:
         ConfigError: a parameter out of range or of the wrong type, naming the parameter,
             its value and its allowed range.
     """
-    source = f"parameters of node '{node.get_fully_qualified_name()}'"
+    under = f" under '{prefix}'" if prefix else ""
+    source = f"parameters{under} of node '{node.get_fully_qualified_name()}'"
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         default = field.default
@@ -74,18 +79,18 @@ def declare_config(node: Node, cls: type[C]) -> C:
         if isinstance(default, tuple) and not default:
             value = Parameter.Type.STRING_ARRAY  # rclpy types a plain [] as a byte array
         try:
-            param = node.declare_parameter(field.name, value, descriptor_for(field))
+            param = node.declare_parameter(prefix + field.name, value, descriptor_for(field))
         except InvalidParameterValueException as err:
             # rclpy checked the descriptor's range; say it in the project's words.
             found = re.search(r"value \((.*?)\)", str(err))
             shown = found.group(1) if found else "?"
             raise ConfigError(
-                f"parameter '{field.name}' = {shown} is out of range "
+                f"parameter '{prefix}{field.name}' = {shown} is out of range "
                 f"{spec_of(field).range_text()} ({source})"
             ) from None
         except InvalidParameterTypeException as err:
             raise ConfigError(
-                f"parameter '{field.name}' has the wrong type: expected "
+                f"parameter '{prefix}{field.name}' has the wrong type: expected "
                 f"{type(default).__name__} ({source}): {err}"
             ) from None
         values[field.name] = default if param.value is None else param.value
@@ -108,6 +113,23 @@ def watch_config(node: Node, current: Callable[[], C], apply: Callable[[C], None
             apply(config_from_mapping(type(config), merged, "parameter update"))
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+
+
+def refuse_changes(node: Node, prefixes: tuple[str, ...]) -> None:
+    """Refuse run-time changes of the parameters under ``prefixes``, naming them: configs a
+    node reads once, at start (a core built from them), so a change would be accepted and
+    never applied. Register after their :func:`declare_config`."""
+
+    def on_set(params: list[Parameter]) -> SetParametersResult:
+        fixed = sorted(p.name for p in params if p.name.startswith(prefixes))
+        if fixed:
+            return SetParametersResult(
+                successful=False,
+                reason=f"{', '.join(fixed)}: read at start; restart the node to change it",
+            )
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(on_set)

@@ -46,7 +46,7 @@ from xiaomanlv_core.paths import SiteMapError, site_map_dir
 from xiaomanlv_core.ros.diagnostics import diagnostic_array, diagnostic_status
 from xiaomanlv_core.ros.entry import run_node
 from xiaomanlv_core.ros.guard import guard_node
-from xiaomanlv_core.ros.params import declare_config, watch_config
+from xiaomanlv_core.ros.params import declare_config, refuse_changes, watch_config
 from xiaomanlv_core.ros.pointcloud2 import PointCloudError, read_points
 from xiaomanlv_core.ros.poses import matrix_of_pose
 from xiaomanlv_core.ros.qos import SENSOR_QOS
@@ -54,8 +54,9 @@ from xiaomanlv_core.ros.tf import Broadcaster, TransformListener, transform_msg
 from xiaomanlv_core.ros.time import seconds_of
 from xiaomanlv_core.tf_tree import TransformError, TransformTree
 from xiaomanlv_nav.localization.config import LocalizerConfig
-from xiaomanlv_nav.localization.global_search import GlobalSearch
-from xiaomanlv_nav.localization.integrity import IntegrityMonitor
+from xiaomanlv_nav.localization.global_search import GlobalSearch, GlobalSearchConfig
+from xiaomanlv_nav.localization.hypotheses import HypothesisTracker
+from xiaomanlv_nav.localization.integrity import IntegrityConfig, IntegrityMonitor
 from xiaomanlv_nav.localization.localizer import Localizer, LocalizerUpdate, State, localizer_for
 from xiaomanlv_nav.localization.prior import FusedPrior
 from xiaomanlv_nav.localization.registration import prepare_scan
@@ -68,6 +69,8 @@ from xiaomanlv_nav.localization.tiles import MapTileError, TileMap, tile_map_for
 
 ODOM_HISTORY = 200  # /odometry/filtered messages kept (2 s at 100 Hz)
 CLOCK_JUMP = 1.0  # [s] ROS time moving back more than this is a jump back
+INTEGRITY = "integrity."  # IntegrityConfig's parameters: integrity.no_fit_time, ...
+SEARCH = "search."  # GlobalSearchConfig's: search.resolution, ...
 
 
 def map_directory(config: LocalizerConfig) -> Path:
@@ -85,18 +88,25 @@ def map_directory(config: LocalizerConfig) -> Path:
         raise ConfigError(str(err)) from None
 
 
-def build_localizer(config: LocalizerConfig, tiles: TileMap, datum: Datum | None) -> Localizer:
+def build_localizer(
+    config: LocalizerConfig,
+    tiles: TileMap,
+    datum: Datum | None,
+    integrity_config: IntegrityConfig | None = None,
+    search_config: GlobalSearchConfig | None = None,
+) -> Localizer:
     """The node's :class:`Localizer`: the integrity monitor and the global search (from GNSS,
-    so only with a ``datum``) as ``config`` says; one search per held tile set (its crop is
-    cached). The lockstep bench builds the same (`xiaomanlv_bringup.ros.localization_lockstep`)."""
-    integrity = IntegrityMonitor() if config.use_integrity_monitor else None
+    so only with a ``datum``) as ``config`` says, with their own configs (default: theirs);
+    one search per held tile set (its crop is cached). The lockstep bench builds the same
+    (`xiaomanlv_bringup.ros.localization_lockstep`)."""
+    integrity = IntegrityMonitor(integrity_config) if config.use_integrity_monitor else None
     searches: dict[tuple[str, ...], GlobalSearch] = {}
 
     def search(tile_map: TileMap) -> GlobalSearch:
         key = tile_map.loaded
         if key not in searches:
             searches.clear()
-            searches[key] = GlobalSearch(tile_map.prepared_points())
+            searches[key] = GlobalSearch(tile_map.prepared_points(), search_config)
         return searches[key]
 
     return localizer_for(
@@ -104,6 +114,7 @@ def build_localizer(config: LocalizerConfig, tiles: TileMap, datum: Datum | None
         tiles,
         integrity=integrity,
         search=search if config.use_global_search and datum is not None else None,
+        tracker=HypothesisTracker(search_config),
     )
 
 
@@ -225,6 +236,10 @@ class LocalizerNode(Node):
     def __init__(self) -> None:
         super().__init__("localizer")
         self.config = cfg = declare_config(self, LocalizerConfig)
+        # The integrity monitor's and the global search's own settings, read once.
+        integrity_config = declare_config(self, IntegrityConfig, prefix=INTEGRITY)
+        search_config = declare_config(self, GlobalSearchConfig, prefix=SEARCH)
+        refuse_changes(self, (INTEGRITY, SEARCH))
         directory = map_directory(cfg)
         try:
             tiles = tile_map_for(cfg, directory / "pointcloud_map", background=True)
@@ -235,7 +250,7 @@ class LocalizerNode(Node):
             self.datum = read_datum(directory / "datum.yaml")
         except FormatError as err:
             self.get_logger().warning(f"no GNSS in the map frame: {err}")
-        self.localizer = build_localizer(cfg, tiles, self.datum)
+        self.localizer = build_localizer(cfg, tiles, self.datum, integrity_config, search_config)
         self.directory = directory
         self.bad: Counter[str] = Counter()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
