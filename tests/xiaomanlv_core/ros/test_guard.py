@@ -7,10 +7,8 @@ test says so, otherwise the callbacks rclpy registered are called as the executo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-import rclpy
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
@@ -22,14 +20,6 @@ from std_srvs.srv import Trigger
 from xiaomanlv_core.ros.guard import CallbackGuard, guard_node
 
 TIMEOUT = 10.0  # [s] upper bound of every wait
-
-
-@pytest.fixture
-def context(ros_domain: int) -> Iterator[Context]:
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=ros_domain)
-    yield ctx
-    ctx.try_shutdown()
 
 
 class Fragile(Node):

@@ -3,11 +3,9 @@ node of its own context (no messages: parameters are set as the parameter servic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -26,14 +24,6 @@ class IntegrityConfig:
     lost_persistence: float = param(
         0.3, low=0.0, high=10.0, unit="s", description="evidence must last this long"
     )
-
-
-@pytest.fixture
-def context(ros_domain: int) -> Iterator[Context]:
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=ros_domain)
-    yield ctx
-    ctx.try_shutdown()
 
 
 def test_a_prefixed_config_is_declared_under_its_prefix(context: Context) -> None:
