@@ -40,21 +40,24 @@ def config_class(executable: str) -> type:
     The class is imported from the module the node imports it from (its config module), not
     through the node module, so this needs no rclpy and follows the class when it moves.
     """
-    module = importlib.util.find_spec(EXECUTABLES[executable].module)
-    assert module is not None and module.origin is not None
-    tree = ast.parse(Path(module.origin).read_text(encoding="utf-8"))
+    origin, tree = _node_source(executable)
     declared = [name for name, prefix in _declarations(tree) if prefix == ""]
-    assert len(declared) == 1, f"{module.origin}: expected one declare_config(self, <Config>)"
+    assert len(declared) == 1, f"{origin}: expected one declare_config(self, <Config>)"
     return _imported(executable, tree, declared[0])
 
 
 def prefixed_classes(executable: str) -> dict[str, type]:
     """{prefix: dataclass} of the node's further configs, ``declare_config(self, <Config>,
     prefix=...)`` (a core's own settings), the prefix a string or a module constant."""
+    _, tree = _node_source(executable)
+    return {p: _imported(executable, tree, n) for n, p in _declarations(tree) if p}
+
+
+def _node_source(executable: str) -> tuple[str, ast.Module]:
+    """(file, parsed source) of the node's module, read without importing it (no rclpy)."""
     module = importlib.util.find_spec(EXECUTABLES[executable].module)
     assert module is not None and module.origin is not None
-    tree = ast.parse(Path(module.origin).read_text(encoding="utf-8"))
-    return {p: _imported(executable, tree, n) for n, p in _declarations(tree) if p}
+    return module.origin, ast.parse(Path(module.origin).read_text(encoding="utf-8"))
 
 
 def _declarations(tree: ast.Module) -> list[tuple[str, str]]:
@@ -140,15 +143,17 @@ def override_problems(spec: NodeSpec) -> list[str]:
     """Values of ``spec``'s parameter files that override nothing, or no declared field."""
     cls = config_class(spec.executable)
     effective = defaults(cls)
-    for prefix, further in prefixed_classes(spec.executable).items():
-        effective.update({prefix + k: v for k, v in defaults(further).items()})
+    further = prefixed_classes(spec.executable)
+    for prefix, other in further.items():
+        effective.update({prefix + k: v for k, v in defaults(other).items()})
     problems = []
     for path in spec.parameters:
         only = dataclasses.replace(spec, parameters=(path,))
         for name, (value, _) in node_parameters(only).items():
             where = f"{path.name}: {name} (node {spec.name})"
             if name not in effective:
-                problems.append(f"{where}: {cls.__name__} declares no such field")
+                owner = next((c for p, c in further.items() if name.startswith(p)), cls)
+                problems.append(f"{where}: {owner.__name__} declares no such field")
             elif (spec.executable, name) not in AGREED and same(value, effective[name]):
                 problems.append(
                     f"{where} = {value!r} equals the value the node has without it; drop it "
@@ -181,13 +186,17 @@ def test_agreed_defaults_agree_too() -> None:
         assert agreement.normalise(first) == agreement.normalise(second), agreement
 
 
+def _copy_config(target: Path) -> None:
+    """config/ (with robot/) copied to ``target``, to break on purpose."""
+    (target / "robot").mkdir()
+    for path in [*(REPO / "config").glob("*.yaml"), *(REPO / "config").glob("robot/*.yaml")]:
+        (target / path.relative_to(REPO / "config")).write_bytes(path.read_bytes())
+
+
 def test_the_check_finds_redundant_and_unknown_values(tmp_path: Path) -> None:
     """The rule can fail: a copy of config/ with a default restated, a profile file that
     repeats the base file, and a field nobody declares."""
-    (tmp_path / "robot").mkdir()
-    for path in [*(REPO / "config").glob("*.yaml"), *(REPO / "config").glob("robot/*.yaml")]:
-        target = tmp_path / path.relative_to(REPO / "config")
-        target.write_bytes(path.read_bytes())
+    _copy_config(tmp_path)
     (tmp_path / "health_monitor.yaml").write_text(
         "/**:\n  ros__parameters:\n    publish_rate: 2.0\n    stale_factor: 5.0\n"
         "    no_such_field: 1\n",
@@ -207,10 +216,7 @@ def test_a_nodes_further_configs_are_checked_under_their_prefix(tmp_path: Path) 
     in its file as ROS reads them: a real override passes, a default restated and a field
     neither config declares do not."""
     assert set(prefixed_classes("localizer")) == {"integrity.", "search."}
-    (tmp_path / "robot").mkdir()
-    for path in [*(REPO / "config").glob("*.yaml"), *(REPO / "config").glob("robot/*.yaml")]:
-        target = tmp_path / path.relative_to(REPO / "config")
-        target.write_bytes(path.read_bytes())
+    _copy_config(tmp_path)
     with (tmp_path / "localizer.yaml").open("a", encoding="utf-8") as f:
         f.write(
             "    integrity:\n      no_fit_time: 0.4\n      lost_persistence: 0.3\n"
@@ -220,4 +226,4 @@ def test_a_nodes_further_configs_are_checked_under_their_prefix(tmp_path: Path) 
     problems = override_problems(spec)
     assert len(problems) == 2, problems
     assert "integrity.lost_persistence (node localizer) = 0.3 equals" in problems[0]
-    assert "search.no_such_field (node localizer): LocalizerConfig declares" in problems[1]
+    assert "search.no_such_field (node localizer): GlobalSearchConfig declares" in problems[1]

@@ -292,7 +292,7 @@ class Ekf:
         imu_period: float,
         periods: dict[str, float],
         stale_factor: float,
-        stale_min: float = 0.0,
+        stale_min: float,
         datum: Datum | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
